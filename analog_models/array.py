@@ -1,0 +1,96 @@
+"""One crossbar tile seen from the analog boundary: DAC codes in, ADC codes out.
+
+`AnalogArray` solves the crossbar's wire network once (crossbar.effective_matrix) and then
+answers inference events. The cocotb bridge calls it one image at a time, the golden model with a
+whole test set at once, and both must get bit-identical ADC codes. A float matmul does not give
+that (batched and single-vector BLAS paths sum in different orders, and a value on an ADC
+threshold then rounds differently), so the VMM is made exact by construction:
+
+  * M is quantised once onto a power-of-two grid q: M_int = rint(M / q), with q the smallest
+    power of two such that max|M_int| <= 2**40 and rows * dac_max * max|D_int| < 2**53
+    (relative resolution ~1e-12 of the largest entry: physically irrelevant);
+  * the differential pair is subtracted in integers, D_int = M_int[:, 0::2] - M_int[:, 1::2],
+    and kept as float64 holding integers;
+  * DAC codes are small integers, so `codes @ D_int` in float64 is an exact integer computation
+    (every product and partial sum is an integer below 2**53) whatever the summation order;
+  * one elementwise scalar multiply turns it into TIA volts (v_read / dac_max * q * tia_gain),
+    then the ADC rounds elementwise, with noise keyed by event index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analog_models import adc, crossbar, sensing
+from analog_models.dac import dac_voltages, validate_codes
+from flow.config import ChipConfig
+
+_EXACT = 1 << 53          # float64 represents every integer below this exactly
+_GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix
+
+
+class AnalogArray:
+    """Effective-matrix model of one tile; `conductance` is (rows, 2 * outputs) in S."""
+
+    def __init__(self, cfg: ChipConfig, conductance: np.ndarray, *, tile: int = 0) -> None:
+        g = crossbar.ideal_matrix(conductance)
+        if g.shape[1] % 2:
+            raise ValueError(f"conductance needs an even column count (G+, G- pairs), got {g.shape[1]}")
+        if tile < 0:
+            raise ValueError(f"tile index must be >= 0, got {tile}")
+        self.cfg = cfg
+        self.tile = tile
+        self.conductance = g
+        self.matrix = crossbar.effective_matrix(g, cfg.crossbar.wire_r, cfg.crossbar.partitions)
+        rows, dac_max = g.shape[0], cfg.quant.dac_max
+        budget = min(_GRID_MAX, (_EXACT // 2 - 1) // (rows * dac_max))
+        peak = float(np.abs(self.matrix).max())
+        self.grid = math.ldexp(1.0, math.frexp(peak / budget)[1]) if peak > 0 else 1.0
+        m_int = np.rint(self.matrix / self.grid)
+        self._d_int = m_int[:, 0::2] - m_int[:, 1::2]
+        if rows * dac_max * int(np.abs(self._d_int).max()) >= _EXACT:
+            raise ArithmeticError("quantised effective matrix too large for an exact float64 VMM")
+        self._volts_per_unit = cfg.crossbar.v_read / dac_max * self.grid * cfg.sensing.tia_gain
+
+    @property
+    def rows(self) -> int:
+        return self.conductance.shape[0]
+
+    @property
+    def outputs(self) -> int:
+        return self.conductance.shape[1] // 2
+
+    def _codes(self, dac_codes: np.ndarray) -> np.ndarray:
+        codes = validate_codes(dac_codes, self.cfg.quant.dac_bits)
+        if codes.ndim not in (1, 2) or codes.shape[-1] != self.rows:
+            raise ValueError(f"DAC codes must be shaped ({self.rows},) or (n, {self.rows}), "
+                             f"got {codes.shape}")
+        return codes
+
+    def scores_volts(self, dac_codes: np.ndarray) -> np.ndarray:
+        """Differential TIA voltages before the ADC, (outputs,) or (n, outputs); exact VMM."""
+        return (self._codes(dac_codes).astype(np.float64) @ self._d_int) * self._volts_per_unit
+
+    def adc_codes(self, dac_codes: np.ndarray, event_index: int | np.ndarray = 0) -> np.ndarray:
+        """ADC codes (int64) for DAC codes shaped (rows,) -> (outputs,) or (n, rows) -> (n, outputs).
+
+        `event_index` keys the ADC noise: the event's index for one vector; for a batch either the
+        first event's index (rows are events e0, e0+1, ...) or an array of n indices.
+        """
+        return adc.convert(self.scores_volts(dac_codes), self.cfg, tile=self.tile,
+                           event_index=event_index)
+
+    def ideal_scores_volts(self, dac_codes: np.ndarray) -> np.ndarray:
+        """TIA voltages of the ideal crossbar (no wire resistance, float math), for reports."""
+        volts = dac_voltages(self._codes(dac_codes), self.cfg)
+        return sensing.differential_voltage(volts @ self.conductance, self.cfg)
+
+    def distortion(self) -> crossbar.Distortion:
+        """IR-drop deviation of the column currents at full-scale input."""
+        return crossbar.distortion(self.matrix, self.conductance)
+
+    def latency_cycles(self) -> tuple[int, int]:
+        """(TIA settling, ADC conversion) in system clock cycles."""
+        return sensing.settling_cycles(self.cfg), self.cfg.adc.conversion_cycles

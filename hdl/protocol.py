@@ -1,0 +1,151 @@
+"""The host command layer shared by SPI and UART, and by the RTL and the host driver.
+
+Request frame (host -> chip), bytes in order::
+
+    SYNC  CMD  ADDR_HI  ADDR_LO  LEN  payload[LEN]  CRC
+
+Response frame (chip -> host)::
+
+    SYNC  STATUS  LEN  payload[LEN]  CRC
+
+CRC is CRC-8/AUTOSAR over every byte after SYNC and before CRC. The same
+`amaranth.lib.crc` algorithm object gives the RTL processor and the Python reference,
+so both sides share one definition of the frame check.
+
+A request with a bad CRC, an unknown command, a bad length or an out-of-range address is
+answered with NACK and an `Error` code, counted in an error register, and changes nothing.
+Bytes that arrive while the parser hunts for SYNC are skipped (resynchronisation). A frame
+that stops arriving for `FRAME_TIMEOUT_CYCLES` clocks is dropped and counted as a timeout
+(for SPI, raising chip-select also drops a partial frame).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from amaranth.lib.crc import catalog
+
+SYNC = 0xA5
+MAX_PAYLOAD = 255
+FRAME_TIMEOUT_CYCLES = 1 << 16   # a stalled partial frame is dropped after this many clocks
+CHIP_ID = 0x58424631             # "XBF1"
+
+CRC = catalog.CRC8_AUTOSAR(data_width=8)
+
+
+def crc8(data: bytes) -> int:
+    return CRC.compute(bytes(data))
+
+
+class Cmd(enum.IntEnum):
+    WRITE_REG = 0x01    # ADDR = register, LEN = 4, payload = value (big endian)
+    READ_REG = 0x02     # ADDR = register, LEN = 0 -> ACK payload 4 bytes (big endian)
+    WRITE_BUF = 0x03    # ADDR = byte offset into the input buffer, LEN = n >= 1, payload = bytes
+    READ_BUF = 0x04     # ADDR = byte offset into the output buffer, LEN = 1, payload = count
+    START = 0x05        # LEN = 0: start one inference on the input buffer (NACK BUSY if busy)
+    READ_RESULT = 0x06  # LEN = 0 -> ACK payload [STATUS low byte, RESULT low byte]
+
+
+class Status(enum.IntEnum):
+    ACK = 0x06
+    NACK = 0x15
+
+
+class Error(enum.IntEnum):
+    """Payload byte of a NACK."""
+    BAD_CRC = 0x01
+    BAD_CMD = 0x02
+    BAD_LEN = 0x03
+    BAD_ADDR = 0x04
+    BUSY = 0x05
+
+
+class Reg(enum.IntEnum):
+    """32-bit registers addressed by READ_REG / WRITE_REG."""
+    ID = 0             # RO CHIP_ID
+    CTRL = 1           # W: bit0 start inference, bit1 clear error counters (self-clearing)
+    STATUS = 2         # RO: bit0 busy, bit1 done (result valid), bit2 irq pending
+    RESULT = 3         # RO: class index of the last inference
+    CYCLES_TOTAL = 4   # RO: clocks of the last inference, START to DONE
+    CYCLES_DRIVE = 5   # RO: clocks in DRIVE (analog settling) in the last inference
+    CYCLES_CONVERT = 6 # RO: clocks in CONVERT (ADC) in the last inference
+    CYCLES_ARGMAX = 7  # RO: clocks in ARGMAX in the last inference
+    INFERENCES = 8     # RO: inferences completed since reset
+    FRAMES_OK = 9      # RO: well-formed frames executed
+    ERR_CRC = 10       # RO: frames dropped for a bad CRC
+    ERR_CMD = 11       # RO: frames dropped for an unknown command
+    ERR_LEN = 12       # RO: frames dropped for a bad length or address
+    ERR_TIMEOUT = 13   # RO: partial frames dropped (timeout, or SPI chip-select raised)
+    SCRATCH = 14       # RW: free for the host (tests read it back)
+    GEOMETRY = 15      # RO: inputs[15:0] | outputs[23:16] | dac_bits[27:24] | (adc_bits-1)[31:28]
+
+
+STATUS_BUSY = 1 << 0
+STATUS_DONE = 1 << 1
+STATUS_IRQ = 1 << 2
+CTRL_START = 1 << 0
+CTRL_CLEAR_ERRORS = 1 << 1
+NUM_REGS = len(Reg)
+WRITABLE_REGS = (Reg.CTRL, Reg.SCRATCH)
+
+
+def geometry_word(cfg) -> int:
+    """GEOMETRY register value for a `ChipConfig` (layout in `Reg.GEOMETRY`), so a host can
+    check it talks to the chip it expects."""
+    return ((cfg.rows & 0xFFFF) | (cfg.outputs & 0xFF) << 16 | (cfg.quant.dac_bits & 0xF) << 24
+            | ((cfg.adc.bits - 1) & 0xF) << 28)
+
+
+class ProtocolError(Exception):
+    """A response that is malformed, or a NACK where an ACK was expected."""
+
+
+def encode_request(cmd: int, addr: int = 0, payload: bytes = b"") -> bytes:
+    payload = bytes(payload)
+    if not 0 <= addr <= 0xFFFF:
+        raise ValueError(f"address {addr} does not fit in 16 bits")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = bytes([cmd & 0xFF, addr >> 8, addr & 0xFF, len(payload)]) + payload
+    return bytes([SYNC]) + body + bytes([crc8(body)])
+
+
+def encode_response(status: int, payload: bytes = b"") -> bytes:
+    body = bytes([status, len(payload)]) + bytes(payload)
+    return bytes([SYNC]) + body + bytes([crc8(body)])
+
+
+@dataclass(frozen=True)
+class Response:
+    status: Status
+    payload: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.ACK
+
+    @property
+    def error(self) -> Error | None:
+        return None if self.ok else Error(self.payload[0])
+
+
+def decode_response(frame: bytes) -> Response:
+    """Decode one complete response frame (starting at SYNC)."""
+    if len(frame) < 4 or frame[0] != SYNC:
+        raise ProtocolError(f"response too short or without SYNC: {frame.hex()}")
+    status, length = frame[1], frame[2]
+    if len(frame) != 4 + length:
+        raise ProtocolError(f"response length {len(frame)} does not match LEN={length}")
+    if crc8(frame[1:-1]) != frame[-1]:
+        raise ProtocolError(f"response CRC mismatch: {frame.hex()}")
+    if status not in (Status.ACK, Status.NACK):
+        raise ProtocolError(f"unknown response status 0x{status:02x}")
+    if status == Status.NACK and length != 1:
+        raise ProtocolError("NACK without a one-byte error code")
+    return Response(Status(status), bytes(frame[3:-1]))
+
+
+def response_length(header: bytes) -> int:
+    """Total frame length from the first three bytes (SYNC, STATUS, LEN)."""
+    return 4 + header[2]

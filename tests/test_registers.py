@@ -1,0 +1,122 @@
+"""RegisterFile in amaranth.sim: every register of protocol.Reg, CTRL pulses, SCRATCH."""
+
+from amaranth.sim import Simulator
+
+from hdl import protocol
+from hdl.protocol import Reg
+from hdl.registers import RegisterFile
+
+GEOMETRY = 0x7A0A00C4
+
+# Distinct values for every 32-bit input, so a wrong mux entry shows.
+COUNTER_INPUTS = {
+    "cycles_total": (Reg.CYCLES_TOTAL, 0x11111111),
+    "cycles_drive": (Reg.CYCLES_DRIVE, 0x22222222),
+    "cycles_convert": (Reg.CYCLES_CONVERT, 0x33333333),
+    "cycles_argmax": (Reg.CYCLES_ARGMAX, 0x44444444),
+    "inferences": (Reg.INFERENCES, 0x55555555),
+    "frames_ok": (Reg.FRAMES_OK, 0x66666666),
+    "err_crc": (Reg.ERR_CRC, 0x77777777),
+    "err_cmd": (Reg.ERR_CMD, 0x88888888),
+    "err_len": (Reg.ERR_LEN, 0x99999999),
+    "err_timeout": (Reg.ERR_TIMEOUT, 0xAAAAAAAA),
+}
+
+
+def run(bench):
+    dut = RegisterFile(GEOMETRY)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def main(ctx):
+        await bench(ctx, dut)
+
+    sim.add_testbench(main)
+    sim.run()
+
+
+def read(ctx, dut, reg):
+    ctx.set(dut.addr, int(reg))
+    return ctx.get(dut.rdata)      # combinational: no clock needed
+
+
+async def write(ctx, dut, reg, value):
+    """One bus write; returns the (start, clear_errors) pulses seen on the next 3 clocks."""
+    ctx.set(dut.addr, int(reg))
+    ctx.set(dut.wdata, value)
+    ctx.set(dut.we, 1)
+    await ctx.tick()
+    ctx.set(dut.we, 0)
+    pulses = []
+    for _ in range(3):
+        pulses.append((ctx.get(dut.start), ctx.get(dut.clear_errors)))
+        await ctx.tick()
+    return pulses
+
+
+def test_every_read_only_register():
+    async def bench(ctx, dut):
+        for name, (_, value) in COUNTER_INPUTS.items():
+            ctx.set(getattr(dut, name), value)
+        ctx.set(dut.result, 0xC7)
+        assert read(ctx, dut, Reg.ID) == protocol.CHIP_ID
+        assert read(ctx, dut, Reg.GEOMETRY) == GEOMETRY
+        assert read(ctx, dut, Reg.RESULT) == 0xC7
+        assert read(ctx, dut, Reg.CTRL) == 0          # write-only
+        for name, (reg, value) in COUNTER_INPUTS.items():
+            assert read(ctx, dut, reg) == value, name
+        for addr in (protocol.NUM_REGS, 0x7F, 0xFF):  # unmapped
+            assert read(ctx, dut, addr) == 0
+
+    run(bench)
+
+
+def test_status_bits():
+    async def bench(ctx, dut):
+        for busy in (0, 1):
+            for done in (0, 1):
+                ctx.set(dut.busy, busy)
+                ctx.set(dut.done, done)
+                expected = (busy * protocol.STATUS_BUSY | done * protocol.STATUS_DONE
+                            | done * protocol.STATUS_IRQ)
+                assert read(ctx, dut, Reg.STATUS) == expected, (busy, done)
+
+    run(bench)
+
+
+def test_scratch_is_read_write_and_read_only_registers_ignore_writes():
+    async def bench(ctx, dut):
+        assert read(ctx, dut, Reg.SCRATCH) == 0
+        await write(ctx, dut, Reg.SCRATCH, 0xDEADBEEF)
+        assert read(ctx, dut, Reg.SCRATCH) == 0xDEADBEEF
+        await write(ctx, dut, Reg.SCRATCH, 0x00000001)
+        assert read(ctx, dut, Reg.SCRATCH) == 0x00000001
+        for reg in (Reg.ID, Reg.STATUS, Reg.RESULT, Reg.GEOMETRY, Reg.ERR_CRC):
+            before = read(ctx, dut, reg)
+            pulses = await write(ctx, dut, reg, 0x12345673)
+            assert read(ctx, dut, reg) == before, reg.name
+            assert pulses == [(0, 0)] * 3
+        assert read(ctx, dut, Reg.SCRATCH) == 0x00000001
+        # Without we nothing is written.
+        ctx.set(dut.addr, Reg.SCRATCH)
+        ctx.set(dut.wdata, 0xFFFFFFFF)
+        await ctx.tick().repeat(2)
+        assert ctx.get(dut.rdata) == 0x00000001
+
+    run(bench)
+
+
+def test_ctrl_pulses():
+    async def bench(ctx, dut):
+        # Registered one-cycle pulses, on the clock after the write.
+        assert await write(ctx, dut, Reg.CTRL, protocol.CTRL_START) == [(1, 0), (0, 0), (0, 0)]
+        assert await write(ctx, dut, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS) == \
+            [(0, 1), (0, 0), (0, 0)]
+        assert await write(ctx, dut, Reg.CTRL, protocol.CTRL_START | protocol.CTRL_CLEAR_ERRORS) \
+            == [(1, 1), (0, 0), (0, 0)]
+        assert await write(ctx, dut, Reg.CTRL, 0xFFFFFFFC) == [(0, 0)] * 3
+        # Bit 0 written to another register is no start.
+        assert await write(ctx, dut, Reg.SCRATCH, 0x3) == [(0, 0)] * 3
+        assert read(ctx, dut, Reg.CTRL) == 0
+
+    run(bench)
