@@ -23,34 +23,38 @@ class SpiMaster:
     def __init__(self, sclk, cs_n, mosi, miso, half_period: float):
         self.sclk, self.cs_n, self.mosi, self.miso = sclk, cs_n, mosi, miso
         self.half_period = half_period
+        # Triggers built once and awaited again and again (cocotb allows it; it saves a
+        # Timer construction per SPI edge, the bulk of this BFM's own Python time).
+        self._half_timer = Timer(half_period, unit="ns")
+        self._full_timer = Timer(2 * half_period, unit="ns")
         sclk.value = 0
         cs_n.value = 1
         mosi.value = 0
 
     def _half(self) -> Timer:
-        return Timer(self.half_period, unit="ns")
+        return self._half_timer
 
     async def select(self) -> None:
         self.cs_n.value = 0
-        await Timer(2 * self.half_period, unit="ns")   # CS setup (+ the first bit's half)
+        await self._full_timer                          # CS setup (+ the first bit's half)
 
     async def deselect(self) -> None:
         await self._half()                              # CS hold after the last falling edge
         self.cs_n.value = 1
-        await Timer(2 * self.half_period, unit="ns")   # CS high time between windows
+        await self._full_timer                          # CS high time between windows
 
     async def transfer(self, data: bytes) -> bytes:
         """Full duplex: send ``data``, return the bytes read at the same time."""
-        sclk, mosi, miso = self.sclk, self.mosi, self.miso
+        sclk, mosi, miso, half = self.sclk, self.mosi, self.miso, self._half_timer
         received = bytearray()
         for byte in data:
             value = 0
             for shift in range(7, -1, -1):
                 mosi.value = (byte >> shift) & 1
-                await self._half()
+                await half
                 value = (value << 1) | int(miso.value)  # sampled as SCLK rises
                 sclk.value = 1
-                await self._half()
+                await half
                 sclk.value = 0
             received.append(value)
         return bytes(received)

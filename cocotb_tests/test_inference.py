@@ -1,7 +1,13 @@
 """End-to-end inference bench: images over SPI through the generated chip and the analog
 bridge, each checked against the golden model (driver, monitor, reference model, scoreboard).
 
-Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`).
+Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`). The host
+transport is the job's "transport": "pins" (the bit-banged SpiMaster BFM, the reference) or
+"hdl" (the HDL transactor of the harness build, one await per frame); parity is checked either way.
+
+Speed: the clock runs in the simulator (cocotb's GPI clock, no Python per edge), and the bridge
+and the transactor wake Python once per transaction. Set XBARFLOW_PROFILE=<file> to write a
+cProfile of the bench process (read it with `python -m pstats <file>`).
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
-from analog_models.array import AnalogArray
 from cocotb_tests.analog_bridge import AnalogBridge
 from cocotb_tests.spi_master import SpiMaster, SpiTransport
+from cocotb_tests.spi_transactor import TransactorTransport
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
@@ -62,8 +68,38 @@ async def reset(dut, cycles: int = 4) -> None:
     await ClockCycles(dut.clk, 2, rising=False)
 
 
+class Progress:
+    """Keeps a small file updated with the number of images done (for progress bars)."""
+
+    def __init__(self, path: str | None, interval_s: float = 0.5):
+        self.path, self.interval_s, self._last = path, interval_s, 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.path and (force or now - self._last >= self.interval_s):
+            self._last = now
+            tmp = f"{self.path}.tmp"
+            Path(tmp).write_text(str(done))
+            os.replace(tmp, self.path)
+
+
 @cocotb.test()
 async def classify_images(dut):
+    profile_path = os.environ.get("XBARFLOW_PROFILE")
+    if not profile_path:
+        await _classify_images(dut)
+        return
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        await _classify_images(dut)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+
+
+async def _classify_images(dut):
     job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
     cfg = config_mod.from_dict(job["config"])
     data = np.load(job["data"])
@@ -74,18 +110,28 @@ async def classify_images(dut):
                "mismatches": []}
 
     period_ns = 1e9 / cfg.clock.freq_hz
-    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+    # The GPI clock toggles in the simulator; cocotb's default on Icarus is a Python coroutine
+    # per edge, ~9,000 Python wake-ups per image.
+    Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
+    transport = job.get("transport", "pins")
+    if transport == "hdl":
+        dut.xtor_en.value = 0
+        dut.xtor_tag.value = 0
     await reset(dut)
 
-    array = AnalogArray(cfg, data["conductance"])
-    bridge = AnalogBridge(dut, array)
+    chip = GoldenChip(cfg, data["conductance"])   # one effective matrix for bridge and reference
+    bridge = AnalogBridge(dut, chip.array)
     cocotb.start_soon(bridge.run())
-    spi = SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
-                    half_period=period_ns * cfg.host.spi_clk_div / 2)
-    host = HostDriver(SpiTransport(spi), cfg)
+    if transport == "hdl":
+        link = TransactorTransport(dut)
+    else:
+        link = SpiTransport(SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
+                                      half_period=period_ns * cfg.host.spi_clk_div / 2))
+    host = HostDriver(link, cfg)
+    progress = Progress(job.get("progress"))
 
     codes = to_dac_codes(images, cfg)
-    golden = GoldenChip(cfg, data["conductance"]).infer(codes, indices)
+    golden = chip.infer(codes, indices)
     scoreboard = Scoreboard(golden, codes)
     image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * cfg.host.spi_clk_div
 
@@ -117,6 +163,8 @@ async def classify_images(dut):
             results["readback"].append(list(readback) if readback is not None else [-1] * cfg.outputs)
             results["dac_codes_ok"].append(bool(np.array_equal(event.dac_codes, codes[k])))
             bridge.events.clear()
+            progress.update(k + 1)
+        progress.update(len(indices), force=True)
     except BaseException as exc:  # record why the run stopped, then fail the test
         results["error"] = f"{type(exc).__name__}: {exc}"
         raise

@@ -7,6 +7,7 @@ stderr and exit with status 2; a co-simulation that disagrees with the golden mo
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verilog", help="write the chip's Verilog and its JSON sidecar")
     ver.add_argument("--config", type=Path, default=None)
     ver.add_argument("--out", type=Path, required=True)
+
+    for name, (module, help_text) in PLUGINS.items():
+        plugin = importlib.import_module(module)
+        plugin.add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
@@ -159,6 +164,19 @@ def cmd_demo(args) -> int:
         "images_per_s": round(result.images / result.wall_s, 3),
         "waves": str(waves) if waves else None,
     }
+    from .report import logit_scale, write_report
+
+    scale = logit_scale(cfg, weights)
+    report["metrics"] = write_report(out, labels[indices], result.classes, scores=result.adc_codes,
+                                     scale=scale, title=f"{cfg.name}: co-simulation on {args.sim}")
+    report["metrics_golden_full_test_set"] = write_report(
+        out, labels, full.classes, scores=full.adc_codes, scale=scale, suffix="_golden",
+        title=f"{cfg.name}: golden model, full test set")
+    report["logit_scale"] = scale
+    np.savez_compressed(out / "predictions.npz", indices=indices, labels=labels[indices],
+                        classes=result.classes, adc_codes=result.adc_codes,
+                        golden_classes=full.classes, golden_adc_codes=full.adc_codes,
+                        labels_full=labels)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"[xbarflow] co-simulated {report['images']} images on {args.sim}: accuracy "
           f"{report['cosim_accuracy']:.4f} (golden {report['golden_accuracy']:.4f}), parity "
@@ -166,17 +184,34 @@ def cmd_demo(args) -> int:
           f"{report['images_per_s']:.1f} images/s")
     if waves:
         print(f"[xbarflow] waveform of the first image: {waves}")
+    g = report["metrics_golden_full_test_set"]
+    print(f"[xbarflow] golden full test set: macro F1 {g['f1_macro']:.4f}, Cohen's kappa "
+          f"{g['cohen_kappa']:.4f}, cross-entropy {g['cross_entropy']:.4f} "
+          f"(report_golden.md, confusion_golden.png)")
     print(f"[xbarflow] report: {out / 'report.json'}")
     return 0 if report["parity"] == 1.0 else 1
 
 
 COMMANDS = {"demo": cmd_demo, "verilog": cmd_verilog}
 
+#: Subcommands that live in their own module: `add_arguments(parser)` declares the options,
+#: `run(args) -> int` does the work and raises `UsageError` for bad input.
+PLUGINS: dict[str, tuple[str, str]] = {
+    "report": ("flow.report", "metrics, confusion matrix and per-class table of a demo run"),
+    "waves": ("flow.waves", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
+}
+
+
+def _dispatch(args) -> int:
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
+    return importlib.import_module(PLUGINS[args.command][0]).run(args)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        return _dispatch(args)
     except UsageError as exc:
         print(f"xbarflow: {exc}" if not str(exc).startswith("xbarflow") else str(exc), file=sys.stderr)
         return EXIT_USAGE

@@ -52,8 +52,38 @@ class QuantConfig:
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    g_on: float = 1.0e-7   # S, highest conductance (LRS)
-    g_off: float = 1.0e-9  # S, lowest conductance (HRS)
+    g_on: float = 2.0e-8   # S, highest conductance (LRS), memory state lambda = 1
+    g_off: float = 1.0e-9  # S, lowest conductance (HRS), lambda = 0; pristine cells start here
+    # QMM-like programming: a pulse of amplitude |V| moves lambda by rate(|V|) * (1 - lambda)
+    # (set) or rate(|V|) * lambda (reset), rate = rate_max / (1 + exp(-(|V| - v_half) / v_slope)).
+    rate_max: float = 0.25
+    set_v_half: float = 1.3      # V, set amplitude at half the maximum rate
+    reset_v_half: float = 1.35   # V, reset amplitude at half the maximum rate (magnitude)
+    v_slope: float = 0.05        # V, logistic slope of the rate
+    c2c_sigma: float = 0.1       # relative cycle-to-cycle spread of each pulse's step (seeded)
+    d2d_sigma: float = 0.1       # relative device-to-device spread of the rate (seeded)
+    stuck_on_rate: float = 0.0   # fraction of cells stuck at g_on
+    stuck_off_rate: float = 0.0  # fraction of cells stuck at g_off
+
+
+@dataclass(frozen=True)
+class ProgrammingConfig:
+    """Write-verify with incremental step pulses (ISPP), the paper's write periphery."""
+    timeout_pulses: int = 150    # pulses per cell step before the write-ack counter forces on
+    v_set: float = 1.2           # V, first set pulse amplitude
+    v_reset: float = 1.25        # V, first reset pulse amplitude (magnitude, applied negative)
+    v_step: float = 0.05         # V, amplitude increment per level
+    amplitude_levels: int = 8    # prog_level codes 0 .. amplitude_levels - 1
+    pulses_per_level: int = 4    # pulses at one amplitude before stepping up
+    pulse_width_ns: float = 100.0  # program pulse width
+    sense_time_ns: float = 40.0  # verify read: sense-amplifier settling and decision
+    margin: float = 0.4          # verify window: |G - G_target| <= margin * level step
+
+    def amplitude(self, level: int, polarity_set: bool) -> float:
+        """Signed pulse amplitude (V) of amplitude code `level`."""
+        base = self.v_set if polarity_set else self.v_reset
+        v = base + self.v_step * level
+        return v if polarity_set else -v
 
 
 @dataclass(frozen=True)
@@ -119,6 +149,7 @@ class ChipConfig:
     adc: AdcConfig = field(default_factory=AdcConfig)
     host: HostConfig = field(default_factory=HostConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
+    programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: SeedConfig = field(default_factory=SeedConfig)
 
@@ -136,6 +167,38 @@ class ChipConfig:
     def cols(self) -> int:
         """Physical columns: one differential pair (G+, G-) per output."""
         return 2 * self.outputs
+
+    @property
+    def partition_rows(self) -> tuple[int, ...]:
+        """Rows per row partition (np.array_split rule: the first partitions get one more)."""
+        q, r = divmod(self.crossbar.tile_rows, self.crossbar.partitions)
+        return tuple(q + 1 if p < r else q for p in range(self.crossbar.partitions))
+
+    @property
+    def partition_start(self) -> tuple[int, ...]:
+        """First global row of each partition."""
+        starts, acc = [], 0
+        for n in self.partition_rows:
+            starts.append(acc)
+            acc += n
+        return tuple(starts)
+
+    def cycles(self, seconds: float) -> int:
+        """A physical duration in whole clock cycles (rounded up, at least 1)."""
+        return max(1, math.ceil(seconds * self.clock.freq_hz - 1e-9))
+
+    @property
+    def pulse_cycles(self) -> int:
+        return self.cycles(self.programming.pulse_width_ns * 1e-9)
+
+    @property
+    def sense_cycles(self) -> int:
+        return self.cycles(self.programming.sense_time_ns * 1e-9)
+
+    @property
+    def target_bytes(self) -> int:
+        """Programming targets: one level code byte per physical cell, row-major."""
+        return self.crossbar.tile_rows * self.crossbar.tile_cols
 
     @property
     def input_bytes(self) -> int:
@@ -168,7 +231,8 @@ _SECTIONS = {f.name: f.type for f in fields(ChipConfig) if f.name != "name"}
 _SECTION_TYPES = {
     "network": NetworkConfig, "quant": QuantConfig, "device": DeviceConfig,
     "crossbar": CrossbarConfig, "sensing": SensingConfig, "adc": AdcConfig,
-    "host": HostConfig, "clock": ClockConfig, "train": TrainConfig, "seeds": SeedConfig,
+    "host": HostConfig, "clock": ClockConfig, "programming": ProgrammingConfig,
+    "train": TrainConfig, "seeds": SeedConfig,
 }
 
 
@@ -269,6 +333,20 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            "host.spi_clk_div must be even and in 4..1024")
     _check(4 <= h.uart_divider <= 65535, source, "host.uart_divider must be in 4..65535")
     _check(cfg.clock.freq_hz > 0, source, "clock.freq_hz must be positive")
+    _check(d.rate_max > 0 and d.rate_max <= 1, source, "device.rate_max must be in (0, 1]")
+    _check(d.v_slope > 0, source, "device.v_slope must be positive")
+    _check(d.c2c_sigma >= 0 and d.d2d_sigma >= 0, source, "device.c2c_sigma and d2d_sigma must be >= 0")
+    _check(0 <= d.stuck_on_rate and 0 <= d.stuck_off_rate and d.stuck_on_rate + d.stuck_off_rate <= 1,
+           source, "device.stuck_on_rate and stuck_off_rate must be >= 0 and sum to <= 1")
+    pr = cfg.programming
+    _check(1 <= pr.timeout_pulses <= 65535, source, "programming.timeout_pulses must be in 1..65535")
+    _check(1 <= pr.amplitude_levels <= 256, source, "programming.amplitude_levels must be in 1..256")
+    _check(pr.pulses_per_level >= 1, source, "programming.pulses_per_level must be >= 1")
+    _check(pr.v_set > 0 and pr.v_reset > 0 and pr.v_step >= 0, source,
+           "programming.v_set and v_reset must be positive and v_step >= 0")
+    _check(pr.pulse_width_ns > 0 and pr.sense_time_ns > 0, source,
+           "programming.pulse_width_ns and sense_time_ns must be positive")
+    _check(0 < pr.margin < 1, source, "programming.margin must be in (0, 1) level steps")
     _check(cfg.train.l2 >= 0 and cfg.train.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
 
 

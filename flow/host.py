@@ -22,6 +22,9 @@ from hdl.protocol import Cmd, Error, ProtocolError, Reg, Status
 COUNTER_REGS = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX,
                 Reg.INFERENCES, Reg.FRAMES_OK, Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN,
                 Reg.ERR_TIMEOUT)
+# The programming run's counters returned by `HostDriver.program`.
+PROGRAM_REGS = {"pulses": Reg.PROG_PULSES, "failures": Reg.PROG_FAILURES,
+                "cycles": Reg.PROG_CYCLES, "steps": Reg.PROG_STEPS}
 
 
 class NackError(ProtocolError):
@@ -35,6 +38,10 @@ class NackError(ProtocolError):
 
 class InferenceTimeout(ProtocolError, TimeoutError):
     """The done bit did not come up within the allowed number of polls."""
+
+
+class ProgrammingTimeout(ProtocolError, TimeoutError):
+    """The write_ok bit did not come up within the allowed number of polls."""
 
 
 @runtime_checkable
@@ -119,6 +126,32 @@ class HostDriver:
     async def start(self) -> None:
         await self._request(Cmd.START)
 
+    async def write_targets(self, levels: bytes, offset: int = 0) -> None:
+        """Write programming targets (one level code per cell, row-major: byte
+        ``global_row * tile_cols + col``) in WRITE_TARGETS frames of <= 255 bytes."""
+        levels = bytes(levels)
+        if offset < 0 or offset + len(levels) > self.cfg.target_bytes:
+            raise ValueError(f"{len(levels)} bytes at offset {offset} overflow the "
+                             f"{self.cfg.target_bytes}-byte target memory")
+        for start in range(0, len(levels), protocol.MAX_PAYLOAD):
+            chunk = levels[start:start + protocol.MAX_PAYLOAD]
+            await self._request(Cmd.WRITE_TARGETS, offset + start, chunk)
+
+    async def start_program(self) -> None:
+        await self._request(Cmd.START_PROGRAM)
+
+    async def program(self, max_polls: int = 100_000) -> dict[str, int]:
+        """START_PROGRAM, poll STATUS until write_ok; return the run's counters as
+        ``{"pulses", "failures", "cycles", "steps"}`` (PROG_* registers)."""
+        await self.start_program()
+        status = None
+        for _ in range(max_polls):
+            status = await self.read_reg(Reg.STATUS)
+            if status & protocol.STATUS_WRITE_OK and not status & protocol.STATUS_PROG_BUSY:
+                return {name: await self.read_reg(reg) for name, reg in PROGRAM_REGS.items()}
+        raise ProgrammingTimeout(f"write_ok not set after {max_polls} STATUS polls "
+                                 f"(last STATUS 0x{status if status is not None else 0:02x})")
+
     async def read_result(self) -> tuple[int, int]:
         """(STATUS low byte, RESULT low byte)."""
         status, result = await self._request(Cmd.READ_RESULT, expect=2)
@@ -166,13 +199,32 @@ class ChipProtocolModel:
     ``latency_polls`` status reads (READ_RESULT or READ_REG STATUS), then ``infer`` (if
     given) maps the input buffer to ``(result, output_codes)``; ``latency_polls=None``
     models a chip that never finishes.
+
+    Programming likewise: START_PROGRAM makes the chip busy programming for
+    ``program_latency_polls`` status reads, then ``program`` (if given) maps the target
+    memory to ``(pulses, failures, cycles)``; PROG_STEPS then reads ``program_steps``.
+    As in the RTL, START_PROGRAM clears the PROG_* registers; progress during a run is not
+    modelled (they read 0 until the run completes).
+    Target bytes are stored as written (the RTL saturates codes above the top weight
+    level, which is invisible to the protocol).
     """
 
     def __init__(self, input_bytes: int, output_bytes: int, *, geometry: int = 0,
                  infer: Callable[[bytes], tuple[int, Sequence[int]]] | None = None,
-                 latency_polls: int | None = 0):
+                 latency_polls: int | None = 0, target_bytes: int = 0,
+                 program: Callable[[bytes], tuple[int, int, int]] | None = None,
+                 program_latency_polls: int | None = 0, program_steps: int = 0):
         self.input_buffer = bytearray(input_bytes)
         self.output_buffer = bytearray(output_bytes)
+        self.target_buffer = bytearray(target_bytes)
+        self.program = program
+        self.program_latency_polls = program_latency_polls
+        self.program_steps = program_steps
+        self.prog_polls_left: int | None = 0
+        self.prog_busy = False
+        self.write_ok = False
+        self.programs = 0          # START_PROGRAM commands accepted
+        self.prog_pulses = self.prog_failures = self.prog_cycles = self.prog_steps = 0
         self.geometry = geometry
         self.infer = infer
         self.latency_polls = latency_polls
@@ -190,6 +242,8 @@ class ChipProtocolModel:
 
     @classmethod
     def from_config(cls, cfg, **kwargs) -> "ChipProtocolModel":
+        kwargs.setdefault("target_bytes", cfg.target_bytes)
+        kwargs.setdefault("program_steps", max(cfg.partition_rows) * cfg.crossbar.tile_cols)
         return cls(cfg.input_bytes, 2 * cfg.outputs, geometry=protocol.geometry_word(cfg), **kwargs)
 
     # -- the byte stream ---------------------------------------------------------------------
@@ -242,13 +296,16 @@ class ChipProtocolModel:
         elif cmd == Cmd.READ_BUF:
             count = payload[0] if n == 1 else 0
             length_ok, addr_ok = n == 1 and count >= 1, addr + count <= len(self.output_buffer)
-        else:   # START, READ_RESULT: ADDR is ignored
+        elif cmd == Cmd.WRITE_TARGETS:
+            length_ok, addr_ok = n >= 1, addr + n <= len(self.target_buffer)
+        else:   # START, READ_RESULT, START_PROGRAM: ADDR is ignored
             length_ok, addr_ok = n == 0, True
         if not length_ok:
             return Error.BAD_LEN
         if not addr_ok:
             return Error.BAD_ADDR
-        if self.busy and cmd in (Cmd.START, Cmd.WRITE_BUF):
+        if (self.busy or self.prog_busy) and cmd in (Cmd.START, Cmd.WRITE_BUF,
+                                                      Cmd.START_PROGRAM, Cmd.WRITE_TARGETS):
             return Error.BUSY
         return None
 
@@ -275,6 +332,10 @@ class ChipProtocolModel:
             reply = bytes(self.output_buffer[addr:addr + payload[0]])
         elif cmd == Cmd.START:
             self.start()
+        elif cmd == Cmd.WRITE_TARGETS:
+            self.target_buffer[addr:addr + len(payload)] = payload
+        elif cmd == Cmd.START_PROGRAM:
+            self.start_program()
         elif cmd == Cmd.READ_RESULT:
             reply = bytes([self.read_reg(Reg.STATUS) & 0xFF, self.result & 0xFF])
         self.frames_ok += 1      # after the reply: READ_REG FRAMES_OK shows the frames before it
@@ -283,7 +344,9 @@ class ChipProtocolModel:
     # -- registers and inference ---------------------------------------------------------------
     def status(self) -> int:
         return ((protocol.STATUS_BUSY if self.busy else 0)
-                | (protocol.STATUS_DONE | protocol.STATUS_IRQ if self.done else 0))
+                | (protocol.STATUS_DONE | protocol.STATUS_IRQ if self.done else 0)
+                | (protocol.STATUS_PROG_BUSY if self.prog_busy else 0)
+                | (protocol.STATUS_WRITE_OK if self.write_ok else 0))
 
     def read_reg(self, reg: int) -> int:
         if reg == Reg.STATUS:
@@ -294,6 +357,8 @@ class ChipProtocolModel:
             Reg.FRAMES_OK: self.frames_ok, Reg.ERR_CRC: self.err_crc, Reg.ERR_CMD: self.err_cmd,
             Reg.ERR_LEN: self.err_len, Reg.ERR_TIMEOUT: self.err_timeout,
             Reg.SCRATCH: self.scratch, Reg.GEOMETRY: self.geometry, **self.cycles,
+            Reg.PROG_PULSES: self.prog_pulses, Reg.PROG_FAILURES: self.prog_failures,
+            Reg.PROG_CYCLES: self.prog_cycles, Reg.PROG_STEPS: self.prog_steps,
         }
         return values.get(reg, 0) & 0xFFFFFFFF   # CTRL and unmapped addresses read 0
 
@@ -307,7 +372,7 @@ class ChipProtocolModel:
                 self.err_crc = self.err_cmd = self.err_len = self.err_timeout = 0
 
     def start(self) -> None:
-        if self.busy:          # the controller ignores a start while busy
+        if self.busy or self.prog_busy:   # ignored while inferring or programming
             return
         self.starts += 1
         self.busy, self.done = True, False
@@ -316,12 +381,34 @@ class ChipProtocolModel:
             self._complete()
 
     def _poll(self) -> None:
+        if self.prog_busy and self.prog_polls_left is not None:
+            if self.prog_polls_left == 0:
+                self._complete_program()
+            else:
+                self.prog_polls_left -= 1
         if not self.busy or self.polls_left is None:
             return
         if self.polls_left == 0:
             self._complete()
         else:
             self.polls_left -= 1
+
+    def start_program(self) -> None:
+        if self.busy or self.prog_busy:   # the command layer NACKs this case first
+            return
+        self.programs += 1
+        self.prog_busy, self.write_ok = True, False
+        self.prog_pulses = self.prog_failures = self.prog_cycles = self.prog_steps = 0
+        self.prog_polls_left = self.program_latency_polls
+        if self.prog_polls_left == 0:
+            self._complete_program()
+
+    def _complete_program(self) -> None:
+        if self.program is not None:
+            self.prog_pulses, self.prog_failures, self.prog_cycles = (
+                int(v) & 0xFFFFFFFF for v in self.program(bytes(self.target_buffer)))
+        self.prog_steps = self.program_steps
+        self.prog_busy, self.write_ok = False, True
 
     def _complete(self) -> None:
         if self.infer is not None:

@@ -1,12 +1,18 @@
 """Co-simulation runner: build the generated Verilog with cocotb's runner, run the bench.
 
-One build per (simulator, config digest, waves) is cached under build/sim and reused while the
-generated Verilog is unchanged. A run writes a job file for the cocotb bench (config,
+One build per (simulator, config digest, waves, transport) is cached under build/sim and reused
+while the generated Verilog is unchanged. A run writes a job file for the cocotb bench (config,
 conductances, images) and reads back its per-image results.
+
+Two host transports: "pins" (the bench's Python BFM drives the chip's host pins bit by bit, the
+reference) and "hdl" (a cocotb-only harness around the unchanged chip shifts the SPI bits in HDL
+and hands whole frames to Python; see cocotb_tests/spi_transactor.py). Builds take an exclusive
+file lock, so many processes (shards, concurrent test runs) can build and reuse one model safely.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -26,6 +32,7 @@ SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "cocotb_tests.test_inference"
 JOB_ENV = "XBARFLOW_JOB"
+TRANSPORTS = ("pins", "hdl")
 
 
 class SimulatorError(RuntimeError):
@@ -85,10 +92,20 @@ class SimBuild:
     rtl: GeneratedRTL
     build_seconds: float   # 0 when reused from cache
     waves: bool
+    transport: str = "pins"
+    digest: str = ""       # of the Verilog and build flags; run() checks the model still matches
 
     @property
     def sim_build(self) -> Path:
         return self.directory / "sim_build"
+
+    @property
+    def toplevel(self) -> str:
+        """The simulated top module: the chip itself, or the transactor harness around it."""
+        if self.transport == "hdl":
+            from cocotb_tests.spi_transactor import HARNESS_TOP
+            return HARNESS_TOP
+        return self.rtl.top
 
 
 def _vcd_dump_module(path: Path, top: str) -> Path:
@@ -107,39 +124,61 @@ def _vcd_dump_module(path: Path, top: str) -> Path:
 
 
 def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_ROOT,
-          log_file: Path | None = None) -> SimBuild:
-    """Generate Verilog and build the simulator model, reusing a build of identical Verilog."""
+          log_file: Path | None = None, transport: str = "pins") -> SimBuild:
+    """Generate Verilog and build the simulator model, reusing a build of identical Verilog.
+
+    Holds an exclusive lock on the build folder meanwhile, so concurrent callers never see a
+    half-written model; a cache hit costs only the Verilog generation."""
     prepare_toolchain(sim)
-    directory = root / f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}"
+    if transport not in TRANSPORTS:
+        raise SimulatorError(f"unknown transport '{transport}'; choose one of: {', '.join(TRANSPORTS)}")
+    if transport == "hdl" and cfg.host.interface != "spi":
+        raise SimulatorError("the HDL transactor serves SPI hosts only; use transport 'pins'")
+    directory = root / (f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}"
+                        f"{'-hdl' if transport == 'hdl' else ''}")
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
+        return _build_locked(cfg, sim, directory, waves, log_file, transport)
+
+
+def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_file: Path | None,
+                  transport: str) -> SimBuild:
     rtl = generate(cfg, directory / "rtl")
     sources = [rtl.verilog]
+    top = rtl.top
+    if transport == "hdl":
+        from cocotb_tests.spi_transactor import HARNESS_TOP, write_harness
+        sources.append(write_harness(rtl.sidecar, rtl.verilog.parent, cfg.host.spi_clk_div))
+        top = HARNESS_TOP
     build_args: list[str] = []
     if sim == "icarus":
         # Yosys's Verilog relies on a time-zero trigger for `always @*` blocks that iverilog
         # only fires in -g2005 mode; the last -g flag wins over the runner's -g2012.
         build_args += ["-g2005"]
         if waves:
-            sources.append(_vcd_dump_module(rtl.verilog, rtl.top))
+            sources.append(_vcd_dump_module(rtl.verilog, top))
             build_args += ["-s", "xbarflow_vcd_dump"]
     else:
         # Amaranth's output is clean, but the wide buses trip width/unused lint warnings.
         build_args += ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
     # Reuse the build only if the Verilog and every flag that made it are unchanged.
-    digest = hashlib.sha256(rtl.verilog.read_bytes() + repr(build_args).encode()).hexdigest()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)
+                            + repr(build_args).encode()).hexdigest()
     stamp = directory / "built.sha256"
     if stamp.exists() and stamp.read_text() == digest:
-        return SimBuild(sim, cfg, directory, rtl, 0.0, waves)
+        return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest)
     runner = _runner(sim)
     t0 = time.perf_counter()
     log = log_file or directory / "build.log"
     try:
-        runner.build(sources=sources, hdl_toplevel=rtl.top, build_dir=directory / "sim_build",
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "sim_build",
                      build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
                      always=True, log_file=log)
     except (RuntimeError, SystemExit) as exc:
         raise SimulatorError(f"{sim} build failed ({exc}); see {log}") from None
     stamp.write_text(digest)
-    return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves)
+    return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves, transport, digest)
 
 
 @dataclass(frozen=True)
@@ -161,11 +200,18 @@ class CosimResult:
 
 def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
         indices: np.ndarray, out_dir: Path, *, readback: bool = True,
-        timeout_s: float = 3600.0) -> CosimResult:
-    """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results."""
+        timeout_s: float = 3600.0, progress: Path | None = None) -> CosimResult:
+    """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
+
+    `progress`, if given, is a file the bench keeps updated with the number of images done.
+    Many processes may run one build at once, each with its own `out_dir`."""
     from cocotb_tools.check_results import get_results
 
     prepare_toolchain(sim_build.sim)
+    stamp = sim_build.directory / "built.sha256"
+    if sim_build.digest and (not stamp.exists() or stamp.read_text() != sim_build.digest):
+        raise SimulatorError(f"the {sim_build.sim} model in {sim_build.directory} was rebuilt from "
+                             "different Verilog since this run started; run again")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     job_data = out_dir / "job.npz"
@@ -182,6 +228,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         "readback": readback,
         "timeout_s": timeout_s,
         "sidecar": str(sim_build.rtl.sidecar),
+        "transport": sim_build.transport,
+        "progress": str(progress) if progress else None,
     }
     job_path = out_dir / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
@@ -191,7 +239,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     log = out_dir / f"cosim-{sim_build.sim}.log"
     t0 = time.perf_counter()
     try:
-        xml = runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.rtl.top,
+        xml = runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel,
                           hdl_toplevel_lang="verilog",
                           build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
                           extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},

@@ -8,9 +8,9 @@ Data flow::
 
 * The parser hunts for SYNC, reads CMD ADDR LEN payload CRC while a CRC processor
   (`protocol.CRC.create()`) runs over the bytes, then validates the whole frame and only
-  then acts. WRITE_BUF payloads are staged in a 255-byte memory while they arrive and are
-  copied into the input buffer (one byte per clock) once the frame has checked out, so a
-  bad frame changes nothing.
+  then acts. WRITE_BUF and WRITE_TARGETS payloads are staged in a 255-byte memory while
+  they arrive and are copied into the input buffer or the target memory (one byte per
+  clock) once the frame has checked out, so a bad frame changes nothing.
 * The rx FIFO (`RX_FIFO_DEPTH` entries) absorbs bytes while the parser is busy committing
   a payload or writing a response; the longest such stall is ~262 clocks (a 255-byte
   commit or a 259-byte response), i.e. 9 bytes at the fastest SPI rate of one byte per
@@ -63,6 +63,9 @@ class CommandLayer(wiring.Component):
         Size of the output buffer (READ_BUF bounds).
     timeout_cycles : int
         A partial frame that receives no byte for this many clocks is dropped.
+    target_bytes : int
+        Size of the programming target memory (WRITE_TARGETS bounds); 0 means none, and
+        every WRITE_TARGETS is answered NACK BAD_ADDR.
 
     Attributes
     ----------
@@ -87,14 +90,23 @@ class CommandLayer(wiring.Component):
         Input buffer write data.
     buf_we : Out(1)
         Input buffer write strobe; a committed WRITE_BUF writes one byte per clock.
+    tgt_addr : Out(16)
+        Target memory byte address (with ``tgt_we``).
+    tgt_wdata : Out(8)
+        Target memory write data.
+    tgt_we : Out(1)
+        Target memory write strobe; a committed WRITE_TARGETS writes one byte per clock.
     out_addr : Out(16)
         Output buffer byte address; ``out_rdata`` must be its combinational read.
     out_rdata : In(8)
         Output buffer read data.
     start : Out(1)
         One-cycle pulse when a START command is executed.
+    start_program : Out(1)
+        One-cycle pulse when a START_PROGRAM command is executed.
     busy : In(1)
-        An inference is running: START and WRITE_BUF are answered with NACK BUSY.
+        An inference or a programming run is going on: START, START_PROGRAM, WRITE_BUF and
+        WRITE_TARGETS are answered with NACK BUSY.
     frames_ok : Out(32)
         Frames executed (ACKed).
     err_crc : Out(32)
@@ -110,13 +122,16 @@ class CommandLayer(wiring.Component):
     """
 
     def __init__(self, input_bytes: int, output_bytes: int,
-                 timeout_cycles: int = protocol.FRAME_TIMEOUT_CYCLES):
+                 timeout_cycles: int = protocol.FRAME_TIMEOUT_CYCLES, *, target_bytes: int = 0):
         if not 1 <= input_bytes <= 1 << 16:
             raise ValueError(f"input_bytes must be in 1..65536, got {input_bytes}")
         if not 1 <= output_bytes <= 1 << 16:
             raise ValueError(f"output_bytes must be in 1..65536, got {output_bytes}")
         if timeout_cycles < 2:
             raise ValueError(f"timeout_cycles must be >= 2, got {timeout_cycles}")
+        if not 0 <= target_bytes <= 1 << 16:
+            raise ValueError(f"target_bytes must be in 0..65536, got {target_bytes}")
+        self.target_bytes = target_bytes
         self.input_bytes = input_bytes
         self.output_bytes = output_bytes
         self.timeout_cycles = timeout_cycles
@@ -131,9 +146,13 @@ class CommandLayer(wiring.Component):
             "buf_addr": Out(16),
             "buf_wdata": Out(8),
             "buf_we": Out(1),
+            "tgt_addr": Out(16),
+            "tgt_wdata": Out(8),
+            "tgt_we": Out(1),
             "out_addr": Out(16),
             "out_rdata": In(8),
             "start": Out(1),
+            "start_program": Out(1),
             "busy": In(1),
             "frames_ok": Out(32),
             "err_crc": Out(32),
@@ -250,6 +269,8 @@ class CommandLayer(wiring.Component):
             self.out_addr.eq(addr + index),
             self.buf_addr.eq(addr + index),
             self.buf_wdata.eq(stage_rd.data),
+            self.tgt_addr.eq(addr + index),
+            self.tgt_wdata.eq(stage_rd.data),
             stage_wr.addr.eq(index),
             stage_wr.data.eq(byte),
             stage_rd.addr.eq(0),
@@ -284,14 +305,22 @@ class CommandLayer(wiring.Component):
                     length_ok.eq((length == 1) & (count != 0)),
                     address_ok.eq(addr + count <= self.output_bytes),
                 ]
-            with m.Case(Cmd.START, Cmd.READ_RESULT):
+            with m.Case(Cmd.WRITE_TARGETS):
+                m.d.comb += [
+                    known_cmd.eq(1),
+                    length_ok.eq(length != 0),
+                    address_ok.eq(addr + length <= self.target_bytes),
+                ]
+            with m.Case(Cmd.START, Cmd.READ_RESULT, Cmd.START_PROGRAM):
                 m.d.comb += [
                     known_cmd.eq(1),
                     length_ok.eq(length == 0),
                     address_ok.eq(1),   # ADDR is ignored
                 ]
         busy_refused = Signal()
-        m.d.comb += busy_refused.eq(self.busy & ((cmd == Cmd.START) | (cmd == Cmd.WRITE_BUF)))
+        m.d.comb += busy_refused.eq(self.busy & _any_of(cmd, (Cmd.START, Cmd.WRITE_BUF,
+                                                              Cmd.START_PROGRAM,
+                                                              Cmd.WRITE_TARGETS)))
 
         # -- partial-frame timeout ---------------------------------------------------------
         in_frame = Signal()
@@ -373,7 +402,7 @@ class CommandLayer(wiring.Component):
                 with m.If(drop_frame):
                     m.next = "HUNT"
                 with m.Elif(got_byte):
-                    # Every payload byte is staged; only WRITE_BUF commits them.
+                    # Every payload byte is staged; only WRITE_BUF/WRITE_TARGETS commit them.
                     m.d.comb += [rx_crc.valid.eq(1), stage_wr.en.eq(1)]
                     m.d.sync += [
                         payload_word.eq(Cat(byte, payload_word[:24])),
@@ -416,7 +445,7 @@ class CommandLayer(wiring.Component):
                     with m.Case(Cmd.READ_REG):
                         m.d.sync += resp_word.eq(self.reg_rdata)
                         respond(Status.ACK, ResponsePayload.REGISTER, 4)
-                    with m.Case(Cmd.WRITE_BUF):
+                    with m.Case(Cmd.WRITE_BUF, Cmd.WRITE_TARGETS):
                         # stage_rd.addr is 0 here, so COMMIT starts with byte 0 on its output.
                         m.d.sync += index.eq(0)
                         m.next = "COMMIT"
@@ -427,10 +456,17 @@ class CommandLayer(wiring.Component):
                         respond(Status.ACK, ResponsePayload.NONE, 0)
                     with m.Case(Cmd.READ_RESULT):
                         respond(Status.ACK, ResponsePayload.RESULT, 2)
+                    with m.Case(Cmd.START_PROGRAM):
+                        m.d.comb += self.start_program.eq(1)
+                        respond(Status.ACK, ResponsePayload.NONE, 0)
 
             with m.State("COMMIT"):
                 # One byte per clock from the staging memory (read one address ahead).
-                m.d.comb += [self.buf_we.eq(1), stage_rd.addr.eq(index + 1)]
+                m.d.comb += [
+                    self.buf_we.eq(cmd == Cmd.WRITE_BUF),
+                    self.tgt_we.eq(cmd == Cmd.WRITE_TARGETS),
+                    stage_rd.addr.eq(index + 1),
+                ]
                 m.d.sync += index.eq(index + 1)
                 with m.If(index == length - 1):
                     respond(Status.ACK, ResponsePayload.NONE, 0)

@@ -17,6 +17,12 @@ answered with NACK and an `Error` code, counted in an error register, and change
 Bytes that arrive while the parser hunts for SYNC are skipped (resynchronisation). A frame
 that stops arriving for `FRAME_TIMEOUT_CYCLES` clocks is dropped and counted as a timeout
 (for SPI, raising chip-select also drops a partial frame).
+
+Programming: the host fills the target memory with WRITE_TARGETS, then sends START_PROGRAM
+(the one way to start it; CTRL has no programming bit, so a busy chip always answers with
+NACK BUSY instead of silently ignoring the request) and polls STATUS until bit4 (write_ok)
+is set and bit3 (programming busy) is clear. While an inference or a programming run is
+going on, START, START_PROGRAM, WRITE_BUF and WRITE_TARGETS are answered with NACK BUSY.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class Cmd(enum.IntEnum):
     READ_BUF = 0x04     # ADDR = byte offset into the output buffer, LEN = 1, payload = count
     START = 0x05        # LEN = 0: start one inference on the input buffer (NACK BUSY if busy)
     READ_RESULT = 0x06  # LEN = 0 -> ACK payload [STATUS low byte, RESULT low byte]
+    WRITE_TARGETS = 0x07  # ADDR = byte offset into the target memory (global_row * tile_cols
+                          # + col, one level code per byte), LEN = n >= 1, payload = codes
+    START_PROGRAM = 0x08  # LEN = 0: program the crossbar from the target memory (write-verify)
 
 
 class Status(enum.IntEnum):
@@ -65,7 +74,8 @@ class Reg(enum.IntEnum):
     """32-bit registers addressed by READ_REG / WRITE_REG."""
     ID = 0             # RO CHIP_ID
     CTRL = 1           # W: bit0 start inference, bit1 clear error counters (self-clearing)
-    STATUS = 2         # RO: bit0 busy, bit1 done (result valid), bit2 irq pending
+    STATUS = 2         # RO: bit0 busy, bit1 done (result valid), bit2 irq pending,
+                       #     bit3 programming busy, bit4 write_ok (last programming finished)
     RESULT = 3         # RO: class index of the last inference
     CYCLES_TOTAL = 4   # RO: clocks of the last inference, START to DONE
     CYCLES_DRIVE = 5   # RO: clocks in DRIVE (analog settling) in the last inference
@@ -79,11 +89,18 @@ class Reg(enum.IntEnum):
     ERR_TIMEOUT = 13   # RO: partial frames dropped (timeout, or SPI chip-select raised)
     SCRATCH = 14       # RW: free for the host (tests read it back)
     GEOMETRY = 15      # RO: inputs[15:0] | outputs[23:16] | dac_bits[27:24] | (adc_bits-1)[31:28]
+    PROG_PULSES = 16   # RO: program pulses issued in the current/last programming run
+    PROG_FAILURES = 17 # RO: cells given up at the pulse timeout in the current/last run
+    PROG_CYCLES = 18   # RO: clocks of the current/last programming run, start to done
+    PROG_STEPS = 19    # RO: cell steps finished in the current/last run (progress; the run
+                       #     has max(partition_rows) * tile_cols steps)
 
 
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1
 STATUS_IRQ = 1 << 2
+STATUS_PROG_BUSY = 1 << 3
+STATUS_WRITE_OK = 1 << 4
 CTRL_START = 1 << 0
 CTRL_CLEAR_ERRORS = 1 << 1
 NUM_REGS = len(Reg)

@@ -42,6 +42,13 @@ class RegisterFile(wiring.Component):
         Controller counters, read through the CYCLES_* and INFERENCES registers.
     frames_ok, err_crc, err_cmd, err_len, err_timeout : In(32)
         Command layer counters, read through FRAMES_OK and ERR_*.
+    prog_busy : In(1)
+        STATUS bit 3: a programming run is going on.
+    write_ok : In(1)
+        STATUS bit 4: the last programming run finished.
+    prog_pulses, prog_failures, prog_cycles, prog_steps : In(32)
+        Programmer counters, read through PROG_PULSES, PROG_FAILURES, PROG_CYCLES and
+        PROG_STEPS.
     start : Out(1)
         One-cycle pulse, registered (the clock after the write), when CTRL is written with
         bit 0 set.
@@ -66,6 +73,12 @@ class RegisterFile(wiring.Component):
     err_cmd: In(32)
     err_len: In(32)
     err_timeout: In(32)
+    prog_busy: In(1)
+    write_ok: In(1)
+    prog_pulses: In(32)
+    prog_failures: In(32)
+    prog_cycles: In(32)
+    prog_steps: In(32)
     start: Out(1)
     clear_errors: Out(1)
 
@@ -81,7 +94,9 @@ class RegisterFile(wiring.Component):
         scratch = Signal(32)
         status = Signal(32)
         m.d.comb += status.eq(Mux(self.busy, protocol.STATUS_BUSY, 0) |
-                              Mux(self.done, protocol.STATUS_DONE | protocol.STATUS_IRQ, 0))
+                              Mux(self.done, protocol.STATUS_DONE | protocol.STATUS_IRQ, 0) |
+                              Mux(self.prog_busy, protocol.STATUS_PROG_BUSY, 0) |
+                              Mux(self.write_ok, protocol.STATUS_WRITE_OK, 0))
 
         read_map = {
             Reg.ID: protocol.CHIP_ID,
@@ -99,6 +114,10 @@ class RegisterFile(wiring.Component):
             Reg.ERR_TIMEOUT: self.err_timeout,
             Reg.SCRATCH: scratch,
             Reg.GEOMETRY: self.geometry,
+            Reg.PROG_PULSES: self.prog_pulses,
+            Reg.PROG_FAILURES: self.prog_failures,
+            Reg.PROG_CYCLES: self.prog_cycles,
+            Reg.PROG_STEPS: self.prog_steps,
         }
         with m.Switch(self.addr):
             for reg, value in read_map.items():

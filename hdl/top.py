@@ -1,5 +1,5 @@
 """Top level of the chip's digital periphery: host interface, command layer, registers,
-input buffer and controller, with the analog boundary as top-level ports."""
+input buffer, controller and programmer, with the analog boundary as top-level ports."""
 
 from amaranth import *
 from amaranth.lib import wiring
@@ -10,9 +10,12 @@ from flow.config import ChipConfig
 from . import protocol
 from .command import CommandLayer
 from .controller import Controller
+from .decoder import address_bits
 from .input_buffer import InputBuffer
+from .programmer import Programmer, level_bits
 from .registers import RegisterFile
 from .spi import SPISlave
+from .uart import UART
 
 TOP_NAME = "xbarflow_top"
 
@@ -20,15 +23,25 @@ TOP_NAME = "xbarflow_top"
 class Top(wiring.Component):
     """The whole digital chip for one `ChipConfig`.
 
-    Host pins (SPI mode 0) and the analog boundary of shared/ARCHITECTURE.md are the ports;
-    the cocotb analog bridge serves the boundary, the host BFM drives the pins.
+    Host pins and the analog boundary of shared/ARCHITECTURE.md are the ports; the cocotb
+    analog bridge serves the boundary, the host BFM drives the pins. The host interface is
+    ``cfg.host.interface``: only the selected interface's pins exist.
+
+    The controller (inference) and the programmer never run at once: the command layer
+    answers START / START_PROGRAM with NACK BUSY while either runs, and a CTRL start is
+    ignored while programming.
 
     Attributes
     ----------
     spi_sclk, spi_cs_n, spi_mosi : In(1)
-        SPI pins from the host.
+        SPI pins from the host (interface "spi", mode 0).
     spi_miso : Out(1)
-        SPI data to the host.
+        SPI data to the host (interface "spi").
+    uart_rx : In(1)
+        UART receive pin, idles high (interface "uart", 8N1, ``cfg.host.uart_divider``
+        clocks per bit).
+    uart_tx : Out(1)
+        UART transmit pin, idles high (interface "uart").
     irq : Out(1)
         High when a result is ready (mirrors STATUS.done).
     tile_sel : Out(1)
@@ -45,16 +58,52 @@ class Top(wiring.Component):
         Signed codes, code ``k`` at bits ``[k*adc_bits, (k+1)*adc_bits)``.
     adc_valid : In(1)
         Pulse from the analog side: ``adc_codes`` valid.
+    prog_row_sel : Out(tile_rows)
+        Programming: global row select lines (see `hdl.selector.Selector` for the biasing).
+    prog_col_sel : Out(tile_cols)
+        Programming: column select, one-hot while programming.
+    prog_partition_en : Out(partitions)
+        Partitions taking part in the current verify (present) or pulse (present, not acked).
+    prog_pulse : Out(1)
+        Program pulse, high for exactly ``cfg.pulse_cycles`` clocks per pulse.
+    prog_polarity : Out(partitions)
+        Per partition during a pulse: 1 RESET, 0 SET.
+    prog_level : Out(bits for amplitude_levels - 1)
+        Pulse amplitude code.
+    verify_start : Out(1)
+        One-clock strobe: verify the selected cells against ``verify_ref``.
+    verify_ref : Out(partitions * level_bits)
+        Reference level code of partition ``p`` at bits ``[p*level_bits, (p+1)*level_bits)``.
+    verify_ok, verify_high : In(partitions)
+        Verify answer per partition, sampled in the clock where ``verify_done`` is high.
+    verify_done : In(1)
+        One-clock strobe from the analog side answering ``verify_start``.
+    rw_mode : Out(1)
+        1 while programming (rows to the write drivers), 0 for inference (rows to the DACs).
+
+    The handshake timing is documented in `hdl.programmer`.
     """
 
     def __init__(self, cfg: ChipConfig):
         self.cfg = cfg
         code_bits = cfg.rows * cfg.quant.dac_bits
+        nparts = cfg.crossbar.partitions
+        if cfg.host.interface == "spi":
+            host_pins = {
+                "spi_sclk": In(1),
+                "spi_cs_n": In(1, init=1),
+                "spi_mosi": In(1),
+                "spi_miso": Out(1),
+            }
+        elif cfg.host.interface == "uart":
+            host_pins = {
+                "uart_rx": In(1, init=1),
+                "uart_tx": Out(1, init=1),
+            }
+        else:
+            raise ValueError(f"unknown host interface '{cfg.host.interface}'")
         super().__init__({
-            "spi_sclk": In(1),
-            "spi_cs_n": In(1, init=1),
-            "spi_mosi": In(1),
-            "spi_miso": Out(1),
+            **host_pins,
             "irq": Out(1),
             "tile_sel": Out(1),
             "dac_codes": Out(code_bits),
@@ -63,6 +112,18 @@ class Top(wiring.Component):
             "adc_start": Out(1),
             "adc_codes": In(cfg.outputs * cfg.adc.bits),
             "adc_valid": In(1),
+            "prog_row_sel": Out(cfg.crossbar.tile_rows),
+            "prog_col_sel": Out(cfg.crossbar.tile_cols),
+            "prog_partition_en": Out(nparts),
+            "prog_pulse": Out(1),
+            "prog_polarity": Out(nparts),
+            "prog_level": Out(address_bits(cfg.programming.amplitude_levels)),
+            "verify_start": Out(1),
+            "verify_ref": Out(nparts * level_bits(cfg)),
+            "verify_ok": In(nparts),
+            "verify_high": In(nparts),
+            "verify_done": In(1),
+            "rw_mode": Out(1),
         })
 
     def elaborate(self, platform):
@@ -70,24 +131,35 @@ class Top(wiring.Component):
         m = Module()
         adc_bits, outputs = cfg.adc.bits, cfg.outputs
 
-        m.submodules.spi = spi = SPISlave()
         m.submodules.command = command = CommandLayer(
-            input_bytes=cfg.input_bytes, output_bytes=2 * outputs)
+            input_bytes=cfg.input_bytes, output_bytes=2 * outputs,
+            target_bytes=cfg.target_bytes)
         m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg))
         m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
         m.submodules.controller = ctrl = Controller(
             rows=cfg.rows, dac_bits=cfg.quant.dac_bits, outputs=outputs, adc_bits=adc_bits)
+        m.submodules.programmer = prog = Programmer(cfg)
 
-        # Host pins -> SPI slave -> command layer.
-        m.d.comb += [
-            spi.sclk.eq(self.spi_sclk),
-            spi.cs_n.eq(self.spi_cs_n),
-            spi.mosi.eq(self.spi_mosi),
-            self.spi_miso.eq(spi.miso),
-            command.abort.eq(spi.deselect),
-        ]
-        wiring.connect(m, spi.rx, command.rx)
-        wiring.connect(m, command.tx, spi.tx)
+        # Host pins -> SPI slave or UART -> command layer (same byte streams).
+        if cfg.host.interface == "spi":
+            m.submodules.spi = link = SPISlave()
+            m.d.comb += [
+                link.sclk.eq(self.spi_sclk),
+                link.cs_n.eq(self.spi_cs_n),
+                link.mosi.eq(self.spi_mosi),
+                self.spi_miso.eq(link.miso),
+                command.abort.eq(link.deselect),
+            ]
+        else:
+            # A UART has no chip select: partial frames are only dropped by the frame timeout.
+            m.submodules.uart = link = UART(cfg.host.uart_divider)
+            m.d.comb += [
+                link.rxd.eq(self.uart_rx),
+                self.uart_tx.eq(link.txd),
+                command.abort.eq(0),
+            ]
+        wiring.connect(m, link.rx, command.rx)
+        wiring.connect(m, command.tx, link.tx)
 
         # Command layer <-> registers, buffer, controller.
         m.d.comb += [
@@ -98,10 +170,22 @@ class Top(wiring.Component):
             buffer.write_addr.eq(command.buf_addr),
             buffer.write_data.eq(command.buf_wdata),
             buffer.write_en.eq(command.buf_we),
-            command.busy.eq(ctrl.busy),
+            command.busy.eq(ctrl.busy | prog.busy),
             command.clear_errors.eq(regs.clear_errors),
-            ctrl.start.eq(command.start | regs.start),
+            # Inference and programming exclude each other (the command layer NACKs a
+            # START_PROGRAM or START while busy; a CTRL start during programming is ignored).
+            ctrl.start.eq((command.start | regs.start) & ~prog.busy),
             ctrl.buffer_codes.eq(buffer.codes),
+            prog.start.eq(command.start_program & ~ctrl.busy),
+            prog.target_addr.eq(command.tgt_addr),
+            prog.target_data.eq(command.tgt_wdata),
+            prog.target_we.eq(command.tgt_we),
+            regs.prog_busy.eq(prog.busy),
+            regs.write_ok.eq(prog.write_ok),
+            regs.prog_pulses.eq(prog.pulses_total),
+            regs.prog_failures.eq(prog.failures),
+            regs.prog_cycles.eq(prog.cycles),
+            regs.prog_steps.eq(prog.steps),
         ]
         for name in ("busy", "done", "result", "cycles_total", "cycles_drive", "cycles_convert",
                      "cycles_argmax", "inferences"):
@@ -131,6 +215,11 @@ class Top(wiring.Component):
             ctrl.adc_valid.eq(self.adc_valid),
             self.irq.eq(ctrl.done),
         ]
+        for name in ("prog_row_sel", "prog_col_sel", "prog_partition_en", "prog_pulse",
+                     "prog_polarity", "prog_level", "verify_start", "verify_ref", "rw_mode"):
+            m.d.comb += getattr(self, name).eq(getattr(prog, name))
+        for name in ("verify_ok", "verify_high", "verify_done"):
+            m.d.comb += getattr(prog, name).eq(getattr(self, name))
         return m
 
 

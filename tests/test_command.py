@@ -21,24 +21,35 @@ from hdl.registers import RegisterFile
 GEOMETRY = 0x7A0C0062
 RESULT = 7            # the harness's stand-in controller always "classifies" as 7
 TIMEOUT = 300
+# The harness's stand-in programmer finishes at once with these counters.
+PROG_PULSES, PROG_FAILURES, PROG_CYCLES, PROG_STEPS = 1234, 5, 67890, 42
 
 
 class Harness(Elaboratable):
-    """CommandLayer + RegisterFile + input buffer memory + output buffer ROM + a stand-in
-    controller that completes an inference at once (done=1, result=RESULT) unless busy."""
+    """CommandLayer + RegisterFile + input buffer memory + output buffer ROM + target memory
+    + a stand-in controller that completes an inference at once (done=1, result=RESULT)
+    and a stand-in programmer that completes a run at once (write_ok=1, PROG_* counters),
+    both unless busy."""
 
-    def __init__(self, input_bytes=40, output_bytes=12, timeout_cycles=TIMEOUT, seed=0):
+    def __init__(self, input_bytes=40, output_bytes=12, timeout_cycles=TIMEOUT, seed=0,
+                 target_bytes=30):
         rng = random.Random(seed)
         self.out_init = [rng.randrange(256) for _ in range(output_bytes)]
-        self.cmd = CommandLayer(input_bytes, output_bytes, timeout_cycles)
+        self.cmd = CommandLayer(input_bytes, output_bytes, timeout_cycles,
+                                target_bytes=target_bytes)
         self.regs = RegisterFile(GEOMETRY)
         self.inbuf = Memory(shape=8, depth=input_bytes, init=[])
         self.outbuf = Memory(shape=8, depth=output_bytes, init=self.out_init)
+        self.tgtbuf = Memory(shape=8, depth=max(target_bytes, 1), init=[])
         self.busy = Signal()
         self.done = Signal()
         self.result = Signal(8)
         self.starts = Signal(16)
         self.inferences = Signal(32)
+        self.programs = Signal(16)
+        self.write_ok = Signal()
+        self.prog_counters = [Signal(32, name=f"prog_{n}")
+                              for n in ("pulses", "failures", "cycles", "steps")]
 
     def elaborate(self, platform):
         m = Module()
@@ -47,8 +58,16 @@ class Harness(Elaboratable):
         m.submodules.regs = regs
         m.submodules.inbuf = self.inbuf
         m.submodules.outbuf = self.outbuf
+        m.submodules.tgtbuf = self.tgtbuf
         wr = self.inbuf.write_port()
         rd = self.outbuf.read_port(domain="comb")
+        tgt_wr = self.tgtbuf.write_port()
+        m.d.comb += [
+            tgt_wr.addr.eq(cmd.tgt_addr), tgt_wr.data.eq(cmd.tgt_wdata), tgt_wr.en.eq(cmd.tgt_we),
+            regs.write_ok.eq(self.write_ok),
+            regs.prog_pulses.eq(self.prog_counters[0]), regs.prog_failures.eq(self.prog_counters[1]),
+            regs.prog_cycles.eq(self.prog_counters[2]), regs.prog_steps.eq(self.prog_counters[3]),
+        ]
         m.d.comb += [
             regs.addr.eq(cmd.reg_addr), regs.wdata.eq(cmd.reg_wdata), regs.we.eq(cmd.reg_we),
             cmd.reg_rdata.eq(regs.rdata),
@@ -64,11 +83,18 @@ class Harness(Elaboratable):
         with m.If((cmd.start | regs.start) & ~self.busy):
             m.d.sync += [self.starts.eq(self.starts + 1), self.done.eq(1),
                          self.result.eq(RESULT), self.inferences.eq(self.inferences + 1)]
+        with m.If(cmd.start_program & ~self.busy):
+            m.d.sync += [self.programs.eq(self.programs + 1), self.write_ok.eq(1)]
+            m.d.sync += [sig.eq(value) for sig, value in zip(
+                self.prog_counters, (PROG_PULSES, PROG_FAILURES, PROG_CYCLES, PROG_STEPS))]
         return m
 
     def model(self):
         model = ChipProtocolModel(self.cmd.input_bytes, self.cmd.output_bytes, geometry=GEOMETRY,
-                                  infer=lambda _buf: (RESULT, []))
+                                  infer=lambda _buf: (RESULT, []),
+                                  target_bytes=self.cmd.target_bytes,
+                                  program=lambda _tgt: (PROG_PULSES, PROG_FAILURES, PROG_CYCLES),
+                                  program_steps=PROG_STEPS)
         model.output_buffer[:] = bytes(self.out_init)
         return model
 
@@ -124,6 +150,9 @@ class IO:
 
     def inbuf(self):
         return bytes(self.ctx.get(self.h.inbuf.data[i]) for i in range(self.h.cmd.input_bytes))
+
+    def tgtbuf(self):
+        return bytes(self.ctx.get(self.h.tgtbuf.data[i]) for i in range(self.h.cmd.target_bytes))
 
     def counters(self):
         c = self.h.cmd
@@ -226,6 +255,45 @@ def test_start_and_read_result():
     run(h, script)
 
 
+def test_write_targets_then_start_program():
+    h = Harness()
+    levels = bytes(range(3, 33))
+
+    async def script(io):
+        assert await io.transact(encode_request(Cmd.WRITE_TARGETS, 0, levels[:11])) == ack()
+        assert await io.transact(encode_request(Cmd.WRITE_TARGETS, 11, levels[11:])) == ack()
+        assert io.tgtbuf() == levels
+        assert io.inbuf() == bytes(40), "targets do not go into the input buffer"
+        assert await io.transact(encode_request(Cmd.READ_REG, Reg.STATUS)) == ack(bytes(4))
+        assert await io.transact(encode_request(Cmd.START_PROGRAM)) == ack()
+        assert (io.get(h.programs), io.get(h.starts)) == (1, 0)
+        status = protocol.STATUS_WRITE_OK
+        assert await io.transact(encode_request(Cmd.READ_REG, Reg.STATUS)) == \
+            ack(status.to_bytes(4, "big"))
+        assert await io.transact(encode_request(Cmd.READ_RESULT)) == ack(bytes([status, 0]))
+        for reg, value in ((Reg.PROG_PULSES, PROG_PULSES), (Reg.PROG_FAILURES, PROG_FAILURES),
+                           (Reg.PROG_CYCLES, PROG_CYCLES), (Reg.PROG_STEPS, PROG_STEPS)):
+            assert await io.transact(encode_request(Cmd.READ_REG, reg)) == \
+                ack(value.to_bytes(4, "big"))
+        # CTRL has no programming bit.
+        assert await io.transact(encode_request(Cmd.WRITE_REG, Reg.CTRL,
+                                                (0xFFFFFFFC).to_bytes(4, "big"))) == ack()
+        assert (io.get(h.programs), io.get(h.starts)) == (1, 0)
+
+    run(h, script)
+
+
+def test_without_target_memory_write_targets_is_bad_addr():
+    h = Harness(target_bytes=0)
+
+    async def script(io):
+        assert await io.transact(encode_request(Cmd.WRITE_TARGETS, 0, b"\x01")) == \
+            nack(Error.BAD_ADDR)
+        assert io.counters()["err_len"] == 1
+
+    run(h, script)
+
+
 def test_write_buf_commit_is_fast():
     h = Harness(input_bytes=300, output_bytes=4)
     data = bytes(random.Random(5).randrange(256) for _ in range(255))
@@ -276,7 +344,7 @@ def test_unknown_command():
     h = Harness()
 
     async def script(io):
-        for cmd in (0x00, 0x07, 0xA5, 0xFF):
+        for cmd in (0x00, 0x09, 0xA5, 0xFF):
             assert await io.transact(encode_request(cmd, 0, b"\x01")) == nack(Error.BAD_CMD)
         assert io.counters()["err_cmd"] == 4
         assert io.counters()["frames_ok"] == 0
@@ -304,6 +372,10 @@ BAD_FRAMES = [
     (encode_request(Cmd.READ_BUF, 0xFFFF, b"\xFF"), Error.BAD_ADDR),
     (encode_request(Cmd.START, 0, b"\x00"), Error.BAD_LEN),
     (encode_request(Cmd.READ_RESULT, 0, b"\x00\x00"), Error.BAD_LEN),
+    (encode_request(Cmd.WRITE_TARGETS, 0), Error.BAD_LEN),
+    (encode_request(Cmd.WRITE_TARGETS, 29, b"\x01\x02"), Error.BAD_ADDR),             # 29 + 2 > 30
+    (encode_request(Cmd.WRITE_TARGETS, 0xFFFF, b"\x01"), Error.BAD_ADDR),
+    (encode_request(Cmd.START_PROGRAM, 0, b"\x00"), Error.BAD_LEN),
 ]
 
 
@@ -319,13 +391,20 @@ def test_bad_lengths_and_addresses_change_nothing():
         assert io.counters() == dict(frames_ok=0, err_crc=0, err_cmd=0, err_len=len(BAD_FRAMES),
                                      err_timeout=0)
         assert io.inbuf() == bytes(40)
+        assert io.tgtbuf() == bytes(30)
         assert io.get(h.starts) == 0
+        assert io.get(h.programs) == 0
         # Edges that are just inside the bounds work.
         assert await io.transact(encode_request(Cmd.WRITE_BUF, 39, b"\x77")) == ack()
+        assert await io.transact(encode_request(Cmd.WRITE_TARGETS, 29, b"\x1f")) == ack()
+        assert io.tgtbuf() == bytes(29) + b"\x1f"
         assert await io.transact(encode_request(Cmd.READ_BUF, 10, b"\x02")) == \
             ack(bytes(h.out_init[10:12]))
-        assert await io.transact(encode_request(Cmd.READ_REG, protocol.NUM_REGS - 1)) == \
+        assert await io.transact(encode_request(Cmd.READ_REG, Reg.GEOMETRY)) == \
             ack(GEOMETRY.to_bytes(4, "big"))
+        assert protocol.NUM_REGS - 1 == Reg.PROG_STEPS
+        assert await io.transact(encode_request(Cmd.READ_REG, protocol.NUM_REGS - 1)) == \
+            ack(bytes(4))
 
     run(h, script)
 
@@ -337,8 +416,12 @@ def test_busy_refuses_start_and_write_buf_only():
         io.ctx.set(h.busy, 1)
         assert await io.transact(encode_request(Cmd.START)) == nack(Error.BUSY)
         assert await io.transact(encode_request(Cmd.WRITE_BUF, 0, b"\x01\x02")) == nack(Error.BUSY)
+        assert await io.transact(encode_request(Cmd.START_PROGRAM)) == nack(Error.BUSY)
+        assert await io.transact(encode_request(Cmd.WRITE_TARGETS, 0, b"\x01")) == nack(Error.BUSY)
         assert io.get(h.starts) == 0
+        assert io.get(h.programs) == 0
         assert io.inbuf() == bytes(40)
+        assert io.tgtbuf() == bytes(30)
         # Other commands still work while busy; status shows busy.
         assert await io.transact(encode_request(Cmd.READ_RESULT)) == \
             ack(bytes([protocol.STATUS_BUSY, 0]))
@@ -550,6 +633,10 @@ def random_traffic(rng, h, frames):
             n = rng.randrange(0, 12)
             addr = rng.randrange(h.cmd.input_bytes + 2)
             payload = bytes(rng.randrange(256) for _ in range(n))
+        elif cmd == Cmd.WRITE_TARGETS:
+            n = rng.randrange(0, 12)
+            addr = rng.randrange(h.cmd.target_bytes + 2)
+            payload = bytes(rng.randrange(256) for _ in range(n))
         elif cmd == Cmd.READ_BUF:
             addr = rng.randrange(h.cmd.output_bytes + 1)
             payload = bytes([rng.randrange(0, 6)]) if rng.random() < 0.9 else b""
@@ -589,6 +676,9 @@ def test_matches_reference_model_on_random_traffic(seed):
             assert io.counters() == model_counters(model)
         assert model.err_timeout > 0
         assert io.inbuf() == bytes(model.input_buffer)
+        assert io.tgtbuf() == bytes(model.target_buffer)
         assert io.get(h.starts) == model.starts
+        assert io.get(h.programs) == model.programs
+        assert model.programs > 0 and any(model.target_buffer)
 
     run(h, script)

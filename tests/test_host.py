@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from flow.config import ChipConfig
-from flow.host import (ChipProtocolModel, HostDriver, InferenceTimeout, NackError, Transport,
-                       decode_outputs, encode_outputs)
+from flow.host import (ChipProtocolModel, HostDriver, InferenceTimeout, NackError,
+                       ProgrammingTimeout, Transport, decode_outputs, encode_outputs)
 from hdl import protocol
 from hdl.protocol import Cmd, Error, ProtocolError, Reg, Status, encode_request, encode_response
 
@@ -203,3 +203,99 @@ def test_model_exchange_without_response_raises():
     model = ChipProtocolModel(4, 4)
     with pytest.raises(ProtocolError, match="no response"):
         run(model.exchange(encode_request(Cmd.START)[:-1]))
+
+
+# -- programming ------------------------------------------------------------------------------
+
+def fake_program(targets: bytes):
+    """Stand-in for the write-verify run: (pulses, failures, cycles) from the targets."""
+    return sum(targets), targets.count(31), 1000 + len(targets)
+
+
+def test_write_targets_splits_into_255_byte_frames():
+    cfg, model, rec, drv = make()
+    assert cfg.target_bytes == 196 * 20
+    levels = bytes(i * 11 % 32 for i in range(cfg.target_bytes))
+    run(drv.write_targets(levels))
+    assert [len(r) - 6 for r in rec.requests] == [255] * 15 + [cfg.target_bytes - 15 * 255]
+    assert all(r[1] == Cmd.WRITE_TARGETS for r in rec.requests)
+    assert rec.requests[3][2:4] == (3 * 255).to_bytes(2, "big")
+    assert bytes(model.target_buffer) == levels
+    assert bytes(model.input_buffer) == bytes(cfg.input_bytes)
+    run(drv.write_targets(b"\x07\x08", offset=cfg.target_bytes - 2))
+    assert model.target_buffer[-2:] == b"\x07\x08"
+    with pytest.raises(ValueError):
+        run(drv.write_targets(b"\x00", offset=cfg.target_bytes))
+
+
+def test_program_polls_status_until_write_ok_and_returns_counters():
+    cfg, model, rec, drv = make(program=fake_program, program_latency_polls=4)
+    levels = bytes([31, 2, 3] * 100)
+    run(drv.write_targets(levels))
+    result = run(drv.program())
+    assert result == {"pulses": sum(levels), "failures": 100, "cycles": 1000 + cfg.target_bytes,
+                      "steps": max(cfg.partition_rows) * cfg.crossbar.tile_cols}
+    polls = [r for r in rec.requests if r == encode_request(Cmd.READ_REG, Reg.STATUS)]
+    assert len(polls) == 5          # 4 while busy, then write_ok
+    assert model.programs == 1
+    assert any(r == encode_request(Cmd.START_PROGRAM) for r in rec.requests)
+
+    status = run(drv.read_reg(Reg.STATUS))
+    assert status == protocol.STATUS_WRITE_OK
+
+
+def test_program_gives_up_after_max_polls():
+    cfg, model, rec, drv = make(program=fake_program, program_latency_polls=None)
+    with pytest.raises(ProgrammingTimeout, match="3 STATUS polls") as info:
+        run(drv.program(max_polls=3))
+    assert isinstance(info.value, ProtocolError)
+
+
+def test_inference_and_programming_exclude_each_other():
+    cfg, model, rec, drv = make(program=fake_program, program_latency_polls=2, latency_polls=2)
+
+    async def go():
+        await drv.start_program()
+        assert await drv.read_reg(Reg.STATUS) == protocol.STATUS_PROG_BUSY
+        for call in (drv.start(), drv.start_program(), drv.write_input(b"\x01"),
+                     drv.write_targets(b"\x01")):
+            with pytest.raises(NackError, match="BUSY"):
+                await call
+        # A CTRL start is silently ignored while programming (the RTL gates it too).
+        await drv.write_reg(Reg.CTRL, protocol.CTRL_START)
+        assert model.starts == 0
+        assert await drv.read_reg(Reg.STATUS) == protocol.STATUS_PROG_BUSY
+        assert await drv.read_reg(Reg.STATUS) == protocol.STATUS_WRITE_OK
+        await drv.start()
+        with pytest.raises(NackError, match="BUSY"):
+            await drv.start_program()
+        assert model.programs == 1
+        # write_ok stays set through an inference; the next START_PROGRAM clears it.
+        status, _ = await drv.read_result()
+        assert status == protocol.STATUS_BUSY | protocol.STATUS_WRITE_OK
+        await drv.read_result()
+        status, _ = await drv.read_result()
+        assert status == (protocol.STATUS_DONE | protocol.STATUS_IRQ | protocol.STATUS_WRITE_OK)
+        await drv.start_program()
+        assert await drv.read_reg(Reg.STATUS) == (protocol.STATUS_PROG_BUSY | protocol.STATUS_DONE
+                                                  | protocol.STATUS_IRQ)
+        assert await drv.read_reg(Reg.PROG_PULSES) == 0      # cleared by the new run
+
+    run(go())
+
+
+def test_model_write_targets_bounds():
+    model = ChipProtocolModel(4, 4, target_bytes=10)
+    assert model.feed(encode_request(Cmd.WRITE_TARGETS, 8, b"\x01\x02")) == \
+        encode_response(Status.ACK)
+    assert model.feed(encode_request(Cmd.WRITE_TARGETS, 9, b"\x01\x02")) == \
+        encode_response(Status.NACK, bytes([Error.BAD_ADDR]))
+    assert model.feed(encode_request(Cmd.WRITE_TARGETS, 0)) == \
+        encode_response(Status.NACK, bytes([Error.BAD_LEN]))
+    assert model.feed(encode_request(Cmd.START_PROGRAM, 0, b"\x00")) == \
+        encode_response(Status.NACK, bytes([Error.BAD_LEN]))
+    assert bytes(model.target_buffer) == bytes(8) + b"\x01\x02"
+    assert model.err_len == 3
+    # No target memory: every WRITE_TARGETS is out of range.
+    assert ChipProtocolModel(4, 4).feed(encode_request(Cmd.WRITE_TARGETS, 0, b"\x01")) == \
+        encode_response(Status.NACK, bytes([Error.BAD_ADDR]))

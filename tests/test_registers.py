@@ -20,6 +20,10 @@ COUNTER_INPUTS = {
     "err_cmd": (Reg.ERR_CMD, 0x88888888),
     "err_len": (Reg.ERR_LEN, 0x99999999),
     "err_timeout": (Reg.ERR_TIMEOUT, 0xAAAAAAAA),
+    "prog_pulses": (Reg.PROG_PULSES, 0xBBBBBBBB),
+    "prog_failures": (Reg.PROG_FAILURES, 0xCCCCCCCC),
+    "prog_cycles": (Reg.PROG_CYCLES, 0xDDDDDDDD),
+    "prog_steps": (Reg.PROG_STEPS, 0xEEEEEEEE),
 }
 
 
@@ -73,13 +77,17 @@ def test_every_read_only_register():
 
 def test_status_bits():
     async def bench(ctx, dut):
-        for busy in (0, 1):
-            for done in (0, 1):
-                ctx.set(dut.busy, busy)
-                ctx.set(dut.done, done)
-                expected = (busy * protocol.STATUS_BUSY | done * protocol.STATUS_DONE
-                            | done * protocol.STATUS_IRQ)
-                assert read(ctx, dut, Reg.STATUS) == expected, (busy, done)
+        for bits in range(16):
+            busy, done, prog_busy, write_ok = (bits >> k & 1 for k in range(4))
+            ctx.set(dut.busy, busy)
+            ctx.set(dut.done, done)
+            ctx.set(dut.prog_busy, prog_busy)
+            ctx.set(dut.write_ok, write_ok)
+            expected = (busy * protocol.STATUS_BUSY | done * protocol.STATUS_DONE
+                        | done * protocol.STATUS_IRQ | prog_busy * protocol.STATUS_PROG_BUSY
+                        | write_ok * protocol.STATUS_WRITE_OK)
+            assert read(ctx, dut, Reg.STATUS) == expected, (busy, done, prog_busy, write_ok)
+        assert (protocol.STATUS_PROG_BUSY, protocol.STATUS_WRITE_OK) == (1 << 3, 1 << 4)
 
     run(bench)
 
@@ -91,7 +99,8 @@ def test_scratch_is_read_write_and_read_only_registers_ignore_writes():
         assert read(ctx, dut, Reg.SCRATCH) == 0xDEADBEEF
         await write(ctx, dut, Reg.SCRATCH, 0x00000001)
         assert read(ctx, dut, Reg.SCRATCH) == 0x00000001
-        for reg in (Reg.ID, Reg.STATUS, Reg.RESULT, Reg.GEOMETRY, Reg.ERR_CRC):
+        for reg in (Reg.ID, Reg.STATUS, Reg.RESULT, Reg.GEOMETRY, Reg.ERR_CRC, Reg.PROG_PULSES,
+                    Reg.PROG_STEPS):
             before = read(ctx, dut, reg)
             pulses = await write(ctx, dut, reg, 0x12345673)
             assert read(ctx, dut, reg) == before, reg.name
@@ -120,3 +129,14 @@ def test_ctrl_pulses():
         assert read(ctx, dut, Reg.CTRL) == 0
 
     run(bench)
+
+
+def test_register_map_is_append_only():
+    # Existing addresses never move; the programming registers follow GEOMETRY.
+    assert [(r.name, int(r)) for r in Reg][:16] == [
+        ("ID", 0), ("CTRL", 1), ("STATUS", 2), ("RESULT", 3), ("CYCLES_TOTAL", 4),
+        ("CYCLES_DRIVE", 5), ("CYCLES_CONVERT", 6), ("CYCLES_ARGMAX", 7), ("INFERENCES", 8),
+        ("FRAMES_OK", 9), ("ERR_CRC", 10), ("ERR_CMD", 11), ("ERR_LEN", 12),
+        ("ERR_TIMEOUT", 13), ("SCRATCH", 14), ("GEOMETRY", 15)]
+    assert (Reg.PROG_PULSES, Reg.PROG_FAILURES, Reg.PROG_CYCLES, Reg.PROG_STEPS) == (16, 17, 18, 19)
+    assert protocol.NUM_REGS == 20
