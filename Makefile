@@ -5,10 +5,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
-.PHONY: setup demo test bench verilog clean
+.PHONY: setup demo test bench verilog synth-tools clean
 
 setup: $(STAMP)
 	@bash tools/ensure-icarus.sh
+	@bash tools/ensure-ngspice.sh
 
 # Reinstall only when the pinned dependencies change; otherwise this is a no-op.
 $(STAMP): pyproject.toml
@@ -24,6 +25,10 @@ test: setup
 
 verilog: setup
 	$(VENV)/bin/xbarflow verilog --out build/verilog
+
+# Optional: Yosys, nextpnr-ice40 and icestorm for `xbarflow cost --synth` (digital area, fmax).
+synth-tools:
+	@bash tools/ensure-ngspice.sh --synth
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from analog_models.array import AnalogArray
 
@@ -69,6 +69,10 @@ class AnalogBridge:
         dut, clk = self.dut, self.dut.clk
         while True:
             await RisingEdge(dut.vmm_start)
+            # dac_codes changes on the same clock edge as vmm_start; a simulator may call us
+            # before it has applied that update (Icarus does with the harness clock), so read
+            # the bus once the time step has settled. The next write is after a falling edge.
+            await ReadOnly()
             dac = unpack_bus(dut.dac_codes.value.to_unsigned(), self._rows, self._dac_bits)
             adc = self.array.adc_codes(dac[None, :], np.array([self.event_index]))[0]
             self.events.append(VmmEvent(self.event_index, dac, adc))

@@ -4,6 +4,8 @@ bridge, each checked against the golden model (driver, monitor, reference model,
 Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`). The host
 transport is the job's "transport": "pins" (the bit-banged SpiMaster BFM, the reference) or
 "hdl" (the HDL transactor of the harness build, one await per frame); parity is checked either way.
+On the "hdl" transport the host also writes only the span of input-buffer bytes that differ from
+the previous image (`DeltaHost`): ~73 of 98 bytes on MNIST, ~18 % fewer SPI clocks per image.
 
 Speed: the clock runs in the simulator (cocotb's GPI clock, no Python per edge), and the bridge
 and the transactor wake Python once per transaction. Set XBARFLOW_PROFILE=<file> to write a
@@ -21,6 +23,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+from cocotb.utils import get_sim_time
 
 from cocotb_tests.analog_bridge import AnalogBridge
 from cocotb_tests.spi_master import SpiMaster, SpiTransport
@@ -28,7 +31,7 @@ from cocotb_tests.spi_transactor import TransactorTransport
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
-from flow.host import HostDriver
+from flow.host import HostDriver, InferenceTimeout
 from hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
@@ -66,6 +69,34 @@ async def reset(dut, cycles: int = 4) -> None:
     await ClockCycles(dut.clk, cycles, rising=False)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2, rising=False)
+
+
+class DeltaHost:
+    """Classifies like `HostDriver.classify`, but writes only the span of input-buffer bytes
+    that differ from the previous image (the chip's buffer keeps its contents between
+    inferences). The scoreboard's DAC-code check proves the buffer held the whole image."""
+
+    def __init__(self, host: HostDriver):
+        self.host = host
+        self.shadow: bytes | None = None
+
+    async def classify(self, packed: bytes, max_polls: int = 10_000) -> int:
+        host = self.host
+        if self.shadow is None:
+            await host.write_input(packed)
+        else:
+            diff = [i for i, (a, b) in enumerate(zip(packed, self.shadow)) if a != b]
+            if diff:
+                await host.write_input(packed[diff[0]:diff[-1] + 1], offset=diff[0])
+        self.shadow = packed
+        await host.start()
+        status = None
+        for _ in range(max_polls):
+            status, result = await host.read_result()
+            if status & protocol.STATUS_DONE and not status & protocol.STATUS_BUSY:
+                return result
+        raise InferenceTimeout(f"no result after {max_polls} READ_RESULT polls "
+                               f"(last STATUS 0x{status if status is not None else 0:02x})")
 
 
 class Progress:
@@ -110,13 +141,15 @@ async def _classify_images(dut):
                "mismatches": []}
 
     period_ns = 1e9 / cfg.clock.freq_hz
-    # The GPI clock toggles in the simulator; cocotb's default on Icarus is a Python coroutine
-    # per edge, ~9,000 Python wake-ups per image.
-    Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
     transport = job.get("transport", "pins")
     if transport == "hdl":
+        # The harness toggles its own clock (no VPI write per edge); SPI pins from the transactor.
         dut.xtor_en.value = 0
         dut.xtor_tag.value = 0
+    else:
+        # The GPI clock toggles from C; cocotb's default on Icarus is a Python coroutine per
+        # edge, ~9,000 Python wake-ups per image.
+        Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
     await reset(dut)
 
     chip = GoldenChip(cfg, data["conductance"])   # one effective matrix for bridge and reference
@@ -128,6 +161,7 @@ async def _classify_images(dut):
         link = SpiTransport(SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
                                       half_period=period_ns * cfg.host.spi_clk_div / 2))
     host = HostDriver(link, cfg)
+    classifier = DeltaHost(host) if transport == "hdl" else host
     progress = Progress(job.get("progress"))
 
     codes = to_dac_codes(images, cfg)
@@ -138,13 +172,14 @@ async def _classify_images(dut):
     try:
         ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
+        t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")
         for k, idx in enumerate(indices.tolist()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
             bridge.event_index = idx
             before = len(bridge.events)
             await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge
-            cls = await with_timeout(host.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
+            cls = await with_timeout(classifier.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
                                      image_timeout_ns, "ns")
             assert len(bridge.events) == before + 1, "expected exactly one VMM event per image"
             event = bridge.events[-1]
@@ -165,6 +200,8 @@ async def _classify_images(dut):
             bridge.events.clear()
             progress.update(k + 1)
         progress.update(len(indices), force=True)
+        results["loop_s"] = time.perf_counter() - t_loop   # the image loop, without start-up
+        results["loop_sim_ns"] = get_sim_time("ns") - sim_ns0
     except BaseException as exc:  # record why the run stopped, then fail the test
         results["error"] = f"{type(exc).__name__}: {exc}"
         raise

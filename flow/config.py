@@ -30,6 +30,11 @@ class NetworkConfig:
     input_size: int = 14                 # images are resized to n x n
     layers: tuple[int, ...] = (10,)      # neurons per layer, the last one is the class count
     activations: tuple[str, ...] = ("none",)  # per layer: relu | binary | none (last layer)
+    # Requantising ReLU of hidden layers: y = clip((s * mult) >> requant_shift, 0, dac_max), s the
+    # layer's digital sum of ADC codes, mult an unsigned requant_mult_bits-bit runtime register
+    # (trained/calibrated, stored with the weights, written by the host).
+    requant_shift: int = 8
+    requant_mult_bits: int = 8
 
     @property
     def inputs(self) -> int:
@@ -38,6 +43,12 @@ class NetworkConfig:
     @property
     def classes(self) -> int:
         return self.layers[-1]
+
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(inputs, outputs) of every layer: layer 0 reads the image, layer l the codes of l-1."""
+        ins = (self.inputs, *self.layers[:-1])
+        return tuple(zip(ins, self.layers))
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class ProgrammingConfig:
     """Write-verify with incremental step pulses (ISPP), the paper's write periphery."""
     timeout_pulses: int = 150    # pulses per cell step before the write-ack counter forces on
     v_set: float = 1.2           # V, first set pulse amplitude
-    v_reset: float = 1.25        # V, first reset pulse amplitude (magnitude, applied negative)
+    v_reset: float = 1.1         # V, first reset pulse amplitude (magnitude, applied negative)
     v_step: float = 0.05         # V, amplitude increment per level
     amplitude_levels: int = 8    # prog_level codes 0 .. amplitude_levels - 1
     pulses_per_level: int = 4    # pulses at one amplitude before stepping up
@@ -107,6 +118,8 @@ class AdcConfig:
     bits: int = 8                 # signed two's complement output
     v_fs: float = 1.0             # V, input range is [-v_fs, +v_fs)
     noise_lsb: float = 0.0        # rms input-referred noise in LSB (seeded, keyed draws)
+    adcs_per_tile: int = 0        # shared ADCs per tile (column mux); 0 = one ADC per output.
+                                  # Conversion order only: numerically identical results.
 
     @property
     def conversion_cycles(self) -> int:
@@ -129,6 +142,32 @@ class ClockConfig:
 class TrainConfig:
     l2: float = 1.0e-4       # L2 penalty on the weights
     maxiter: int = 300       # L-BFGS iterations
+    # auto: lbfgs for a single layer (the SLP recipe), qat for more; qat = quantisation-aware
+    # Adam on minibatches through the chip's exact forward pass (flow/train.py)
+    method: str = "auto"
+    epochs: int = 12         # qat: passes over the training set
+    batch: int = 128         # qat: minibatch size
+    lr: float = 2.0e-3       # qat: Adam step size (decays to lr / 20 by a cosine schedule)
+    calib_percentile: float = 99.9  # qat: percentile of positive hidden sums mapped to dac_max
+
+    def resolved_method(self, layers: int) -> str:
+        if self.method != "auto":
+            return self.method
+        return "lbfgs" if layers == 1 else "qat"
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Figures of merit behind `xbarflow cost` (flow/cost.py): energy and area per inference."""
+    adc_fom_j: float = 1.0e-14       # ADC Walden FoM, J per conversion step: E = FoM * 2**bits
+    dac_fom_j: float = 5.0e-15       # row DAC, J per conversion step: E = FoM * 2**dac_bits per row
+    tia_power_w: float = 1.0e-5      # W per differential TIA while the array is read
+    digital_j_per_cycle: float = 1.0e-12  # digital periphery, J per clock cycle of an inference
+    cell_area_um2: float = 0.05      # one 1T1R crossbar cell
+    dac_area_um2: float = 2.0        # row DAC area per conversion step: A = a * 2**dac_bits per row
+    adc_area_um2: float = 10.0       # ADC area per conversion step (SAR capacitor array): a * 2**bits
+    tia_area_um2: float = 2000.0     # one differential TIA
+    images: int = 1000               # test images averaged for the crossbar's read energy
 
 
 @dataclass(frozen=True)
@@ -152,6 +191,7 @@ class ChipConfig:
     programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: SeedConfig = field(default_factory=SeedConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
 
     # -- derived quantities, computed here so nobody re-derives them --------------------------
     @property
@@ -182,6 +222,23 @@ class ChipConfig:
             starts.append(acc)
             acc += n
         return tuple(starts)
+
+    @property
+    def tiles(self) -> tuple["TileSpec", ...]:
+        """Every crossbar tile of the network in `tile_sel` order: layer, column tile, row tile.
+
+        Row tile r of a layer covers inputs [r*tile_rows, min((r+1)*tile_rows, n_in)) and column
+        tile c covers outputs [c*tile_cols/2, min((c+1)*tile_cols/2, n_out)) (contiguous blocks,
+        the last one possibly smaller). The SLP default (196 x 20 tile) is a single tile.
+        """
+        tr, to = self.crossbar.tile_rows, self.crossbar.tile_cols // 2
+        specs: list[TileSpec] = []
+        for layer, (n_in, n_out) in enumerate(self.network.layer_shapes):
+            for c in range(-(-n_out // to)):
+                for r in range(-(-n_in // tr)):
+                    specs.append(TileSpec(len(specs), layer, r, c, r * tr, min((r + 1) * tr, n_in),
+                                          c * to, min((c + 1) * to, n_out)))
+        return tuple(specs)
 
     def cycles(self, seconds: float) -> int:
         """A physical duration in whole clock cycles (rounded up, at least 1)."""
@@ -220,9 +277,33 @@ class ChipConfig:
             section, _, key = dotted.partition(".")
             if not key:
                 data[section] = value
+            elif isinstance(data.get(section, {}), dict):
+                # an unknown section reaches from_dict, which names the nearest one
+                data.setdefault(section, {})[key] = value
             else:
-                data[section][key] = value
+                raise ConfigError(f"override: '{section}' is not a section, cannot set '{dotted}'")
         return from_dict(data, source="override")
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Geometry of one tile: its global index (`tile_sel`), layer, position and covered ranges."""
+    index: int
+    layer: int
+    row_tile: int
+    col_tile: int
+    row_start: int   # first input (crossbar row) of the layer this tile holds
+    row_stop: int    # one past the last
+    out_start: int   # first output of the layer; physical columns 2*out_start .. 2*out_stop - 1
+    out_stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.row_stop - self.row_start
+
+    @property
+    def outputs(self) -> int:
+        return self.out_stop - self.out_start
 
 
 # -- loading and validation ------------------------------------------------------------------
@@ -232,7 +313,7 @@ _SECTION_TYPES = {
     "network": NetworkConfig, "quant": QuantConfig, "device": DeviceConfig,
     "crossbar": CrossbarConfig, "sensing": SensingConfig, "adc": AdcConfig,
     "host": HostConfig, "clock": ClockConfig, "programming": ProgrammingConfig,
-    "train": TrainConfig, "seeds": SeedConfig,
+    "train": TrainConfig, "seeds": SeedConfig, "cost": CostConfig,
 }
 
 
@@ -310,15 +391,17 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     for act in n.activations[:-1]:
         _check(act in ("relu", "binary"), source, f"hidden activation must be relu or binary, got '{act}'")
     _check(n.activations[-1] == "none", source, "the last layer's activation must be 'none' (argmax on ADC codes)")
-    _check(len(n.layers) == 1, source, "only single-layer networks are supported so far (network.layers = [classes])")
+    _check(0 <= n.requant_shift <= 24, source, f"network.requant_shift must be in 0..24, got {n.requant_shift}")
+    _check(1 <= n.requant_mult_bits <= 16, source,
+           f"network.requant_mult_bits must be in 1..16, got {n.requant_mult_bits}")
     _check(1 <= q.dac_bits <= 8, source, f"quant.dac_bits must be in 1..8, got {q.dac_bits}")
     _check(2 <= q.weight_levels <= 256, source, f"quant.weight_levels must be in 2..256, got {q.weight_levels}")
     _check(0 < d.g_off < d.g_on, source, f"need 0 < device.g_off < device.g_on, got {d.g_off} and {d.g_on}")
     _check(0.9 * d.g_on > d.g_off, source, "device.g_off must be below 0.9 * device.g_on (paper mapping)")
-    _check(x.tile_rows >= cfg.rows, source,
-           f"crossbar.tile_rows ({x.tile_rows}) is smaller than the layer's {cfg.rows} inputs")
-    _check(x.tile_cols >= cfg.cols, source,
-           f"crossbar.tile_cols ({x.tile_cols}) is smaller than the layer's {cfg.cols} differential columns")
+    # Layers larger than a tile are split over several tiles (ChipConfig.tiles).
+    _check(1 <= x.tile_rows <= 4096, source, f"crossbar.tile_rows must be in 1..4096, got {x.tile_rows}")
+    _check(2 <= x.tile_cols <= 4096 and x.tile_cols % 2 == 0, source,
+           f"crossbar.tile_cols must be even and in 2..4096 (G+, G- pairs), got {x.tile_cols}")
     _check(1 <= x.partitions <= x.tile_rows, source, f"crossbar.partitions must be in 1..{x.tile_rows}")
     _check(0 <= x.wire_r <= 1e3, source, f"crossbar.wire_r must be in 0..1000 ohm, got {x.wire_r}")
     _check(0 < x.v_read <= 1.0, source, f"crossbar.v_read must be in (0, 1] V, got {x.v_read}")
@@ -328,6 +411,9 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(2 <= a.bits <= 16, source, f"adc.bits must be in 2..16, got {a.bits}")
     _check(a.v_fs > 0, source, "adc.v_fs must be positive")
     _check(a.noise_lsb >= 0, source, "adc.noise_lsb must be >= 0")
+    _check(0 <= a.adcs_per_tile <= x.tile_cols // 2, source,
+           f"adc.adcs_per_tile must be in 0..{x.tile_cols // 2} (the tile's outputs; 0 = one per output), "
+           f"got {a.adcs_per_tile}")
     _check(h.interface in ("spi", "uart"), source, f"host.interface must be spi or uart, got '{h.interface}'")
     _check(4 <= h.spi_clk_div <= 1024 and h.spi_clk_div % 2 == 0, source,
            "host.spi_clk_div must be even and in 4..1024")
@@ -347,7 +433,21 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(pr.pulse_width_ns > 0 and pr.sense_time_ns > 0, source,
            "programming.pulse_width_ns and sense_time_ns must be positive")
     _check(0 < pr.margin < 1, source, "programming.margin must be in (0, 1) level steps")
-    _check(cfg.train.l2 >= 0 and cfg.train.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
+    t = cfg.train
+    _check(t.l2 >= 0 and t.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
+    _check(t.method in ("auto", "lbfgs", "qat"), source, f"train.method must be auto, lbfgs or qat, got '{t.method}'")
+    _check(t.resolved_method(len(n.layers)) == "qat" or len(n.layers) == 1, source,
+           "train.method 'lbfgs' trains single-layer networks only; use 'qat' (or 'auto')")
+    _check(1 <= t.epochs <= 1000 and 1 <= t.batch <= 65536, source,
+           "train.epochs must be in 1..1000 and train.batch in 1..65536")
+    _check(0 < t.lr <= 1, source, f"train.lr must be in (0, 1], got {t.lr}")
+    _check(50 <= t.calib_percentile <= 100, source,
+           f"train.calib_percentile must be in 50..100, got {t.calib_percentile}")
+    c = cfg.cost
+    for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
+                "dac_area_um2", "adc_area_um2", "tia_area_um2"):
+        _check(getattr(c, key) >= 0, source, f"cost.{key} must be >= 0, got {getattr(c, key)}")
+    _check(1 <= c.images <= 100_000, source, f"cost.images must be in 1..100000, got {c.images}")
 
 
 def load(path: str | Path | None = None) -> ChipConfig:

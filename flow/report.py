@@ -358,6 +358,30 @@ def _write_png(path: Path, cm: np.ndarray, title: str) -> None:
         plt.close(fig)
 
 
+def plot_pulse_histogram(pulses: np.ndarray, path: str | Path, title: str = "pulses per cell") -> Path:
+    """Histogram of the program pulses each cell received (write-verify cost), as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(pulses, dtype=np.int64).ravel()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    try:
+        edges = np.arange(counts.max() + 2) - 0.5
+        ax.hist(counts, bins=edges, color="#3b6ea8")
+        ax.set_yscale("log")
+        ax.set_xlabel("program pulses received")
+        ax.set_ylabel("cells")
+        ax.set_title(f"{title}: mean {counts.mean():.2f}, max {counts.max()}, {counts.size} cells",
+                     fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def write_report(run_dir: str | Path, labels: Any, predictions: Any, *, scores: Any = None,
                  scale: float | None = None, title: str = "Classification report",
                  extra: dict | None = None, num_classes: int | None = None,

@@ -21,6 +21,18 @@ levels after steps 2-3):
     32 levels, l2 1e-5:  92.46 % -> 91.60 % -> 92.26 %   (~21 s: L-BFGS needs 274 iterations)
      8 levels, l2 1e-4:  91.92 % -> 88.65 % -> 90.57 %
      4 levels, l2 1e-4:  91.92 % -> 56.48 % -> 90.04 %
+
+Multi-layer networks (train.method "qat", the default for more than one layer) are trained
+quantisation-aware instead: Adam on minibatches through the chip's exact forward pass (level
+mapping, per-tile ADC rounding and saturation at the config's real analog scale, digital sums,
+requantising ReLU with a calibrated 8-bit multiplier or binary activation) with straight-through
+gradients; see the "multi-layer" section below. `Weights.layers` and `Weights.requant_mult`
+carry the result to the golden model and the chip's registers. On full MNIST (14x14, 4-bit DAC,
+32 levels, 128 x 128 tiles, 12 epochs, ~20-30 s on 2 cores): 196-256-10 relu 97.72 %, binary
+hidden layer 96.53 % (golden model, wire resistance on; README "MLP").
+
+`python -m flow.train CONFIG [--set KEY=VALUE ...]` trains (or loads the cached weights) and
+prints software and golden test accuracies as one JSON line.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,7 +50,8 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from analog_models.mapping import map_weights
+from analog_models.adc import code_range, lsb as adc_lsb
+from analog_models.mapping import map_weights, normalize
 from flow.config import ChipConfig
 from flow.data import DataError, Dataset, to_dac_codes
 
@@ -54,21 +68,58 @@ class WeightsError(DataError):
 
 @dataclass
 class Weights:
-    w: np.ndarray        # (rows, outputs) float64; map_weights(w) gives the programmed levels
+    """Trained weights of every layer; map_weights(layer) gives its programmed levels.
+
+    `w` is the first layer's matrix (for the SLP: the network). `layers` holds every layer's
+    (n_in, n_out) float64 matrix (filled with (w,) when not given), `requant_mult` one unsigned
+    register value per hidden layer (0 for a binary layer; empty for the SLP).
+    """
+    w: np.ndarray
     config_digest: str   # training_digest of the config it was trained for
     meta: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[np.ndarray, ...] = ()
+    requant_mult: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            self.layers = (self.w,)
+        self.layers = tuple(self.layers)
+        self.requant_mult = tuple(int(m) for m in self.requant_mult)
+
+
+def _uses_lbfgs(cfg: ChipConfig) -> bool:
+    return cfg.train.resolved_method(len(cfg.network.layers)) == "lbfgs"
 
 
 def training_digest(cfg: ChipConfig) -> str:
-    """Hash of only what training depends on, so changing e.g. wire resistance reuses weights."""
-    blob = json.dumps({
-        "network": cfg.to_dict()["network"],
-        "quant": cfg.to_dict()["quant"],
-        "train": cfg.to_dict()["train"],
-        "seed": cfg.seeds.train,
-        "recipe": RECIPE_VERSION,
-    }, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    """Hash of only what training depends on, so changing e.g. wire resistance reuses weights.
+
+    The SLP recipe (lbfgs) hashes exactly the fields it always did, so its cached weights stay
+    valid as the config grows. Quantisation-aware training also depends on the analog scale
+    (ADC codes per unit of weighted input), the ADC range and the row tiling (ADC saturation is
+    per tile), so those are part of its digest.
+    """
+    if _uses_lbfgs(cfg):
+        n, t = cfg.network, cfg.train
+        blob = {
+            "network": {"input_size": n.input_size, "layers": list(n.layers),
+                        "activations": list(n.activations)},
+            "quant": cfg.to_dict()["quant"],
+            "train": {"l2": t.l2, "maxiter": t.maxiter},
+            "seed": cfg.seeds.train,
+            "recipe": RECIPE_VERSION,
+        }
+    else:
+        blob = {
+            "network": cfg.to_dict()["network"],
+            "quant": cfg.to_dict()["quant"],
+            "train": cfg.to_dict()["train"],
+            "seed": cfg.seeds.train,
+            "recipe": QAT_RECIPE_VERSION,
+            "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits,
+                       "tile_rows": cfg.crossbar.tile_rows},
+        }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
@@ -86,9 +137,30 @@ def _accuracy(w: np.ndarray, codes: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(pred == np.asarray(labels)))
 
 
-def software_accuracy(weights: Weights, codes: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the float weights on DAC codes (N, rows): the chip's ideal, unquantised twin."""
-    return _accuracy(weights.w, codes, labels)
+def software_accuracy(weights: Weights, codes: np.ndarray, labels: np.ndarray,
+                      cfg: ChipConfig | None = None) -> float:
+    """Accuracy on DAC codes (N, rows) of the software model.
+
+    Single layer: the float weights (the chip's ideal, unquantised twin). Several layers (needs
+    `cfg`): the quantisation-aware training's forward pass (levels, per-tile ADC rounding and
+    saturation, requantiser), on an ideal crossbar without wire resistance."""
+    if len(weights.layers) == 1:
+        return _accuracy(weights.w, codes, labels)
+    if cfg is None:
+        raise ValueError("software_accuracy of a multi-layer network needs its config")
+    return float(np.mean(software_scores(weights, codes, cfg).argmax(axis=1) == np.asarray(labels)))
+
+
+def software_scores(weights: Weights, codes: np.ndarray, cfg: ChipConfig) -> np.ndarray:
+    """The last layer's sums s_L (n, classes) of the quantisation-aware training's forward pass
+    (ideal crossbar): what the golden model gives without wire resistance, up to float rounding
+    on an ADC threshold."""
+    model = _ChipModel(cfg)
+    lev = [model.levels(w) for w in weights.layers]
+    hidden = len(lev) - 1
+    mult = list(weights.requant_mult) or [0] * hidden
+    s = _sums_in_chunks(model, lev, mult, [1.0] * hidden, np.asarray(codes))[-1]
+    return s.astype(np.int64)
 
 
 def level_weights(w: np.ndarray, cfg: ChipConfig) -> np.ndarray:
@@ -172,6 +244,8 @@ def train(cfg: ChipConfig, dataset: Dataset) -> Weights:
     if int(dataset.y_train.max()) >= cfg.outputs:
         raise DataError(f"dataset labels go up to {int(dataset.y_train.max())} but the network "
                         f"has {cfg.outputs} outputs")
+    if not _uses_lbfgs(cfg):
+        return train_qat(cfg, dataset)
     t0 = time.perf_counter()
     codes = to_dac_codes(dataset.x_train, cfg)
     labels = dataset.y_train.astype(np.int64)
@@ -197,17 +271,251 @@ def train(cfg: ChipConfig, dataset: Dataset) -> Weights:
     return Weights(w=w, config_digest=training_digest(cfg), meta=meta)
 
 
+# -- multi-layer: quantisation-aware training through the chip's forward pass ------------------
+#
+# The forward pass is the chip's arithmetic (flow/golden.py) on an ideal crossbar:
+#   levels    lev_l = map_weights(clip(theta_l, -1, 1)).signed_levels   (normalised by max - min)
+#   per tile  a = clip(floor(unit * x[:, rows] @ lev_l[rows] + 1/2), adc_lo, adc_hi),
+#             unit = analog_gain / (dac_max * (levels - 1)): the config's real analog scale
+#   sum       s_l = sum of a over row tiles (integers)
+#   hidden    relu: clip(floor(s * mult_l / 2**shift), 0, dac_max);  binary: dac_max * (s > 0)
+#   output    logits = tau * s_L (tau a learned temperature: argmax does not see it)
+# Wire resistance is left out (at these conductances it moves column currents by ~1e-6, see
+# analog_models/crossbar.py); the golden model includes it. Gradients pass straight through
+# every rounding (level, ADC, requantiser) and stop where a value saturates (ADC rails, clip at
+# 0 / dac_max, weights outside [-1, 1]); the binary step passes dac_max / (2 w) for |s| < w, w
+# the calibrated spread of s. Adam on minibatches, cosine step decay, deterministic from
+# seeds.train. mult_l is calibrated (the calib_percentile of the positive sums maps to dac_max)
+# at the start of every epoch on a fixed set of training images, so the last epoch trains with
+# the delivered registers.
+
+QAT_RECIPE_VERSION = 1
+_CALIB_IMAGES = 10000
+_INIT_STD = 0.25      # latent weights start N(0, 0.25) inside the clip range [-1, 1]
+_EVAL_CHUNK = 5000
+
+
+def analog_gain(cfg: ChipConfig) -> float:
+    """ADC codes per unit of sum_i (x_i / dac_max) * Wn_i on an ideal crossbar, Wn = W / span:
+    tia_gain * v_read * (0.9 g_on - g_off) / adc_lsb (derivation: flow/report.py)."""
+    d = cfg.device
+    return cfg.sensing.tia_gain * cfg.crossbar.v_read * (0.9 * d.g_on - d.g_off) / adc_lsb(cfg)
+
+
+class _ChipModel:
+    """The chip's forward pass in float64 (exact on integers) and its straight-through backward."""
+
+    def __init__(self, cfg: ChipConfig) -> None:
+        self.cfg = cfg
+        self.shapes = cfg.network.layer_shapes
+        self.acts = cfg.network.activations
+        tr = cfg.crossbar.tile_rows
+        self.row_tiles = [[slice(r, min(r + tr, n_in)) for r in range(0, n_in, tr)]
+                          for n_in, _ in self.shapes]
+        self.top = cfg.quant.weight_levels - 1
+        self.dac_max = cfg.quant.dac_max
+        self.unit = analog_gain(cfg) / (self.dac_max * self.top)
+        self.lo, self.hi = (float(v) for v in code_range(cfg.adc.bits))
+        self.shift = 2.0 ** -cfg.network.requant_shift
+        self.mult_max = (1 << cfg.network.requant_mult_bits) - 1
+
+    def levels(self, w: np.ndarray) -> np.ndarray:
+        return map_weights(w, self.cfg).signed_levels.astype(np.float64)
+
+    def forward(self, lev: list[np.ndarray], mult: list[int], width: list[float], x: np.ndarray,
+                keep: bool = False, exact: bool = True) -> tuple[list[np.ndarray], list[Any]]:
+        """Sums of every layer for DAC codes x; with `keep`, what backward needs. exact=False is
+        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping)."""
+        x = np.asarray(x, dtype=np.float64)
+        sums, cache = [], []
+        last = len(self.shapes) - 1
+        for layer in range(len(lev)):
+            s = np.zeros((x.shape[0], self.shapes[layer][1]))
+            masks = []
+            for sl in self.row_tiles[layer]:
+                z = (x[:, sl] @ lev[layer][sl]) * self.unit
+                if exact:
+                    s += np.clip(np.floor(z + 0.5), self.lo, self.hi)
+                    if keep:
+                        masks.append((z > self.lo - 0.5) & (z < self.hi + 0.5))
+                else:
+                    s += z
+            sums.append(s)
+            entry: list[Any] = [x, masks, None, 0.0]
+            if layer < last:
+                if self.acts[layer] == "relu":
+                    gain = mult[layer] * self.shift
+                    u = s * gain
+                    x = np.clip(np.floor(u) if exact else u, 0.0, self.dac_max)
+                    if keep:
+                        entry[2:] = [(u > 0) & (u < self.dac_max + 1), gain]
+                else:
+                    x = np.where(s > 0, float(self.dac_max), 0.0)
+                    if keep:
+                        w = width[layer]
+                        entry[2:] = [np.abs(s) < w, self.dac_max / (2.0 * w)]
+            if keep:
+                cache.append(entry)
+        return sums, cache
+
+    def backward(self, lev: list[np.ndarray], cache: list[Any], ds: np.ndarray) -> list[np.ndarray]:
+        """Gradients w.r.t. every layer's signed levels, given dLoss/ds of the last layer's sums."""
+        grads: list[np.ndarray] = [np.empty(0)] * len(lev)
+        g = ds
+        for layer in range(len(lev) - 1, -1, -1):
+            x, masks = cache[layer][0], cache[layer][1]
+            dlev = np.empty_like(lev[layer])
+            dx = np.empty_like(x) if layer > 0 else None
+            for sl, m in zip(self.row_tiles[layer], masks):
+                dz = g * m * self.unit
+                dlev[sl] = x[:, sl].T @ dz
+                if dx is not None:
+                    dx[:, sl] = dz @ lev[layer][sl].T
+            grads[layer] = dlev
+            if dx is not None:
+                act_mask, act_gain = cache[layer - 1][2], cache[layer - 1][3]
+                g = dx * act_mask * act_gain
+        return grads
+
+
+def _sums_in_chunks(model: _ChipModel, lev, mult, width, codes, exact=True) -> list[np.ndarray]:
+    parts = [model.forward(lev, mult, width, codes[i:i + _EVAL_CHUNK], exact=exact)[0]
+             for i in range(0, len(codes), _EVAL_CHUNK)]
+    return [np.concatenate([p[layer] for p in parts]) for layer in range(len(lev))]
+
+
+def _calibrate(model: _ChipModel, lev, mult, width, codes, percentile: float) -> None:
+    """Set each hidden layer's mult (relu) or STE width (binary) from its sums, layer by layer."""
+    shift = model.cfg.network.requant_shift
+    for layer in range(len(lev) - 1):
+        s = _sums_in_chunks(model, lev[:layer + 1], mult, width, codes)[layer]
+        if model.acts[layer] == "relu":
+            pos = s[s > 0]
+            p = float(np.percentile(pos, percentile)) if pos.size else 1.0
+            mult[layer] = int(np.clip(np.rint(model.dac_max * 2.0 ** shift / max(p, 1.0)), 1,
+                                      model.mult_max))
+        else:
+            width[layer] = max(float(np.std(s)), 1.0)
+
+
+def _qat_accuracy(model: _ChipModel, layers, mult, codes, labels) -> float:
+    lev = [model.levels(w) for w in layers]
+    s = _sums_in_chunks(model, lev, list(mult), [1.0] * len(lev), codes)[-1]
+    return float(np.mean(s.argmax(axis=1) == np.asarray(labels)))
+
+
+def _float_accuracy(model: _ChipModel, layers, mult, codes, labels) -> float:
+    """The float twin: the same weights and registers, no rounding or saturation anywhere."""
+    lev = [model.top * normalize(w) for w in layers]
+    s = _sums_in_chunks(model, lev, list(mult), [1.0] * len(lev), codes, exact=False)[-1]
+    return float(np.mean(s.argmax(axis=1) == np.asarray(labels)))
+
+
+def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
+    """Quantisation-aware training of a (multi-layer) network through the chip's forward pass."""
+    t0 = time.perf_counter()
+    tc = cfg.train
+    model = _ChipModel(cfg)
+    codes = to_dac_codes(dataset.x_train, cfg).astype(np.float64)
+    labels = dataset.y_train.astype(np.int64)
+    n = len(labels)
+    classes = cfg.network.classes
+    calib = codes[:_CALIB_IMAGES]
+    rng = np.random.default_rng(cfg.seeds.train)
+    theta = [rng.normal(0.0, _INIT_STD, shape) for shape in model.shapes]
+    hidden = len(theta) - 1
+    mult, width = [0] * hidden, [1.0] * hidden
+
+    def delivered(t: np.ndarray) -> np.ndarray:
+        return np.clip(t, -1.0, 1.0)
+
+    lev = [model.levels(delivered(t)) for t in theta]
+    _calibrate(model, lev, mult, width, calib, tc.calib_percentile)
+    s_last = _sums_in_chunks(model, lev, mult, width, calib)[-1]
+    log_tau = float(-np.log(max(float(np.std(s_last)), 1e-3)))
+
+    params = [*theta, np.array([log_tau])]
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    steps_per_epoch = -(-n // tc.batch)
+    total = tc.epochs * steps_per_epoch
+    step = 0
+    history = []
+    onehot_eye = np.eye(classes)
+    for epoch in range(tc.epochs):
+        lev = [model.levels(delivered(t)) for t in theta]
+        _calibrate(model, lev, mult, width, calib, tc.calib_percentile)
+        order = rng.permutation(n)
+        loss_sum = 0.0
+        for start in range(0, n, tc.batch):
+            idx = order[start:start + tc.batch]
+            xb, yb = codes[idx], labels[idx]
+            wd = [delivered(t) for t in theta]
+            spans = [float(w.max() - w.min()) or 1.0 for w in wd]
+            lev = [model.levels(w) for w in wd]
+            sums, cache = model.forward(lev, mult, width, xb, keep=True)
+            tau = float(np.exp(params[-1][0]))
+            z = tau * sums[-1]
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            p = e / e.sum(axis=1, keepdims=True)
+            loss_sum += float(-np.log(p[np.arange(len(yb)), yb] + 1e-300).sum())
+            dz = (p - onehot_eye[yb]) / len(yb)
+            dlev = model.backward(lev, cache, dz * tau)
+            grads = [dl * (model.top / span) * (np.abs(t) <= 1.0) + tc.l2 * t
+                     for dl, span, t in zip(dlev, spans, theta)]
+            grads.append(np.array([float(np.sum(dz * sums[-1])) * tau]))
+            step += 1
+            lr = tc.lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / total)))
+            for k, (prm, g) in enumerate(zip(params, grads)):
+                m1[k] = b1 * m1[k] + (1 - b1) * g
+                m2[k] = b2 * m2[k] + (1 - b2) * g * g
+                prm -= lr * (m1[k] / (1 - b1 ** step)) / (np.sqrt(m2[k] / (1 - b2 ** step)) + eps)
+        history.append(round(loss_sum / n, 5))
+    layers = tuple(delivered(t) for t in theta)
+    seconds = time.perf_counter() - t0
+
+    test_codes = to_dac_codes(dataset.x_test, cfg)
+    meta: dict[str, Any] = {
+        "method": "qat",
+        "seconds": round(seconds, 3),
+        "train_images": int(n),
+        "dataset": dataset_fingerprint(dataset),
+        "epochs": tc.epochs,
+        "train_loss_history": history,
+        "requant_mult": list(mult),
+        "binary_ste_width": [float(w) for w in width],
+        # ADC codes of s_L per logit unit (softmax(s_L / logit_scale) is the trained model's p)
+        "logit_scale": float(np.exp(-params[-1][0])),
+        "analog_codes_per_unit": analog_gain(cfg),
+    }
+    meta["train_accuracy_images"] = min(n, _CALIB_IMAGES)   # *_train_accuracy: the first ones
+    for split, c, y in (("train", codes[:_CALIB_IMAGES], labels[:_CALIB_IMAGES]),
+                        ("test", test_codes, dataset.y_test)):
+        meta[f"software_{split}_accuracy"] = _qat_accuracy(model, layers, mult, c, y)
+        meta[f"float_{split}_accuracy"] = _float_accuracy(model, layers, mult, c, y)
+    meta["level_test_accuracy"] = meta["software_test_accuracy"]
+    return Weights(w=layers[0], config_digest=training_digest(cfg), meta=meta, layers=layers,
+                   requant_mult=tuple(mult))
+
+
 # -- persistence --------------------------------------------------------------------------------
 
 def save(weights: Weights, path: str | Path) -> None:
-    """Write an npz (w, config digest, meta as JSON) atomically, so readers never see half a file."""
+    """Write an npz (w, config digest, meta as JSON; for several layers also layer_<l> and
+    requant_mult) atomically, so readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, np.ndarray] = {}
+    if len(weights.layers) > 1:
+        extra = {f"layer_{k}": w for k, w in enumerate(weights.layers)}
+        extra["requant_mult"] = np.array(weights.requant_mult, dtype=np.int64)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, w=weights.w, config_digest=np.array(weights.config_digest),
-                     meta=np.array(json.dumps(weights.meta, sort_keys=True)))
+                     meta=np.array(json.dumps(weights.meta, sort_keys=True)), **extra)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -224,16 +532,24 @@ def load(path: str | Path, cfg: ChipConfig) -> Weights:
             w = np.array(z["w"], dtype=np.float64)
             digest = str(z["config_digest"])
             meta = json.loads(str(z["meta"]))
+            n_layers = sum(1 for k in z.files if k.startswith("layer_"))
+            layers = tuple(np.array(z[f"layer_{k}"], dtype=np.float64) for k in range(n_layers))
+            mult = tuple(int(m) for m in z["requant_mult"]) if n_layers else ()
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise WeightsError(f"{p}: not a readable weights file ({' '.join(str(exc).split())})") from None
     expected = training_digest(cfg)
     if digest != expected:
         raise WeightsError(f"{p}: trained for a different config (digest {digest}, this config "
                            f"needs {expected}); retrain")
-    if w.shape != (cfg.rows, cfg.outputs) or not np.isfinite(w).all():
-        raise WeightsError(f"{p}: weights of shape {w.shape} do not fit a "
-                           f"{cfg.rows}x{cfg.outputs} layer or are not finite")
-    return Weights(w=w, config_digest=digest, meta=meta)
+    layers = layers or (w,)
+    shapes = cfg.network.layer_shapes
+    if len(layers) != len(shapes) or len(mult) != len(shapes) - 1:
+        raise WeightsError(f"{p}: holds {len(layers)} layers, the config has {len(shapes)}")
+    for layer, (m, shape) in enumerate(zip(layers, shapes)):
+        if m.shape != shape or not np.isfinite(m).all():
+            raise WeightsError(f"{p}: weights of shape {m.shape} do not fit a "
+                               f"{shape[0]}x{shape[1]} layer or are not finite")
+    return Weights(w=w, config_digest=digest, meta=meta, layers=layers, requant_mult=mult)
 
 
 def cache_path(cfg: ChipConfig, cache_dir: str | Path) -> Path:
@@ -257,3 +573,82 @@ def load_or_train(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path) -> W
     weights = train(cfg, dataset)
     save(weights, p)
     return weights
+
+
+# -- command line: `python -m flow.train [CONFIG] [--set KEY=VALUE ...]` -------------------------
+
+def add_arguments(parser: Any) -> None:
+    """Options of the training command (argparse; usable as an `xbarflow` plugin)."""
+    parser.add_argument("config", nargs="?", default=None, help="ChipConfig TOML (default configs/slp.toml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, TOML value syntax, e.g. --set adc.bits=6 "
+                             "--set 'network.layers=[128, 10]' (repeatable)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="weights cache (default build/weights, the CLI's cache)")
+    parser.add_argument("--data", default=None, help="dataset (default: the shipped MNIST)")
+
+
+def run(args: Any) -> int:
+    """Load or train the weights of a config and print software and golden test accuracies."""
+    import tomllib
+
+    from flow import config as config_mod
+    from flow.data import load_dataset
+    from flow.golden import GoldenChip
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise config_mod.ConfigError(f"--set needs KEY=VALUE, got '{item}'")
+        try:
+            overrides[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key.strip()] = text
+    cfg = config_mod.load(args.config)
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    if args.cache_dir is None:
+        from flow.cli import WEIGHTS_DIR
+        cache_dir: str | Path = WEIGHTS_DIR
+    else:
+        cache_dir = args.cache_dir
+    dataset = load_dataset(args.data)
+    t0 = time.perf_counter()
+    weights = load_or_train(cfg, dataset, cache_dir)
+    load_s = time.perf_counter() - t0
+    codes = to_dac_codes(dataset.x_test, cfg)
+    labels = dataset.y_test.astype(np.int64)
+    t1 = time.perf_counter()
+    golden = GoldenChip.from_weights(cfg, weights).infer(codes)
+    golden_s = time.perf_counter() - t1
+    summary = {
+        "config": cfg.name, "overrides": overrides, "training_digest": training_digest(cfg),
+        "layers": [list(s) for s in cfg.network.layer_shapes], "tiles": len(cfg.tiles),
+        "requant_mult": list(weights.requant_mult),
+        "train_seconds": weights.meta.get("seconds"), "cached": load_s < 0.5 * weights.meta.get("seconds", 0),
+        "software_test_accuracy": software_accuracy(weights, codes, labels, cfg),
+        "golden_test_accuracy": float(np.mean(golden.classes == labels)),
+        "golden_seconds": round(golden_s, 3), "wire_r": cfg.crossbar.wire_r,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from flow.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="python -m flow.train", description=run.__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ConfigError, DataError) as exc:
+        print(f"flow.train: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

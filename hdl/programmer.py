@@ -19,22 +19,27 @@ change here breaks parity)::
             total_pulses += 1; pulses += 1
     write_ok = 1
 
-FSM: IDLE -> LOAD_REF -> VERIFY -> WAIT_VERIFY -> SETTLE -> DECIDE -> (PULSE -> VERIFY ...)
--> NEXT -> LOAD_REF ... -> DONE -> IDLE.
+FSM: IDLE -> LOAD_REF -> SELECT -> VERIFY -> WAIT_VERIFY -> SETTLE -> DECIDE
+-> (PULSE -> SELECT ...) -> NEXT -> LOAD_REF ... -> DONE -> IDLE.
 
-Boundary handshakes (what the analog bridge must follow; all strobes are registered):
+Boundary handshakes (what the analog bridge must follow; every output is a register or
+decoded from registers, every strobe is registered):
 
-* Verify: ``verify_start`` is high for one clock. From that clock until ``verify_done``,
-  ``prog_row_sel`` / ``prog_col_sel`` / ``prog_partition_en`` (the present partitions) and
-  ``verify_ref`` are stable. The bridge answers with ``verify_done`` high for one clock
-  (after ``ChipConfig.sense_cycles``); ``verify_ok`` and ``verify_high`` are sampled on the
-  rising edge where ``verify_done`` is high, so they must be valid in that same clock (they
-  may change afterwards). ``verify_done`` outside a verify wait is ignored.
+* Set-up: the buses that qualify a strobe are driven at least one clock *before* the strobe
+  rises, and held until the operation ends, so the bridge may read them right at the
+  strobe's rising edge (no delta-cycle race with the decoders).
+* Verify: ``verify_start`` is high for one clock. From one clock before it until
+  ``verify_done``, ``prog_row_sel`` / ``prog_col_sel`` / ``prog_partition_en`` (the present
+  partitions) and ``verify_ref`` are stable. The bridge answers with ``verify_done`` high for
+  one clock (after ``ChipConfig.sense_cycles``); ``verify_ok`` and ``verify_high`` are
+  sampled on the rising clock edge where ``verify_done`` is high, so they must be valid in
+  that same clock (they may change afterwards). ``verify_done`` outside a verify wait is
+  ignored.
 * Program pulse: ``prog_pulse`` is level-significant: high for exactly
-  ``ChipConfig.pulse_cycles`` clocks, no handshake (the width is the physical pulse width).
-  ``prog_row_sel``, ``prog_col_sel``, ``prog_partition_en`` (present and not yet
-  acknowledged), ``prog_polarity`` (1 = RESET) and ``prog_level`` are set on the same edge
-  that raises ``prog_pulse`` and hold until it falls. One 0 -> 1 edge is one pulse.
+  ``ChipConfig.pulse_cycles`` clocks, no handshake (the width is the physical pulse width);
+  one 0 -> 1 edge is one pulse. ``prog_row_sel``, ``prog_col_sel``, ``prog_partition_en``
+  (present and not yet acknowledged), ``prog_polarity`` (1 = RESET) and ``prog_level`` are
+  set one clock before ``prog_pulse`` rises and hold until one clock after it falls.
 """
 
 # No `from __future__ import annotations` here: wiring.Component reads the port annotations.
@@ -200,7 +205,7 @@ class Programmer(wiring.Component):
         load_present = Signal()            # present[load_p - 1]: mask for the arriving code
         high = Signal(NP)                  # verify_high of the last verify
         settle = Signal(range(WriteAck.LATENCY))
-        pulse_timer = Signal(range(self.pulse_cycles))
+        pulse_timer = Signal(range(self.pulse_cycles + 1))
         level = Signal.like(self.prog_level)               # amplitude of the next pulse
         level_pulses = Signal(range(self.pulses_per_level))  # pulses issued at `level`
         partition_en = Signal(NP)
@@ -242,7 +247,7 @@ class Programmer(wiring.Component):
                 # read one code per clock; a code arrives one clock after its address.
                 with m.If(load_p == 0):
                     m.d.comb += wa.clear.eq(1)
-                    m.d.sync += [level.eq(0), level_pulses.eq(0), partition_en.eq(0)]
+                    m.d.sync += [level.eq(0), level_pulses.eq(0)]
                 with m.Switch(load_p):
                     for p in range(NP):
                         with m.Case(p):
@@ -257,11 +262,16 @@ class Programmer(wiring.Component):
                 m.d.sync += load_p.eq(load_p + 1)
                 with m.If(load_p == NP):
                     m.d.sync += load_p.eq(0)
-                    m.next = "VERIFY"
+                    m.next = "SELECT"
+
+            with m.State("SELECT"):
+                # Drive the select lines for the verify read one clock ahead of verify_start.
+                # Every present partition is read (acknowledged ones too: their flops hold).
+                m.d.sync += partition_en.eq(present)
+                m.next = "VERIFY"
 
             with m.State("VERIFY"):
-                # Every present partition is read (acknowledged ones too: their flops hold).
-                m.d.sync += [self.verify_start.eq(1), partition_en.eq(present)]
+                m.d.sync += self.verify_start.eq(1)
                 m.next = "WAIT_VERIFY"
 
             with m.State("WAIT_VERIFY"):
@@ -281,16 +291,17 @@ class Programmer(wiring.Component):
             with m.State("DECIDE"):
                 m.d.comb += wa.decide.eq(1)
                 with m.If(wa.advance):
-                    m.d.sync += self.failures.eq(self.failures + wa.failed)
+                    # Deselect before the address counters move.
+                    m.d.sync += [self.failures.eq(self.failures + wa.failed), partition_en.eq(0)]
                     m.next = "NEXT"
                 with m.Else():
+                    # Set up the pulse: its lines are stable one clock before prog_pulse.
                     pending = present & ~wa.acked
                     m.d.comb += wa.pulse.eq(1)
                     m.d.sync += [
                         partition_en.eq(pending),
                         self.prog_polarity.eq(high & pending),
                         self.prog_level.eq(level),
-                        self.prog_pulse.eq(1),
                         pulse_timer.eq(0),
                         self.pulses_total.eq(self.pulses_total + 1),
                     ]
@@ -304,10 +315,11 @@ class Programmer(wiring.Component):
                     m.next = "PULSE"
 
             with m.State("PULSE"):
-                m.d.sync += pulse_timer.eq(pulse_timer + 1)
-                with m.If(pulse_timer == self.pulse_cycles - 1):
+                # prog_pulse is high while pulse_timer counts 1 .. pulse_cycles.
+                m.d.sync += [self.prog_pulse.eq(1), pulse_timer.eq(pulse_timer + 1)]
+                with m.If(pulse_timer == self.pulse_cycles):
                     m.d.sync += self.prog_pulse.eq(0)
-                    m.next = "VERIFY"
+                    m.next = "SELECT"
 
             with m.State("NEXT"):
                 # Column counter first; after C columns the row counter advances.
@@ -327,7 +339,7 @@ class Programmer(wiring.Component):
                     m.next = "LOAD_REF"
 
             with m.State("DONE"):
-                m.d.sync += [self.write_ok.eq(1), partition_en.eq(0)]
+                m.d.sync += self.write_ok.eq(1)
                 m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))

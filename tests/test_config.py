@@ -37,7 +37,7 @@ def test_replace_is_validated_and_changes_digest():
     ("[device]\ng_on = 1e-9\ng_off = 1e-7\n", "g_off < device.g_on"),
     ("[host]\ninterface = 'i2c'\n", "spi or uart"),
     ("[network]\ninput_size = 14\nlayers = [10]\nactivations = ['relu']\n", "last layer"),
-    ("[crossbar]\ntile_rows = 10\n", "smaller than the layer's 196 inputs"),
+    ("[crossbar]\ntile_cols = 5\n", "tile_cols must be even"),  # layers larger than a tile are tiled
     ("[adc\nbits = 8\n", "malformed TOML"),
     ("adc = 3\n", "must be a table"),
 ])

@@ -15,10 +15,15 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from flow.config import ChipConfig
+from flow.host import HostDriver, NackError
+from hdl import protocol
 from hdl.programmer import Programmer, level_bits
+from hdl.protocol import Reg
+from hdl.top import Top
 from hdl.write_ack import WriteAck
 
 SMALL = {
@@ -131,12 +136,24 @@ def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, hos
         step_ok = 0              # partitions that verified ok in this cell step
         step_cell = None
         stray_sent = False
+        before = None            # the boundary buses in the previous clock
         async for _, _, vstart, ppulse, rowsel, colsel, pen, pol, lvl, ref, rw, decide, \
                 all_acked, acked, present in ctx.tick().sample(
                     dut.verify_start, dut.prog_pulse, dut.prog_row_sel, dut.prog_col_sel,
                     dut.prog_partition_en, dut.prog_polarity, dut.prog_level, dut.verify_ref,
                     dut.rw_mode, wa.decide, wa.all_acked, wa.acked, wa.present):
             ctx.set(dut.verify_done, 0)
+            buses = (rowsel, colsel, pen, pol, lvl, ref)
+            if vstart:
+                assert before[:3] + before[5:] == buses[:3] + buses[5:], \
+                    "verify lines set up one clock before verify_start"
+            if ppulse and pulse is None:
+                assert before[:5] == buses[:5], "pulse lines set up one clock before prog_pulse"
+            if not ppulse and pulse is not None:
+                assert pulse[0] == buses[:5], "pulse lines held one clock after prog_pulse"
+            if before is not None and before[1] != colsel:
+                assert before[2] == pen == 0, "the address moves only while deselected"
+            before = buses
             if decide:
                 # The decision must see the synchronised AND of this verify's flops.
                 assert all_acked == int(all(acked >> p & 1 or not present >> p & 1
@@ -313,7 +330,6 @@ def test_default_chip_geometry_builds():
     assert len(dut.verify_ref) == cfg.crossbar.partitions * 5     # 32 levels -> 5 bits
     assert len(dut.prog_level) == 3                               # 8 amplitude levels
     assert WriteAck.LATENCY == 3
-    from amaranth.back import rtlil
     rtlil.convert(dut)       # elaborates without errors
 
 
@@ -326,7 +342,6 @@ class SimUart:
         self.ctx, self.top, self.divider, self.received = ctx, top, divider, received
 
     async def exchange(self, request):
-        from hdl import protocol
         ctx = self.ctx
         for byte in request:
             for level in [0] + [(byte >> k) & 1 for k in range(8)] + [1]:
@@ -344,13 +359,8 @@ class SimUart:
 
 
 def test_top_programs_over_uart_and_excludes_inference():
-    import asyncio  # noqa: F401  (the driver's coroutines run inside the amaranth testbench)
-
-    from flow.host import HostDriver, NackError
-    from hdl import protocol
-    from hdl.protocol import Reg
-    from hdl.top import Top
-
+    # The HostDriver's coroutines run inside the amaranth testbench: SimUart's awaits are
+    # amaranth triggers.
     cfg = small_cfg(**{"host.interface": "uart", "host.uart_divider": 4})
     top = Top(cfg)
     assert not hasattr(top, "spi_sclk") and hasattr(top, "uart_rx")

@@ -150,3 +150,89 @@ def test_labels_beyond_outputs_are_refused():
     cfg = CFG.replace(**{"network.input_size": 4, "network.layers": [5]})
     with pytest.raises(DataError, match="labels go up to 9 but the network has 5 outputs"):
         train.train(cfg, synthetic(400, 1))
+
+
+# -- multi-layer: quantisation-aware training ----------------------------------------------------
+
+MLP_CFG = config.load(config.CONFIG_DIR / "mlp.toml")
+
+
+@pytest.fixture(scope="module")
+def small_mlp_cfg() -> config.ChipConfig:
+    return MLP_CFG.replace(**{"train.epochs": 8, "train.batch": 64})
+
+
+@pytest.fixture(scope="module")
+def mlp_subset_weights(subset, small_mlp_cfg) -> train.Weights:
+    return train.train(small_mlp_cfg, subset)
+
+
+def test_slp_digest_and_weights_layout_are_unchanged():
+    """The SLP recipe's digest is what it was before multi-layer training existed, so the SLP
+    weights cached under build/weights stay valid."""
+    assert train.training_digest(CFG) == "b42fd63aa9a1"
+    w = train.Weights(w=np.zeros((196, 10)), config_digest="x")
+    assert len(w.layers) == 1 and w.layers[0] is w.w and w.requant_mult == ()
+
+
+def test_mlp_subset_learns(mlp_subset_weights, subset, small_mlp_cfg):
+    w, meta = mlp_subset_weights, mlp_subset_weights.meta
+    assert [m.shape for m in w.layers] == [(196, 256), (256, 10)]
+    assert w.w is w.layers[0]
+    assert meta["method"] == "qat" and meta["train_images"] == 2000
+    assert meta["software_test_accuracy"] > 0.8
+    (mult,) = w.requant_mult
+    assert 1 <= mult <= 255 and meta["requant_mult"] == [mult]
+    assert all(np.abs(m).max() <= 1.0 for m in w.layers)
+    codes = to_dac_codes(subset.x_test, small_mlp_cfg)
+    assert train.software_accuracy(w, codes, subset.y_test, small_mlp_cfg) == meta["software_test_accuracy"]
+    with pytest.raises(ValueError, match="needs its config"):
+        train.software_accuracy(w, codes, subset.y_test)
+
+
+def test_mlp_training_is_deterministic(subset, small_mlp_cfg, mlp_subset_weights):
+    for act in ("relu", "binary"):
+        cfg = small_mlp_cfg.replace(**{"train.epochs": 2, "network.activations": [act, "none"]})
+        first, again = train.train(cfg, subset), train.train(cfg, subset)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(first.layers, again.layers)), act
+        assert first.requant_mult == again.requant_mult
+        assert first.meta["train_loss_history"] == again.meta["train_loss_history"]
+    # a different seed gives different weights (the runs above are not trivially equal)
+    other = train.train(small_mlp_cfg.replace(**{"train.epochs": 2, "seeds.train": 9}), subset)
+    assert other.layers[0].tobytes() != first.layers[0].tobytes()
+
+
+def test_mlp_requant_mult_is_calibrated(dataset):
+    """The cached full-MNIST MLP: the 99.9th percentile of positive hidden sums maps to dac_max,
+    so only a small share of the active hidden units saturates."""
+    from flow.cli import WEIGHTS_DIR
+    from flow.golden import GoldenChip
+    weights = train.load_or_train(MLP_CFG, dataset, WEIGHTS_DIR)
+    codes = to_dac_codes(dataset.x_test[:2000], MLP_CFG)
+    trace = GoldenChip.from_weights(MLP_CFG, weights).infer(codes, trace=True).trace
+    s, act = trace.sums[0], trace.activations[0]
+    saturated = np.mean(act[s > 0] == MLP_CFG.quant.dac_max)
+    assert 0 < saturated < 0.01
+    assert np.mean(act[s > 0] > 0) > 0.5, "most positive sums give a non-zero code"
+
+
+def test_mlp_training_digest_covers_the_analog_scale():
+    base = train.training_digest(MLP_CFG)
+    for change in ({"adc.bits": 6}, {"crossbar.tile_rows": 64}, {"device.g_on": 4e-8},
+                   {"sensing.tia_gain": 2e8}, {"network.requant_shift": 7}, {"train.epochs": 3},
+                   {"train.calib_percentile": 99.0}, {"network.activations": ["binary", "none"]}):
+        assert train.training_digest(MLP_CFG.replace(**change)) != base, change
+    for change in ({"crossbar.wire_r": 0.0}, {"adc.noise_lsb": 1.0}, {"crossbar.tile_cols": 64},
+                   {"adc.adcs_per_tile": 4}, {"seeds.noise": 5}):
+        assert train.training_digest(MLP_CFG.replace(**change)) == base, change
+
+
+def test_mlp_save_load_round_trip(tmp_path, mlp_subset_weights, small_mlp_cfg):
+    path = tmp_path / "mlp.npz"
+    train.save(mlp_subset_weights, path)
+    back = train.load(path, small_mlp_cfg)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(back.layers, mlp_subset_weights.layers))
+    assert back.requant_mult == mlp_subset_weights.requant_mult
+    assert back.meta == mlp_subset_weights.meta
+    with pytest.raises(train.WeightsError, match="trained for a different config"):
+        train.load(path, small_mlp_cfg.replace(**{"network.layers": [128, 10]}))
