@@ -26,6 +26,11 @@ test: setup
 verilog: setup
 	$(VENV)/bin/xbarflow verilog --out build/verilog
 
+# Speed figures of this machine (golden model, co-simulation per core, builds, the full test
+# set sharded over 2 jobs, profiles) -> BENCHMARKS.md; takes ~5 minutes.
+bench: setup
+	$(PY) -m flow.bench --out BENCHMARKS.md
+
 # Optional: Yosys, nextpnr-ice40 and icestorm for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:
 	@bash tools/ensure-ngspice.sh --synth

@@ -7,9 +7,9 @@ transport is the job's "transport": "pins" (the bit-banged SpiMaster BFM, the re
 On the "hdl" transport the host also writes only the span of input-buffer bytes that differ from
 the previous image (`DeltaHost`): ~73 of 98 bytes on MNIST, ~18 % fewer SPI clocks per image.
 
-Speed: the clock runs in the simulator (cocotb's GPI clock, no Python per edge), and the bridge
-and the transactor wake Python once per transaction. Set XBARFLOW_PROFILE=<file> to write a
-cProfile of the bench process (read it with `python -m pstats <file>`).
+Speed: the clock runs in the simulator (in the harness itself on "hdl", cocotb's GPI clock on
+"pins": no Python per edge), and the bridge and the transactor wake Python once per transaction. Set XBARFLOW_PROFILE=<file> to write a
+cProfile of the image loop (read it with `python -m pstats <file>`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from cocotb.utils import get_sim_time
 
 from cocotb_tests.analog_bridge import AnalogBridge
 from cocotb_tests.spi_master import SpiMaster, SpiTransport
+from cocotb_tests.programming import program_chip
 from cocotb_tests.spi_transactor import TransactorTransport
+from cocotb_tests.uart_host import UartTransport
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
@@ -63,9 +65,10 @@ class Scoreboard:
 
 async def reset(dut, cycles: int = 4) -> None:
     dut.rst.value = 1
-    dut.spi_cs_n.value = 1
-    dut.spi_sclk.value = 0
-    dut.spi_mosi.value = 0
+    if hasattr(dut, "spi_cs_n"):   # only the configured host interface's pins exist
+        dut.spi_cs_n.value = 1
+        dut.spi_sclk.value = 0
+        dut.spi_mosi.value = 0
     await ClockCycles(dut.clk, cycles, rising=False)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2, rising=False)
@@ -116,21 +119,6 @@ class Progress:
 
 @cocotb.test()
 async def classify_images(dut):
-    profile_path = os.environ.get("XBARFLOW_PROFILE")
-    if not profile_path:
-        await _classify_images(dut)
-        return
-    import cProfile
-    profiler = cProfile.Profile()
-    profiler.enable()
-    try:
-        await _classify_images(dut)
-    finally:
-        profiler.disable()
-        profiler.dump_stats(profile_path)
-
-
-async def _classify_images(dut):
     job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
     cfg = config_mod.from_dict(job["config"])
     data = np.load(job["data"])
@@ -157,6 +145,9 @@ async def _classify_images(dut):
     cocotb.start_soon(bridge.run())
     if transport == "hdl":
         link = TransactorTransport(dut)
+    elif cfg.host.interface == "uart":
+        link = UartTransport(dut.uart_rx, dut.uart_tx,
+                             bit_time_ns=round(period_ns * cfg.host.uart_divider))
     else:
         link = SpiTransport(SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
                                       half_period=period_ns * cfg.host.spi_clk_div / 2))
@@ -167,11 +158,25 @@ async def _classify_images(dut):
     codes = to_dac_codes(images, cfg)
     golden = chip.infer(codes, indices)
     scoreboard = Scoreboard(golden, codes)
-    image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * cfg.host.spi_clk_div
+    bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
+    image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * bit_cycles
 
     try:
         ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
+        if job.get("program"):
+            # The chip programs its own array; inference then runs on the programmed
+            # conductances, so the reference becomes the golden chip on the same state.
+            device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"])
+            scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
+            chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols])
+            bridge.array = chip.array
+            scoreboard.golden = chip.infer(codes, indices)
+        profiler = None
+        if os.environ.get("XBARFLOW_PROFILE"):
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")
         for k, idx in enumerate(indices.tolist()):
             if time.monotonic() > deadline:
@@ -202,6 +207,9 @@ async def _classify_images(dut):
         progress.update(len(indices), force=True)
         results["loop_s"] = time.perf_counter() - t_loop   # the image loop, without start-up
         results["loop_sim_ns"] = get_sim_time("ns") - sim_ns0
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["XBARFLOW_PROFILE"])
     except BaseException as exc:  # record why the run stopped, then fail the test
         results["error"] = f"{type(exc).__name__}: {exc}"
         raise

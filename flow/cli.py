@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,18 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _override(text: str) -> tuple[str, object]:
+    """`section.key=value` with a TOML value (numbers, true/false, strings, lists)."""
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got '{text}'")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw   # a bare word: take it as a string
+    return key.strip(), value
 
 
 def _writable_dir(path: Path) -> Path:
@@ -76,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     prog.add_argument("--data", type=Path, default=None)
     prog.add_argument("--out", type=Path, default=None)
     prog.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+    for p in (demo, prog):
+        p.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set device.stuck_on_rate=0.025 (repeatable)")
 
     ver = sub.add_parser("verilog", help="write the chip's Verilog and its JSON sidecar")
     ver.add_argument("--config", type=Path, default=None)
@@ -137,8 +153,14 @@ def cmd_demo(args) -> int:
     t_start = time.perf_counter()
     program = args.command == "program" or args.program
     cfg = _load_config(args.config)
+    overrides = dict(args.set)
     if args.host:
-        cfg = cfg.replace(**{"host.interface": args.host})
+        overrides["host.interface"] = args.host
+    if overrides:
+        try:
+            cfg = cfg.replace(**overrides)
+        except config_mod.ConfigError as exc:
+            raise UsageError(str(exc)) from None
     kind = "program" if program else "demo"
     out = _writable_dir(args.out or ROOT / "runs" / f"{kind}-{cfg.name}-{args.sim}")
     try:

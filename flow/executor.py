@@ -13,11 +13,12 @@ once (the `sim` command writes each shard's result file there, which is what mak
 interrupted run resumable). `tick()`, if given, is called about every `tick_s` seconds while
 waiting (for progress bars that poll).
 
-Failure and interruption: when a job raises, no new job starts, the jobs already running are
-allowed to finish (their results still go to `progress`), then `JobError` is raised, naming the
-item. On Ctrl-C (KeyboardInterrupt) the local workers are interrupted too (each gets SIGINT, so
-a simulator subprocess it waits on is killed by `subprocess.run`), nothing new starts, and the
-KeyboardInterrupt propagates. With Dask, pending and running futures are cancelled.
+Failure and interruption: when a job raises, `JobError` is raised, naming the item (the job's
+exception is its cause). Locally no new job starts and the jobs already running finish first
+(their results still go to `progress`); with Dask the remaining futures are cancelled. On Ctrl-C
+(KeyboardInterrupt) the local workers are interrupted too (each gets SIGINT once, so a simulator
+subprocess it waits on is killed by `subprocess.run`, and it refuses queued jobs), and the
+KeyboardInterrupt propagates; with Dask the futures are cancelled.
 
 Local workers are started with the "spawn" method (no fork of a parent that may hold threads,
 e.g. a progress bar's). `jobs=1` without Dask runs the jobs in the calling process.
@@ -56,12 +57,17 @@ def default_jobs() -> int:
 
 # -- local worker side ---------------------------------------------------------------------------
 _running_job = False
+_interrupted = False
 
 
 def _worker_sigint(signum, frame):
-    # SIGINT interrupts a running job (a simulator subprocess is then killed by subprocess.run);
-    # an idle worker ignores it and exits when the pool shuts down, without a traceback.
-    if _running_job:
+    # The first SIGINT interrupts a running job (subprocess.run then kills the simulator it
+    # waits on); after it the worker refuses queued jobs. A later SIGINT changes nothing, so it
+    # cannot disturb that clean-up, and an idle worker exits without a traceback.
+    global _interrupted
+    first = not _interrupted
+    _interrupted = True
+    if _running_job and first:
         raise KeyboardInterrupt
 
 
@@ -71,6 +77,8 @@ def _worker_init() -> None:
 
 def _call(fn: Callable, item: Any) -> Any:
     global _running_job
+    if _interrupted:
+        raise KeyboardInterrupt("not started: the run was interrupted")
     _running_job = True
     try:
         return fn(item)

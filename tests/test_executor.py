@@ -85,13 +85,13 @@ def test_bad_arguments():
 def dask_address():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
         yield cluster.scheduler_address
 
 
 def test_dask_matches_local(dask_address):
-    assert dask_address.startswith("tcp://127.0.0.1:") or dask_address.startswith("inproc://")
+    assert dask_address.startswith("tcp://127.0.0.1:")
     seen = []
     assert map_jobs(_square, range(6), dask_address=dask_address,
                     progress=lambda i, r: seen.append(i)) == map_jobs(_square, range(6), jobs=2)

@@ -1,0 +1,210 @@
+"""`xbarflow sim`: shard plan, checksummed shard results, merge, resume after corruption and
+after SIGINT, usage errors, and the same report from a Dask cluster on loopback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flow.cli import main
+from flow.shard import (RUN_KEYS, merge, plan_shards, read_result, shard_key, stable_view,
+                        write_result)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- plan, keys, result files, merge -----------------------------------------------------------
+
+def test_plan_covers_the_images_in_order():
+    for n, jobs, size in ((10000, 2, None), (12, 2, 4), (7, 3, None), (1, 4, None), (5, 1, 100)):
+        shards = plan_shards(n, jobs, size)
+        assert shards[0][0] == 0 and shards[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))
+        assert all(stop > start for start, stop in shards)
+        assert plan_shards(n, jobs, size) == shards
+    assert len(plan_shards(10000, 2)) == 10          # at most 1,000 images per shard
+    assert plan_shards(12, 2, 4) == [(0, 4), (4, 8), (8, 12)]
+    assert plan_shards(0, 2) == []
+
+
+def test_shard_key_changes_with_every_input():
+    base = dict(config_digest="c", sim="verilator", transport="hdl", model_digest="m",
+                conductance=np.ones((4, 2)), indices=np.arange(3), images=np.zeros((3, 2, 2), np.uint8),
+                labels=np.arange(3))
+    key = shard_key(**base)
+    assert shard_key(**base) == key
+    for name, value in (("config_digest", "d"), ("sim", "icarus"), ("transport", "pins"),
+                        ("model_digest", "n"), ("conductance", np.ones((4, 2)) * 2),
+                        ("indices", np.arange(1, 4)), ("images", np.ones((3, 2, 2), np.uint8)),
+                        ("labels", np.arange(3)[::-1].copy())):
+        assert shard_key(**{**base, name: value}) != key, name
+
+
+def test_result_files_detect_truncation_tampering_and_stale_keys(tmp_path):
+    payload = {"indices": [0, 1], "classes": [3, 4], "mismatches": []}
+    path = tmp_path / "0000.json"
+    write_result(path, "k1", payload)
+    assert read_result(path, "k1") == (payload, "")
+    assert read_result(path, "k2")[0] is None
+    assert read_result(tmp_path / "none.json", "k1") == (None, "missing")
+
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])                       # an interrupted write
+    assert read_result(path, "k1")[0] is None
+
+    doc = json.loads(text)
+    doc["payload"]["classes"][0] = 5                              # a flipped result
+    path.write_text(json.dumps(doc))
+    assert read_result(path, "k1") == (None, "checksum mismatch (corrupted)")
+
+    doc = json.loads(text)
+    del doc["complete"]
+    path.write_text(json.dumps(doc))
+    assert read_result(path, "k1") == (None, "incomplete")
+    assert not list(tmp_path.glob("*.tmp*")), "no temporary files left behind"
+
+
+def _payload(indices, classes, adc, total=28):
+    return {"indices": indices, "classes": classes, "adc_codes": adc,
+            "dac_codes_ok": [True] * len(indices), "cycles": {"total": [total], "drive": [4]},
+            "mismatches": []}
+
+
+def test_merge_counts_parity_and_accuracy():
+    golden_cls = np.array([1, 2, 3, 4])
+    golden_adc = np.array([[1, 0], [2, 0], [3, 0], [4, 0]])
+    labels = np.array([1, 2, 0, 4])
+    p = [_payload([0, 1], [1, 2], [[1, 0], [2, 0]]), _payload([2, 3], [3, 4], [[3, 0], [4, 1]])]
+    m = merge(p, golden_cls, golden_adc, labels)
+    assert m["images"] == 4 and m["parity"] == 0.75 and m["mismatched_images"] == 1
+    assert m["cosim_accuracy"] == 0.75 and m["golden_accuracy"] == 0.75
+    assert m["cycles_per_inference"] == 28 and m["cycles_same_in_every_shard"]
+    assert merge(p, golden_cls, golden_adc, labels) == m
+    with pytest.raises(ValueError):
+        merge(p[::-1], golden_cls, golden_adc, labels)
+    p[1]["cycles"]["total"] = [29]
+    assert not merge(p, golden_cls, golden_adc, labels)["cycles_same_in_every_shard"]
+
+
+# -- the command -------------------------------------------------------------------------------
+
+def _sim(out: Path, *extra: str) -> dict:
+    argv = ["sim", "--sim", "verilator", "--images", "12", "--shard-size", "4", "--out", str(out),
+            *extra]
+    assert main(argv) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim-local")
+    return out, _sim(out, "--jobs", "2")
+
+
+def test_sim_report(local_run):
+    out, report = local_run
+    assert report["images"] == 12 and report["shards"] == 3
+    assert report["parity"] == 1.0 and report["mismatches"] == []
+    assert report["cosim_accuracy"] == report["golden_accuracy"]
+    assert report["cycles_per_inference"] == report["cycles_by_phase"]["total"] > 0
+    assert report["shards_run"] == 3 and report["shards_reused"] == 0
+    assert sorted(p.name for p in (out / "shards").glob("*.json")) == ["0000.json", "0001.json", "0002.json"]
+    assert set(RUN_KEYS) <= set(report)
+
+
+def test_sim_resume_reuses_good_shards_and_reruns_corrupted_ones(local_run, tmp_path):
+    out, first = local_run
+    work = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(out), str(work)], check=True)
+    again = _sim(work, "--jobs", "1")
+    assert again["shards_reused"] == 3 and again["shards_run"] == 0
+    assert stable_view(again) == stable_view(first)
+
+    shards = work / "shards"
+    text = (shards / "0001.json").read_text()
+    (shards / "0001.json").write_text(text[:-40])                  # truncated
+    doc = json.loads((shards / "0002.json").read_text())
+    doc["payload"]["classes"] = [(c + 1) % 10 for c in doc["payload"]["classes"]]
+    (shards / "0002.json").write_text(json.dumps(doc))             # tampered, old checksum
+    mtime0 = (shards / "0000.json").stat().st_mtime_ns
+    healed = _sim(work, "--jobs", "2")
+    assert healed["shards_reused"] == 1 and healed["shards_run"] == 2
+    assert (shards / "0000.json").stat().st_mtime_ns == mtime0, "the good shard was not rerun"
+    assert stable_view(healed) == stable_view(first), "corrupted results were never merged"
+
+
+def test_sim_dask_cluster_gives_the_local_report(local_run, tmp_path):
+    from distributed import LocalCluster
+
+    _, local = local_run
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        report = _sim(tmp_path, "--dask", cluster.scheduler_address)
+    assert report["shards_run"] == 3
+    assert stable_view(report) == stable_view(local)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sim_sigint_keeps_finished_shards_and_resumes(jobs, local_run, tmp_path):
+    _, local = local_run
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "flow.cli", "sim", "--sim", "verilator", "--images", "12",
+           "--shard-size", "4", "--jobs", jobs, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "shards" / "0000.json").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)            # Ctrl-C: the whole foreground group
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    done = sorted(p.name for p in (out / "shards").glob("*.json"))
+    assert "0000.json" in done and len(done) < 3, "stopped before the end, first shard kept"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:                # nothing of the run is left behind
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted run are still alive")
+
+    resumed = _sim(out, "--jobs", "1")
+    assert resumed["shards_reused"] == len(done) and resumed["shards_run"] == 3 - len(done)
+    assert stable_view(resumed) == stable_view(local)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sim", "--images", "0"], "--images"),
+    (["sim", "--images", "ten"], "--images"),
+    (["sim"], "--images"),
+    (["sim", "--images", "all", "--jobs", "0"], "--jobs"),
+    (["sim", "--images", "20000"], "exceeds"),
+    (["sim", "--images", "4", "--sim", "modelsim"], "--sim"),
+    (["sim", "--images", "4", "--dask", " "], "--dask"),
+    (["sim", "--images", "4", "--config", "/nonexistent.toml"], "nonexistent"),
+])
+def test_usage_errors_are_one_line_exit_2(argv, needle, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_unreachable_dask_scheduler_is_a_usage_error(tmp_path, capsys):
+    assert main(["sim", "--images", "4", "--dask", "tcp://127.0.0.1:9", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot connect" in err
