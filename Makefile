@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
-.PHONY: setup demo test bench verilog synth-tools clean
+.PHONY: setup demo test bench verilog synth-tools clean fuzz
 
 setup: $(STAMP)
 	@bash tools/ensure-icarus.sh
@@ -30,6 +30,12 @@ verilog: setup
 # set sharded over 2 jobs, profiles) -> BENCHMARKS.md; takes ~5 minutes.
 bench: setup
 	$(PY) -m flow.bench --out BENCHMARKS.md
+
+# Host-interface fuzzing: 10,000 seeded random and mutated frames per host (SPI, then UART) on
+# Verilator against the reference model; figures in runs/fuzz/fuzz.json (README, Robustness).
+# `make test` runs 500 per host (tests/test_fuzz.py).
+fuzz: setup
+	$(PY) -m flow.fuzz --frames 10000
 
 # Optional: Yosys, nextpnr-ice40 and icestorm for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:

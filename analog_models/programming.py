@@ -17,6 +17,8 @@ A program pulse of amplitude V moves the state by
 * stuck-at faults: one uniform draw per cell from `default_rng([seeds.device, TAG, 2])`;
   u < stuck_on_rate -> stuck at g_on (lambda = 1), next stuck_off_rate -> stuck at g_off. A stuck
   cell never moves (it still counts the pulses it receives).
+* a dead partition (`device.dead_partition` = p >= 0): every cell of row partition p is open,
+  i.e. stuck at g_off whatever the draws above say (the other partitions keep their draws).
 * c2c: each pulse's step is scaled by max(0, 1 + c2c_sigma * N(0, 1)) drawn from a generator
   keyed by the pulse itself, `default_rng([seeds.device, row, col, pulse_index])`, where
   pulse_index is how many pulses the cell received before. A draw is reproducible in isolation and
@@ -91,6 +93,10 @@ def stuck_maps(cfg: ChipConfig) -> tuple[np.ndarray, np.ndarray]:
     u = np.random.default_rng([cfg.seeds.device, TAG, STUCK_KEY]).random(shape)
     on = u < d.stuck_on_rate
     off = ~on & (u < d.stuck_on_rate + d.stuck_off_rate)
+    dead = getattr(d, "dead_partition", -1)
+    if dead >= 0:
+        rows = slice(cfg.partition_start[dead], cfg.partition_start[dead] + cfg.partition_rows[dead])
+        on[rows], off[rows] = False, True
     return on, off
 
 

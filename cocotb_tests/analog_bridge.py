@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from analog_models.array import AnalogArray
 
 
 def unpack_bus(value: int, count: int, width: int, signed: bool = False) -> np.ndarray:
@@ -38,24 +37,31 @@ def pack_bus(fields: np.ndarray, width: int) -> int:
 
 @dataclass
 class VmmEvent:
-    """One inference transaction as seen at the boundary (what the monitor reports)."""
-    event_index: int
-    dac_codes: np.ndarray
-    adc_codes: np.ndarray
+    """One tile transaction as seen at the boundary (what the monitor reports)."""
+    event_index: int       # noise key: image event * tiles + tile
+    tile: int
+    dac_codes: np.ndarray  # the tile's input codes (its rows only)
+    adc_codes: np.ndarray  # all of the tile's output codes
 
 
 @dataclass
 class AnalogBridge:
+    """Serves every tile of `chip` (a `flow.golden.GoldenChip`): the same tile arrays the
+    golden model computes with, selected by ``tile_sel``; with shared ADCs each ``adc_start``
+    converts the group that ``adc_col_sel`` selects."""
     dut: object
-    array: AnalogArray
-    event_index: int = 0                   # keys the noise draws; the bench sets it per image
+    chip: object
+    event_index: int = 0                   # the image's event index; the bench sets it per image
     events: list[VmmEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        cfg = self.array.cfg
-        self._rows, self._dac_bits = cfg.rows, cfg.quant.dac_bits
-        self._adc_bits = cfg.adc.bits
-        self._settle, self._convert = self.array.latency_cycles()
+        from hdl.controller import adc_groups, adcs_per_tile
+
+        cfg = self.chip.cfg
+        self._tile_rows, self._dac_bits = cfg.crossbar.tile_rows, cfg.quant.dac_bits
+        self._adc_bits, self._adcs = cfg.adc.bits, adcs_per_tile(cfg)
+        self._shared = adc_groups(cfg) > 1
+        self._settle, self._convert = self.chip.tiles[0].array.latency_cycles()
         self.dut.vmm_done.value = 0
         self.dut.adc_valid.value = 0
         self.dut.adc_codes.value = 0
@@ -73,14 +79,24 @@ class AnalogBridge:
             # before it has applied that update (Icarus does with the harness clock), so read
             # the bus once the time step has settled. The next write is after a falling edge.
             await ReadOnly()
-            dac = unpack_bus(dut.dac_codes.value.to_unsigned(), self._rows, self._dac_bits)
-            adc = self.array.adc_codes(dac[None, :], np.array([self.event_index]))[0]
-            self.events.append(VmmEvent(self.event_index, dac, adc))
+            t = int(dut.tile_sel.value)   # a 1-bit port reads as Logic, a wider one as LogicArray
+            tiles = self.chip.tiles        # the bench swaps in the programmed chip
+            tile = tiles[t]
+            dac = unpack_bus(dut.dac_codes.value.to_unsigned(), self._tile_rows, self._dac_bits)
+            assert not dac[len(tile.rows):].any(), f"tile {t}: rows past its inputs are driven"
+            event = self.event_index * len(tiles) + t
+            adc = tile.array.adc_codes(dac[None, :len(tile.rows)], np.array([event]))[0]
+            self.events.append(VmmEvent(event, t, dac[:len(tile.rows)], adc))
             await ClockCycles(clk, self._settle, rising=False)
             await self._pulse(dut.vmm_done)
-            # The controller may raise adc_start while the vmm_done pulse is still ending.
-            if not dut.adc_start.value:
-                await RisingEdge(dut.adc_start)
-            await ClockCycles(clk, self._convert, rising=False)
-            dut.adc_codes.value = pack_bus(adc, self._adc_bits)
-            await self._pulse(dut.adc_valid)
+            for _ in range(-(-adc.size // self._adcs)):
+                # The controller may raise adc_start while the previous pulse is still ending.
+                if not dut.adc_start.value:
+                    await RisingEdge(dut.adc_start)
+                group = int(dut.adc_col_sel.value) if self._shared else 0
+                codes = np.zeros(self._adcs, dtype=np.int64)
+                part = adc[group * self._adcs:(group + 1) * self._adcs]
+                codes[:part.size] = part
+                await ClockCycles(clk, self._convert, rising=False)
+                dut.adc_codes.value = pack_bus(codes, self._adc_bits)
+                await self._pulse(dut.adc_valid)

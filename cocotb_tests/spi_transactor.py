@@ -37,7 +37,8 @@ SPI_PINS = ("spi_sclk", "spi_cs_n", "spi_mosi", "spi_miso")
 # Plain Verilog rather than Amaranth, for one reason: simulation speed on Icarus. The two wide
 # frame registers must be touched only when a byte moves (`if (store) resp <= ...`); Amaranth's
 # output recomputes and copies every register's next value on every clock, which made this
-# 4 kbit transactor cost more than the whole chip on Icarus (16k instead of ~60k clocks/s).
+# 4 kbit transactor cost more than the whole chip on Icarus (16k instead of 40k clocks/s for
+# chip plus transactor, measured on the same machine and load).
 TRANSACTOR_VERILOG = r"""
 // SPI mode 0 host, MSB first: one request/response frame exchange per change of `tag`.
 // Same bytes and timing (in clocks) as cocotb_tests.spi_master.SpiTransport over SpiMaster.

@@ -30,6 +30,7 @@ from cocotb_tests.spi_master import SpiMaster, SpiTransport
 from cocotb_tests.programming import program_chip
 from cocotb_tests.spi_transactor import TransactorTransport
 from cocotb_tests.uart_host import UartTransport
+from cocotb_tests.watchdog import Watchdog, bridge_task
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
@@ -41,26 +42,48 @@ BIT_TIMES_PER_IMAGE = 40_000
 
 
 class Scoreboard:
-    """Compares each image's chip results with the reference model; collects mismatches."""
+    """Compares each image's chip results with the reference model, tile event by tile event;
+    collects mismatches (the first divergent step of an image names the tile)."""
 
     def __init__(self, golden, codes):
         self.golden, self.codes, self.mismatches = golden, codes, []
 
-    def check(self, k: int, idx: int, cls: int, event, readback) -> bool:
-        ok = True
-        def fail(msg):
-            nonlocal ok
-            ok = False
-            self.mismatches.append(f"image {idx}: {msg}")
-        if not np.array_equal(event.dac_codes, self.codes[k]):
-            fail("DAC codes on the bus differ from the codes the host sent")
-        if not np.array_equal(event.adc_codes, self.golden.adc_codes[k]):
-            fail(f"ADC codes {event.adc_codes.tolist()} != golden {self.golden.adc_codes[k].tolist()}")
-        if readback is not None and list(readback) != self.golden.adc_codes[k].tolist():
-            fail(f"read-back codes {list(readback)} != golden {self.golden.adc_codes[k].tolist()}")
+    def inputs_of(self, k: int, tile) -> np.ndarray:
+        """The codes tile `tile` must see for image k: the image, or a hidden layer's codes."""
+        layer_inputs = self.codes[k] if tile.layer == 0 else self.golden.trace.activations[tile.layer - 1][k]
+        return layer_inputs[tile.row_start:tile.row_stop]
+
+    def check(self, k: int, idx: int, cls: int, events, readback) -> bool:
+        problems = []
+        tiles, trace = self.golden.trace.tiles, self.golden.trace
+        if [e.tile for e in events] != list(range(len(tiles))):
+            problems.append(f"tiles driven {[e.tile for e in events]}, expected 0..{len(tiles) - 1}")
+        else:
+            for e in events:
+                if not np.array_equal(e.dac_codes, self.inputs_of(k, tiles[e.tile])):
+                    problems.append(f"tile {e.tile}: DAC codes on the bus differ from the reference")
+                    break
+                if not np.array_equal(e.adc_codes, trace.tile_adc_codes[e.tile][k]):
+                    problems.append(f"tile {e.tile}: ADC codes {e.adc_codes.tolist()} != golden "
+                                    f"{trace.tile_adc_codes[e.tile][k].tolist()}")
+                    break
+        want = self.golden.adc_codes[k].tolist()
+        if readback is not None and list(readback) != want:
+            problems.append(f"read-back sums {list(readback)} != golden {want}")
         if cls != int(self.golden.classes[k]):
-            fail(f"class {cls} != golden {int(self.golden.classes[k])}")
-        return ok
+            problems.append(f"class {cls} != golden {int(self.golden.classes[k])}")
+        self.mismatches += [f"image {idx}: {p}" for p in problems]
+        return not problems
+
+    def output_codes(self, events, outputs: int) -> np.ndarray:
+        """The last layer's sums as the analog side delivered them (sum over row tiles)."""
+        tiles, sums = self.golden.trace.tiles, np.zeros(outputs, dtype=np.int64)
+        last = tiles[-1].layer
+        for e in events:
+            spec = tiles[e.tile]
+            if spec.layer == last:
+                sums[spec.out_start:spec.out_stop] += e.adc_codes
+        return sums
 
 
 async def reset(dut, cycles: int = 4) -> None:
@@ -140,9 +163,13 @@ async def classify_images(dut):
         Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
     await reset(dut)
 
-    chip = GoldenChip(cfg, data["conductance"])   # one effective matrix for bridge and reference
-    bridge = AnalogBridge(dut, chip.array)
-    cocotb.start_soon(bridge.run())
+    # One set of tile arrays for the bridge and the reference model.
+    layers = [data[f"conductance_{l}"] for l in range(len(cfg.network.layers))]
+    requant_mult = [int(m) for m in data["requant_mult"]]
+    chip = GoldenChip(cfg, layers, requant_mult)
+    bridge = AnalogBridge(dut, chip)
+    cocotb.start_soon(bridge_task(bridge, job))   # bridge.run(), unless a test fault is asked for
+    watchdog = Watchdog.for_job(dut, job)          # a stall names the FSM state it stalled in
     if transport == "hdl":
         link = TransactorTransport(dut)
     elif cfg.host.interface == "uart":
@@ -156,7 +183,7 @@ async def classify_images(dut):
     progress = Progress(job.get("progress"))
 
     codes = to_dac_codes(images, cfg)
-    golden = chip.infer(codes, indices)
+    golden = chip.infer(codes, indices, trace=True)
     scoreboard = Scoreboard(golden, codes)
     bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
     image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * bit_cycles
@@ -164,14 +191,17 @@ async def classify_images(dut):
     try:
         ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
+        if requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
+            packed = sum(m << (8 * l) for l, m in enumerate(requant_mult))
+            await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), image_timeout_ns, "ns")
         if job.get("program"):
             # The chip programs its own array; inference then runs on the programmed
             # conductances, so the reference becomes the golden chip on the same state.
             device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"])
             scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
-            chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols])
-            bridge.array = chip.array
-            scoreboard.golden = chip.infer(codes, indices)
+            chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols], requant_mult)
+            bridge.chip = chip
+            scoreboard.golden = chip.infer(codes, indices, trace=True)
         profiler = None
         if os.environ.get("XBARFLOW_PROFILE"):
             import cProfile
@@ -184,10 +214,9 @@ async def classify_images(dut):
             bridge.event_index = idx
             before = len(bridge.events)
             await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge
-            cls = await with_timeout(classifier.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
-                                     image_timeout_ns, "ns")
-            assert len(bridge.events) == before + 1, "expected exactly one VMM event per image"
-            event = bridge.events[-1]
+            cls = await watchdog.guard(classifier.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
+                                       image_timeout_ns, f"image {idx}")
+            events = bridge.events[before:]
             readback = None
             if job["readback"]:
                 readback = await with_timeout(host.read_outputs(cfg.outputs), image_timeout_ns, "ns")
@@ -196,12 +225,15 @@ async def classify_images(dut):
                 if k == 0 or job["readback"]:
                     results["cycles"][name].append(
                         await with_timeout(host.read_reg(reg), image_timeout_ns, "ns"))
-            scoreboard.check(k, idx, cls, event, readback)
+            scoreboard.check(k, idx, cls, events, readback)
+            delivered = scoreboard.output_codes(events, cfg.outputs)
             results["indices"].append(idx)
             results["classes"].append(cls)
-            results["adc_codes"].append(event.adc_codes.tolist())
+            results["adc_codes"].append(delivered.tolist())
             results["readback"].append(list(readback) if readback is not None else [-1] * cfg.outputs)
-            results["dac_codes_ok"].append(bool(np.array_equal(event.dac_codes, codes[k])))
+            results["dac_codes_ok"].append(all(
+                np.array_equal(e.dac_codes, scoreboard.inputs_of(k, scoreboard.golden.trace.tiles[e.tile]))
+                for e in events if e.tile < len(scoreboard.golden.trace.tiles)))
             bridge.events.clear()
             progress.update(k + 1)
         progress.update(len(indices), force=True)

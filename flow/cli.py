@@ -161,6 +161,8 @@ def cmd_demo(args) -> int:
             cfg = cfg.replace(**overrides)
         except config_mod.ConfigError as exc:
             raise UsageError(str(exc)) from None
+    if program and len(cfg.tiles) > 1:
+        raise UsageError(f"--program supports single-tile chips; {cfg.name} has {len(cfg.tiles)} tiles")
     kind = "program" if program else "demo"
     out = _writable_dir(args.out or ROOT / "runs" / f"{kind}-{cfg.name}-{args.sim}")
     try:
@@ -181,9 +183,9 @@ def cmd_demo(args) -> int:
     weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
     test_codes = to_dac_codes(dataset.x_test, cfg)
     labels = dataset.y_test.astype(np.int64)
-    software_acc = software_accuracy(weights, test_codes, labels)
+    software_acc = software_accuracy(weights, test_codes, labels, cfg)
 
-    golden = GoldenChip.from_weights(cfg, weights.w)
+    golden = GoldenChip.from_weights(cfg, weights)
     t0 = time.perf_counter()
     full = golden.infer(test_codes)
     golden_s = time.perf_counter() - t0
@@ -207,13 +209,14 @@ def cmd_demo(args) -> int:
         print(f"[xbarflow] {args.sim} model built in {sim_build.build_seconds:.1f} s "
               f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
         indices = np.arange(args.images)
-        result = run(sim_build, golden.array.conductance, dataset.x_test[indices], labels[indices],
-                     indices, out, readback=False, targets=targets)
+        result = run(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
+                     indices, out, readback=False, targets=targets, requant_mult=golden.requant_mult)
         waves = None
         if args.waves:
             waves_build = build(cfg, args.sim, waves=True)
-            waves = run(waves_build, reference.array.conductance, dataset.x_test[:1], labels[:1],
-                        indices[:1], out / "waves", readback=True).waves
+            waves = run(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
+                        indices[:1], out / "waves", readback=True,
+                        requant_mult=reference.requant_mult).waves
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1
@@ -245,7 +248,8 @@ def cmd_demo(args) -> int:
         report["programming"] = {**programming, "cosim": result.programming}
     from .report import logit_scale, write_report
 
-    scale = logit_scale(cfg, weights)
+    # Codes per logit: derived for one layer; an MLP's training records its own.
+    scale = logit_scale(cfg, weights) if len(cfg.network.layers) == 1 else weights.meta.get("logit_scale")
     report["metrics"] = write_report(out, labels[indices], result.classes, scores=result.adc_codes,
                                      scale=scale, title=f"{cfg.name}: co-simulation on {args.sim}")
     report["metrics_golden_full_test_set"] = write_report(
@@ -287,6 +291,8 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "cost": ("flow.cost", "energy, latency, TOPS/W and area per inference (optionally synthesised)"),
     "sweep": ("flow.sweep", "golden accuracy and cost over a grid of config overrides (CSV, PNG)"),
     "sim": ("flow.shard", "co-simulate the test set in shards over local processes or a Dask cluster"),
+    "classify": ("flow.classify", "classify one image (.npy or .pgm) with the golden model, "
+                                  "optionally co-simulated"),
 }
 
 
@@ -309,4 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m flow.cli` runs this file as __main__, a second copy of the module whose
+    # UsageError is not the flow.cli.UsageError the plugins raise: run the real module's main.
+    from flow.cli import main as _main
+    sys.exit(_main())

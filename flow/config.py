@@ -75,6 +75,8 @@ class DeviceConfig:
     d2d_sigma: float = 0.1       # relative device-to-device spread of the rate (seeded)
     stuck_on_rate: float = 0.0   # fraction of cells stuck at g_on
     stuck_off_rate: float = 0.0  # fraction of cells stuck at g_off
+    dead_partition: int = -1     # row partition whose cells are all open (stuck at g_off, e.g. a
+                                 # broken write driver or column segment); -1 = none
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ class ChipConfig:
     # -- derived quantities, computed here so nobody re-derives them --------------------------
     @property
     def rows(self) -> int:
-        """Crossbar rows used by the (single) layer: one per input pixel."""
+        """Inputs of layer 0, one crossbar row per input pixel (the SLP: its one tile's rows;
+        a bigger layer spans several row tiles, see `tiles`)."""
         return self.network.inputs
 
     @property
@@ -205,7 +208,7 @@ class ChipConfig:
 
     @property
     def cols(self) -> int:
-        """Physical columns: one differential pair (G+, G-) per output."""
+        """Physical columns of the last layer: one differential pair (G+, G-) per class."""
         return 2 * self.outputs
 
     @property
@@ -424,6 +427,9 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(d.c2c_sigma >= 0 and d.d2d_sigma >= 0, source, "device.c2c_sigma and d2d_sigma must be >= 0")
     _check(0 <= d.stuck_on_rate and 0 <= d.stuck_off_rate and d.stuck_on_rate + d.stuck_off_rate <= 1,
            source, "device.stuck_on_rate and stuck_off_rate must be >= 0 and sum to <= 1")
+    _check(-1 <= d.dead_partition < x.partitions, source,
+           f"device.dead_partition must be -1 (none) or a partition in 0..{x.partitions - 1}, "
+           f"got {d.dead_partition}")
     pr = cfg.programming
     _check(1 <= pr.timeout_pulses <= 65535, source, "programming.timeout_pulses must be in 1..65535")
     _check(1 <= pr.amplitude_levels <= 256, source, "programming.amplitude_levels must be in 1..256")

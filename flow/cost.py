@@ -406,12 +406,16 @@ def _report_cycles(path: Path, cfg) -> dict[str, int]:
 
 
 def run(args) -> int:
-    from .cli import WEIGHTS_DIR, UsageError, _load_config
+    from .cli import WEIGHTS_DIR, UsageError, _load_config, _writable_dir
     from .data import DataError, load_dataset, to_dac_codes
     from .sim import ROOT
     from .train import load_or_train
 
     cfg = _load_config(args.config)
+    if args.json:   # refuse an unwritable --json before the work, not after it
+        _writable_dir(args.json.parent)
+        if args.json.is_dir():
+            raise UsageError(f"--json {args.json} is a folder, not a file")
     cycles = _report_cycles(args.report, cfg) if args.report else None
     try:
         dataset = load_dataset(args.data)

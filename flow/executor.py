@@ -174,6 +174,11 @@ def _map_dask(fn, items, address, progress, tick, tick_s) -> list[Any]:
     except ImportError:  # pragma: no cover - pinned dependency
         raise ExecutorError("Dask distributed is not installed (pip install distributed)") from None
     try:
+        # A malformed host:port is refused before Client(): a Client that fails to parse its
+        # address is left half-built and prints a traceback from __del__ 20 s later.
+        from distributed.comm import get_address_host_port, parse_address
+        if parse_address(address)[0] in ("tcp", "tls"):
+            get_address_host_port(address)
         client = Client(address, timeout="10s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ExecutorError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None

@@ -157,6 +157,7 @@ class GoldenChip:
             if g.shape != (n_in, 2 * n_out):
                 raise ValueError(f"layer {layer} conductance must be ({n_in}, {2 * n_out}), got {g.shape}")
         self.requant_mult = self._check_mult(cfg, requant_mult)
+        self.layer_conductance = tuple(layers)   # per layer (n_in, 2 n_out), what the tiles cut
         tiles = []
         for spec in cfg.tiles:
             block = layers[spec.layer][spec.row_start:spec.row_stop, 2 * spec.out_start:2 * spec.out_stop]

@@ -238,6 +238,7 @@ class ChipProtocolModel:
                        Reg.CYCLES_ARGMAX: 0}
         self.inferences = 0
         self.frames_ok = self.err_crc = self.err_cmd = self.err_len = self.err_timeout = 0
+        self.err_framing = 0       # UART characters with a low stop bit (`framing_error`)
         self._frame: bytearray | None = None   # the partial frame, from SYNC on
 
     @classmethod
@@ -270,6 +271,10 @@ class ChipProtocolModel:
         if self._frame is not None:
             self._frame = None
             self.err_timeout += 1
+
+    def framing_error(self) -> None:
+        """A UART character with a low stop bit: the chip drops it and counts it (ERR_FRAMING)."""
+        self.err_framing += 1
 
     async def exchange(self, request: bytes) -> bytes:
         response = self.feed(request)
@@ -359,6 +364,7 @@ class ChipProtocolModel:
             Reg.SCRATCH: self.scratch, Reg.GEOMETRY: self.geometry, **self.cycles,
             Reg.PROG_PULSES: self.prog_pulses, Reg.PROG_FAILURES: self.prog_failures,
             Reg.PROG_CYCLES: self.prog_cycles, Reg.PROG_STEPS: self.prog_steps,
+            Reg.ERR_FRAMING: self.err_framing,
         }
         return values.get(reg, 0) & 0xFFFFFFFF   # CTRL and unmapped addresses read 0
 
@@ -369,7 +375,7 @@ class ChipProtocolModel:
             if value & protocol.CTRL_START:
                 self.start()
             if value & protocol.CTRL_CLEAR_ERRORS:
-                self.err_crc = self.err_cmd = self.err_len = self.err_timeout = 0
+                self.err_crc = self.err_cmd = self.err_len = self.err_timeout = self.err_framing = 0
 
     def start(self) -> None:
         if self.busy or self.prog_busy:   # ignored while inferring or programming

@@ -14,7 +14,7 @@ of the results. A later run with the same inputs reuses every shard whose file c
 reruns the others, so an interrupted run (Ctrl-C) resumes where it stopped; a truncated or
 altered file fails its checksum and is rerun, never merged. The merged report (OUT/report.json)
 depends only on the inputs: rerunning, resuming, --jobs and --dask change nothing in it but
-the run-dependent keys in `RUN_KEYS` (timings, shards reused).
+the run-dependent keys in `RUN_KEYS` (timings, shard counts).
 
 Co-simulation uses the HDL SPI transactor harness (cocotb_tests/spi_transactor.py) when the
 host interface is SPI, the pin-level BFM otherwise. Parity (same class and ADC codes as the
@@ -40,7 +40,9 @@ import numpy as np
 
 FORMAT = 1
 MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per shard
-RUN_KEYS = ("wall_s", "cosim_wall_s", "images_per_s", "shards_reused", "shards_run")
+# Report keys that describe the execution, not the results: timings, and how the work was cut
+# and which part of it was reused (both depend on --jobs/--shard-size and on earlier runs).
+RUN_KEYS = ("wall_s", "cosim_wall_s", "images_per_s", "shards", "shards_reused", "shards_run")
 
 
 # -- arguments -------------------------------------------------------------------------------------

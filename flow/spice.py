@@ -200,6 +200,11 @@ def run(args) -> int:
 
     cfg = _load_config(args.config)
     out = _writable_dir(args.out)
+    if not args.no_run:
+        try:
+            ngspice_path()     # a missing simulator is a usage error (exit 2), found before the work
+        except SpiceError as exc:
+            raise UsageError(str(exc)) from None
     try:
         dataset = load_dataset(args.data) if (args.weights is None or args.image is not None) else None
         if args.weights is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
+from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from .config import ChipConfig
@@ -32,7 +33,7 @@ def _ports(top: wiring.Component) -> list[dict]:
         ports.append({
             "name": name,
             "dir": "in" if member.flow == wiring.In else "out",
-            "width": member.shape.width if hasattr(member.shape, "width") else int(member.shape),
+            "width": Shape.cast(member.shape).width,
         })
     return ports
 

@@ -1051,7 +1051,10 @@ def _run(args) -> int:
                   f"after this one finds the next)", file=out)
     if args.gtkw:
         did = True
-        path, filters = w.write_gtkw(args.gtkw)
+        try:
+            path, filters = w.write_gtkw(args.gtkw)
+        except OSError as exc:      # e.g. a path under a regular file
+            raise WavesError(f"cannot write {args.gtkw}: {exc.strerror or exc}") from None
         print(f"wrote {path} and {len(filters)} FSM filter file(s)", file=out)
     if not did:
         size = w.vcd.path.stat().st_size

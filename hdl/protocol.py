@@ -94,6 +94,10 @@ class Reg(enum.IntEnum):
     PROG_CYCLES = 18   # RO: clocks of the current/last programming run, start to done
     PROG_STEPS = 19    # RO: cell steps finished in the current/last run (progress; the run
                        #     has max(partition_rows) * tile_cols steps)
+    ERR_FRAMING = 20   # RO: UART characters dropped for a low stop bit (always 0 on SPI);
+                       #     cleared with the other ERR_* counters by CTRL bit1
+    REQUANT_MULT = 21  # RW: ReLU requantiser multiplier of hidden layer l at bits [8l, 8l+8)
+                       #     (calibrated in training; the host writes it before inferring)
 
 
 STATUS_BUSY = 1 << 0
@@ -104,7 +108,7 @@ STATUS_WRITE_OK = 1 << 4
 CTRL_START = 1 << 0
 CTRL_CLEAR_ERRORS = 1 << 1
 NUM_REGS = len(Reg)
-WRITABLE_REGS = (Reg.CTRL, Reg.SCRATCH)
+WRITABLE_REGS = (Reg.CTRL, Reg.SCRATCH, Reg.REQUANT_MULT)
 
 
 def geometry_word(cfg) -> int:

@@ -49,11 +49,15 @@ class RegisterFile(wiring.Component):
     prog_pulses, prog_failures, prog_cycles, prog_steps : In(32)
         Programmer counters, read through PROG_PULSES, PROG_FAILURES, PROG_CYCLES and
         PROG_STEPS.
+    err_framing : In(32)
+        UART framing errors, read through ERR_FRAMING (tie to 0 without a UART).
     start : Out(1)
         One-cycle pulse, registered (the clock after the write), when CTRL is written with
         bit 0 set.
     clear_errors : Out(1)
         One-cycle pulse, registered like ``start``, when CTRL is written with bit 1 set.
+    requant_mult : Out(32)
+        REQUANT_MULT, read/write: the ReLU requantiser multipliers for the controller.
     """
 
     addr: In(8)
@@ -79,8 +83,10 @@ class RegisterFile(wiring.Component):
     prog_failures: In(32)
     prog_cycles: In(32)
     prog_steps: In(32)
+    err_framing: In(32)
     start: Out(1)
     clear_errors: Out(1)
+    requant_mult: Out(32)
 
     def __init__(self, geometry: int):
         if not 0 <= geometry < 1 << 32:
@@ -118,6 +124,8 @@ class RegisterFile(wiring.Component):
             Reg.PROG_FAILURES: self.prog_failures,
             Reg.PROG_CYCLES: self.prog_cycles,
             Reg.PROG_STEPS: self.prog_steps,
+            Reg.ERR_FRAMING: self.err_framing,
+            Reg.REQUANT_MULT: self.requant_mult,
         }
         with m.Switch(self.addr):
             for reg, value in read_map.items():
@@ -133,5 +141,7 @@ class RegisterFile(wiring.Component):
         ]
         with m.If(self.we & (self.addr == Reg.SCRATCH)):
             m.d.sync += scratch.eq(self.wdata)
+        with m.If(self.we & (self.addr == Reg.REQUANT_MULT)):
+            m.d.sync += self.requant_mult.eq(self.wdata)
 
         return m

@@ -9,7 +9,7 @@ from flow.config import ChipConfig
 
 from . import protocol
 from .command import CommandLayer
-from .controller import Controller
+from .controller import Controller, adc_groups, adcs_per_tile
 from .decoder import address_bits
 from .input_buffer import InputBuffer
 from .programmer import Programmer, level_bits
@@ -44,18 +44,22 @@ class Top(wiring.Component):
         UART transmit pin, idles high (interface "uart").
     irq : Out(1)
         High when a result is ready (mirrors STATUS.done).
-    tile_sel : Out(1)
-        Crossbar tile being driven.
-    dac_codes : Out(rows * dac_bits)
-        Row DAC codes, code ``i`` at bits ``[i*dac_bits, (i+1)*dac_bits)``.
+    tile_sel : Out(range(tiles))
+        Crossbar tile being driven, in `ChipConfig.tiles` order (layer, column tile, row tile).
+    dac_codes : Out(tile_rows * dac_bits)
+        Row DAC codes of the driven tile, code ``i`` at bits ``[i*dac_bits, (i+1)*dac_bits)``;
+        rows past the tile's last input are 0.
     vmm_start : Out(1)
         Pulse: the analog side applies ``dac_codes``.
     vmm_done : In(1)
         Pulse from the analog side: currents settled.
     adc_start : Out(1)
         Pulse: the analog side converts.
-    adc_codes : In(outputs * adc_bits)
-        Signed codes, code ``k`` at bits ``[k*adc_bits, (k+1)*adc_bits)``.
+    adc_col_sel : Out(range(groups))
+        Only with shared ADCs (``adc.adcs_per_tile``): the ADC group (column multiplexer
+        setting) to convert; group ``g`` holds the tile's outputs ``g*adcs ..``.
+    adc_codes : In(adcs * adc_bits)
+        Signed codes of the converted outputs, code ``k`` at bits ``[k*adc_bits, (k+1)*adc_bits)``.
     adc_valid : In(1)
         Pulse from the analog side: ``adc_codes`` valid.
     prog_row_sel : Out(tile_rows)
@@ -86,7 +90,7 @@ class Top(wiring.Component):
 
     def __init__(self, cfg: ChipConfig):
         self.cfg = cfg
-        code_bits = cfg.rows * cfg.quant.dac_bits
+        shared_adcs = adc_groups(cfg) > 1
         nparts = cfg.crossbar.partitions
         if cfg.host.interface == "spi":
             host_pins = {
@@ -105,12 +109,13 @@ class Top(wiring.Component):
         super().__init__({
             **host_pins,
             "irq": Out(1),
-            "tile_sel": Out(1),
-            "dac_codes": Out(code_bits),
+            "tile_sel": Out(range(max(2, len(cfg.tiles)))),
+            "dac_codes": Out(cfg.crossbar.tile_rows * cfg.quant.dac_bits),
             "vmm_start": Out(1),
             "vmm_done": In(1),
             "adc_start": Out(1),
-            "adc_codes": In(cfg.outputs * cfg.adc.bits),
+            **({"adc_col_sel": Out(range(adc_groups(cfg)))} if shared_adcs else {}),
+            "adc_codes": In(adcs_per_tile(cfg) * cfg.adc.bits),
             "adc_valid": In(1),
             "prog_row_sel": Out(cfg.crossbar.tile_rows),
             "prog_col_sel": Out(cfg.crossbar.tile_cols),
@@ -136,8 +141,7 @@ class Top(wiring.Component):
             target_bytes=cfg.target_bytes)
         m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg))
         m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
-        m.submodules.controller = ctrl = Controller(
-            rows=cfg.rows, dac_bits=cfg.quant.dac_bits, outputs=outputs, adc_bits=adc_bits)
+        m.submodules.controller = ctrl = Controller(cfg)
         m.submodules.programmer = prog = Programmer(cfg)
 
         # Host pins -> SPI slave or UART -> command layer (same byte streams).
@@ -157,6 +161,9 @@ class Top(wiring.Component):
                 link.rxd.eq(self.uart_rx),
                 self.uart_tx.eq(link.txd),
                 command.abort.eq(0),
+                # Framing errors are read through ERR_FRAMING and cleared with the ERR_* counters.
+                regs.err_framing.eq(link.framing_errors),
+                link.clear.eq(regs.clear_errors),
             ]
         wiring.connect(m, link.rx, command.rx)
         wiring.connect(m, command.tx, link.tx)
@@ -176,6 +183,7 @@ class Top(wiring.Component):
             # START_PROGRAM or START while busy; a CTRL start during programming is ignored).
             ctrl.start.eq((command.start | regs.start) & ~prog.busy),
             ctrl.buffer_codes.eq(buffer.codes),
+            ctrl.requant_mult.eq(regs.requant_mult),
             prog.start.eq(command.start_program & ~ctrl.busy),
             prog.target_addr.eq(command.tgt_addr),
             prog.target_data.eq(command.tgt_wdata),
@@ -193,11 +201,11 @@ class Top(wiring.Component):
         for name in ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout"):
             m.d.comb += getattr(regs, name).eq(getattr(command, name))
 
-        # Output buffer: code k as 2 bytes, big endian, sign-extended to 16 bits.
-        out_bytes = []
+        # Output buffer: the last layer's sum k as 2 bytes, big endian, sign-extended to 16 bits.
+        out_bytes, sb = [], ctrl.sum_bits
         for k in range(outputs):
             wide = Signal(16, name=f"output_code_{k}")
-            m.d.comb += wide.eq(ctrl.output_codes[k * adc_bits:(k + 1) * adc_bits].as_signed())
+            m.d.comb += wide.eq(ctrl.output_codes[k * sb:(k + 1) * sb].as_signed())
             out_bytes += [wide[8:16], wide[0:8]]
         with m.Switch(command.out_addr):
             for addr, byte in enumerate(out_bytes):
@@ -215,6 +223,8 @@ class Top(wiring.Component):
             ctrl.adc_valid.eq(self.adc_valid),
             self.irq.eq(ctrl.done),
         ]
+        if adc_groups(cfg) > 1:
+            m.d.comb += self.adc_col_sel.eq(ctrl.adc_col_sel)
         for name in ("prog_row_sel", "prog_col_sel", "prog_partition_en", "prog_pulse",
                      "prog_polarity", "prog_level", "verify_start", "verify_ref", "rw_mode"):
             m.d.comb += getattr(self, name).eq(getattr(prog, name))

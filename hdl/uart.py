@@ -38,6 +38,8 @@ class UART(wiring.Component):
         idle, and sent back to back with no idle bits in between.
     framing_errors : Out(32)
         Characters dropped because their stop bit was low.
+    clear : In(1)
+        Pulse: reset ``framing_errors`` to 0 (wins over a same-cycle increment).
     """
 
     rxd: In(1, init=1)
@@ -45,6 +47,7 @@ class UART(wiring.Component):
     rx: Out(stream.Signature(8))
     tx: In(stream.Signature(8))
     framing_errors: Out(32)
+    clear: In(1)
 
     def __init__(self, divider: int):
         if divider < 4:
@@ -102,6 +105,8 @@ class UART(wiring.Component):
             with m.State("BREAK"):
                 with m.If(rxd_sync):
                     m.next = "IDLE"
+        with m.If(self.clear):
+            m.d.sync += self.framing_errors.eq(0)
 
         # -- transmitter ------------------------------------------------------------------
         tx_timer = Signal(range(divider))

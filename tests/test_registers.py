@@ -139,4 +139,24 @@ def test_register_map_is_append_only():
         ("FRAMES_OK", 9), ("ERR_CRC", 10), ("ERR_CMD", 11), ("ERR_LEN", 12),
         ("ERR_TIMEOUT", 13), ("SCRATCH", 14), ("GEOMETRY", 15)]
     assert (Reg.PROG_PULSES, Reg.PROG_FAILURES, Reg.PROG_CYCLES, Reg.PROG_STEPS) == (16, 17, 18, 19)
-    assert protocol.NUM_REGS == 20
+    assert Reg.ERR_FRAMING == 20          # UART framing errors (Robustness)
+    assert Reg.REQUANT_MULT == 21         # ReLU requantiser multipliers (multi-layer networks)
+    assert protocol.NUM_REGS == 22
+
+
+def test_requant_mult_is_read_write():
+    dut = RegisterFile(geometry=0)
+
+    async def bench(ctx):
+        ctx.set(dut.addr, Reg.REQUANT_MULT)
+        ctx.set(dut.wdata, 0x00_00_19_2A)
+        ctx.set(dut.we, 1)
+        await ctx.tick()
+        ctx.set(dut.we, 0)
+        assert ctx.get(dut.requant_mult) == 0x192A
+        assert ctx.get(dut.rdata) == 0x192A
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()

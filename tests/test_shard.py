@@ -144,7 +144,7 @@ def test_sim_dask_cluster_gives_the_local_report(local_run, tmp_path):
 
     _, local = local_run
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         report = _sim(tmp_path, "--dask", cluster.scheduler_address)
     assert report["shards_run"] == 3

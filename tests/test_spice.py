@@ -79,5 +79,5 @@ def test_missing_ngspice_says_how_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(spice.SpiceError, match="apt-get install ngspice"):
         spice.ngspice_path()
-    assert main(["spice", "--out", str(tmp_path / "o")]) == 1
+    assert main(["spice", "--out", str(tmp_path / "o")]) == 2    # usage error: not installed
     assert "apt-get install ngspice" in capsys.readouterr().err

@@ -265,3 +265,16 @@ def test_requant_mult_registers_are_checked_and_used(mlp_cfg, mlp_weights, datas
     assert act.max() == mlp_cfg.quant.dac_max
     assert np.array_equal(act, requantize_relu(big.trace.sums[0], top, 8, 15))
     assert GoldenChip.from_weights(mlp_cfg, mlp_weights).requant_mult == mlp_weights.requant_mult
+
+
+def test_tiled_single_layer_equals_per_tile_reference(cfg, dataset, weights):
+    """The SLP's weights on 64 x 8 tiles (4 row tiles x 3 column tiles, the last ones smaller)."""
+    tiled = cfg.replace(**{"crossbar.tile_rows": 64, "crossbar.tile_cols": 8, "adc.noise_lsb": 0.5})
+    assert len(tiled.tiles) == 12
+    codes = to_dac_codes(dataset.x_test[:30], tiled)
+    result = GoldenChip.from_weights(tiled, weights.w).infer(codes, 100, trace=True)
+    classes, tile_codes, sums, _ = reference_infer(tiled, [weights.w], [], codes, np.arange(30) + 100)
+    assert result.classes.tolist() == classes
+    assert [row.tolist() for row in result.adc_codes] == [s[0] for s in sums]
+    assert all(result.trace.tile_adc_codes[t][i].tolist() == tile_codes[i][t].tolist()
+               for i in range(30) for t in range(12))
