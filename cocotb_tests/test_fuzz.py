@@ -130,12 +130,11 @@ class FuzzBench:
         # The reference: random weights mapped to the tile (no training needed to compare).
         rng = np.random.default_rng(int(job.get("seed", 1)))
         self.chip = GoldenChip.from_weights(cfg, rng.standard_normal((cfg.rows, cfg.outputs)))
-        self.bridge = AnalogBridge(dut, self.chip.array)
+        self.bridge = AnalogBridge(dut, self.chip)
         self.snapshots: list[np.ndarray] = []     # the model's input buffer at each START
         self.events_checked = 0
-        phases = phase_cycles(cfg)
-        self.cycles = {Reg.CYCLES_TOTAL: sum(phases.values()), Reg.CYCLES_DRIVE: phases["drive"],
-                       Reg.CYCLES_CONVERT: phases["convert"], Reg.CYCLES_ARGMAX: phases["argmax"]}
+        self.cycles: dict | None = None           # CYCLES_* of one inference (calibrated)
+        self.calibration: dict = {}
         self.model = TallyModel.from_config(cfg, infer=self._infer, latency_polls=0)
         self.responses: dict[str, int] = {}
         self.probes = self.probes_served = 0
@@ -156,7 +155,8 @@ class FuzzBench:
         codes = unpack_codes(buffer, self.cfg.rows, self.cfg.quant.dac_bits)
         self.snapshots.append(codes)
         res = self.chip.infer(codes[None, :], 0)
-        self.model.cycles = dict(self.cycles)
+        if self.cycles is not None:
+            self.model.cycles = dict(self.cycles)
         return int(res.classes[0]), res.adc_codes[0].tolist()
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -175,6 +175,22 @@ class FuzzBench:
         cocotb.start_soon(self.bridge.run())
         if self.host == "uart":
             self.link.start()
+        await self.calibrate_cycles()
+
+    async def calibrate_cycles(self) -> None:
+        """The CYCLES_* registers belong to the controller, not the command layer: one inference
+        (on the zero input buffer, through the model) measures them; every later inference must
+        give the same counts. The controller phase model (`flow.cost.phase_cycles`) is recorded
+        beside them for information."""
+        await self._checked(-1, [protocol.encode_request(Cmd.START)])
+        regs = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX)
+        self.cycles = {}
+        for reg in regs:
+            r = protocol.decode_response(await self.raw_exchange(protocol.encode_request(Cmd.READ_REG, reg)))
+            self.cycles[reg] = int.from_bytes(r.payload, "big")
+        self.model.cycles = dict(self.cycles)
+        self.calibration = {"measured": {r.name.lower(): v for r, v in self.cycles.items()},
+                            "phase_model": phase_cycles(self.cfg)}
 
     # -- one item ----------------------------------------------------------------------------------
     async def _spi_item(self, ops: list) -> tuple[list[bytes], list[bytes], list[str]]:
@@ -289,20 +305,26 @@ class FuzzBench:
         await self.check_inferences(what)
 
     async def check_inferences(self, what: str) -> None:
-        """Each START the model saw must have driven the model's input buffer onto the DAC bus."""
-        events = self.bridge.events
+        """Each START the model saw must have driven the model's input buffer onto the DAC bus
+        (one tile event per tile and inference; layer-0 tiles carry the input buffer's rows)."""
+        events, tiles = self.bridge.events, self.chip.tiles
+        want = len(self.snapshots) * len(tiles)
         for _ in range(50):
-            if len(events) >= len(self.snapshots):
+            if len(events) >= want:
                 break
             await ClockCycles(self.dut.clk, 10, rising=False)
-        if len(events) != len(self.snapshots):
-            raise Mismatch(f"{what}: {len(events)} inferences on the chip, the model started "
-                           f"{len(self.snapshots)}")
-        for k in range(self.events_checked, len(events)):
-            if not np.array_equal(events[k].dac_codes, self.snapshots[k]):
-                bad = np.flatnonzero(events[k].dac_codes != self.snapshots[k])
-                raise Mismatch(f"{what}: inference {k} drove DAC codes that differ from the "
-                               f"model's input buffer at rows {bad[:8].tolist()}")
+        if len(events) != want:
+            raise Mismatch(f"{what}: {len(events)} tile events on the chip, the model started "
+                           f"{len(self.snapshots)} inferences of {len(tiles)} tile(s)")
+        for e in range(self.events_checked, len(events)):
+            k, tile = divmod(e, len(tiles))
+            if tiles[tile].layer != 0:
+                continue
+            codes = self.snapshots[k][tiles[tile].row_slice]
+            if events[e].tile != tile or not np.array_equal(events[e].dac_codes, codes):
+                bad = np.flatnonzero(events[e].dac_codes != codes) if events[e].dac_codes.shape == codes.shape else []
+                raise Mismatch(f"{what}: inference {k} drove DAC codes on tile {events[e].tile} that "
+                               f"differ from the model's input buffer (rows {list(bad[:8])})")
         self.events_checked = len(events)
 
     # -- end checks --------------------------------------------------------------------------------
@@ -435,19 +457,19 @@ class FuzzBench:
         return checks
 
     async def _checked(self, index: int, frames: list[bytes]) -> list[bytes]:
+        """Request frames as one item outside the fuzz figures (calibration, end checks), compared
+        with the model like any item; returns the responses."""
         self._item_index = -1
-        kept = dict(self.responses)
-        item = {"kind": "end_check", "ops": [["tx", b"".join(frames).hex()]], "frames": len(frames),
+        what = "calibration" if index < 0 else f"end check {index}"
+        item = {"kind": "check", "ops": [["tx", b"".join(frames).hex()]], "frames": len(frames),
                 "probe": False}
         bound = item_bound_cycles(self.cfg, item)
         run = self._spi_item if self.host == "spi" else self._uart_item
-        expected, got, errors = await self.watchdog.guard(run(item["ops"]), bound * self.period_ns,
-                                                          f"end check {index}")
+        expected, got, errors = await self.watchdog.guard(run(item["ops"]), bound * self.period_ns, what)
         if errors or got != expected:
-            raise Mismatch(f"end check {index}: expected {[f.hex() for f in expected]}, got "
-                           f"{[f.hex() for f in got]} {errors}")
-        await self.check_inferences(f"end check {index}")
-        self.responses = kept
+            raise Mismatch(f"{what}: expected {[f.hex() for f in expected]}, got "
+                           f"{[f.hex() for f in got]} {errors}; FSMs: {self.watchdog.report()}")
+        await self.check_inferences(what)
         return got
 
 
@@ -485,10 +507,11 @@ async def fuzz_host_interface(dut):
         summary["responses"] = dict(sorted(bench.responses.items()))
         summary["counters_total"] = bench.model.totals()
         summary["clears"] = bench.model.clears
+        summary["cycles_per_inference"] = bench.calibration
         summary["counters"] = {k: v for k, v in getattr(bench, "final_registers", {}).items()
                                if k in ("frames_ok", *ERR_NAMES)}
         summary["probes"], summary["probes_served"] = bench.probes, bench.probes_served
-        summary["inferences"] = bench.events_checked
+        summary["inferences"] = bench.events_checked // len(bench.chip.tiles)
         summary["max_exchange_cycles"] = bench.max_item_cycles
         summary["exchange_bound_cycles"] = bench.max_bound_cycles
         Path(job["results"]).write_text(json.dumps(summary, indent=1))

@@ -180,7 +180,9 @@ async def _vmm_only(bridge) -> None:
     """The analog side with a dead ADC: vmm_start is answered after the settling latency the
     models give, adc_start never."""
     dut = bridge.dut
-    settle, _ = bridge.array.latency_cycles()
+    chip = getattr(bridge, "chip", None)      # the bridge serves a GoldenChip's tiles
+    array = chip.tiles[0].array if chip is not None else bridge.array
+    settle, _ = array.latency_cycles()
     dut.vmm_done.value = 0
     dut.adc_valid.value = 0
     while True:

@@ -8,8 +8,8 @@ from amaranth.lib.wiring import In, Out
 class Activation(wiring.Component):
     """One neuron's activation code from its accumulated sum (combinational).
 
-    ``relu``: ``y = clip((s * mult) >> shift, 0, dac_max)``; the shift is arithmetic (it floors,
-    as the golden twin's ``>>`` does), so any negative sum lands on 0 after the clip. ``mult`` is a
+    ``relu``: ``y = clip((s * mult) >> shift, 0, dac_max)``; a negative sum lands on 0 after the
+    clip whatever the floor of the shift, so the block clamps first and multiplies unsigned. ``mult`` is a
     host-written register: the scale calibrated in training, applied by the chip.
     ``binary``: ``y = dac_max if s > 0 else 0``; the next layer sees full-scale or zero inputs.
     Twins: `flow.golden.requantize_relu` and `flow.golden.binary_activation`.
@@ -50,12 +50,14 @@ class Activation(wiring.Component):
         if self._kind == "binary":
             m.d.comb += self.code.eq(Mux(self.sum > 0, dac_max, 0))
             return m
-        scaled = Signal(signed(len(self.sum) + len(self.mult) + 1))
-        m.d.comb += scaled.eq((self.sum * self.mult.as_unsigned()) >> self._shift)
-        with m.If(scaled < 0):
-            m.d.comb += self.code.eq(0)
-        with m.Elif(scaled > dac_max):
-            m.d.comb += self.code.eq(dac_max)
-        with m.Else():
-            m.d.comb += self.code.eq(scaled)
+        # Negative sums end at 0 whatever the product, so clamp first and multiply unsigned:
+        # the same result as the twin's signed arithmetic, with no signed multiply in the
+        # Verilog (Icarus evaluated the signed product of this block wrongly).
+        positive = Signal(len(self.sum) - 1)
+        scaled = Signal(len(positive) + len(self.mult))
+        m.d.comb += [
+            positive.eq(Mux(self.sum > 0, self.sum[:-1], 0)),
+            scaled.eq((positive * self.mult) >> self._shift),
+            self.code.eq(Mux(scaled > dac_max, dac_max, scaled)),
+        ]
         return m

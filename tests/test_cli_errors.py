@@ -266,6 +266,22 @@ def test_good_image_classifies(bad, capsys):
     assert "class " in out and "ADC codes [" in out
 
 
+def test_classify_cosimulates_one_image_with_parity(bad, tmp_path, capsys):
+    """classify --sim: the same image through the chip (Verilator) gives the golden class and
+    ADC codes; the .pgm form of the image gives the same answer as the .npy form."""
+    img = np.load(bad / "good.npy")
+    pgm = tmp_path / "good.pgm"
+    pgm.write_bytes(b"P5\n28 28\n255\n" + img.tobytes())
+    assert main(["classify", str(pgm), "--sim", "verilator", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    golden, cosim = out[0], out[1]
+    codes = golden.split("ADC codes ")[1]
+    assert "parity with the golden model" in cosim and cosim.split("ADC codes ")[1].startswith(codes)
+    assert golden.split("class ")[1][0] == cosim.split("class ")[1][0]
+    assert main(["classify", str(bad / "good.npy")]) == 0
+    assert capsys.readouterr().out.split("ADC codes ")[1].strip() == codes
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file anyway; the folder "
                     "and undecodable cases above cover unreadable inputs")
 def test_unreadable_file_without_permission(bad, tmp_path, capsys):

@@ -65,7 +65,7 @@ def simulate(cfg, chip, codes, mult):
             ctx.set(dut.start, 0)
             await ctx.tick().until(dut.done)
             log["results"].append(ctx.get(dut.result))
-            log["sums"].append(unpack_bus(ctx.get(dut.output_codes), 3, dut.sum_bits, signed=True))
+            log["sums"].append(unpack_bus(ctx.get(dut.output_codes), cfg.outputs, dut.sum_bits, signed=True))
             log["cycles"].append(ctx.get(dut.cycles_total))
 
     sim = Simulator(dut)
