@@ -66,19 +66,26 @@ def phase_cycles(cfg) -> dict[str, int]:
     LOAD 1 (latch the input buffer, pulse vmm_start); DRIVE = TIA settling cycles (the analog
     bridge answers vmm_done that many cycles after vmm_start); CONVERT = conversion cycles + 1
     (adc_start is raised on the cycle that sees vmm_done); ARGMAX = outputs + 2 (start, one
-    code per cycle, done); DONE 1. Per tile for DRIVE and CONVERT (one VMM event per tile).
+    code per cycle, done); DONE 1. Per tile for DRIVE and CONVERT (one VMM event per tile);
+    ACCUMULATE, NEXT_TILE and ACTIVATE as counted below.
     """
     from analog_models.sensing import settling_cycles
 
     tiles = len(cfg.tiles)
     rounds = _adc_rounds(cfg)
-    return {
+    phases = {
         "load": tiles,
         "drive": tiles * settling_cycles(cfg),
         "convert": tiles * (rounds * cfg.adc.conversion_cycles + 1),
+        # One sum per clock for every tile output, a NEXT_TILE step per tile, and one
+        # activation per hidden neuron.
+        "accumulate": sum(t.outputs for t in cfg.tiles),
+        "next_tile": tiles,
+        "activate": sum(n_out for _, n_out in cfg.network.layer_shapes[:-1]),
         "argmax": cfg.outputs + 2,
         "done": 1,
     }
+    return {name: n for name, n in phases.items() if n}   # no ACTIVATE phase without hidden layers
 
 
 def _adcs(cfg) -> int:
