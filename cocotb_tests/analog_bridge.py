@@ -93,6 +93,9 @@ class AnalogBridge:
                 # The controller may raise adc_start while the previous pulse is still ending.
                 if not dut.adc_start.value:
                     await RisingEdge(dut.adc_start)
+                    # adc_col_sel changes on the edge that raises adc_start; Icarus calls us
+                    # between the two updates, so read it once the time step has settled.
+                    await ReadOnly()
                 group = int(dut.adc_col_sel.value) if self._shared else 0
                 codes = np.zeros(self._adcs, dtype=np.int64)
                 part = adc[group * self._adcs:(group + 1) * self._adcs]

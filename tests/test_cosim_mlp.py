@@ -16,17 +16,9 @@ from hdl.controller import adc_groups
 IMAGES = 20
 
 
-ICARUS_RELU_BUG = pytest.mark.xfail(
-    strict=True, reason="open bug: on Icarus only, the mlp (ReLU, shared ADCs) hidden-layer codes "
-    "differ from golden from tile 8 on; Verilator and amaranth.sim (tests/test_controller.py, "
-    "full mlp config) match golden bit for bit")
-
-
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 @pytest.mark.parametrize("name", ["mlp", "mlp_binary"])
-def test_mlp_images_match_golden(name, sim, dataset, tmp_path, request):
-    if (name, sim) == ("mlp", "icarus"):
-        request.applymarker(ICARUS_RELU_BUG)
+def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     cfg = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
     assert len(cfg.tiles) == 10
     assert (adc_groups(cfg) > 1) == (name == "mlp"), "mlp exercises the shared-ADC path"
