@@ -39,6 +39,28 @@ from hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
 BIT_TIMES_PER_IMAGE = 40_000
+#: Host exchanges per image at most: classify, read-back and the four cycle counters.
+EXCHANGES_PER_IMAGE = 6
+
+
+def _test_timeout_ms() -> float:
+    """A bound on the whole test's simulated time, so no run can hang even if an exchange
+    escaped its own bound: every image's exchanges at their bound, plus programming with every
+    cell at the write-ack timeout (the watchdogs inside fire long before)."""
+    path = os.environ.get("XBARFLOW_JOB")
+    if not path:
+        return 1000.0
+    job = json.loads(Path(path).read_text())
+    cfg = config_mod.from_dict(job["config"])
+    period_ns = 1e9 / cfg.clock.freq_hz
+    bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
+    images = int(np.load(job["data"])["indices"].size)
+    total_ns = (images + 2) * EXCHANGES_PER_IMAGE * BIT_TIMES_PER_IMAGE * bit_cycles * period_ns
+    if job.get("program"):
+        per_step = cfg.sense_cycles + cfg.pulse_cycles + 32 + cfg.crossbar.partitions
+        steps = cfg.rows * cfg.cols * (cfg.programming.timeout_pulses + 1)
+        total_ns += 2 * (steps * per_step + cfg.target_bytes * 16 * bit_cycles) * period_ns
+    return total_ns / 1e6
 
 
 class Scoreboard:
@@ -140,7 +162,7 @@ class Progress:
             os.replace(tmp, self.path)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=_test_timeout_ms(), timeout_unit="ms")
 async def classify_images(dut):
     job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
     cfg = config_mod.from_dict(job["config"])
