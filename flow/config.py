@@ -151,6 +151,13 @@ class TrainConfig:
     batch: int = 128         # qat: minibatch size
     lr: float = 2.0e-3       # qat: Adam step size (decays to lr / 20 by a cosine schedule)
     calib_percentile: float = 99.9  # qat: percentile of positive hidden sums mapped to dac_max
+    # manhattan: in-situ Manhattan-rule training on the device programming model (flow/insitu.py):
+    # one fixed-amplitude set/reset pulse per device of every pair whose |dL/dW| is above
+    # manhattan_threshold * (the layer's largest |dL/dW| in the minibatch); no write-verify
+    manhattan_epochs: int = 1        # passes over the training set
+    manhattan_batch: int = 100       # minibatch size (one pulse step per minibatch)
+    manhattan_threshold: float = 0.5  # fraction of the layer's max |gradient| a pair must exceed
+    manhattan_init_pulses: int = 8   # hidden layers start with 0..N random set pulses per device
 
     def resolved_method(self, layers: int) -> str:
         if self.method != "auto":
@@ -441,14 +448,24 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(0 < pr.margin < 1, source, "programming.margin must be in (0, 1) level steps")
     t = cfg.train
     _check(t.l2 >= 0 and t.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
-    _check(t.method in ("auto", "lbfgs", "qat"), source, f"train.method must be auto, lbfgs or qat, got '{t.method}'")
-    _check(t.resolved_method(len(n.layers)) == "qat" or len(n.layers) == 1, source,
+    _check(t.method in ("auto", "lbfgs", "qat", "manhattan"), source,
+           f"train.method must be auto, lbfgs, qat or manhattan, got '{t.method}'")
+    _check(t.resolved_method(len(n.layers)) != "lbfgs" or len(n.layers) == 1, source,
            "train.method 'lbfgs' trains single-layer networks only; use 'qat' (or 'auto')")
     _check(1 <= t.epochs <= 1000 and 1 <= t.batch <= 65536, source,
            "train.epochs must be in 1..1000 and train.batch in 1..65536")
     _check(0 < t.lr <= 1, source, f"train.lr must be in (0, 1], got {t.lr}")
     _check(50 <= t.calib_percentile <= 100, source,
            f"train.calib_percentile must be in 50..100, got {t.calib_percentile}")
+    _check(1 <= t.manhattan_epochs <= 1000, source,
+           f"train.manhattan_epochs must be in 1..1000, got {t.manhattan_epochs}")
+    _check(1 <= t.manhattan_batch <= 65536, source,
+           f"train.manhattan_batch must be in 1..65536, got {t.manhattan_batch}")
+    _check(0 <= t.manhattan_threshold < 1, source,
+           f"train.manhattan_threshold must be in [0, 1) (a fraction of the largest |gradient|), "
+           f"got {t.manhattan_threshold}")
+    _check(0 <= t.manhattan_init_pulses <= 1000, source,
+           f"train.manhattan_init_pulses must be in 0..1000, got {t.manhattan_init_pulses}")
     c = cfg.cost
     for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
                 "dac_area_um2", "adc_area_um2", "tia_area_um2"):

@@ -5,9 +5,9 @@ field; values are TOML scalars, or TOML lists for list fields such as network.la
 Each point is evaluated by `evaluate_point`, a pure function of (base config, overrides): it
 loads or trains the weights (only network/quant/train/seed changes retrain;
 `flow.train.load_or_train` caches them by training digest), runs the golden model over the whole
-test set and the cost model (`flow.cost.evaluate`), and returns a flat dict. `map_points` is the
-one place that decides where points run: in this process (--jobs 1) or in a local process pool;
-a distributed executor (Dask, issue "Speed and scale-out") only has to replace that function.
+test set and the cost model (`flow.cost.evaluate`), and returns a flat dict. Points run through
+`flow.executor.map_jobs`: in this process (--jobs 1), in a local process pool (--jobs N) or on a
+Dask cluster (--dask ADDRESS; its workers need this package and the same weights folder).
 
 Output in --out (default runs/sweep-<config>): sweep.csv (one row per point), sweep.json, and
 sweep.png (golden accuracy, energy per inference and TOPS/W against the first parameter, one
@@ -24,8 +24,6 @@ import os
 import sys
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -138,21 +136,20 @@ def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) ->
 
 # -- where the points run ------------------------------------------------------------------------
 
-def map_points(fn: Callable[[dict], Any], points: list[dict], jobs: int) -> list[Any]:
-    """[fn(p) for p in points], in order: here for jobs == 1, else in a local process pool.
+def map_points(fn: Callable[[dict], Any], points: list[dict], jobs: int,
+               dask_address: str | None = None) -> list[Any]:
+    """[fn(p) for p in points], in order, wherever `flow.executor.map_jobs` runs them. `fn`
+    must be picklable (a module-level function or a functools.partial of one)."""
+    from .executor import JobError, map_jobs
 
-    `fn` must be picklable (a module-level function or a functools.partial of one). This is
-    the only place that knows how points are executed; swap it for a distributed map.
-    """
-    if jobs <= 1 or len(points) <= 1:
-        return [fn(p) for p in points]
-    # spawn: workers start clean (no inherited BLAS threads or simulator state)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(points)), mp_context=get_context("spawn")) as ex:
-        return list(ex.map(fn, points))
+    try:
+        return map_jobs(fn, points, jobs=jobs, dask_address=dask_address)
+    except JobError as exc:   # the point's own error (e.g. a config the model rejects)
+        raise exc.exc from None
 
 
 def sweep(base: dict, params: list[tuple[str, list[Any]]], *, jobs: int = 1,
-          data_path: str | None = None) -> list[dict[str, Any]]:
+          data_path: str | None = None, dask_address: str | None = None) -> list[dict[str, Any]]:
     """Validate every point, train what needs training (once per training digest), evaluate."""
     from . import config as config_mod
     from .train import training_digest
@@ -163,8 +160,10 @@ def sweep(base: dict, params: list[tuple[str, list[Any]]], *, jobs: int = 1,
     for p in points:   # every point's config is built here first: errors surface before any work
         cfg = base_cfg.replace(**p)
         digests.setdefault(training_digest(cfg), p)
-    map_points(functools.partial(ensure_weights, base, data_path=data_path), list(digests.values()), jobs)
-    return map_points(functools.partial(evaluate_point, base, data_path=data_path), points, jobs)
+    map_points(functools.partial(ensure_weights, base, data_path=data_path), list(digests.values()),
+               jobs, dask_address)
+    return map_points(functools.partial(evaluate_point, base, data_path=data_path), points, jobs,
+                      dask_address)
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -227,16 +226,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/sweep-<config>)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes (1: run in this process)")
+    parser.add_argument("--dask", metavar="ADDRESS", default=None,
+                        help="run the points on this Dask scheduler (e.g. tcp://10.0.0.5:8786) "
+                             "instead of local processes")
 
 
 def run(args) -> int:
     from . import config as config_mod
     from .cli import UsageError, _load_config, _writable_dir
     from .data import DataError
+    from .executor import ExecutorError
     from .sim import ROOT
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.dask is not None and not args.dask.strip():
+        raise UsageError("--dask needs a scheduler address, e.g. tcp://127.0.0.1:8786")
     base_cfg = _load_config(args.config)
     try:
         params = [parse_param(p) for p in args.param]
@@ -252,9 +257,14 @@ def run(args) -> int:
         raise UsageError(str(exc)) from None
     out = _writable_dir(args.out or ROOT / "runs" / f"sweep-{base_cfg.name}")
     keys = [k for k, _ in params]
-    print(f"[sweep] {len(points)} point(s) over {', '.join(keys)}; {args.jobs} job(s)", file=sys.stderr)
+    where = f"Dask at {args.dask}" if args.dask else f"{args.jobs} job(s)"
+    print(f"[sweep] {len(points)} point(s) over {', '.join(keys)}; {where}", file=sys.stderr)
     t0 = time.perf_counter()
-    rows = sweep(base_cfg.to_dict(), params, jobs=args.jobs, data_path=data_path)
+    try:
+        rows = sweep(base_cfg.to_dict(), params, jobs=args.jobs, data_path=data_path,
+                     dask_address=args.dask)
+    except ExecutorError as exc:
+        raise UsageError(str(exc)) from None
     write_csv(rows, keys, out / "sweep.csv")
     (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, keys, out / "sweep.png")

@@ -83,3 +83,27 @@ def test_cli_bad_parameters_exit_2(param, needle, tmp_path, capsys):
     assert main(["sweep", "--param", param, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err
+
+
+def test_dask_cluster_gives_the_local_rows(cfg, tmp_path, capsys):
+    """`xbarflow sweep --dask` on a loopback LocalCluster writes the rows a local run writes."""
+    from distributed import LocalCluster
+
+    argv = ["sweep", "--param", "adc.bits=4,8", "--param", "crossbar.wire_r=0,2"]
+    assert main(argv + ["--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        assert main(argv + ["--out", str(tmp_path / "dask"), "--dask", cluster.scheduler_address]) == 0
+    assert "Dask at tcp://127.0.0.1:" in capsys.readouterr().err
+
+    def rows(name):
+        with (tmp_path / name / "sweep.csv").open() as fh:
+            return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+    assert rows("dask") == rows("local") and len(rows("dask")) == 4
+
+
+def test_unreachable_dask_scheduler_is_a_usage_error(tmp_path, capsys):
+    assert main(["sweep", "--param", "adc.bits=4", "--out", str(tmp_path),
+                 "--dask", "tcp://127.0.0.1:9"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]   # after the "[sweep] ..." progress line
+    assert error.startswith("xbarflow: cannot connect to the Dask scheduler"), error
