@@ -34,7 +34,7 @@ from cocotb_tests.watchdog import Watchdog, bridge_task
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
-from flow.host import HostDriver, InferenceTimeout
+from flow.host import HostDriver
 from hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
@@ -138,13 +138,7 @@ class DeltaHost:
                 await host.write_input(packed[diff[0]:diff[-1] + 1], offset=diff[0])
         self.shadow = packed
         await host.start()
-        status = None
-        for _ in range(max_polls):
-            status, result = await host.read_result()
-            if status & protocol.STATUS_DONE and not status & protocol.STATUS_BUSY:
-                return result
-        raise InferenceTimeout(f"no result after {max_polls} READ_RESULT polls "
-                               f"(last STATUS 0x{status if status is not None else 0:02x})")
+        return await host.wait_result(max_polls)
 
 
 class Progress:

@@ -33,8 +33,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .cli import ROOT, WEIGHTS_DIR, UsageError, _load_config, _writable_dir
-    from .data import DataError, image_to_codes, load_dataset, load_image
+    from .cli import (ROOT, WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config,
+                      _toolchain_or_usage, _writable_dir)
+    from .data import DataError, image_to_codes, load_image
     from .golden import GoldenChip
 
     cfg = _load_config(args.config)
@@ -48,20 +49,12 @@ def run(args) -> int:
         raise UsageError(f"{args.image}: {exc}") from None
     out = None
     if args.sim:
-        from .sim import SimulatorError, prepare_toolchain
-
         out = _writable_dir(args.out or ROOT / "runs" / f"classify-{cfg.name}-{args.sim}")
-        try:
-            prepare_toolchain(args.sim)
-        except SimulatorError as exc:
-            raise UsageError(str(exc)) from None
+        _toolchain_or_usage(args.sim)
 
     from .train import load_or_train
 
-    try:
-        dataset = load_dataset(args.data)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    dataset = _dataset_or_usage(args.data)
     weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
     golden = GoldenChip.from_weights(cfg, weights)
     ref = golden.infer(codes[None, :], 0)

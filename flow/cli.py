@@ -66,6 +66,26 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
+def _dataset_or_usage(path: Path | None = None):
+    """The data set at `path` (the shipped MNIST for None); a bad one is a usage error."""
+    from .data import DataError, load_dataset
+
+    try:
+        return load_dataset(path)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _toolchain_or_usage(sim: str) -> None:
+    """Check `sim` is installed and usable; if not, the usage error says how to install it."""
+    from .sim import SimulatorError, prepare_toolchain
+
+    try:
+        prepare_toolchain(sim)
+    except SimulatorError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xbarflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -145,9 +165,9 @@ def _programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path)
 
 
 def cmd_demo(args) -> int:
-    from .data import DataError, load_dataset, to_dac_codes
+    from .data import to_dac_codes
     from .golden import GoldenChip
-    from .sim import SimulatorError, build, prepare_toolchain, run
+    from .sim import SimulatorError, build, run
     from .train import load_or_train, software_accuracy
 
     t_start = time.perf_counter()
@@ -165,14 +185,8 @@ def cmd_demo(args) -> int:
         raise UsageError(f"--program supports single-tile chips; {cfg.name} has {len(cfg.tiles)} tiles")
     kind = "program" if program else "demo"
     out = _writable_dir(args.out or ROOT / "runs" / f"{kind}-{cfg.name}-{args.sim}")
-    try:
-        prepare_toolchain(args.sim)
-    except SimulatorError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        dataset = load_dataset(args.data)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    _toolchain_or_usage(args.sim)
+    dataset = _dataset_or_usage(args.data)
     n_test = len(dataset.y_test)
     if args.images > n_test:
         raise UsageError(f"--images {args.images} exceeds the {n_test} test images")

@@ -413,8 +413,8 @@ def _report_cycles(path: Path, cfg) -> dict[str, int]:
 
 
 def run(args) -> int:
-    from .cli import WEIGHTS_DIR, UsageError, _load_config, _writable_dir
-    from .data import DataError, load_dataset, to_dac_codes
+    from .cli import WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config, _writable_dir
+    from .data import to_dac_codes
     from .sim import ROOT
     from .train import load_or_train
 
@@ -424,10 +424,7 @@ def run(args) -> int:
         if args.json.is_dir():
             raise UsageError(f"--json {args.json} is a folder, not a file")
     cycles = _report_cycles(args.report, cfg) if args.report else None
-    try:
-        dataset = load_dataset(args.data)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    dataset = _dataset_or_usage(args.data)
     weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
     codes = to_dac_codes(dataset.x_test[:cfg.cost.images], cfg)
     try:

@@ -161,6 +161,10 @@ class HostDriver:
         """Write the input, START, poll READ_RESULT until done; return the class index."""
         await self.write_input(packed)
         await self.start()
+        return await self.wait_result(max_polls)
+
+    async def wait_result(self, max_polls: int = 10_000) -> int:
+        """Poll READ_RESULT until the inference is done; return the class index."""
         status = None
         for _ in range(max_polls):
             status, result = await self.read_result()

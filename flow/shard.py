@@ -250,24 +250,19 @@ class _ProgressBar:
 
 
 def run(args) -> int:
-    from .cli import ROOT, WEIGHTS_DIR, UsageError, _load_config, _writable_dir
-    from .data import DataError, load_dataset, to_dac_codes
+    from .cli import (ROOT, WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config,
+                      _toolchain_or_usage, _writable_dir)
+    from .data import to_dac_codes
     from .executor import ExecutorError, JobError, map_jobs
     from .golden import GoldenChip
-    from .sim import SimulatorError, build, prepare_toolchain
+    from .sim import SimulatorError, build
     from .train import load_or_train
 
     t_start = time.perf_counter()
     cfg = _load_config(args.config)
     out = _writable_dir(args.out or ROOT / "runs" / f"sim-{cfg.name}-{args.sim}")
-    try:
-        prepare_toolchain(args.sim)
-    except SimulatorError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        dataset = load_dataset()
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    _toolchain_or_usage(args.sim)
+    dataset = _dataset_or_usage()
     n_test = len(dataset.y_test)
     n = n_test if args.images is None else args.images
     if n > n_test:

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
-from typing import Sequence
 
 import numpy as np
 

@@ -134,7 +134,7 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
-        adc_bits, outputs = cfg.adc.bits, cfg.outputs
+        outputs = cfg.outputs
 
         m.submodules.command = command = CommandLayer(
             input_bytes=cfg.input_bytes, output_bytes=2 * outputs,

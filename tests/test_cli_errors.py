@@ -8,9 +8,9 @@ folders, VCDs, weights, images of the wrong shape or dtype, option values out of
 simulators, output folders that cannot be created) and simulators that are not installed
 (PATH without them, in a subprocess).
 
-Unreadable files: the tests run as root, where chmod 000 does not stop a read, so unreadable
-inputs are made another way (a folder where a file is expected, bytes that are not UTF-8);
-the chmod case runs only as a normal user.
+Unreadable files: a folder where a file is expected, bytes that are not UTF-8, and a chmod 000
+file (chmod 000 does not stop root, so that case runs the CLI without the capabilities that
+override file modes).
 """
 
 from __future__ import annotations
@@ -282,14 +282,29 @@ def test_classify_cosimulates_one_image_with_parity(bad, tmp_path, capsys):
     assert capsys.readouterr().out.split("ADC codes ")[1].strip() == codes
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file anyway; the folder "
-                    "and undecodable cases above cover unreadable inputs")
-def test_unreadable_file_without_permission(bad, tmp_path, capsys):
+def _without_file_permission_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    capability bounding set, so even root obeys file modes (prctl PR_CAPBSET_DROP)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_unreadable_file_without_permission(tmp_path):
+    """A chmod 000 config (root reads such files anyway, so the CLI runs without that power)."""
     f = tmp_path / "secret.toml"
     f.write_text("[adc]\nbits = 8\n")
     f.chmod(0)
-    err = one_line_exit_2(["verilog", "--out", tmp_path / "o", "--config", f], capsys)
-    assert "cannot read config" in err
+    proc = subprocess.run([PYTHON, "-m", "flow.cli", "verilog", "--out", str(tmp_path / "o"),
+                           "--config", str(f)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT,
+                          preexec_fn=_without_file_permission_override if os.geteuid() == 0 else None)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot read config" in proc.stderr and "Permission denied" in proc.stderr, proc.stderr
 
 
 # -- simulators that are not installed (a PATH without them) -------------------------------------

@@ -280,7 +280,7 @@ def test_pulse_sequence_matches_the_algorithm(seed, latency):
 
 def test_known_cells_pulse_counts_polarity_levels_and_timeout():
     cfg = small_cfg()
-    C, top = cfg.crossbar.tile_cols, cfg.quant.weight_levels - 1
+    C = cfg.crossbar.tile_cols
     targets = {(r, c): 3 for r in range(7) for c in range(C)}
     cells = {cell: Cell(level=3) for cell in targets}           # already on target
     cells[(0, 0)] = Cell(level=0)              # partition 0: 3 SET pulses
