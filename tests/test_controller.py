@@ -22,6 +22,15 @@ def small_cfg(activation="relu", adcs=1):
         "network.requant_shift": 4})
 
 
+async def tick_until(ctx, signal):
+    """`ctx.tick().until(signal)` for background testbenches: a plain await per clock, so a
+    testbench left waiting when the simulation ends closes cleanly (`until` does not)."""
+    while True:
+        await ctx.tick()
+        if ctx.get(signal):
+            return
+
+
 def simulate(cfg, chip, codes, mult):
     dut = Controller(cfg)
     tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, adcs_per_tile(cfg)
@@ -30,7 +39,7 @@ def simulate(cfg, chip, codes, mult):
 
     async def analog(ctx):
         while True:
-            await ctx.tick().until(dut.vmm_start)
+            await tick_until(ctx, dut.vmm_start)
             t = ctx.get(dut.tile_sel)
             dac = unpack_bus(ctx.get(dut.dac_codes), cfg.crossbar.tile_rows, dac_bits)
             rows = tiles[t].rows
@@ -44,7 +53,7 @@ def simulate(cfg, chip, codes, mult):
             ctx.set(dut.vmm_done, 0)
             for _ in range(-(-tiles[t].outputs // adcs)):
                 if not ctx.get(dut.adc_start):   # it may rise in the clock vmm_done falls
-                    await ctx.tick().until(dut.adc_start)
+                    await tick_until(ctx, dut.adc_start)
                 g = ctx.get(dut.adc_col_sel)
                 group = np.zeros(adcs, dtype=np.int64)
                 part = adc[g * adcs:(g + 1) * adcs]
