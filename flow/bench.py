@@ -195,6 +195,7 @@ def _profile_summary(path: Path, loop_s: float, top: int = 8) -> dict:
 def phase_cosim(params: dict) -> dict:
     import numpy as np
 
+    from .cost import phase_cycles
     from .data import to_dac_codes
     from .golden import GoldenChip
     from .sim import build, run
@@ -223,6 +224,7 @@ def phase_cosim(params: dict) -> dict:
             "clocks_per_image": r.loop_sim_ns / period_ns / n if r.loop_sim_ns else None,
             "parity": float(np.mean(same)), "mismatches": r.mismatches[:5],
             "cycles_by_phase": {k: int(v[0]) for k, v in r.cycles.items()},
+            "cycles_model": phase_cycles(cfg),
             "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN), "profile": profile}
 
 
@@ -431,13 +433,18 @@ def render(results: dict) -> str:
     lines += ["", "Speed-up of the HDL transactor over the bit-banged BFM, same run: "
               + ("; ".join(speedups) if speedups else "n/a") + "."]
     lines += ["", "## Cycles per inference by phase", "",
-              "| Phase | Cycles |", "|---|---|"]
-    for phase, value in (vh.get("cycles_by_phase") or {}).items():
-        lines.append(f"| {phase} | {value} |")
+              "| Phase | Chip counter | Cost model (`flow/cost.py`) |", "|---|---|---|"]
+    counters, model = vh.get("cycles_by_phase") or {}, vh.get("cycles_model") or {}
+    for phase in dict.fromkeys([*model, *counters]):
+        if phase != "total":
+            lines.append(f"| {phase} | {counters.get(phase, '-')} | {model.get(phase, '-')} |")
+    lines.append(f"| **total** | **{counters.get('total', '-')}** | **{sum(model.values()) or '-'}** |")
     agree = [r.get("cycles_by_phase") for r in cosims]
-    lines += ["", f"Read from the chip's cycle counters (Verilator, HDL transactor); identical in all "
-              f"{len(agree)} co-simulations of this run: "
+    lines += ["", f"The chip counts all clocks and those in DRIVE, CONVERT and ARGMAX (Verilator, HDL "
+              f"transactor); identical in all {len(agree)} co-simulations of this run: "
               f"{'yes' if agree and all(a == agree[0] for a in agree) else 'no'}. "
+              f"The cost model's per-phase counts add up to the counted total: "
+              f"{'yes' if model and sum(model.values()) == counters.get('total') else 'no'}. "
               f"The SPI traffic around each inference costs the rest of the clocks per image above.",
               "", "## Build times (cold: fresh build folder)", "",
               "Verilator's runtime library (verilated*.cpp) does not depend on the design and is "

@@ -76,6 +76,19 @@ def test_render_states_every_target_with_the_machine():
     assert "Verilator 10.0x" in text, "hdl/pins speed-up from the same run"
 
 
+def test_render_phase_table_from_counters_and_the_cost_model():
+    r = _results()
+    model = {"load": 1, "drive": 4, "convert": 10, "accumulate": 10, "next_tile": 1, "argmax": 12, "done": 1}
+    for c in r["cosim"]:
+        c["cycles_by_phase"] = {"total": 39, "drive": 4, "convert": 10, "argmax": 12}
+        c["cycles_model"] = model
+    text = bench.render(r).split("## Cycles per inference by phase", 1)[1].split("\n## ", 1)[0]
+    assert "| accumulate | - | 10 |" in text and "| drive | 4 | 4 |" in text
+    assert "| **total** | **39** | **39** |" in text and "counted total: yes" in text
+    r["cosim"][0]["cycles_model"] = dict(model, accumulate=9)
+    assert "counted total: no" in bench.render(r)
+
+
 def test_render_marks_missed_targets():
     r = _results()
     r["cosim"][0]["images_per_s"] = 20.0                      # Verilator below 40/s
