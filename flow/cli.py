@@ -200,6 +200,12 @@ def cmd_demo(args) -> int:
     software_acc = software_accuracy(weights, test_codes, labels, cfg)
 
     golden = GoldenChip.from_weights(cfg, weights)
+    if weights.device_conductance and not program:
+        # Trained in situ: the chip is the trained devices themselves, not a level mapping.
+        from .insitu import device_chip
+        golden = device_chip(cfg, weights)
+        print("[xbarflow] weights trained in situ (train.method manhattan): the chip infers "
+              "with the trained devices' own conductances")
     t0 = time.perf_counter()
     full = golden.infer(test_codes)
     golden_s = time.perf_counter() - t0

@@ -145,7 +145,8 @@ class TrainConfig:
     l2: float = 1.0e-4       # L2 penalty on the weights
     maxiter: int = 300       # L-BFGS iterations
     # auto: lbfgs for a single layer (the SLP recipe), qat for more; qat = quantisation-aware
-    # Adam on minibatches through the chip's exact forward pass (flow/train.py)
+    # Adam on minibatches through the chip's exact forward pass (flow/train.py); manhattan =
+    # in-situ sign-of-gradient pulses on the device model (flow/insitu.py), never chosen by auto
     method: str = "auto"
     epochs: int = 12         # qat: passes over the training set
     batch: int = 128         # qat: minibatch size
@@ -154,9 +155,9 @@ class TrainConfig:
     # manhattan: in-situ Manhattan-rule training on the device programming model (flow/insitu.py):
     # one fixed-amplitude set/reset pulse per device of every pair whose |dL/dW| is above
     # manhattan_threshold * (the layer's largest |dL/dW| in the minibatch); no write-verify
-    manhattan_epochs: int = 1        # passes over the training set
-    manhattan_batch: int = 100       # minibatch size (one pulse step per minibatch)
-    manhattan_threshold: float = 0.5  # fraction of the layer's max |gradient| a pair must exceed
+    manhattan_epochs: int = 5        # passes over the training set
+    manhattan_batch: int = 300       # minibatch size (one pulse step per minibatch)
+    manhattan_threshold: float = 0.35  # fraction of the layer's max |gradient| a pair must exceed
     manhattan_init_pulses: int = 8   # hidden layers start with 0..N random set pulses per device
 
     def resolved_method(self, layers: int) -> str:

@@ -31,8 +31,13 @@ carry the result to the golden model and the chip's registers. On full MNIST (14
 32 levels, 128 x 128 tiles, 12 epochs, ~20-30 s on 2 cores): 196-256-10 relu 97.72 %, binary
 hidden layer 96.53 % (golden model, wire resistance on; README "MLP").
 
+In-situ training (train.method "manhattan", never chosen by "auto") lives in flow/insitu.py:
+sign-of-gradient pulses on the device programming model; `train` dispatches to it, and its
+Weights also carry the trained devices' conductances (`device_conductance`).
+
 `python -m flow.train CONFIG [--set KEY=VALUE ...]` trains (or loads the cached weights) and
-prints software and golden test accuracies as one JSON line.
+prints software and golden test accuracies as one JSON line (for in-situ weights also the
+golden accuracy on the device state, device_golden_test_accuracy).
 """
 
 from __future__ import annotations
@@ -73,18 +78,26 @@ class Weights:
     `w` is the first layer's matrix (for the SLP: the network). `layers` holds every layer's
     (n_in, n_out) float64 matrix (filled with (w,) when not given), `requant_mult` one unsigned
     register value per hidden layer (0 for a binary layer; empty for the SLP).
+
+    In-situ training (train.method "manhattan", flow/insitu.py) also keeps the trained devices'
+    own state: `device_conductance` per layer (n_in, 2 n_out) in S and `device_requant_mult`
+    calibrated on it (`flow.insitu.device_chip` infers with them); empty otherwise.
     """
     w: np.ndarray
     config_digest: str   # training_digest of the config it was trained for
     meta: dict[str, Any] = field(default_factory=dict)
     layers: tuple[np.ndarray, ...] = ()
     requant_mult: tuple[int, ...] = ()
+    device_conductance: tuple[np.ndarray, ...] = ()
+    device_requant_mult: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.layers:
             self.layers = (self.w,)
         self.layers = tuple(self.layers)
         self.requant_mult = tuple(int(m) for m in self.requant_mult)
+        self.device_conductance = tuple(self.device_conductance)
+        self.device_requant_mult = tuple(int(m) for m in self.device_requant_mult)
 
 
 def _uses_lbfgs(cfg: ChipConfig) -> bool:
@@ -99,7 +112,11 @@ def training_digest(cfg: ChipConfig) -> str:
     (ADC codes per unit of weighted input), the ADC range and the row tiling (ADC saturation is
     per tile), so those are part of its digest.
     """
-    if _uses_lbfgs(cfg):
+    method = cfg.train.resolved_method(len(cfg.network.layers))
+    if method == "manhattan":
+        from flow.insitu import digest_blob
+        return hashlib.sha256(json.dumps(digest_blob(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    if method == "lbfgs":
         n, t = cfg.network, cfg.train
         blob = {
             "network": {"input_size": n.input_size, "layers": list(n.layers),
@@ -113,7 +130,8 @@ def training_digest(cfg: ChipConfig) -> str:
         blob = {
             "network": cfg.to_dict()["network"],
             "quant": cfg.to_dict()["quant"],
-            "train": cfg.to_dict()["train"],
+            # the manhattan_* knobs do not touch qat: leaving them out keeps cached weights valid
+            "train": {k: v for k, v in cfg.to_dict()["train"].items() if not k.startswith("manhattan_")},
             "seed": cfg.seeds.train,
             "recipe": QAT_RECIPE_VERSION,
             "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits,
@@ -244,7 +262,11 @@ def train(cfg: ChipConfig, dataset: Dataset) -> Weights:
     if int(dataset.y_train.max()) >= cfg.outputs:
         raise DataError(f"dataset labels go up to {int(dataset.y_train.max())} but the network "
                         f"has {cfg.outputs} outputs")
-    if not _uses_lbfgs(cfg):
+    method = cfg.train.resolved_method(len(cfg.network.layers))
+    if method == "manhattan":
+        from flow.insitu import train_manhattan
+        return train_manhattan(cfg, dataset)
+    if method == "qat":
         return train_qat(cfg, dataset)
     t0 = time.perf_counter()
     codes = to_dac_codes(dataset.x_train, cfg)
@@ -504,13 +526,17 @@ def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
 
 def save(weights: Weights, path: str | Path) -> None:
     """Write an npz (w, config digest, meta as JSON; for several layers also layer_<l> and
-    requant_mult) atomically, so readers never see half a file."""
+    requant_mult; for in-situ weights device_g_<l> and device_requant_mult) atomically, so
+    readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     extra: dict[str, np.ndarray] = {}
     if len(weights.layers) > 1:
         extra = {f"layer_{k}": w for k, w in enumerate(weights.layers)}
         extra["requant_mult"] = np.array(weights.requant_mult, dtype=np.int64)
+    if weights.device_conductance:
+        extra.update({f"device_g_{k}": g for k, g in enumerate(weights.device_conductance)})
+        extra["device_requant_mult"] = np.array(weights.device_requant_mult, dtype=np.int64)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -535,6 +561,9 @@ def load(path: str | Path, cfg: ChipConfig) -> Weights:
             n_layers = sum(1 for k in z.files if k.startswith("layer_"))
             layers = tuple(np.array(z[f"layer_{k}"], dtype=np.float64) for k in range(n_layers))
             mult = tuple(int(m) for m in z["requant_mult"]) if n_layers else ()
+            n_dev = sum(1 for k in z.files if k.startswith("device_g_"))
+            dev_g = tuple(np.array(z[f"device_g_{k}"], dtype=np.float64) for k in range(n_dev))
+            dev_mult = tuple(int(m) for m in z["device_requant_mult"]) if n_dev else ()
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise WeightsError(f"{p}: not a readable weights file ({' '.join(str(exc).split())})") from None
     expected = training_digest(cfg)
@@ -549,7 +578,12 @@ def load(path: str | Path, cfg: ChipConfig) -> Weights:
         if m.shape != shape or not np.isfinite(m).all():
             raise WeightsError(f"{p}: weights of shape {m.shape} do not fit a "
                                f"{shape[0]}x{shape[1]} layer or are not finite")
-    return Weights(w=w, config_digest=digest, meta=meta, layers=layers, requant_mult=mult)
+    if dev_g and (len(dev_g) != len(shapes) or len(dev_mult) != len(shapes) - 1 or any(
+            g.shape != (n_in, 2 * n_out) or not np.isfinite(g).all()
+            for g, (n_in, n_out) in zip(dev_g, shapes))):
+        raise WeightsError(f"{p}: its device conductances do not fit the config's layers")
+    return Weights(w=w, config_digest=digest, meta=meta, layers=layers, requant_mult=mult,
+                   device_conductance=dev_g, device_requant_mult=dev_mult)
 
 
 def cache_path(cfg: ChipConfig, cache_dir: str | Path) -> Path:
@@ -631,6 +665,14 @@ def run(args: Any) -> int:
         "golden_test_accuracy": float(np.mean(golden.classes == labels)),
         "golden_seconds": round(golden_s, 3), "wire_r": cfg.crossbar.wire_r,
     }
+    if weights.device_conductance:
+        # in-situ training: the golden chip on the trained devices' own conductances, next to
+        # golden_test_accuracy of their level mapping (flow/insitu.py)
+        from flow.insitu import device_chip
+        device = device_chip(cfg, weights).infer(codes)
+        summary["device_golden_test_accuracy"] = float(np.mean(device.classes == labels))
+        summary.update({k: weights.meta[k] for k in ("pulses_total", "pulses_per_device_mean",
+                                                     "pulses_per_device_max", "steps")})
     print(json.dumps(summary))
     return 0
 
