@@ -76,7 +76,7 @@ import numpy as np
 from analog_models.programming import TAG, DeviceArray, level_step
 from flow.config import ChipConfig
 from flow.data import Dataset, to_dac_codes
-from flow.train import (_CALIB_IMAGES, Weights, _calibrate, _ChipModel,
+from flow.train import (_CALIB_IMAGES, Weights, _calibrate, _ChipModel, _training_set,
                         analog_gain, dataset_fingerprint, training_digest)
 
 # Bump when the recipe changes so cached weights from an older recipe are not reused.
@@ -243,11 +243,8 @@ def train_devices(cfg: ChipConfig, dataset: Dataset) -> InsituResult:
     """Manhattan-rule training of fresh devices; deterministic from seeds.train and seeds.device."""
     t0 = time.perf_counter()
     tc = cfg.train
-    model = _ChipModel(cfg)
-    codes = to_dac_codes(dataset.x_train, cfg).astype(np.float64)
-    labels = dataset.y_train.astype(np.int64)
+    model, codes, labels, calib = _training_set(cfg, dataset)
     n = len(labels)
-    calib = codes[:_CALIB_IMAGES]
     hidden = len(cfg.network.layers) - 1
     mult, width = [0] * hidden, [1.0] * hidden
     devices = tile_devices(cfg)

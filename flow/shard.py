@@ -48,15 +48,14 @@ RUN_KEYS = ("wall_s", "cosim_wall_s", "images_per_s", "shards", "shards_reused",
 # -- arguments -------------------------------------------------------------------------------------
 
 def _images_arg(text: str) -> int | None:
+    from .cli import _positive_int
+
     if text == "all":
         return None
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value}")
-    return value
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a {str(exc).removeprefix('expected a ')}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -433,16 +433,20 @@ def _float_accuracy(model: _ChipModel, layers, mult, codes, labels) -> float:
     return float(np.mean(s.argmax(axis=1) == np.asarray(labels)))
 
 
+def _training_set(cfg: ChipConfig, dataset: Dataset) -> tuple["_ChipModel", np.ndarray, np.ndarray, np.ndarray]:
+    """What every chip-forward training loop starts from: the model, the training images as
+    float DAC codes, their labels, and the images the requantiser is calibrated on."""
+    codes = to_dac_codes(dataset.x_train, cfg).astype(np.float64)
+    return _ChipModel(cfg), codes, dataset.y_train.astype(np.int64), codes[:_CALIB_IMAGES]
+
+
 def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
     """Quantisation-aware training of a (multi-layer) network through the chip's forward pass."""
     t0 = time.perf_counter()
     tc = cfg.train
-    model = _ChipModel(cfg)
-    codes = to_dac_codes(dataset.x_train, cfg).astype(np.float64)
-    labels = dataset.y_train.astype(np.int64)
+    model, codes, labels, calib = _training_set(cfg, dataset)
     n = len(labels)
     classes = cfg.network.classes
-    calib = codes[:_CALIB_IMAGES]
     rng = np.random.default_rng(cfg.seeds.train)
     theta = [rng.normal(0.0, _INIT_STD, shape) for shape in model.shapes]
     hidden = len(theta) - 1

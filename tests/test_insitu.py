@@ -12,6 +12,7 @@ from flow import config, insitu, train
 from flow.config import ConfigError
 from flow.data import Dataset, to_dac_codes
 from flow.golden import GoldenChip
+from synthetic_data import synthetic
 
 CFG = config.load()
 # 4x4 inputs (16 rows of the 196 x 20 tile), the SLP's devices, a short run
@@ -21,18 +22,6 @@ TINY = CFG.replace(**{"network.input_size": 4, "train.method": "manhattan",
 TINY_MLP = TINY.replace(**{"network.layers": [16, 10], "network.activations": ["relu", "none"],
                            "crossbar.tile_rows": 8, "crossbar.tile_cols": 8,
                            "crossbar.partitions": 2, "train.manhattan_epochs": 4})
-
-
-def synthetic(n: int, seed: int) -> Dataset:
-    """10 classes on 8x8 images: class k lights 2x2 block k of a 4x4 grid, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.integers(0, 60, (n, 8, 8))
-    for i, k in enumerate(y):
-        r, c = divmod(int(k), 4)
-        x[i, 2 * r:2 * r + 2, 2 * c:2 * c + 2] += 180
-    x = x.astype(np.uint8)
-    return Dataset(x[: n // 2], y[: n // 2].astype(np.uint8), x[n // 2:], y[n // 2:].astype(np.uint8))
 
 
 DATA = synthetic(1200, 0)

@@ -8,6 +8,7 @@ import pytest
 from analog_models.mapping import map_weights
 from flow import config, train
 from flow.data import DataError, Dataset, load_dataset, to_dac_codes
+from synthetic_data import synthetic
 
 CFG = config.load()
 
@@ -31,18 +32,6 @@ def small_cfg() -> config.ChipConfig:
 @pytest.fixture(scope="module")
 def subset_weights(subset, small_cfg) -> train.Weights:
     return train.train(small_cfg, subset)
-
-
-def synthetic(n: int, seed: int) -> Dataset:
-    """10 classes on 8x8 images: class k lights 2x2 block k of a 4x4 grid, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.integers(0, 60, (n, 8, 8))
-    for i, k in enumerate(y):
-        r, c = divmod(int(k), 4)
-        x[i, 2 * r:2 * r + 2, 2 * c:2 * c + 2] += 180
-    x = x.astype(np.uint8)
-    return Dataset(x[: n // 2], y[: n // 2].astype(np.uint8), x[n // 2:], y[n // 2:].astype(np.uint8))
 
 
 def test_separable_problem_is_learned():
