@@ -306,7 +306,7 @@ COMMANDS = {"demo": cmd_demo, "program": cmd_demo, "verilog": cmd_verilog}
 #: `run(args) -> int` does the work and raises `UsageError` for bad input.
 PLUGINS: dict[str, tuple[str, str]] = {
     "report": ("flow.report", "metrics, confusion matrix and per-class table of a demo run"),
-    "waves": ("flow.waves", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
+    "waves": ("flow.waves.command", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
     "spice": ("flow.spice", "ngspice netlist of the crossbar tile, cross-checked against analog_models"),
     "cost": ("flow.cost", "energy, latency, TOPS/W and area per inference (optionally synthesised)"),
     "sweep": ("flow.sweep", "golden accuracy and cost over a grid of config overrides (CSV, PNG)"),

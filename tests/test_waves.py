@@ -7,8 +7,11 @@ the co-simulation's codes, the decoded SPI frames against the frames re-encoded 
 hdl.protocol, FSM state names, the controller's phase lengths, and the GTKWave save file.
 """
 
+import ast
+import importlib
 import itertools
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +22,11 @@ from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
 from flow.host import decode_outputs
 from flow.sim import build, run
-from flow.waves import Vcd, Waves, WavesError, decode_uart, parse_frames, read_gtkw
+import flow.waves
+from flow.waves.errors import WavesError
+from flow.waves.links import TimedByte, decode_uart, parse_frames
+from flow.waves.reader import Vcd
+from flow.waves.session import Waves, read_gtkw
 from hdl import protocol
 from hdl.protocol import Cmd, Reg
 
@@ -294,7 +301,6 @@ def test_uart_framing_error_is_reported(cfg, tmp_path):
 
 
 def test_frame_parser_hunts_sync_and_flags_truncation():
-    from flow.waves import TimedByte
     good = protocol.encode_request(Cmd.READ_REG, Reg.RESULT)
     stream = b"\x00\x00" + good + b"\x00" + good[:4]
     frames = parse_frames([TimedByte(k, b) for k, b in enumerate(stream)], "request", "spi")
@@ -308,3 +314,71 @@ def test_not_a_vcd(tmp_path):
     junk.write_text("hello\n")
     with pytest.raises(WavesError, match="not a VCD"):
         Vcd(junk)
+
+
+# -- the package's structure: one concept per module, imports only downward ----------------------
+
+#: the sibling modules each flow.waves module may import; anything else is an upward import
+WAVES_LAYERS = {
+    "errors": set(),
+    "format": set(),
+    "reader": {"errors"},
+    "sidecar": {"errors"},
+    "links": {"format", "reader"},
+    "expressions": {"errors", "reader"},
+    "session": {"errors", "format", "reader", "sidecar", "links", "expressions"},
+    "command": {"errors", "format", "session"},
+}
+WAVES_DIR = Path(flow.waves.__file__).parent
+
+
+def _waves_imports(tree: ast.Module) -> list[tuple[str, str]]:
+    """(sibling module, imported name) of every import of flow.waves in a module of it, also
+    those inside functions; importing the package itself is the sibling '__init__'."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = (node.module or "").split(".")
+            if node.level == 1:
+                parts = base if node.module else []
+            elif node.level == 0 and base[:2] == ["flow", "waves"]:
+                parts = base[2:]
+            else:
+                continue
+            for alias in node.names:
+                # `from . import x` / `from flow.waves import x`: x is a module or a re-export
+                target = parts[0] if parts else alias.name
+                if not parts and f"{target}.py" not in {p.name for p in WAVES_DIR.iterdir()}:
+                    target = "__init__"
+                found.append((target, alias.name))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[:2] == ["flow", "waves"]:
+                    found.append((parts[2] if len(parts) > 2 else "__init__", alias.name))
+    return found
+
+
+def test_waves_modules_import_only_downward():
+    modules = {p.stem for p in WAVES_DIR.glob("*.py")} - {"__init__"}
+    assert modules == set(WAVES_LAYERS), "every module of flow.waves has a place in WAVES_LAYERS"
+    for name in sorted(modules):
+        tree = ast.parse((WAVES_DIR / f"{name}.py").read_text())
+        for target, imported in _waves_imports(tree):
+            assert target in WAVES_LAYERS[name], f"flow.waves.{name} imports {target} ({imported})"
+            assert not imported.startswith("_"), f"flow.waves.{name} imports private {imported}"
+
+
+def test_waves_modules_declare_purpose_and_public_names():
+    for path in sorted(WAVES_DIR.glob("*.py")):
+        module = importlib.import_module(f"flow.waves.{path.stem}" if path.stem != "__init__"
+                                         else "flow.waves")
+        assert (module.__doc__ or "").strip(), f"{path.name} says what it is for"
+        assert module.__all__ and all(hasattr(module, n) for n in module.__all__), path.name
+        assert not [n for n in module.__all__ if n.startswith("_")], path.name
+    # the package re-exports each public name of its concepts (not the text helpers or the CLI)
+    for name in set(WAVES_LAYERS) - {"format", "command"}:
+        module = importlib.import_module(f"flow.waves.{name}")
+        for public in module.__all__:
+            assert getattr(flow.waves, public) is getattr(module, public), f"{name}.{public}"
+            assert public in flow.waves.__all__, f"flow.waves.__all__ lacks {public}"
