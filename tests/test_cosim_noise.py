@@ -8,6 +8,9 @@ perturbed behind the scoreboard's back (the test-only fault ``noise_key_off_by_o
 cocotb_tests/watchdog.py): the chip now computes on the noise of the wrong event, and the
 scoreboard must report the read-back sums of those images as mismatches; the read-back equals
 the golden model of the shifted key, so the fault is exactly the one named.
+A small tiled two-layer network (mlp.toml's arithmetic, 16-12-4 on 8 tiles with shared ADCs)
+is co-simulated with noise too: its noise key is (image * tiles + tile), which the one-tile SLP
+cannot tell from (image + tile).
 Builds go into a temporary folder, never build/sim of the checkout.
 """
 
@@ -16,6 +19,7 @@ import json
 import numpy as np
 import pytest
 
+from flow import config as cfgmod
 from flow import sim as sim_mod
 from flow.data import to_dac_codes
 from flow.golden import GoldenChip
@@ -110,3 +114,36 @@ def test_wrong_noise_key_is_caught(sim, noisy_cfg, conductance, images, golden, 
     shifted = GoldenChip(noisy_cfg, conductance).infer(to_dac_codes(x, noisy_cfg), indices + 1)
     assert np.array_equal(readback, shifted.adc_codes)
     assert res["classes"] == shifted.classes.tolist()
+
+
+# -- a tiled network with noise ----------------------------------------------------------------
+
+TILED = {"network.input_size": 4, "network.layers": [12, 4], "crossbar.tile_rows": 8,
+         "crossbar.tile_cols": 8, "crossbar.partitions": 2, "adc.adcs_per_tile": 2,
+         "adc.noise_lsb": NOISE_LSB}
+TILED_MULT = 80        # ReLU register: hidden codes (s * 80) >> 8
+
+
+@pytest.fixture(scope="module")
+def tiled():
+    cfg = cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml").replace(**TILED)
+    rng = np.random.default_rng(cfg.seeds.train)
+    weights = [rng.standard_normal((16, 12)), rng.standard_normal((12, 4))]
+    return cfg, GoldenChip.from_weights(cfg, weights, requant_mult=[TILED_MULT])
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_noisy_tiled_cosimulation_matches_golden(sim, tiled, images, sim_root, tmp_path):
+    cfg, chip = tiled
+    indices, x, y = images
+    assert len(cfg.tiles) == 8
+    golden = chip.infer(to_dac_codes(x, cfg), indices, trace=True)
+    quiet = GoldenChip(cfg.replace(**{"adc.noise_lsb": 0.0}), chip.layer_conductance,
+                       chip.requant_mult).infer(to_dac_codes(x, cfg), indices)
+    assert (golden.adc_codes != quiet.adc_codes).any(axis=1).sum() >= IMAGES // 2, "noise matters"
+    result = run(build(cfg, sim, root=sim_root), chip.layer_conductance, x, y, indices, tmp_path,
+                 readback=True, timeout_s=900, requant_mult=chip.requant_mult)
+    assert result.mismatches == []
+    assert result.dac_codes_ok.all(), "every tile saw the image or the hidden layer's codes"
+    assert np.array_equal(result.readback, golden.adc_codes), "sums the RTL read back"
+    assert np.array_equal(result.classes, golden.classes)
