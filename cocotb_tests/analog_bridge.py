@@ -53,6 +53,9 @@ class AnalogBridge:
     chip: object
     event_index: int = 0                   # the image's event index; the bench sets it per image
     events: list[VmmEvent] = field(default_factory=list)
+    # Test-only: added to every noise key (watchdog.bridge_task's "noise_key_off_by_one" fault),
+    # so a test can prove the scoreboard catches a bridge that draws the wrong noise.
+    noise_key_offset: int = 0
 
     def __post_init__(self) -> None:
         from hdl.controller import adc_groups, adcs_per_tile
@@ -84,7 +87,7 @@ class AnalogBridge:
             tile = tiles[t]
             dac = unpack_bus(dut.dac_codes.value.to_unsigned(), self._tile_rows, self._dac_bits)
             assert not dac[len(tile.rows):].any(), f"tile {t}: rows past its inputs are driven"
-            event = self.event_index * len(tiles) + t
+            event = self.event_index * len(tiles) + t + self.noise_key_offset
             adc = tile.array.adc_codes(dac[None, :len(tile.rows)], np.array([event]))[0]
             self.events.append(VmmEvent(event, t, dac[:len(tile.rows)], adc))
             await ClockCycles(clk, self._settle, rising=False)

@@ -22,11 +22,11 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from cocotb_tests.analog_bridge import AnalogBridge
-from cocotb_tests.spi_master import SpiMaster, SpiTransport
+from cocotb_tests.spi_master import SpiJitter, SpiMaster, SpiTransport
 from cocotb_tests.programming import program_chip
 from cocotb_tests.spi_transactor import TransactorTransport
 from cocotb_tests.uart_host import UartTransport
@@ -106,6 +106,18 @@ class Scoreboard:
             if spec.layer == last:
                 sums[spec.out_start:spec.out_stop] += e.adc_codes
         return sums
+
+
+async def check_registers(host: HostDriver, scoreboard: Scoreboard, seed: int, timeout_ns: float) -> None:
+    """Write SCRATCH with edge patterns and seeded random words and read each back."""
+    rng = np.random.default_rng([seed, 0x52454753])   # b"REGS": its own stream of the seed
+    values = [0x00000000, 0xFFFFFFFF, 0xA5A55A5A, 0x80000001,
+              *(int(v) for v in rng.integers(0, 1 << 32, size=4, dtype=np.uint64))]
+    for value in values:
+        await with_timeout(host.write_reg(protocol.Reg.SCRATCH, value), timeout_ns, "ns")
+        got = await with_timeout(host.read_reg(protocol.Reg.SCRATCH), timeout_ns, "ns")
+        if got != value:
+            scoreboard.mismatches.append(f"register SCRATCH: wrote 0x{value:08x}, read 0x{got:08x}")
 
 
 async def reset(dut, cycles: int = 4) -> None:
@@ -192,8 +204,19 @@ async def classify_images(dut):
         link = UartTransport(dut.uart_rx, dut.uart_tx,
                              bit_time_ns=round(period_ns * cfg.host.uart_divider))
     else:
-        link = SpiTransport(SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso,
-                                      half_period=period_ns * cfg.host.spi_clk_div / 2))
+        # With the job's "spi_timing", the host's edges are asynchronous to the chip clock
+        # (seeded jitter and phase) and their phases are counted against the clock.
+        spi_timing = job.get("spi_timing")
+        half_ns = period_ns * cfg.host.spi_clk_div / 2
+        if spi_timing:
+            half_ns = float(spi_timing.get("half_period_ns", half_ns))
+        master = SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso, half_period=half_ns,
+                           jitter=SpiJitter.from_job(spi_timing) if spi_timing else None)
+        if spi_timing:
+            await RisingEdge(dut.clk)
+            master.watch_clock(get_sim_time("ps"), round(period_ns * 1000),
+                               int(spi_timing.get("bins", 8)))
+        link = SpiTransport(master)
     host = HostDriver(link, cfg)
     classifier = DeltaHost(host) if transport == "hdl" else host
     progress = Progress(job.get("progress"))
@@ -207,6 +230,8 @@ async def classify_images(dut):
     try:
         ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
+        if job.get("spi_timing"):
+            await check_registers(host, scoreboard, int(job["spi_timing"]["seed"]), image_timeout_ns)
         if requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
             packed = sum(m << (8 * l) for l, m in enumerate(requant_mult))
             await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), image_timeout_ns, "ns")
@@ -253,6 +278,14 @@ async def classify_images(dut):
             bridge.events.clear()
             progress.update(k + 1)
         progress.update(len(indices), force=True)
+        if job.get("spi_timing"):
+            # No frame may have been damaged on the link: every error counter still 0.
+            for reg in (protocol.Reg.ERR_CRC, protocol.Reg.ERR_CMD, protocol.Reg.ERR_LEN,
+                        protocol.Reg.ERR_TIMEOUT):
+                count = await with_timeout(host.read_reg(reg), image_timeout_ns, "ns")
+                if count:
+                    scoreboard.mismatches.append(f"link: {reg.name} = {count}")
+            results["spi_edges"] = master.coverage
         results["loop_s"] = time.perf_counter() - t_loop   # the image loop, without start-up
         results["loop_sim_ns"] = get_sim_time("ns") - sim_ns0
         if profiler is not None:

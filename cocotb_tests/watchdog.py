@@ -16,7 +16,10 @@ naming a state.
 `bridge_task` is a test-only fault hook for benches: with ``"test_fault": "adc_never_answers"``
 in the job (or ``XBARFLOW_TEST_FAULT=adc_never_answers`` in the environment) the analog side
 answers ``vmm_start`` as usual but never answers ``adc_start``, so the controller stalls in
-CONVERT and the watchdog must say so (tests/test_faults.py).
+CONVERT and the watchdog must say so (tests/test_faults.py). With ``noise_key_off_by_one`` the
+bridge answers every event with the ADC noise of the next event's key, so with
+``adc.noise_lsb > 0`` the chip computes on codes the golden model did not draw and the
+scoreboard must report it (tests/test_cosim_noise.py).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ IDLE_STATES = frozenset({"IDLE", "HUNT"})
 #: the chip): listed, never reported as stalled. Matched against the sidecar path's modules.
 HOST_PACED = ("command", "uart", "spi")
 TEST_FAULT_ENV = "XBARFLOW_TEST_FAULT"
-TEST_FAULTS = ("adc_never_answers",)
+TEST_FAULTS = ("adc_never_answers", "noise_key_off_by_one")
 
 
 class StallError(TimeoutError):
@@ -196,6 +199,9 @@ async def _vmm_only(bridge) -> None:
 def bridge_task(bridge, job: dict):
     """The coroutine serving the analog boundary: `bridge.run()`, unless the job asks for a
     test fault (see the module docstring)."""
-    if requested_fault(job) == "adc_never_answers":
+    fault = requested_fault(job)
+    if fault == "adc_never_answers":
         return _vmm_only(bridge)
+    if fault == "noise_key_off_by_one":
+        bridge.noise_key_offset = 1
     return bridge.run()

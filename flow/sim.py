@@ -273,6 +273,7 @@ class CosimResult:
     loop_s: float = 0.0     # the bench's image loop alone (wall_s minus start-up and shutdown)
     loop_sim_ns: float = 0.0  # simulated time of that loop
     programming: dict | None = None  # the programming phase's summary (with targets=...)
+    spi_edges: dict | None = None    # clock-phase counts of the SPI edges (with spi_timing=...)
 
     @property
     def images(self) -> int:
@@ -282,7 +283,8 @@ class CosimResult:
 def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
         indices: np.ndarray, out_dir: Path, *, readback: bool = True,
         timeout_s: float = 3600.0, progress: Path | None = None,
-        targets: np.ndarray | None = None, requant_mult: Sequence[int] = ()) -> CosimResult:
+        targets: np.ndarray | None = None, requant_mult: Sequence[int] = (),
+        spi_timing: dict | None = None) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
 
     With `targets` ((tile_rows, tile_cols) level codes) the host first has the chip program its
@@ -291,10 +293,21 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     single-layer network); `requant_mult` the hidden layers' ReLU multipliers.
 
     `progress`, if given, is a file the bench keeps updated with the number of images done.
-    Many processes may run one build at once, each with its own `out_dir`."""
+    Many processes may run one build at once, each with its own `out_dir`.
+
+    `spi_timing` (SPI on the "pins" transport only) makes the bench's SPI master asynchronous to
+    the chip clock: {"seed": int, "jitter_ns": float, "phase_ns": float, optionally "bins" and
+    "half_period_ns"} (see cocotb_tests/spi_master.py); the bench then also checks register
+    writes and the link's error counters, and writes the edges' clock phases to the results
+    file ("spi_edges")."""
     from cocotb_tools.check_results import get_results
 
     prepare_toolchain(sim_build.sim)
+    if spi_timing is not None:
+        if sim_build.transport != "pins" or sim_build.cfg.host.interface != "spi":
+            raise SimulatorError("spi_timing needs an SPI host on the 'pins' transport")
+        if "seed" not in spi_timing:
+            raise SimulatorError("spi_timing needs a 'seed' (take it from the config's seeds)")
     stamp = sim_build.directory / "built.sha256"
     if sim_build.digest and (not stamp.exists() or stamp.read_text() != sim_build.digest):
         raise SimulatorError(f"the {sim_build.sim} model in {sim_build.directory} was rebuilt from "
@@ -321,6 +334,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         "transport": sim_build.transport,
         "progress": str(progress) if progress else None,
         "program": targets is not None,
+        **({} if spi_timing is None else {"spi_timing": dict(spi_timing)}),
     }
     job_path = out_dir / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
@@ -364,4 +378,5 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         loop_s=float(res.get("loop_s", 0.0)),
         loop_sim_ns=float(res.get("loop_sim_ns", 0.0)),
         programming=res.get("programming"),
+        spi_edges=res.get("spi_edges"),
     )
