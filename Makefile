@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
-.PHONY: setup demo test bench verilog synth-tools clean fuzz
+.PHONY: setup demo test bench verilog synth-tools clean fuzz mutants
 
 setup: $(STAMP)
 	@bash tools/ensure-icarus.sh
@@ -36,6 +36,13 @@ bench: setup
 # `make test` runs 500 per host (tests/test_fuzz.py).
 fuzz: setup
 	$(PY) -m flow.fuzz --frames 10000
+
+# Mutation testing: every mutant of tests/mutants/catalogue.toml applied to a clean copy of the
+# tree must be killed by its tests (2 workers, ~4 minutes here); table and score in
+# runs/mutants/ (`--readme README.md` also refreshes the README's table). `make test` checks that
+# the catalogue applies and runs a fast subset through the runner (tests/test_mutants.py).
+mutants: setup
+	$(PY) -m flow.mutants
 
 # Optional: Yosys, nextpnr-ice40 and icestorm for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:

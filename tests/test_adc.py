@@ -45,6 +45,18 @@ def test_noise_is_keyed_by_event():
     assert not np.array_equal(other_tile, batch)
 
 
+def test_noise_draws_follow_the_documented_key():
+    # The draw of tile t, event e is default_rng([seeds.noise, t, e]).standard_normal(outputs),
+    # in LSB; on an input of 0 V the code is that noise rounded half up. Tile and event differ
+    # here (1 and 5), so a key with them swapped draws other numbers.
+    noisy = CFG.replace(**{"adc.noise_lsb": 3.0})
+    for tile, event in ((1, 5), (5, 1), (0, 0), (3, 40)):
+        z = np.random.default_rng([CFG.seeds.noise, tile, event]).standard_normal(10)
+        expected = np.clip(np.floor(3.0 * z + 0.5), -128, 127)
+        np.testing.assert_array_equal(convert(np.zeros(10), noisy, tile=tile, event_index=event),
+                                      expected)
+
+
 def test_noise_rms_in_lsb():
     noisy = CFG.replace(**{"adc.noise_lsb": 10.0})
     codes = convert(np.zeros((2000, 10)), noisy)

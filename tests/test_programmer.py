@@ -322,6 +322,21 @@ def test_saturated_codes_stray_done_and_second_run():
     assert second["cycles"] < first["cycles"]
 
 
+def test_codes_above_the_top_level_are_stored_saturated():
+    # weight_levels 8: a 3-bit memory. Codes 8, 9, 17, 0x81, 0xFE, 0xFF are stored as 7 (the
+    # bench checks every verify_ref against min(code, 7)); truncated to 3 bits they would be
+    # 0, 1, 1, 1, 6, 7, and codes up to 7 are stored as they are.
+    cfg = small_cfg()
+    C, top = cfg.crossbar.tile_cols, cfg.quant.weight_levels - 1
+    assert top == 7
+    codes = [8, 9, 17, 0x81, 0xFE, 0xFF, 7, 3, 0]
+    targets = {(r, c): codes[(r * C + c) % len(codes)] for r in range(7) for c in range(C)}
+    cells = {cell: Cell(level=min(code, top)) for cell, code in targets.items()}
+    log = simulate(cfg, targets, cells)
+    assert log["events"] == [], "every cell already sits at its saturated target"
+    assert log["verifies"] == C * max(cfg.partition_rows)
+
+
 def test_default_chip_geometry_builds():
     cfg = ChipConfig()
     dut = Programmer(cfg)

@@ -138,6 +138,20 @@ def test_static_maps_deterministic_from_seed_and_change_with_it():
     assert np.all(d2d_map(cfg.replace(**{"device.d2d_sigma": 0.0})) == 1.0)
 
 
+def test_static_maps_follow_the_documented_keys():
+    # d2d = exp(d2d_sigma * N(0, 1)) from default_rng([seeds.device, 2**32 - 1, 1]); the
+    # stuck-at map from one uniform draw per cell of default_rng([seeds.device, 2**32 - 1, 2]):
+    # u < stuck_on_rate is stuck on, the next stuck_off_rate of the range is stuck off.
+    cfg = ChipConfig().replace(**{"device.stuck_on_rate": 0.1, "device.stuck_off_rate": 0.2})
+    shape, seed = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols), cfg.seeds.device
+    z = np.random.default_rng([seed, 2**32 - 1, 1]).standard_normal(shape)
+    np.testing.assert_array_equal(d2d_map(cfg), np.exp(cfg.device.d2d_sigma * z))
+    u = np.random.default_rng([seed, 2**32 - 1, 2]).random(shape)
+    on, off = stuck_maps(cfg)
+    np.testing.assert_array_equal(on, u < 0.1)
+    np.testing.assert_array_equal(off, (u >= 0.1) & (u < 0.1 + 0.2))
+
+
 def test_verify_window_edges():
     cfg = ChipConfig()
     d, dev = cfg.device, DeviceArray(cfg)
