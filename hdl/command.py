@@ -3,12 +3,10 @@ streams.
 
 Data flow::
 
-    rx stream ──> FrameReceiver ──frames──> CommandExecutor ──responses──> FrameTransmitter ──> tx stream
-                  (rx FIFO, SYNC hunt,  │    (NACK or execute,  <─payload──  (SYNC STATUS LEN
-                   checks, CRC, timeout) │    commit, counters)               payload CRC, tx FIFO)
-                              staging ───┘         │
-                                                   └──> registers, input buffer, target memory,
-                                                        output buffer, start pulses
+    rx ──> FrameReceiver ──frames──> CommandExecutor ──responses──> FrameTransmitter ──> tx
+                 │                      ▲       │    <──payload───
+                 └───────staging────────┘       └──> registers, input buffer, target memory,
+                                                     output buffer, start pulses
 
 * `hdl.frame_receiver.FrameReceiver` hunts for SYNC, reads a request frame through the rx FIFO,
   checks CRC, command, length and address, and offers the frame on a stream; its payload
@@ -19,8 +17,9 @@ Data flow::
   tx FIFO, which drains at the pace of the link.
 
 A frame is taken from the receiver only once its response is in the tx FIFO, so the three
-run in lockstep, one frame at a time: a frame's latency is that of the one FSM they replace
-(two clocks from its CRC byte to the SYNC of a NACK, three to that of an ACK).
+work on one frame at a time and its latency is fixed: the SYNC of a NACK is written two
+clocks after the frame's CRC byte left the rx FIFO, that of an ACK three (plus the commit of
+a WRITE_BUF / WRITE_TARGETS, one clock per byte).
 ``abort`` (the SPI deselect) cuts the request stream where it happened; from the abort
 pulse until the receiver has parsed it, responses are discarded (`FrameReceiver`).
 """
