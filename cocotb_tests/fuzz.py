@@ -6,8 +6,8 @@
 * `UartFuzzLink`: drives the chip's RX pin directly (so a character can have a low stop bit,
   or a glitch can be shorter than half a bit) and samples the chip's TX pin in the background.
 * `ResponseParser`: splits the bytes coming back into response frames (SYNC STATUS LEN
-  payload CRC). Between frames only 0x00 filler may appear on SPI, and nothing on UART;
-  anything else is recorded as an error.
+  payload CRC, with `hdl.protocol.FrameSplitter`). Between frames only 0x00 filler may
+  appear on SPI, and nothing on UART; anything else is recorded as an error.
 """
 
 from __future__ import annotations
@@ -26,21 +26,17 @@ class ResponseParser:
         self.filler = filler          # SPI: 0x00 between frames is the idle filler
         self.frames: list[bytes] = []
         self.errors: list[str] = []
-        self._buf = bytearray()
+        self._splitter = protocol.FrameSplitter("response")
         self.bytes_seen = 0
 
     def push(self, byte: int) -> None:
         self.bytes_seen += 1
-        if not self._buf:
-            if byte == protocol.SYNC:
-                self._buf.append(byte)
-            elif not (self.filler and byte == 0):
-                self.errors.append(f"byte 0x{byte:02x} outside a response frame")
-            return
-        self._buf.append(byte)
-        if len(self._buf) >= 3 and len(self._buf) == protocol.response_length(self._buf):
-            self.frames.append(bytes(self._buf))
-            self._buf.clear()
+        if (not self._splitter.in_frame and byte != protocol.SYNC
+                and not (self.filler and byte == 0)):
+            self.errors.append(f"byte 0x{byte:02x} outside a response frame")
+        frame = self._splitter.push(byte)
+        if frame is not None:
+            self.frames.append(frame)
 
     def push_all(self, data: bytes) -> None:
         for b in data:
@@ -49,11 +45,11 @@ class ResponseParser:
     @property
     def idle(self) -> bool:
         """Not inside a frame."""
-        return not self._buf
+        return not self._splitter.in_frame
 
     @property
     def partial(self) -> bytes:
-        return bytes(self._buf)
+        return self._splitter.partial
 
 
 def split_frames(data: bytes) -> list[bytes]:

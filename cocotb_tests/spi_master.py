@@ -166,7 +166,8 @@ class SpiTransport:
     """`flow.host.Transport` over a `SpiMaster`: one chip-select window per exchange.
 
     The request is sent, then 0x00 filler bytes (not SYNC, so the chip's parser skips them)
-    are clocked until SYNC comes back and the response's LEN bytes have been read.
+    are clocked until a whole response frame has come back (`hdl.protocol.FrameSplitter`:
+    SYNC, then as many bytes as its LEN says).
     """
 
     def __init__(self, master: SpiMaster, max_filler: int = 512):
@@ -175,17 +176,19 @@ class SpiTransport:
 
     async def exchange(self, request: bytes) -> bytes:
         master = self.master
+        responses = protocol.FrameSplitter("response")
         await master.select()
         try:
             await master.transfer(request)
-            for _ in range(self.max_filler):
-                if (await master.transfer(b"\x00"))[0] == protocol.SYNC:
-                    break
-            else:
-                raise protocol.ProtocolError(
-                    f"no response: no SYNC within {self.max_filler} filler bytes")
-            header = bytes([protocol.SYNC]) + await master.transfer(b"\x00\x00")
-            rest = await master.transfer(bytes(protocol.response_length(header) - 3))
+            before_sync = 0
+            while True:
+                frame = responses.push((await master.transfer(b"\x00"))[0])
+                if frame is not None:
+                    return frame
+                if not responses.in_frame:
+                    before_sync += 1
+                    if before_sync == self.max_filler:
+                        raise protocol.ProtocolError(
+                            f"no response: no SYNC within {self.max_filler} filler bytes")
         finally:
             await master.deselect()
-        return header + rest

@@ -2,7 +2,8 @@
 
 The chip's UART receives on `uart_rx` and answers on `uart_tx`; the sink runs in the
 background, so a response is collected however soon it starts. The chip answers every
-request with exactly one response frame, found by hunting for SYNC like the SPI transport.
+request with exactly one response frame, split out of the bytes by `hdl.protocol.FrameSplitter`
+like on the SPI transport.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ class UartTransport:
     async def exchange(self, request: bytes) -> bytes:
         self.sink.clear()
         await self.source.write(request)
-        for _ in range(self.max_bytes):
-            if await self._byte() == protocol.SYNC:
-                break
-        else:
-            raise protocol.ProtocolError(f"no response: no SYNC within {self.max_bytes} bytes")
-        header = bytes([protocol.SYNC, await self._byte(), await self._byte()])
-        rest = bytes([await self._byte() for _ in range(protocol.response_length(header) - 3)])
-        return header + rest
+        responses = protocol.FrameSplitter("response")
+        before_sync = 0
+        while True:
+            frame = responses.push(await self._byte())
+            if frame is not None:
+                return frame
+            if not responses.in_frame:
+                before_sync += 1
+                if before_sync == self.max_bytes:
+                    raise protocol.ProtocolError(f"no response: no SYNC within {self.max_bytes} bytes")

@@ -7,7 +7,8 @@ coroutine under a simulated-time bound; on a timeout it raises `StallError` nami
 that are not idle, e.g.::
 
     image 7: no progress after 160000 cycles (3.2 ms): controller stalled in CONVERT
-    (ctrl_state=3); other FSMs: command parser in HUNT (parser_state=6), ...
+    (ctrl_state=3); other FSMs: command executor in IDLE (executor_state=0), command receiver
+    in HUNT (receiver_state=0), ...
 
 A Verilator model built with ``--public-depth 1`` (`flow.sim` builds the HDL-transactor harness
 that way) hides the chip's internal signals from cocotb; the report then says so instead of
@@ -48,7 +49,7 @@ class StallError(TimeoutError):
 @dataclass(frozen=True)
 class FsmState:
     path: str            # hierarchical path from the sidecar, e.g. xbarflow_top.controller.ctrl_state
-    label: str           # e.g. "controller", "command parser"
+    label: str           # e.g. "controller", "command receiver"
     register: str        # e.g. "ctrl_state"
     code: int | None     # None: not visible (or not a defined value)
     name: str | None     # state name for `code`, None when unknown
@@ -61,11 +62,14 @@ class FsmState:
 
 
 def _label(path: str) -> str:
-    """'xbarflow_top.command.parser_state' -> 'command parser'; '...controller.ctrl_state' ->
-    'controller'; '...uart.uart_rx_state' -> 'uart receiver'."""
+    """The FSM's name in a report: its modules, then its own name where that adds something.
+
+    'xbarflow_top.command.receiver.receiver_state' -> 'command receiver';
+    '...controller.ctrl_state' -> 'controller'; '...controller.argmax.argmax_state' ->
+    'controller argmax'; '...uart.uart_rx_state' -> 'uart receiver'."""
     parts = path.split(".")
     modules, reg = parts[1:-1], parts[-1].removesuffix("_state")
-    base = ".".join(modules) if modules else reg
+    base = " ".join(modules) if modules else reg
     leaf = modules[-1] if modules else ""
     if reg in (leaf, "ctrl", "prog") or not modules:
         return base

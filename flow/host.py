@@ -243,7 +243,7 @@ class ChipProtocolModel:
         self.inferences = 0
         self.frames_ok = self.err_crc = self.err_cmd = self.err_len = self.err_timeout = 0
         self.err_framing = 0       # UART characters with a low stop bit (`framing_error`)
-        self._frame: bytearray | None = None   # the partial frame, from SYNC on
+        self._requests = protocol.FrameSplitter("request")
 
     @classmethod
     def from_config(cls, cfg, **kwargs) -> "ChipProtocolModel":
@@ -254,26 +254,15 @@ class ChipProtocolModel:
     # -- the byte stream ---------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
         """Consume request bytes; return every response frame they complete, concatenated."""
-        out = bytearray()
-        for byte in bytes(data):
-            if self._frame is None:
-                if byte == protocol.SYNC:      # anything else is skipped while hunting
-                    self._frame = bytearray([byte])
-                continue
-            self._frame.append(byte)
-            if len(self._frame) >= 5 and len(self._frame) == 6 + self._frame[4]:
-                frame, self._frame = bytes(self._frame), None
-                out += self._execute(frame)
-        return bytes(out)
+        return b"".join(self._execute(frame) for frame in self._requests.feed(data))
 
     @property
     def in_frame(self) -> bool:
-        return self._frame is not None
+        return self._requests.in_frame
 
     def drop_partial(self) -> None:
         """A frame timeout, or SPI chip-select raised: a partial frame is dropped and counted."""
-        if self._frame is not None:
-            self._frame = None
+        if self._requests.drop_partial():
             self.err_timeout += 1
 
     def framing_error(self) -> None:

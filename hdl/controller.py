@@ -10,6 +10,9 @@ from flow.config import ChipConfig
 
 from .activation import Activation
 from .argmax import Argmax
+from .ports import InferenceStatusSignature
+
+__all__ = ["Controller", "adcs_per_tile", "adc_groups", "sum_bits"]
 
 
 def adcs_per_tile(cfg: ChipConfig) -> int:
@@ -50,12 +53,12 @@ class Controller(wiring.Component):
     ----------
     start : In(1)
         One-cycle pulse: begin an inference (ignored unless idle).
-    busy : Out(1)
-        An inference is running.
-    done : Out(1)
-        ``result`` is valid; cleared by the next ``start``.
-    result : Out(8)
-        Winning class of the last inference.
+    status : Out(InferenceStatusSignature())
+        ``busy`` (an inference is running), ``done`` (``result`` is valid; cleared by the
+        next ``start``), ``result`` (winning class of the last inference), and the counters
+        ``cycles_total``, ``cycles_drive``, ``cycles_convert``, ``cycles_argmax`` (clocks of
+        the last inference, in all and in DRIVE, CONVERT and ARGMAX) and ``inferences``
+        (completed since reset), for the register file.
     buffer_codes : In(inputs * dac_bits)
         Packed DAC codes of the image (the input buffer).
     requant_mult : In(32)
@@ -74,10 +77,6 @@ class Controller(wiring.Component):
         Signed codes of the group's outputs, valid with ``adc_valid``.
     output_codes : Out(classes * sum_bits)
         Last layer's sums, latched for the output buffer.
-    cycles_total, cycles_drive, cycles_convert, cycles_argmax : Out(32)
-        Clocks of the last inference, in all and in DRIVE, CONVERT and ARGMAX.
-    inferences : Out(32)
-        Inferences completed since reset.
     """
 
     def __init__(self, cfg: ChipConfig):
@@ -92,9 +91,7 @@ class Controller(wiring.Component):
             raise ValueError("at most 4 hidden layers fit the REQUANT_MULT register")
         super().__init__({
             "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "result": Out(8),
+            "status": Out(InferenceStatusSignature()),
             "buffer_codes": In(layers[0][0] * cfg.quant.dac_bits),
             "requant_mult": In(32),
             "tile_sel": Out(range(max(2, len(cfg.tiles)))),
@@ -106,15 +103,11 @@ class Controller(wiring.Component):
             "adc_codes": In(self.adcs * cfg.adc.bits),
             "adc_valid": In(1),
             "output_codes": Out(layers[-1][1] * self.sum_bits),
-            "cycles_total": Out(32),
-            "cycles_drive": Out(32),
-            "cycles_convert": Out(32),
-            "cycles_argmax": Out(32),
-            "inferences": Out(32),
         })
 
     def elaborate(self, platform):
         m = Module()
+        status = self.status
         cfg, tiles = self.cfg, self.cfg.tiles
         layers = cfg.network.layer_shapes
         dac_bits, adc_bits, sb = cfg.quant.dac_bits, cfg.adc.bits, self.sum_bits
@@ -184,9 +177,9 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [
-                        self.done.eq(0), tile.eq(0),
-                        self.cycles_total.eq(0), self.cycles_drive.eq(0),
-                        self.cycles_convert.eq(0), self.cycles_argmax.eq(0),
+                        status.done.eq(0), tile.eq(0),
+                        status.cycles_total.eq(0), status.cycles_drive.eq(0),
+                        status.cycles_convert.eq(0), status.cycles_argmax.eq(0),
                     ]
                     m.next = "LOAD"
             with m.State("LOAD"):
@@ -197,12 +190,12 @@ class Controller(wiring.Component):
                 m.d.sync += [self.tile_sel.eq(tile), self.vmm_start.eq(1), group.eq(0)]
                 m.next = "DRIVE"
             with m.State("DRIVE"):
-                m.d.sync += self.cycles_drive.eq(self.cycles_drive + 1)
+                m.d.sync += status.cycles_drive.eq(status.cycles_drive + 1)
                 with m.If(self.vmm_done):
                     m.d.sync += [self.adc_col_sel.eq(0), self.adc_start.eq(1)]
                     m.next = "CONVERT"
             with m.State("CONVERT"):
-                m.d.sync += self.cycles_convert.eq(self.cycles_convert + 1)
+                m.d.sync += status.cycles_convert.eq(status.cycles_convert + 1)
                 with m.If(self.adc_valid):
                     m.d.sync += [adc_latched.eq(self.adc_codes), k.eq(0)]
                     m.next = "ACCUMULATE"
@@ -239,15 +232,15 @@ class Controller(wiring.Component):
                     m.d.sync += tile.eq(tile + 1)
                     m.next = "LOAD"
             with m.State("ARGMAX"):
-                m.d.sync += self.cycles_argmax.eq(self.cycles_argmax + 1)
+                m.d.sync += status.cycles_argmax.eq(status.cycles_argmax + 1)
                 with m.If(argmax.done):
-                    m.d.sync += self.result.eq(argmax.index)
+                    m.d.sync += status.result.eq(argmax.index)
                     m.next = "DONE"
             with m.State("DONE"):
-                m.d.sync += [self.done.eq(1), self.inferences.eq(self.inferences + 1)]
+                m.d.sync += [status.done.eq(1), status.inferences.eq(status.inferences + 1)]
                 m.next = "IDLE"
 
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += status.busy.eq(~fsm.ongoing("IDLE"))
         with m.If(~fsm.ongoing("IDLE")):
-            m.d.sync += self.cycles_total.eq(self.cycles_total + 1)
+            m.d.sync += status.cycles_total.eq(status.cycles_total + 1)
         return m

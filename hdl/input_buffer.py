@@ -4,6 +4,10 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .ports import WriteSignature
+
+__all__ = ["InputBuffer"]
+
 
 class InputBuffer(wiring.Component):
     """Byte-addressed register bank holding packed DAC codes.
@@ -20,12 +24,8 @@ class InputBuffer(wiring.Component):
 
     Attributes
     ----------
-    write_addr : In(16)
-        Byte offset (the command layer has checked it is in range).
-    write_data : In(8)
-        Byte to store.
-    write_en : In(1)
-        Store ``write_data`` at ``write_addr`` this cycle.
+    write : In(WriteSignature(addr_width=16))
+        The command layer's byte writes (it has checked the offset is in range).
     codes : Out(code_bits)
         The packed codes, in the layout of the DAC bus.
     """
@@ -34,19 +34,17 @@ class InputBuffer(wiring.Component):
         self._code_bits = code_bits
         self.num_bytes = (code_bits + 7) // 8
         super().__init__({
-            "write_addr": In(16),
-            "write_data": In(8),
-            "write_en": In(1),
+            "write": In(WriteSignature(addr_width=16)),
             "codes": Out(code_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
         storage = Signal(self.num_bytes * 8)
-        with m.If(self.write_en):
-            with m.Switch(self.write_addr):
+        with m.If(self.write.en):
+            with m.Switch(self.write.addr):
                 for k in range(self.num_bytes):
                     with m.Case(k):
-                        m.d.sync += storage.word_select(k, 8).eq(self.write_data)
+                        m.d.sync += storage.word_select(k, 8).eq(self.write.data)
         m.d.comb += self.codes.eq(storage[:self._code_bits])
         return m

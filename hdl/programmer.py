@@ -49,8 +49,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .decoder import address_bits
+from .ports import ProgrammingStatusSignature, WriteSignature
 from .selector import Selector
 from .write_ack import WriteAck
+
+__all__ = ["Programmer", "level_bits"]
 
 
 def level_bits(cfg) -> int:
@@ -78,29 +81,19 @@ class Programmer(wiring.Component):
     ----------
     start : In(1)
         Pulse: start programming the whole tile (ignored unless idle).
-    busy : Out(1)
-        Programming is running.
-    write_ok : Out(1)
-        The last run finished (sticky until the next ``start``).
-    pulses_total : Out(32)
-        Program pulses issued in the current/last run.
-    failures : Out(32)
-        Cells given up at the timeout in the current/last run.
-    cycles : Out(32)
-        Clocks of the current/last run, from ``start`` to DONE.
-    steps : Out(32)
-        Cell steps finished in the current/last run (MAXR * C when done).
+    status : Out(ProgrammingStatusSignature())
+        ``busy`` (programming is running), ``write_ok`` (the last run finished; sticky
+        until the next ``start``), and the current/last run's ``pulses`` (program pulses
+        issued), ``failures`` (cells given up at the timeout), ``cycles`` (clocks from
+        ``start`` to DONE) and ``steps`` (cell steps finished: MAXR * C when done), for the
+        register file.
     row : Out(address_bits(MAXR))
         Local row counter (slow).
     col : Out(address_bits(C))
         Column counter (fast).
-    target_addr : In(16)
-        Target memory byte address (``global_row * C + col``); writes at or beyond
-        ``cfg.target_bytes`` are ignored.
-    target_data : In(8)
-        Level code to write.
-    target_we : In(1)
-        Write strobe, one byte per clock.
+    targets : In(WriteSignature(addr_width=16))
+        Target memory writes, one level code per byte at ``global_row * C + col``; writes
+        at or beyond ``cfg.target_bytes`` are ignored.
     prog_row_sel : Out(R)
         Global row select lines (see `Selector`).
     prog_col_sel : Out(C)
@@ -153,17 +146,10 @@ class Programmer(wiring.Component):
         np_ = self.partitions
         super().__init__({
             "start": In(1),
-            "busy": Out(1),
-            "write_ok": Out(1),
-            "pulses_total": Out(32),
-            "failures": Out(32),
-            "cycles": Out(32),
-            "steps": Out(32),
+            "status": Out(ProgrammingStatusSignature()),
             "row": Out(unsigned(address_bits(self.max_rows))),
             "col": Out(unsigned(address_bits(self.cols))),
-            "target_addr": In(16),
-            "target_data": In(8),
-            "target_we": In(1),
+            "targets": In(WriteSignature(addr_width=16)),
             "prog_row_sel": Out(self.rows),
             "prog_col_sel": Out(self.cols),
             "prog_partition_en": Out(np_),
@@ -180,20 +166,21 @@ class Programmer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        status = self.status
         C, NP, lb = self.cols, self.partitions, self.level_bits
         m.submodules.write_ack = wa = self.write_ack
         m.submodules.selector = sel = self.selector
 
         # -- target memory: host writes bytes, the FSM reads the NP codes of a step --------
-        m.submodules.targets = targets = Memory(shape=unsigned(lb), depth=self.target_bytes,
-                                                init=[])
-        wr = targets.write_port()
-        rd = targets.read_port()
+        m.submodules.targets = memory = Memory(shape=unsigned(lb), depth=self.target_bytes,
+                                             init=[])
+        wr = memory.write_port()
+        rd = memory.read_port()
         top_code = self.weight_levels - 1
         m.d.comb += [
-            wr.addr.eq(self.target_addr),
-            wr.data.eq(Mux(self.target_data > top_code, top_code, self.target_data)),
-            wr.en.eq(self.target_we & (self.target_addr < self.target_bytes)),
+            wr.addr.eq(self.targets.addr),
+            wr.data.eq(Mux(self.targets.data > top_code, top_code, self.targets.data)),
+            wr.en.eq(self.targets.en & (self.targets.addr < self.target_bytes)),
         ]
 
         # -- counters and per-step state ---------------------------------------------------
@@ -211,14 +198,14 @@ class Programmer(wiring.Component):
         partition_en = Signal(NP)
 
         m.d.comb += [
-            sel.rw_mode.eq(self.busy),
+            sel.rw_mode.eq(status.busy),
             sel.row.eq(self.row),
             sel.col.eq(self.col),
             sel.partition_en.eq(partition_en),
             self.prog_row_sel.eq(sel.prog_row_sel),
             self.prog_col_sel.eq(sel.prog_col_sel),
             self.prog_partition_en.eq(partition_en),
-            self.rw_mode.eq(self.busy),
+            self.rw_mode.eq(status.busy),
             wa.present.eq(present),
             wa.verify_ok.eq(self.verify_ok),
         ]
@@ -230,11 +217,11 @@ class Programmer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [
-                        self.write_ok.eq(0),
-                        self.pulses_total.eq(0),
-                        self.failures.eq(0),
-                        self.cycles.eq(0),
-                        self.steps.eq(0),
+                        status.write_ok.eq(0),
+                        status.pulses.eq(0),
+                        status.failures.eq(0),
+                        status.cycles.eq(0),
+                        status.steps.eq(0),
                         self.row.eq(0),
                         self.col.eq(0),
                         row_base.eq(0),
@@ -292,7 +279,7 @@ class Programmer(wiring.Component):
                 m.d.comb += wa.decide.eq(1)
                 with m.If(wa.advance):
                     # Deselect before the address counters move.
-                    m.d.sync += [self.failures.eq(self.failures + wa.failed), partition_en.eq(0)]
+                    m.d.sync += [status.failures.eq(status.failures + wa.failed), partition_en.eq(0)]
                     m.next = "NEXT"
                 with m.Else():
                     # Set up the pulse: its lines are stable one clock before prog_pulse.
@@ -303,7 +290,7 @@ class Programmer(wiring.Component):
                         self.prog_polarity.eq(high & pending),
                         self.prog_level.eq(level),
                         pulse_timer.eq(0),
-                        self.pulses_total.eq(self.pulses_total + 1),
+                        status.pulses.eq(status.pulses + 1),
                     ]
                     # Amplitude ramp: pulses_per_level pulses per level, saturating at the top.
                     with m.If(level_pulses == self.pulses_per_level - 1):
@@ -323,7 +310,7 @@ class Programmer(wiring.Component):
 
             with m.State("NEXT"):
                 # Column counter first; after C columns the row counter advances.
-                m.d.sync += self.steps.eq(self.steps + 1)
+                m.d.sync += status.steps.eq(status.steps + 1)
                 with m.If(self.col == C - 1):
                     with m.If(self.row == self.max_rows - 1):
                         m.next = "DONE"
@@ -339,10 +326,10 @@ class Programmer(wiring.Component):
                     m.next = "LOAD_REF"
 
             with m.State("DONE"):
-                m.d.sync += self.write_ok.eq(1)
+                m.d.sync += status.write_ok.eq(1)
                 m.next = "IDLE"
 
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
-        with m.If(self.busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
+        m.d.comb += status.busy.eq(~fsm.ongoing("IDLE"))
+        with m.If(status.busy):
+            m.d.sync += status.cycles.eq(status.cycles + 1)
         return m

@@ -32,6 +32,16 @@ from dataclasses import dataclass
 
 from amaranth.lib.crc import catalog
 
+__all__ = [
+    "SYNC", "MAX_PAYLOAD", "FRAME_TIMEOUT_CYCLES", "CHIP_ID", "CRC", "crc8",
+    "Cmd", "Status", "Error", "Reg",
+    "STATUS_BUSY", "STATUS_DONE", "STATUS_IRQ", "STATUS_PROG_BUSY", "STATUS_WRITE_OK",
+    "CTRL_START", "CTRL_CLEAR_ERRORS", "NUM_REGS", "WRITABLE_REGS", "geometry_word",
+    "ProtocolError", "encode_request", "encode_response", "Response", "decode_response",
+    "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES", "request_length", "response_length",
+    "FrameSplitter",
+]
+
 SYNC = 0xA5
 MAX_PAYLOAD = 255
 FRAME_TIMEOUT_CYCLES = 1 << 16   # a stalled partial frame is dropped after this many clocks
@@ -167,6 +177,80 @@ def decode_response(frame: bytes) -> Response:
     return Response(Status(status), bytes(frame[3:-1]))
 
 
+REQUEST_HEADER_BYTES = 5    # SYNC CMD ADDR_HI ADDR_LO LEN
+RESPONSE_HEADER_BYTES = 3   # SYNC STATUS LEN
+
+
+def request_length(header: bytes) -> int:
+    """Total frame length from the first five bytes (SYNC, CMD, ADDR_HI, ADDR_LO, LEN)."""
+    return 6 + header[4]
+
+
 def response_length(header: bytes) -> int:
     """Total frame length from the first three bytes (SYNC, STATUS, LEN)."""
     return 4 + header[2]
+
+
+class FrameSplitter:
+    """Splits a byte stream into frames the way the chip's receiver does: while hunting, any
+    byte but SYNC is skipped; from SYNC on, the header up to LEN gives the frame's length
+    (`request_length` for ``"request"`` frames, host to chip, `response_length` for
+    ``"response"`` frames, chip to host). No check is made (CRC, command, status): a
+    complete frame is returned as it came.
+
+    >>> s = FrameSplitter("response")
+    >>> frame = encode_response(Status.ACK, bytes([7]))
+    >>> s.feed(bytes([0x00]) + frame[:3])      # a filler byte is skipped, then a header
+    []
+    >>> s.in_frame, s.partial == frame[:3]
+    (True, True)
+    >>> s.feed(frame[3:]) == [frame]
+    True
+    """
+
+    def __init__(self, direction: str = "request"):
+        if direction == "request":
+            self._header, self._length = REQUEST_HEADER_BYTES, request_length
+        elif direction == "response":
+            self._header, self._length = RESPONSE_HEADER_BYTES, response_length
+        else:
+            raise ValueError(f"direction must be 'request' or 'response', not {direction!r}")
+        self.direction = direction
+        self._frame: bytearray | None = None   # the partial frame, from SYNC on
+
+    def push(self, byte: int) -> bytes | None:
+        """Take one byte; return the frame it completes, else None."""
+        if self._frame is None:
+            if byte == SYNC:                  # anything else is skipped while hunting
+                self._frame = bytearray([byte])
+            return None
+        self._frame.append(byte)
+        if len(self._frame) >= self._header and len(self._frame) == self._length(self._frame):
+            frame, self._frame = bytes(self._frame), None
+            return frame
+        return None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take every byte of `data`; return the frames they complete, in order."""
+        frames = []
+        for byte in bytes(data):
+            frame = self.push(byte)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame has started (SYNC seen) and is not complete yet."""
+        return self._frame is not None
+
+    @property
+    def partial(self) -> bytes:
+        """The bytes of the frame under way, from SYNC on (empty while hunting)."""
+        return bytes(self._frame or b"")
+
+    def drop_partial(self) -> bool:
+        """Forget the frame under way (a frame timeout, or SPI chip-select raised) and hunt
+        again; True if there was one."""
+        dropped, self._frame = self._frame is not None, None
+        return dropped

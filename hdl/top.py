@@ -1,9 +1,10 @@
 """Top level of the chip's digital periphery: host interface, command layer, registers,
-input buffer, controller and programmer, with the analog boundary as top-level ports."""
+input and output buffers, controller and programmer, joined by the port groups of
+`hdl.ports`, with the analog boundary as top-level ports."""
 
 from amaranth import *
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from flow.config import ChipConfig
 
@@ -12,10 +13,13 @@ from .command import CommandLayer
 from .controller import Controller, adc_groups, adcs_per_tile
 from .decoder import address_bits
 from .input_buffer import InputBuffer
+from .output_buffer import OutputBuffer
 from .programmer import Programmer, level_bits
 from .registers import RegisterFile
 from .spi import SPISlave
 from .uart import UART
+
+__all__ = ["TOP_NAME", "Top"]
 
 TOP_NAME = "xbarflow_top"
 
@@ -134,14 +138,14 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
-        outputs = cfg.outputs
 
         m.submodules.command = command = CommandLayer(
-            input_bytes=cfg.input_bytes, output_bytes=2 * outputs,
+            input_bytes=cfg.input_bytes, output_bytes=2 * cfg.outputs,
             target_bytes=cfg.target_bytes)
         m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg))
         m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
         m.submodules.controller = ctrl = Controller(cfg)
+        m.submodules.output_buffer = outputs = OutputBuffer(cfg.outputs, ctrl.sum_bits)
         m.submodules.programmer = prog = Programmer(cfg)
 
         # Host pins -> SPI slave or UART -> command layer (same byte streams).
@@ -165,54 +169,30 @@ class Top(wiring.Component):
                 regs.err_framing.eq(link.framing_errors),
                 link.clear.eq(regs.clear_errors),
             ]
-        wiring.connect(m, link.rx, command.rx)
-        wiring.connect(m, command.tx, link.tx)
+        connect(m, link.rx, command.rx)
+        connect(m, command.tx, link.tx)
 
-        # Command layer <-> registers, buffer, controller.
+        # Command layer -> registers and buffers; every block's state and counters -> registers.
+        connect(m, command.registers, regs.bus)
+        connect(m, command.input_buffer, buffer.write)
+        connect(m, command.targets, prog.targets)
+        connect(m, command.output_buffer, outputs.read)
+        connect(m, command.counters, regs.counters)
+        connect(m, ctrl.status, regs.inference)
+        connect(m, prog.status, regs.programming)
         m.d.comb += [
-            regs.addr.eq(command.reg_addr),
-            regs.wdata.eq(command.reg_wdata),
-            regs.we.eq(command.reg_we),
-            command.reg_rdata.eq(regs.rdata),
-            buffer.write_addr.eq(command.buf_addr),
-            buffer.write_data.eq(command.buf_wdata),
-            buffer.write_en.eq(command.buf_we),
-            command.busy.eq(ctrl.busy | prog.busy),
+            command.busy.eq(ctrl.status.busy | prog.status.busy),
             command.clear_errors.eq(regs.clear_errors),
             # Inference and programming exclude each other (the command layer NACKs a
             # START_PROGRAM or START while busy; a CTRL start during programming is ignored).
-            ctrl.start.eq((command.start | regs.start) & ~prog.busy),
+            ctrl.start.eq((command.start | regs.start) & ~prog.status.busy),
             ctrl.buffer_codes.eq(buffer.codes),
             ctrl.requant_mult.eq(regs.requant_mult),
-            prog.start.eq(command.start_program & ~ctrl.busy),
-            prog.target_addr.eq(command.tgt_addr),
-            prog.target_data.eq(command.tgt_wdata),
-            prog.target_we.eq(command.tgt_we),
-            regs.prog_busy.eq(prog.busy),
-            regs.write_ok.eq(prog.write_ok),
-            regs.prog_pulses.eq(prog.pulses_total),
-            regs.prog_failures.eq(prog.failures),
-            regs.prog_cycles.eq(prog.cycles),
-            regs.prog_steps.eq(prog.steps),
+            prog.start.eq(command.start_program & ~ctrl.status.busy),
+            outputs.codes.eq(ctrl.output_codes),
         ]
-        for name in ("busy", "done", "result", "cycles_total", "cycles_drive", "cycles_convert",
-                     "cycles_argmax", "inferences"):
-            m.d.comb += getattr(regs, name).eq(getattr(ctrl, name))
-        for name in ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout"):
-            m.d.comb += getattr(regs, name).eq(getattr(command, name))
 
-        # Output buffer: the last layer's sum k as 2 bytes, big endian, sign-extended to 16 bits.
-        out_bytes, sb = [], ctrl.sum_bits
-        for k in range(outputs):
-            wide = Signal(16, name=f"output_code_{k}")
-            m.d.comb += wide.eq(ctrl.output_codes[k * sb:(k + 1) * sb].as_signed())
-            out_bytes += [wide[8:16], wide[0:8]]
-        with m.Switch(command.out_addr):
-            for addr, byte in enumerate(out_bytes):
-                with m.Case(addr):
-                    m.d.comb += command.out_rdata.eq(byte)
-
-        # Analog boundary.
+        # Analog boundary: the top-level ports keep their names (benches and sidecar use them).
         m.d.comb += [
             self.tile_sel.eq(ctrl.tile_sel),
             self.dac_codes.eq(ctrl.dac_codes),
@@ -221,7 +201,7 @@ class Top(wiring.Component):
             self.adc_start.eq(ctrl.adc_start),
             ctrl.adc_codes.eq(self.adc_codes),
             ctrl.adc_valid.eq(self.adc_valid),
-            self.irq.eq(ctrl.done),
+            self.irq.eq(ctrl.status.done),
         ]
         if adc_groups(cfg) > 1:
             m.d.comb += self.adc_col_sel.eq(ctrl.adc_col_sel)
@@ -231,5 +211,3 @@ class Top(wiring.Component):
         for name in ("verify_ok", "verify_high", "verify_done"):
             m.d.comb += getattr(prog, name).eq(getattr(self, name))
         return m
-
-

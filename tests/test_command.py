@@ -9,6 +9,7 @@ import random
 
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
@@ -62,24 +63,26 @@ class Harness(Elaboratable):
         wr = self.inbuf.write_port()
         rd = self.outbuf.read_port(domain="comb")
         tgt_wr = self.tgtbuf.write_port()
+        wiring.connect(m, cmd.registers, regs.bus)
+        wiring.connect(m, cmd.counters, regs.counters)
         m.d.comb += [
-            tgt_wr.addr.eq(cmd.tgt_addr), tgt_wr.data.eq(cmd.tgt_wdata), tgt_wr.en.eq(cmd.tgt_we),
-            regs.write_ok.eq(self.write_ok),
-            regs.prog_pulses.eq(self.prog_counters[0]), regs.prog_failures.eq(self.prog_counters[1]),
-            regs.prog_cycles.eq(self.prog_counters[2]), regs.prog_steps.eq(self.prog_counters[3]),
+            tgt_wr.addr.eq(cmd.targets.addr), tgt_wr.data.eq(cmd.targets.data),
+            tgt_wr.en.eq(cmd.targets.en),
+            regs.programming.write_ok.eq(self.write_ok),
+            regs.programming.pulses.eq(self.prog_counters[0]),
+            regs.programming.failures.eq(self.prog_counters[1]),
+            regs.programming.cycles.eq(self.prog_counters[2]),
+            regs.programming.steps.eq(self.prog_counters[3]),
         ]
         m.d.comb += [
-            regs.addr.eq(cmd.reg_addr), regs.wdata.eq(cmd.reg_wdata), regs.we.eq(cmd.reg_we),
-            cmd.reg_rdata.eq(regs.rdata),
-            wr.addr.eq(cmd.buf_addr), wr.data.eq(cmd.buf_wdata), wr.en.eq(cmd.buf_we),
-            rd.addr.eq(cmd.out_addr), cmd.out_rdata.eq(rd.data),
-            cmd.busy.eq(self.busy), regs.busy.eq(self.busy),
-            regs.done.eq(self.done), regs.result.eq(self.result),
-            regs.inferences.eq(self.inferences),
+            wr.addr.eq(cmd.input_buffer.addr), wr.data.eq(cmd.input_buffer.data),
+            wr.en.eq(cmd.input_buffer.en),
+            rd.addr.eq(cmd.output_buffer.addr), cmd.output_buffer.data.eq(rd.data),
+            cmd.busy.eq(self.busy), regs.inference.busy.eq(self.busy),
+            regs.inference.done.eq(self.done), regs.inference.result.eq(self.result),
+            regs.inference.inferences.eq(self.inferences),
             cmd.clear_errors.eq(regs.clear_errors),
         ]
-        for name in ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout"):
-            m.d.comb += getattr(regs, name).eq(getattr(cmd, name))
         with m.If((cmd.start | regs.start) & ~self.busy):
             m.d.sync += [self.starts.eq(self.starts + 1), self.done.eq(1),
                          self.result.eq(RESULT), self.inferences.eq(self.inferences + 1)]
@@ -155,7 +158,7 @@ class IO:
         return bytes(self.ctx.get(self.h.tgtbuf.data[i]) for i in range(self.h.cmd.target_bytes))
 
     def counters(self):
-        c = self.h.cmd
+        c = self.h.cmd.counters
         return {n: self.ctx.get(getattr(c, n))
                 for n in ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout")}
 

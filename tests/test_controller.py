@@ -72,10 +72,10 @@ def simulate(cfg, chip, codes, mult):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            await ctx.tick().until(dut.done)
-            log["results"].append(ctx.get(dut.result))
+            await ctx.tick().until(dut.status.done)
+            log["results"].append(ctx.get(dut.status.result))
             log["sums"].append(unpack_bus(ctx.get(dut.output_codes), cfg.outputs, dut.sum_bits, signed=True))
-            log["cycles"].append(ctx.get(dut.cycles_total))
+            log["cycles"].append(ctx.get(dut.status.cycles_total))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

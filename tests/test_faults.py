@@ -227,3 +227,27 @@ def test_watchdog_report_names_internal_fsms_not_host_paced_ones():
     # The HDL-transactor harness holds the chip as instance `chip`.
     dut.controller.ctrl_state.value = 3
     assert "stalled in CONVERT" in Watchdog(H(chip=dut), fsms, 20.0).report()
+
+
+def test_watchdog_names_the_command_layer_fsms_by_their_modules():
+    """The command layer's receiver, executor and transmitter read as 'command receiver' etc.;
+    all three are host-paced, so a frame half-received is listed, never 'stalled'."""
+    from cocotb_tests.watchdog import Watchdog
+
+    class H:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    fsms = {"xbarflow_top.command.receiver.receiver_state": {"0": "HUNT", "3": "ADDR_LO"},
+            "xbarflow_top.command.executor.executor_state": {"0": "IDLE", "1": "RESPOND"},
+            "xbarflow_top.command.transmitter.transmitter_state": {"0": "IDLE", "3": "PAYLOAD"},
+            "xbarflow_top.controller.argmax.argmax_state": {"0": "IDLE", "1": "SCAN"}}
+    dut = H(command=H(receiver=H(receiver_state=H(value=3)),
+                      executor=H(executor_state=H(value=1)),
+                      transmitter=H(transmitter_state=H(value=3))),
+            controller=H(argmax=H(argmax_state=H(value=0))))
+    assert Watchdog(dut, fsms, 20.0).report(7) == (
+        "no internal FSM busy after 7 cycles (the chip waits for the host); other FSMs: "
+        "command receiver in ADDR_LO (receiver_state=3), command executor in RESPOND "
+        "(executor_state=1), command transmitter in PAYLOAD (transmitter_state=3), "
+        "controller argmax in IDLE (argmax_state=0)")

@@ -223,33 +223,33 @@ def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, hos
 
     async def host(ctx):
         for addr, byte in enumerate(host_bytes):
-            ctx.set(dut.target_addr, addr)
-            ctx.set(dut.target_data, byte)
-            ctx.set(dut.target_we, 1)
+            ctx.set(dut.targets.addr, addr)
+            ctx.set(dut.targets.data, byte)
+            ctx.set(dut.targets.en, 1)
             await ctx.tick()
-        ctx.set(dut.target_we, 0)
+        ctx.set(dut.targets.en, 0)
         for _ in range(runs):
-            assert not ctx.get(dut.busy)
+            assert not ctx.get(dut.status.busy)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy) and not ctx.get(dut.write_ok)
+            assert ctx.get(dut.status.busy) and not ctx.get(dut.status.write_ok)
             # A start while busy is ignored (and a write to the target memory is not made).
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             cycles = 2
-            while ctx.get(dut.busy):
+            while ctx.get(dut.status.busy):
                 await ctx.tick()
                 cycles += 1
-            assert ctx.get(dut.write_ok)
+            assert ctx.get(dut.status.write_ok)
             log["runs"].append({
-                "pulses": ctx.get(dut.pulses_total), "failures": ctx.get(dut.failures),
-                "cycles": ctx.get(dut.cycles), "steps": ctx.get(dut.steps),
+                "pulses": ctx.get(dut.status.pulses), "failures": ctx.get(dut.status.failures),
+                "cycles": ctx.get(dut.status.cycles), "steps": ctx.get(dut.status.steps),
                 "host_cycles": cycles,
             })
             await ctx.tick().repeat(3)
-            assert ctx.get(dut.write_ok), "write_ok is sticky"
+            assert ctx.get(dut.status.write_ok), "write_ok is sticky"
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

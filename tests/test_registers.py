@@ -10,21 +10,28 @@ GEOMETRY = 0x7A0A00C4
 
 # Distinct values for every 32-bit input, so a wrong mux entry shows.
 COUNTER_INPUTS = {
-    "cycles_total": (Reg.CYCLES_TOTAL, 0x11111111),
-    "cycles_drive": (Reg.CYCLES_DRIVE, 0x22222222),
-    "cycles_convert": (Reg.CYCLES_CONVERT, 0x33333333),
-    "cycles_argmax": (Reg.CYCLES_ARGMAX, 0x44444444),
-    "inferences": (Reg.INFERENCES, 0x55555555),
-    "frames_ok": (Reg.FRAMES_OK, 0x66666666),
-    "err_crc": (Reg.ERR_CRC, 0x77777777),
-    "err_cmd": (Reg.ERR_CMD, 0x88888888),
-    "err_len": (Reg.ERR_LEN, 0x99999999),
-    "err_timeout": (Reg.ERR_TIMEOUT, 0xAAAAAAAA),
-    "prog_pulses": (Reg.PROG_PULSES, 0xBBBBBBBB),
-    "prog_failures": (Reg.PROG_FAILURES, 0xCCCCCCCC),
-    "prog_cycles": (Reg.PROG_CYCLES, 0xDDDDDDDD),
-    "prog_steps": (Reg.PROG_STEPS, 0xEEEEEEEE),
+    "inference.cycles_total": (Reg.CYCLES_TOTAL, 0x11111111),
+    "inference.cycles_drive": (Reg.CYCLES_DRIVE, 0x22222222),
+    "inference.cycles_convert": (Reg.CYCLES_CONVERT, 0x33333333),
+    "inference.cycles_argmax": (Reg.CYCLES_ARGMAX, 0x44444444),
+    "inference.inferences": (Reg.INFERENCES, 0x55555555),
+    "counters.frames_ok": (Reg.FRAMES_OK, 0x66666666),
+    "counters.err_crc": (Reg.ERR_CRC, 0x77777777),
+    "counters.err_cmd": (Reg.ERR_CMD, 0x88888888),
+    "counters.err_len": (Reg.ERR_LEN, 0x99999999),
+    "counters.err_timeout": (Reg.ERR_TIMEOUT, 0xAAAAAAAA),
+    "programming.pulses": (Reg.PROG_PULSES, 0xBBBBBBBB),
+    "programming.failures": (Reg.PROG_FAILURES, 0xCCCCCCCC),
+    "programming.cycles": (Reg.PROG_CYCLES, 0xDDDDDDDD),
+    "programming.steps": (Reg.PROG_STEPS, 0xEEEEEEEE),
 }
+
+
+def port(dut, path):
+    """The signal at a dotted path of the register file's ports, e.g. 'inference.result'."""
+    for part in path.split("."):
+        dut = getattr(dut, part)
+    return dut
 
 
 def run(bench):
@@ -40,17 +47,17 @@ def run(bench):
 
 
 def read(ctx, dut, reg):
-    ctx.set(dut.addr, int(reg))
-    return ctx.get(dut.rdata)      # combinational: no clock needed
+    ctx.set(dut.bus.addr, int(reg))
+    return ctx.get(dut.bus.r_data)      # combinational: no clock needed
 
 
 async def write(ctx, dut, reg, value):
     """One bus write; returns the (start, clear_errors) pulses seen on the next 3 clocks."""
-    ctx.set(dut.addr, int(reg))
-    ctx.set(dut.wdata, value)
-    ctx.set(dut.we, 1)
+    ctx.set(dut.bus.addr, int(reg))
+    ctx.set(dut.bus.w_data, value)
+    ctx.set(dut.bus.w_stb, 1)
     await ctx.tick()
-    ctx.set(dut.we, 0)
+    ctx.set(dut.bus.w_stb, 0)
     pulses = []
     for _ in range(3):
         pulses.append((ctx.get(dut.start), ctx.get(dut.clear_errors)))
@@ -61,8 +68,8 @@ async def write(ctx, dut, reg, value):
 def test_every_read_only_register():
     async def bench(ctx, dut):
         for name, (_, value) in COUNTER_INPUTS.items():
-            ctx.set(getattr(dut, name), value)
-        ctx.set(dut.result, 0xC7)
+            ctx.set(port(dut, name), value)
+        ctx.set(dut.inference.result, 0xC7)
         assert read(ctx, dut, Reg.ID) == protocol.CHIP_ID
         assert read(ctx, dut, Reg.GEOMETRY) == GEOMETRY
         assert read(ctx, dut, Reg.RESULT) == 0xC7
@@ -79,10 +86,10 @@ def test_status_bits():
     async def bench(ctx, dut):
         for bits in range(16):
             busy, done, prog_busy, write_ok = (bits >> k & 1 for k in range(4))
-            ctx.set(dut.busy, busy)
-            ctx.set(dut.done, done)
-            ctx.set(dut.prog_busy, prog_busy)
-            ctx.set(dut.write_ok, write_ok)
+            ctx.set(dut.inference.busy, busy)
+            ctx.set(dut.inference.done, done)
+            ctx.set(dut.programming.busy, prog_busy)
+            ctx.set(dut.programming.write_ok, write_ok)
             expected = (busy * protocol.STATUS_BUSY | done * protocol.STATUS_DONE
                         | done * protocol.STATUS_IRQ | prog_busy * protocol.STATUS_PROG_BUSY
                         | write_ok * protocol.STATUS_WRITE_OK)
@@ -106,11 +113,11 @@ def test_scratch_is_read_write_and_read_only_registers_ignore_writes():
             assert read(ctx, dut, reg) == before, reg.name
             assert pulses == [(0, 0)] * 3
         assert read(ctx, dut, Reg.SCRATCH) == 0x00000001
-        # Without we nothing is written.
-        ctx.set(dut.addr, Reg.SCRATCH)
-        ctx.set(dut.wdata, 0xFFFFFFFF)
+        # Without w_stb nothing is written.
+        ctx.set(dut.bus.addr, Reg.SCRATCH)
+        ctx.set(dut.bus.w_data, 0xFFFFFFFF)
         await ctx.tick().repeat(2)
-        assert ctx.get(dut.rdata) == 0x00000001
+        assert ctx.get(dut.bus.r_data) == 0x00000001
 
     run(bench)
 
@@ -148,13 +155,13 @@ def test_requant_mult_is_read_write():
     dut = RegisterFile(geometry=0)
 
     async def bench(ctx):
-        ctx.set(dut.addr, Reg.REQUANT_MULT)
-        ctx.set(dut.wdata, 0x00_00_19_2A)
-        ctx.set(dut.we, 1)
+        ctx.set(dut.bus.addr, Reg.REQUANT_MULT)
+        ctx.set(dut.bus.w_data, 0x00_00_19_2A)
+        ctx.set(dut.bus.w_stb, 1)
         await ctx.tick()
-        ctx.set(dut.we, 0)
+        ctx.set(dut.bus.w_stb, 0)
         assert ctx.get(dut.requant_mult) == 0x192A
-        assert ctx.get(dut.rdata) == 0x192A
+        assert ctx.get(dut.bus.r_data) == 0x192A
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -27,3 +27,19 @@ def test_generation_is_deterministic_and_documents_the_boundary(cfg, tmp_path):
     assert set(ctrl.values()) == {"IDLE", "LOAD", "DRIVE", "CONVERT", "ACCUMULATE", "NEXT_TILE",
                                   "ACTIVATE", "ARGMAX", "DONE"}
     assert side["config_digest"] == cfg.digest()
+
+
+def test_sidecar_lists_the_command_layer_fsms(cfg, tmp_path):
+    """The receiver, executor and transmitter FSMs, by hierarchical state register, with every
+    state name (the watchdog and `xbarflow waves` read them from here)."""
+    fsms = json.loads(generate(cfg, tmp_path).sidecar.read_text())["fsms"]
+    command = {path: set(states.values()) for path, states in fsms.items() if ".command." in path}
+    assert command == {
+        "xbarflow_top.command.receiver.receiver_state":
+            {"HUNT", "CMD", "ADDR_HI", "ADDR_LO", "LEN", "PAYLOAD", "CRC", "DELIVER"},
+        "xbarflow_top.command.executor.executor_state": {"IDLE", "EXECUTE", "COMMIT", "RESPOND"},
+        "xbarflow_top.command.transmitter.transmitter_state":
+            {"IDLE", "STATUS", "LEN", "PAYLOAD", "CRC"},
+    }
+    for path in command:                       # the reset state is encoded 0
+        assert fsms[path]["0"] in ("HUNT", "IDLE")

@@ -1,0 +1,258 @@
+"""Named port groups between the chip's blocks (`hdl.top` joins them with `wiring.connect`).
+
+Each signature is written from the side that drives the group's address or values (like
+amaranth-soc's `csr.Signature`, which is the initiator's view); the other side takes it
+flipped, as ``In(...)``:
+
+* `RegisterSignature`: the command layer's port to the register file.
+* `WriteSignature`: byte writes into a buffer (command layer -> input buffer, command layer
+  -> programmer's target memory, frame receiver -> executor's staging memory).
+* `ReadSignature`: combinational byte reads (command layer -> output buffer, frame
+  transmitter -> command executor for the payload of a response).
+* `FrameCountersSignature`: the command layer's frame counters, read through FRAMES_OK and
+  ERR_*.
+* `InferenceStatusSignature`: the controller's state and counters, read through STATUS,
+  RESULT, CYCLES_* and INFERENCES.
+* `ProgrammingStatusSignature`: the programmer's state and counters, read through STATUS
+  and PROG_*.
+
+The analog boundary is not grouped here: it is the chip's top-level ports, whose names the
+benches and the sidecar depend on (`hdl.top.Top`).
+"""
+
+# No `from __future__ import annotations` here: wiring reads the member annotations.
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["RegisterSignature", "WriteSignature", "ReadSignature", "FrameCountersSignature",
+           "InferenceStatusSignature", "ProgrammingStatusSignature"]
+
+
+class RegisterSignature(wiring.Signature):
+    """A register port, the initiator's view: a combinational read of ``addr``, and writes.
+
+    Reads have no side effect, so there is no read strobe.
+
+    Parameters
+    ----------
+    addr_width : int
+        Register address width.
+    data_width : int
+        Register width.
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Register address (`hdl.protocol.Reg`).
+    r_data : In(data_width)
+        The register at ``addr``, combinationally.
+    w_data : Out(data_width)
+        Write data, valid with ``w_stb``.
+    w_stb : Out(1)
+        Write ``w_data`` into the register at ``addr`` this clock.
+    """
+
+    def __init__(self, *, addr_width: int = 8, data_width: int = 32):
+        self._addr_width = _width("addr_width", addr_width)
+        self._data_width = _width("data_width", data_width)
+        super().__init__({
+            "addr": Out(addr_width),
+            "r_data": In(data_width),
+            "w_data": Out(data_width),
+            "w_stb": Out(1),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def data_width(self) -> int:
+        return self._data_width
+
+    def __eq__(self, other):
+        return (type(other) is RegisterSignature and other.addr_width == self.addr_width
+                and other.data_width == self.data_width)
+
+    def __repr__(self):
+        return f"RegisterSignature(addr_width={self.addr_width}, data_width={self.data_width})"
+
+
+class WriteSignature(wiring.Signature):
+    """A byte write port, the writer's view: one byte per clock at most.
+
+    Parameters
+    ----------
+    addr_width : int
+        Byte address width.
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Byte address (the writer has checked it is in range).
+    data : Out(8)
+        Byte to store.
+    en : Out(1)
+        Store ``data`` at ``addr`` this clock.
+    """
+
+    def __init__(self, *, addr_width: int = 16):
+        self._addr_width = _width("addr_width", addr_width)
+        super().__init__({
+            "addr": Out(addr_width),
+            "data": Out(8),
+            "en": Out(1),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    def __eq__(self, other):
+        return type(other) is WriteSignature and other.addr_width == self.addr_width
+
+    def __repr__(self):
+        return f"WriteSignature(addr_width={self.addr_width})"
+
+
+class ReadSignature(wiring.Signature):
+    """A combinational byte read port, the reader's view: ``data`` follows ``addr`` in the same
+    clock. Reads have no side effect.
+
+    Parameters
+    ----------
+    addr_width : int
+        Byte address width.
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Byte address.
+    data : In(8)
+        The byte at ``addr``.
+    """
+
+    def __init__(self, *, addr_width: int = 16):
+        self._addr_width = _width("addr_width", addr_width)
+        super().__init__({
+            "addr": Out(addr_width),
+            "data": In(8),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    def __eq__(self, other):
+        return type(other) is ReadSignature and other.addr_width == self.addr_width
+
+    def __repr__(self):
+        return f"ReadSignature(addr_width={self.addr_width})"
+
+
+class FrameCountersSignature(wiring.Signature):
+    """The command layer's frame counters, the counting side's view (registers FRAMES_OK,
+    ERR_CRC, ERR_CMD, ERR_LEN, ERR_TIMEOUT).
+
+    Members
+    -------
+    frames_ok : Out(32)
+        Frames executed (ACKed).
+    err_crc : Out(32)
+        Frames answered NACK BAD_CRC.
+    err_cmd : Out(32)
+        Frames answered NACK BAD_CMD.
+    err_len : Out(32)
+        Frames answered NACK BAD_LEN or BAD_ADDR.
+    err_timeout : Out(32)
+        Partial frames dropped (frame timeout, or SPI chip-select raised).
+    """
+
+    def __init__(self):
+        super().__init__({name: Out(32) for name in
+                          ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout")})
+
+    def __eq__(self, other):
+        return type(other) is FrameCountersSignature
+
+    def __repr__(self):
+        return "FrameCountersSignature()"
+
+
+class InferenceStatusSignature(wiring.Signature):
+    """The controller's state and counters, the controller's view (STATUS bits 0-2, RESULT,
+    CYCLES_*, INFERENCES).
+
+    Members
+    -------
+    busy : Out(1)
+        An inference is running.
+    done : Out(1)
+        ``result`` is valid; cleared by the next start.
+    result : Out(8)
+        Winning class of the last inference.
+    cycles_total, cycles_drive, cycles_convert, cycles_argmax : Out(32)
+        Clocks of the last inference, in all and in DRIVE, CONVERT and ARGMAX.
+    inferences : Out(32)
+        Inferences completed since reset.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "busy": Out(1),
+            "done": Out(1),
+            "result": Out(8),
+            "cycles_total": Out(32),
+            "cycles_drive": Out(32),
+            "cycles_convert": Out(32),
+            "cycles_argmax": Out(32),
+            "inferences": Out(32),
+        })
+
+    def __eq__(self, other):
+        return type(other) is InferenceStatusSignature
+
+    def __repr__(self):
+        return "InferenceStatusSignature()"
+
+
+class ProgrammingStatusSignature(wiring.Signature):
+    """The programmer's state and counters, the programmer's view (STATUS bits 3-4, PROG_*).
+
+    Members
+    -------
+    busy : Out(1)
+        A programming run is going on.
+    write_ok : Out(1)
+        The last run finished (sticky until the next start).
+    pulses : Out(32)
+        Program pulses issued in the current/last run.
+    failures : Out(32)
+        Cells given up at the pulse timeout in the current/last run.
+    cycles : Out(32)
+        Clocks of the current/last run, from start to done.
+    steps : Out(32)
+        Cell steps finished in the current/last run.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "busy": Out(1),
+            "write_ok": Out(1),
+            "pulses": Out(32),
+            "failures": Out(32),
+            "cycles": Out(32),
+            "steps": Out(32),
+        })
+
+    def __eq__(self, other):
+        return type(other) is ProgrammingStatusSignature
+
+    def __repr__(self):
+        return "ProgrammingStatusSignature()"
+
+
+def _width(name: str, value: int) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    return value
