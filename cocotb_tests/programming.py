@@ -13,6 +13,7 @@ from cocotb.triggers import with_timeout
 
 from analog_models.programming import DeviceArray
 from cocotb_tests.programming_bridge import ProgrammingBridge
+from cocotb_tests.sabotage import WireFaults
 from flow.config import ChipConfig
 from flow.programming_golden import ProgrammingResult, program_array
 
@@ -22,15 +23,17 @@ def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
     return ", ".join(f"({r},{c})" for r, c in cells)
 
 
-def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, bridge: ProgrammingBridge,
-                        registers: dict) -> list[str]:
-    """Mismatches between the co-simulated programming and the golden replay (empty = parity)."""
+def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.ndarray,
+                        lam: np.ndarray, registers: dict) -> list[str]:
+    """Mismatches between the co-simulated programming (the pulses each cell received, as the
+    monitor counted them from the select lines, every cell's final memory state, the PROG_*
+    registers) and the golden replay (empty = parity)."""
     problems = []
-    if not np.array_equal(bridge.pulses, golden.pulses_per_cell):
-        bad = bridge.pulses != golden.pulses_per_cell
+    if not np.array_equal(pulses, golden.pulses_per_cell):
+        bad = pulses != golden.pulses_per_cell
         problems.append(f"pulses per cell differ in {int(bad.sum())} cells, first {_first_cells(bad)}")
-    if not np.array_equal(bridge.device.lam, golden.lam):
-        bad = bridge.device.lam != golden.lam
+    if not np.array_equal(lam, golden.lam):
+        bad = lam != golden.lam
         problems.append(f"final memory state differs in {int(bad.sum())} cells, first {_first_cells(bad)}")
     for name, want in (("failures", golden.failures), ("pulses", golden.total_pulses)):
         if registers[name] != want:
@@ -50,10 +53,11 @@ def programming_timeout_ns(cfg: ChipConfig, golden: ProgrammingResult) -> float:
     return 2 * (events * per_event + upload) * period_ns + 1e6
 
 
-async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray
-                       ) -> tuple[DeviceArray, dict, list[str]]:
+async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
+                       wire: WireFaults | None = None) -> tuple[DeviceArray, dict, list[str]]:
     """Program the chip's array to `target_levels` (R, C); returns the programmed device (the
-    bridge's), a summary for the report, and the scoreboard's mismatches."""
+    bridge's), a summary for the report, and the scoreboard's mismatches. `wire` carries the
+    self-tests' faults (`cocotb_tests.sabotage`) from the monitor to the scoreboard."""
     golden = program_array(cfg, target_levels)
     device = DeviceArray(cfg)
     bridge = ProgrammingBridge(dut, cfg, device)
@@ -65,10 +69,11 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray
         return await host.program()
 
     registers = await with_timeout(run(), timeout_ns, "ns")
-    problems = compare_programming(cfg, golden, bridge, registers)
+    pulses = (wire or WireFaults()).pulses(bridge.pulses)   # what reaches the scoreboard
+    problems = compare_programming(cfg, golden, pulses, bridge.device.lam, registers)
     summary = {
-        "pulses_per_cell_mean": float(bridge.pulses.mean()),
-        "pulses_per_cell_max": int(bridge.pulses.max()),
+        "pulses_per_cell_mean": float(pulses.mean()),
+        "pulses_per_cell_max": int(pulses.max()),
         "pulses_total": int(registers["pulses"]),
         "failures": int(registers["failures"]),
         "programming_cycles": int(registers["cycles"]),

@@ -423,7 +423,7 @@ class FuzzBench:
                                                   Reg.PROG_STEPS)])
         regs = {name: int.from_bytes(f[3:7], "big") for name, f in
                 zip(("status", "pulses", "failures", "steps"), frames)}
-        problems = compare_programming(cfg, golden, bridge, regs)
+        problems = compare_programming(cfg, golden, bridge.pulses, bridge.device.lam, regs)
         if regs["steps"] != golden.steps - golden.total_pulses:
             problems.append(f"PROG_STEPS {regs['steps']} != golden {golden.steps - golden.total_pulses}")
         if problems:

@@ -1,6 +1,13 @@
 """End-to-end inference bench: images over SPI through the generated chip and the analog
 bridge, each checked against the golden model (driver, monitor, reference model, scoreboard).
 
+For every image the host reads back what the chip computed, the class (RESULT) and the
+final-layer sums (the output buffer), and the monitor records the DAC codes the chip drove on
+each tile; the results file carries these (parity is defined on them, `flow.parity`) and the
+bridge's own ADC codes only as a diagnostic. The cycle counters are read for the first image
+(every image with the job's "cycles_every_image"). For the scoreboard's self-tests,
+`cocotb_tests.sabotage` can flip one of those answers on its way to the scoreboard.
+
 Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`). The host
 transport is the job's "transport": "pins" (the bit-banged SpiMaster BFM, the reference) or
 "hdl" (the HDL transactor of the harness build, one await per frame); parity is checked either way.
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cocotb
@@ -28,6 +36,7 @@ from cocotb.utils import get_sim_time
 from cocotb_tests.analog_bridge import AnalogBridge
 from cocotb_tests.spi_master import SpiJitter, SpiMaster, SpiTransport
 from cocotb_tests.programming import program_chip
+from cocotb_tests.sabotage import WireFaults
 from cocotb_tests.spi_transactor import TransactorTransport
 from cocotb_tests.uart_host import UartTransport
 from cocotb_tests.watchdog import Watchdog, bridge_task
@@ -75,35 +84,42 @@ class Scoreboard:
         layer_inputs = self.codes[k] if tile.layer == 0 else self.golden.trace.activations[tile.layer - 1][k]
         return layer_inputs[tile.row_start:tile.row_stop]
 
-    def check(self, k: int, idx: int, cls: int, events, readback) -> bool:
+    def check(self, k: int, idx: int, cls: int, events, sums) -> bool:
+        """Image k (test-set index `idx`): the tile transactions the monitor saw, and the class and
+        final-layer sums read back from the chip."""
         problems = []
         tiles, trace = self.golden.trace.tiles, self.golden.trace
         if [e.tile for e in events] != list(range(len(tiles))):
             problems.append(f"tiles driven {[e.tile for e in events]}, expected 0..{len(tiles) - 1}")
         else:
             for e in events:
-                if not np.array_equal(e.dac_codes, self.inputs_of(k, tiles[e.tile])):
-                    problems.append(f"tile {e.tile}: DAC codes on the bus differ from the reference")
+                want = self.inputs_of(k, tiles[e.tile])
+                if not np.array_equal(e.dac_codes, want):
+                    rows = np.flatnonzero(e.dac_codes != want) if e.dac_codes.shape == want.shape else []
+                    where = (f" in rows {rows[:8].tolist()} (row {rows[0]}: {int(e.dac_codes[rows[0]])} "
+                             f"!= {int(want[rows[0]])})") if len(rows) else ""
+                    problems.append(f"tile {e.tile}: DAC codes on the bus differ from the reference{where}")
                     break
                 if not np.array_equal(e.adc_codes, trace.tile_adc_codes[e.tile][k]):
                     problems.append(f"tile {e.tile}: ADC codes {e.adc_codes.tolist()} != golden "
                                     f"{trace.tile_adc_codes[e.tile][k].tolist()}")
                     break
         want = self.golden.adc_codes[k].tolist()
-        if readback is not None and list(readback) != want:
-            problems.append(f"read-back sums {list(readback)} != golden {want}")
+        if list(sums) != want:
+            problems.append(f"read-back sums {list(sums)} != golden {want}")
         if cls != int(self.golden.classes[k]):
             problems.append(f"class {cls} != golden {int(self.golden.classes[k])}")
         self.mismatches += [f"image {idx}: {p}" for p in problems]
         return not problems
 
     def output_codes(self, events, outputs: int) -> np.ndarray:
-        """The last layer's sums as the analog side delivered them (sum over row tiles)."""
+        """The last layer's sums as the analog side delivered them (sum over row tiles): a
+        diagnostic, never parity (the bridge computes them as the golden model does)."""
         tiles, sums = self.golden.trace.tiles, np.zeros(outputs, dtype=np.int64)
         last = tiles[-1].layer
         for e in events:
-            spec = tiles[e.tile]
-            if spec.layer == last:
+            spec = tiles[e.tile] if 0 <= e.tile < len(tiles) else None
+            if spec is not None and spec.layer == last:
                 sums[spec.out_start:spec.out_stop] += e.adc_codes
         return sums
 
@@ -175,7 +191,9 @@ async def classify_images(dut):
     data = np.load(job["data"])
     indices, images = data["indices"], data["images"]
     deadline = time.monotonic() + float(job["timeout_s"])
-    results = {"indices": [], "classes": [], "adc_codes": [], "readback": [], "dac_codes_ok": [],
+    # What the chip computed (classes, sums, tile_dac_codes: parity is checked on these) and the
+    # bridge's own ADC codes (a diagnostic).
+    results = {"indices": [], "classes": [], "sums": [], "tile_dac_codes": [], "bridge_adc_codes": [],
                "cycles": {"total": [], "drive": [], "convert": [], "argmax": []},
                "mismatches": []}
 
@@ -220,6 +238,7 @@ async def classify_images(dut):
     host = HostDriver(link, cfg)
     classifier = DeltaHost(host) if transport == "hdl" else host
     progress = Progress(job.get("progress"))
+    wire = WireFaults.from_job(job)   # test-only: corrupts one answer on its way to the scoreboard
 
     codes = to_dac_codes(images, cfg)
     golden = chip.infer(codes, indices, trace=True)
@@ -238,7 +257,8 @@ async def classify_images(dut):
         if job.get("program"):
             # The chip programs its own array; inference then runs on the programmed
             # conductances, so the reference becomes the golden chip on the same state.
-            device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"])
+            device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"],
+                                                                          wire=wire)
             scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
             chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols], requant_mult)
             bridge.chip = chip
@@ -257,24 +277,24 @@ async def classify_images(dut):
             await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge
             cls = await watchdog.guard(classifier.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
                                        image_timeout_ns, f"image {idx}")
-            events = bridge.events[before:]
-            readback = None
-            if job["readback"]:
-                readback = await with_timeout(host.read_outputs(cfg.outputs), image_timeout_ns, "ns")
-            for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
-                              ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
-                if k == 0 or job["readback"]:
+            # Read back what the chip computed: the final-layer sums it accumulated (the class
+            # came from RESULT above). Cycle counters: the first image's, unless asked for all.
+            sums = await watchdog.guard(host.read_outputs(cfg.outputs), image_timeout_ns,
+                                        f"image {idx} read-back")
+            if k == 0 or job.get("cycles_every_image"):
+                for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
+                                  ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
                     results["cycles"][name].append(
                         await with_timeout(host.read_reg(reg), image_timeout_ns, "ns"))
-            scoreboard.check(k, idx, cls, events, readback)
-            delivered = scoreboard.output_codes(events, cfg.outputs)
+            events = [replace(e, dac_codes=wire.dac_codes(k, e.tile, e.dac_codes))
+                      for e in bridge.events[before:]]
+            cls, sums = wire.result_class(k, cls), wire.sums(k, sums)
+            scoreboard.check(k, idx, cls, events, sums)
             results["indices"].append(idx)
             results["classes"].append(cls)
-            results["adc_codes"].append(delivered.tolist())
-            results["readback"].append(list(readback) if readback is not None else [-1] * cfg.outputs)
-            results["dac_codes_ok"].append(all(
-                np.array_equal(e.dac_codes, scoreboard.inputs_of(k, scoreboard.golden.trace.tiles[e.tile]))
-                for e in events if e.tile < len(scoreboard.golden.trace.tiles)))
+            results["sums"].append(list(sums))
+            results["tile_dac_codes"].append([[e.tile, e.dac_codes.tolist()] for e in events])
+            results["bridge_adc_codes"].append(scoreboard.output_codes(events, cfg.outputs).tolist())
             bridge.events.clear()
             progress.update(k + 1)
         progress.update(len(indices), force=True)

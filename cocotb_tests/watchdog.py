@@ -17,28 +17,25 @@ naming a state.
 `bridge_task` is a test-only fault hook for benches: with ``"test_fault": "adc_never_answers"``
 in the job (or ``XBARFLOW_TEST_FAULT=adc_never_answers`` in the environment) the analog side
 answers ``vmm_start`` as usual but never answers ``adc_start``, so the controller stalls in
-CONVERT and the watchdog must say so (tests/test_faults.py). With ``noise_key_off_by_one`` the
-bridge answers every event with the ADC noise of the next event's key, so with
-``adc.noise_lsb > 0`` the chip computes on codes the golden model did not draw and the
-scoreboard must report it (tests/test_cosim_noise.py).
+CONVERT and the watchdog must say so (tests/test_faults.py). The other test faults, and their
+syntax, are in `cocotb_tests.sabotage`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
+
+from cocotb_tests.sabotage import requested
 
 #: States in which an FSM is waiting for work rather than stalled.
 IDLE_STATES = frozenset({"IDLE", "HUNT"})
 #: FSMs paced by the host link (a frame half-received when the host gave up is not a stall of
 #: the chip): listed, never reported as stalled. Matched against the sidecar path's modules.
 HOST_PACED = ("command", "uart", "spi")
-TEST_FAULT_ENV = "XBARFLOW_TEST_FAULT"
-TEST_FAULTS = ("adc_never_answers", "noise_key_off_by_one")
 
 
 class StallError(TimeoutError):
@@ -176,11 +173,9 @@ class Watchdog:
 
 # -- test-only fault injection ----------------------------------------------------------------------
 
-def requested_fault(job: dict) -> str | None:
-    fault = job.get("test_fault") or os.environ.get(TEST_FAULT_ENV) or None
-    if fault is not None and fault not in TEST_FAULTS:
-        raise ValueError(f"unknown test fault '{fault}'; known: {', '.join(TEST_FAULTS)}")
-    return fault
+def analog_fault_requested(job: dict) -> bool:
+    """The job (or XBARFLOW_TEST_FAULT) asks for a dead ADC; a malformed request raises."""
+    return any(f.kind == "adc_never_answers" for f in requested(job))
 
 
 async def _vmm_only(bridge) -> None:
@@ -202,10 +197,10 @@ async def _vmm_only(bridge) -> None:
 
 def bridge_task(bridge, job: dict):
     """The coroutine serving the analog boundary: `bridge.run()`, unless the job asks for a
-    test fault (see the module docstring)."""
-    fault = requested_fault(job)
-    if fault == "adc_never_answers":
+    test fault (`cocotb_tests.sabotage`)."""
+    kinds = {f.kind for f in requested(job)}
+    if "adc_never_answers" in kinds:
         return _vmm_only(bridge)
-    if fault == "noise_key_off_by_one":
+    if "noise_key_off_by_one" in kinds:
         bridge.noise_key_offset = 1
     return bridge.run()

@@ -6,7 +6,8 @@ IMAGE is a .npy (2-D uint8, or float in [0, 1]) or a binary .pgm (P5), square, a
 large as the config's input (it is area-resized to n x n and quantised to DAC codes by
 `flow.data.image_to_codes`, exactly as the test set is). The golden model gives the class and
 the ADC codes; with --sim the image is also co-simulated through the chip (`flow.sim.run`) and
-the class and ADC codes must equal the golden model's (exit status 1 if they do not).
+what the chip computed, the class from RESULT, the sums read back and the DAC codes it drove,
+must equal the golden model's (`flow.parity.check`; exit status 1 if they do not).
 Weights are the cached trained weights for the config (trained once if missing).
 """
 
@@ -63,6 +64,7 @@ def run(args) -> int:
     if not args.sim:
         return 0
 
+    from . import parity
     from .sim import SimulatorError, build
     from .sim import run as cosim
 
@@ -73,13 +75,13 @@ def run(args) -> int:
                          f"--sim co-simulates single-tile chips") from None
     try:
         result = cosim(build(cfg, args.sim), conductance, image[None], np.zeros(1, dtype=np.int64),
-                       np.zeros(1, dtype=np.int64), out, readback=True)
+                       np.zeros(1, dtype=np.int64), out)
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1
-    sim_cls, sim_adc = int(result.classes[0]), result.adc_codes[0].tolist()
-    same = sim_cls == cls and sim_adc == adc and bool(result.dac_codes_ok[0]) \
-        and result.readback[0].tolist() == adc and not result.mismatches
-    print(f"[xbarflow] {args.sim} co-simulation: class {sim_cls}, ADC codes {sim_adc}: "
+    verdict = parity.check(result, golden.infer(codes[None, :], 0, trace=True), codes[None, :])
+    same = bool(verdict.same[0]) and not result.mismatches
+    print(f"[xbarflow] {args.sim} co-simulation: class {int(result.classes[0])}, sums read back "
+          f"{result.sums[0].tolist()}: "
           f"{'parity with the golden model' if same else 'DIFFERS from the golden model'}")
     return 0 if same else 1

@@ -165,6 +165,7 @@ def _programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path)
 
 
 def cmd_demo(args) -> int:
+    from . import parity
     from .data import to_dac_codes
     from .golden import GoldenChip
     from .sim import SimulatorError, build, run
@@ -230,21 +231,20 @@ def cmd_demo(args) -> int:
               f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
         indices = np.arange(args.images)
         result = run(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
-                     indices, out, readback=False, targets=targets, requant_mult=golden.requant_mult)
+                     indices, out, targets=targets, requant_mult=golden.requant_mult)
         waves = None
         if args.waves:
             waves_build = build(cfg, args.sim, waves=True)
             waves = run(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
-                        indices[:1], out / "waves", readback=True,
-                        requant_mult=reference.requant_mult).waves
+                        indices[:1], out / "waves", requant_mult=reference.requant_mult).waves
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1
 
+    # Parity on what the chip computed: RESULT, the sums read back, the DAC codes it drove.
     ref = reference_full.classes[indices]
-    same = (result.classes == ref) & np.all(result.adc_codes == reference_full.adc_codes[indices], axis=1) \
-        & result.dac_codes_ok
-    parity = float(np.mean(same))
+    traced = reference.infer(test_codes[indices], indices, trace=True)
+    verdict = parity.check(result, traced, test_codes[indices])
     report = {
         "config": cfg.name,
         "config_digest": cfg.digest(),
@@ -255,8 +255,13 @@ def cmd_demo(args) -> int:
         "golden_accuracy": round(float(np.mean(ref == labels[indices])), 6),
         "golden_accuracy_full_test_set": round(float(np.mean(reference_full.classes == labels)), 6),
         "cosim_accuracy": round(float(np.mean(result.classes == labels[indices])), 6),
-        "parity": round(parity, 6),
+        "parity": round(verdict.fraction, 6),
+        "parity_defined_on": "class from RESULT, final-layer sums read back, DAC codes driven per tile",
+        "mismatched_images": verdict.mismatched_images,
+        "parity_failures": verdict.failures(20),
         "mismatches": result.mismatches[:20],
+        "readback_sha256": parity.readback_digest(result.indices, result.classes, result.sums),
+        "golden_readback_sha256": parity.readback_digest(indices, traced.classes, traced.adc_codes),
         "cycles_per_inference": int(result.cycles["total"][0]),
         "cycles_by_phase": {k: int(v[0]) for k, v in result.cycles.items()},
         "wall_s": round(time.perf_counter() - t_start, 3),
@@ -270,14 +275,16 @@ def cmd_demo(args) -> int:
 
     # Codes per logit: derived for one layer; an MLP's training records its own.
     scale = logit_scale(cfg, weights) if len(cfg.network.layers) == 1 else weights.meta.get("logit_scale")
-    report["metrics"] = write_report(out, labels[indices], result.classes, scores=result.adc_codes,
+    report["metrics"] = write_report(out, labels[indices], result.classes, scores=result.sums,
                                      scale=scale, title=f"{cfg.name}: co-simulation on {args.sim}")
     report["metrics_golden_full_test_set"] = write_report(
         out, labels, reference_full.classes, scores=reference_full.adc_codes, scale=scale,
         suffix="_golden", title=f"{cfg.name}: golden model, full test set")
     report["logit_scale"] = scale
+    # adc_codes: the chip's final-layer sums as read back (the same quantity as golden_adc_codes).
     np.savez_compressed(out / "predictions.npz", indices=indices, labels=labels[indices],
-                        classes=result.classes, adc_codes=result.adc_codes,
+                        classes=result.classes, adc_codes=result.sums,
+                        bridge_adc_codes=result.bridge_adc_codes,
                         golden_classes=reference_full.classes,
                         golden_adc_codes=reference_full.adc_codes, labels_full=labels)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -287,8 +294,8 @@ def cmd_demo(args) -> int:
               f"events, {c['failures']} failures, {c['programming_cycles']} cycles; every cell's "
               f"pulses and final state {'match' if not result.mismatches else 'DIFFER from'} golden")
     print(f"[xbarflow] co-simulated {report['images']} images on {args.sim}: accuracy "
-          f"{report['cosim_accuracy']:.4f} (golden {report['golden_accuracy']:.4f}), parity "
-          f"{report['parity']:.3f}, {report['cycles_per_inference']} cycles/inference, "
+          f"{report['cosim_accuracy']:.4f} (golden {report['golden_accuracy']:.4f}), "
+          f"{verdict.summary()}, {report['cycles_per_inference']} cycles/inference, "
           f"{report['images_per_s']:.1f} images/s")
     if waves:
         print(f"[xbarflow] waveform of the first image: {waves}")
@@ -297,7 +304,9 @@ def cmd_demo(args) -> int:
           f"{g['cohen_kappa']:.4f}, cross-entropy {g['cross_entropy']:.4f} "
           f"(report_golden.md, confusion_golden.png)")
     print(f"[xbarflow] report: {out / 'report.json'}")
-    return 0 if report["parity"] == 1.0 and not result.mismatches else 1
+    for line in verdict.failures(5):
+        print(f"[xbarflow] parity: {line}", file=sys.stderr)
+    return 0 if not verdict.mismatched_images and not result.mismatches else 1
 
 
 COMMANDS = {"demo": cmd_demo, "program": cmd_demo, "verilog": cmd_verilog}

@@ -17,9 +17,12 @@ depends only on the inputs: rerunning, resuming, --jobs and --dask change nothin
 the run-dependent keys in `RUN_KEYS` (timings, shard counts).
 
 Co-simulation uses the HDL SPI transactor harness (cocotb_tests/spi_transactor.py) when the
-host interface is SPI, the pin-level BFM otherwise. Parity (same class and ADC codes as the
-golden model, and the chip driving the host's DAC codes) is checked for every image; the
-exit status is 1 if any image disagrees.
+host interface is SPI, the pin-level BFM otherwise. Every shard reads back what the chip
+computed for each image (the class from RESULT, the final-layer sums from the output buffer)
+and records the DAC codes it drove, tile by tile; the merge checks them against the golden
+model with `flow.parity.check` (the one definition of parity) and the report carries
+`readback_sha256`, a SHA-256 over every image's (index, class, read-back sums), beside the
+golden model's. The exit status is 1 if any image disagrees.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2                # 2: shards carry the chip's read-back sums and DAC codes
 MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per shard
 # Report keys that describe the execution, not the results: timings, and how the work was cut
 # and which part of it was reused (both depend on --jobs/--shard-size and on earlier runs).
@@ -163,14 +166,12 @@ def run_shard(job: ShardJob) -> dict:
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     result = run(job.sim_build, job.conductance, job.images, job.labels, job.indices, work,
-                 readback=False, timeout_s=job.timeout_s, progress=work / "progress")
+                 timeout_s=job.timeout_s, progress=work / "progress")
     (work / "job.npz").unlink(missing_ok=True)    # the inputs are in the parent's hands
     return {
         "shard": job.number,
-        "indices": result.indices.tolist(),
-        "classes": result.classes.tolist(),
-        "adc_codes": result.adc_codes.tolist(),
-        "dac_codes_ok": result.dac_codes_ok.tolist(),
+        **result.answers.to_json(),        # indices, classes, sums, tile_dac_codes: the chip's
+        "bridge_adc_codes": result.bridge_adc_codes.tolist(),   # diagnostic only
         "cycles": {k: v.tolist() for k, v in result.cycles.items()},
         "mismatches": result.mismatches,
         "wall_s": round(time.perf_counter() - t0, 3),
@@ -179,32 +180,37 @@ def run_shard(job: ShardJob) -> dict:
 
 # -- merge -------------------------------------------------------------------------------------------
 
-def merge(payloads: list[dict], golden_classes: np.ndarray, golden_adc: np.ndarray,
-          labels: np.ndarray) -> dict:
-    """The deterministic part of the report, from shard payloads in shard order."""
-    indices = np.concatenate([np.asarray(p["indices"], dtype=np.int64) for p in payloads])
-    classes = np.concatenate([np.asarray(p["classes"], dtype=np.int64) for p in payloads])
-    adc = np.concatenate([np.asarray(p["adc_codes"], dtype=np.int64).reshape(len(p["indices"]), -1)
-                          for p in payloads])
-    dac_ok = np.concatenate([np.asarray(p["dac_codes_ok"], dtype=bool) for p in payloads])
+def merge(payloads: list[dict], golden: Any, codes: np.ndarray, labels: np.ndarray) -> dict:
+    """The deterministic part of the report, from shard payloads in shard order; `golden` is the
+    traced golden result of the same images (`GoldenChip.infer(..., trace=True)`), `codes` their
+    DAC codes."""
+    from .parity import ChipAnswers, check, readback_digest
+
+    answers = ChipAnswers.concatenate([ChipAnswers.from_json(p) for p in payloads])
     n = len(labels)
-    if not np.array_equal(indices, np.arange(n)):
+    if not np.array_equal(answers.indices, np.arange(n)):
         raise ValueError("shard results do not cover the images in order")
-    same = (classes == golden_classes) & np.all(adc == golden_adc, axis=1) & dac_ok
+    verdict = check(answers, golden, codes)
+    bridge = [p.get("bridge_adc_codes", []) for p in payloads]
     first = payloads[0]["cycles"]
     cycles = {k: int(v[0]) for k, v in first.items() if v}
     samples = [{k: v[0] for k, v in p["cycles"].items() if v} for p in payloads]
     return {
         "images": int(n),
-        "cosim_accuracy": round(float(np.mean(classes == labels)), 6),
-        "golden_accuracy": round(float(np.mean(golden_classes == labels)), 6),
-        "parity": round(float(np.mean(same)), 6),
-        "mismatched_images": int(np.sum(~same)),
+        "cosim_accuracy": round(float(np.mean(answers.classes == labels)), 6),
+        "golden_accuracy": round(float(np.mean(np.asarray(golden.classes) == labels)), 6),
+        "parity": round(verdict.fraction, 6),
+        "parity_defined_on": "class from RESULT, final-layer sums read back, DAC codes driven per tile",
+        "mismatched_images": verdict.mismatched_images,
+        "parity_failures": verdict.failures(20),
         "mismatches": [m for p in payloads for m in p["mismatches"]][:20],
         "cycles_per_inference": cycles.get("total"),
         "cycles_by_phase": cycles,
         "cycles_same_in_every_shard": all(s == samples[0] for s in samples),
-        "results_sha256": _sha(indices, classes, adc, dac_ok),
+        "readback_sha256": readback_digest(answers.indices, answers.classes, answers.sums),
+        "golden_readback_sha256": readback_digest(np.arange(n), golden.classes, golden.adc_codes),
+        "results_sha256": hashlib.sha256(_canonical({"answers": answers.to_json(),
+                                                     "bridge_adc_codes": bridge})).hexdigest(),
     }
 
 
@@ -251,6 +257,7 @@ class _ProgressBar:
 def run(args) -> int:
     from .cli import (ROOT, WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config,
                       _toolchain_or_usage, _writable_dir)
+    from . import parity
     from .data import to_dac_codes
     from .executor import ExecutorError, JobError, map_jobs
     from .golden import GoldenChip
@@ -273,7 +280,8 @@ def run(args) -> int:
     golden_chip = GoldenChip.from_weights(cfg, weights.w)
     labels = dataset.y_test[:n].astype(np.int64)
     images = dataset.x_test[:n]
-    golden = golden_chip.infer(to_dac_codes(images, cfg), np.arange(n))
+    codes = to_dac_codes(images, cfg)
+    golden = golden_chip.infer(codes, np.arange(n), trace=True)
     conductance = np.asarray(golden_chip.array.conductance, dtype=np.float64)
 
     transport = "hdl" if cfg.host.interface == "spi" else "pins"
@@ -347,7 +355,7 @@ def run(args) -> int:
         "config_digest": cfg.digest(),
         "simulator": args.sim,
         "transport": transport,
-        **merge(ordered, golden.classes, golden.adc_codes, labels),
+        **merge(ordered, golden, codes, labels),
         "shards": len(shards),
         "wall_s": round(time.perf_counter() - t_start, 3),
         "cosim_wall_s": round(sim_wall, 3),
@@ -358,7 +366,10 @@ def run(args) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     rate = f", {report['images_per_s']:.1f} images/s" if report["images_per_s"] else ""
     print(f"[xbarflow] co-simulated {n} images on {args.sim}: accuracy {report['cosim_accuracy']:.4f} "
-          f"(golden {report['golden_accuracy']:.4f}), parity {report['parity']:.3f}, "
+          f"(golden {report['golden_accuracy']:.4f}), "
+          f"{parity.summary(report['mismatched_images'], n)}, "
           f"{report['cycles_per_inference']} cycles/inference{rate}, {report['wall_s']:.1f} s")
     print(f"[xbarflow] report: {out / 'report.json'}")
-    return 0 if report["parity"] == 1.0 else 1
+    for line in report["parity_failures"][:5]:
+        print(f"[xbarflow] parity: {line}", file=sys.stderr)
+    return 0 if report["mismatched_images"] == 0 and not report["mismatches"] else 1

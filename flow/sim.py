@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import ChipConfig
+from .parity import ChipAnswers
 from .verilog import GeneratedRTL, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,12 +262,15 @@ def _save_runtime(cache: Path, sim_build: Path) -> None:
 
 @dataclass(frozen=True)
 class CosimResult:
+    """Per-image results of a co-simulation. `classes`, `sums` and `tile_dac_codes` are what the
+    chip computed (read back over the host link, seen on its DAC bus): parity is defined on them
+    (`flow.parity.check`). `bridge_adc_codes` are the analog bridge's own outputs, a diagnostic."""
     indices: np.ndarray     # (n,) test-set indices
     classes: np.ndarray     # (n,) class read from the chip's RESULT
-    adc_codes: np.ndarray   # (n, outputs) codes the bridge drove into the chip
-    readback: np.ndarray    # (n, outputs) codes the host read back (or -1 where not read)
-    dac_codes_ok: np.ndarray  # (n,) the chip put the host's DAC codes on the bus
-    cycles: dict[str, np.ndarray]  # per-phase cycle counters per image
+    sums: np.ndarray        # (n, outputs) final-layer sums the RTL accumulated, read back (READ_BUF)
+    tile_dac_codes: tuple   # per image: ((tile_sel, codes on the tile's rows), ...) as the chip drove them
+    bridge_adc_codes: np.ndarray  # (n, outputs) diagnostic: the bridge's ADC codes, summed over row tiles
+    cycles: dict[str, np.ndarray]  # per-phase cycle counters (first image, or every image)
     mismatches: list[str]   # scoreboard messages (empty when everything matched golden)
     wall_s: float
     waves: Path | None
@@ -279,9 +283,14 @@ class CosimResult:
     def images(self) -> int:
         return int(self.indices.size)
 
+    @property
+    def answers(self) -> ChipAnswers:
+        """The chip's answers alone, what parity is checked on."""
+        return ChipAnswers(self.indices, self.classes, self.sums, self.tile_dac_codes)
+
 
 def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels: np.ndarray,
-        indices: np.ndarray, out_dir: Path, *, readback: bool = True,
+        indices: np.ndarray, out_dir: Path, *, cycles_every_image: bool = False,
         timeout_s: float = 3600.0, progress: Path | None = None,
         targets: np.ndarray | None = None, requant_mult: Sequence[int] = (),
         spi_timing: dict | None = None) -> CosimResult:
@@ -291,6 +300,11 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     own array through the write path; inference then runs on the programmed conductances and
     `conductance` is ignored. `conductance` is one array per layer (or one array for a
     single-layer network); `requant_mult` the hidden layers' ReLU multipliers.
+
+    The bench reads back every image's class (RESULT) and final-layer sums (output buffer) and
+    records the DAC codes the chip drove, tile by tile: always, since parity is defined on them.
+    The cycle counters (four more register reads) are read for the first image only, unless
+    `cycles_every_image`.
 
     `progress`, if given, is a file the bench keeps updated with the number of images done.
     Many processes may run one build at once, each with its own `out_dir`.
@@ -328,7 +342,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         "config": sim_build.cfg.to_dict(),
         "data": str(job_data),
         "results": str(results_path),
-        "readback": readback,
+        "cycles_every_image": cycles_every_image,
         "timeout_s": timeout_s,
         "sidecar": str(sim_build.rtl.sidecar),
         "transport": sim_build.transport,
@@ -343,34 +357,46 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
     log = out_dir / f"cosim-{sim_build.sim}.log"
     t0 = time.perf_counter()
+    xml = out_dir / f"results-{sim_build.sim}.xml"
+    stopped = None
     try:
-        xml = runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel,
-                          hdl_toplevel_lang="verilog",
-                          build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
-                          extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
-                          plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
-                          timescale=TIMESCALE, log_file=log,
-                          results_xml=str(out_dir / f"results-{sim_build.sim}.xml"))
+        runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel,
+                    hdl_toplevel_lang="verilog",
+                    build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
+                    extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
+                    plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
+                    timescale=TIMESCALE, log_file=log, results_xml=str(xml))
     except (RuntimeError, SystemExit) as exc:
-        raise SimulatorError(f"{sim_build.sim} simulation failed ({exc}); see {log}") from None
+        # Under pytest the runner exits as soon as the bench's test failed, e.g. on a mismatch:
+        # the results file then tells a disagreement (returned) from a broken run (raised).
+        stopped = exc
     wall = time.perf_counter() - t0
-    _, failed = get_results(Path(xml))
     if not results_path.exists():
-        raise SimulatorError(f"{sim_build.sim} bench wrote no results; see {log}")
+        why = f"simulation failed ({stopped})" if stopped is not None else "bench wrote no results"
+        raise SimulatorError(f"{sim_build.sim} {why}; see {log}")
     res = json.loads(results_path.read_text())
+    if res.get("error"):
+        # An unfinished run must not yield a parity figure over the images it got through.
+        raise SimulatorError(f"{sim_build.sim} bench stopped at image {len(res['indices'])} of "
+                             f"{len(indices)}: {res['error']}; see {log}")
+    try:
+        failed = stopped is not None or get_results(xml)[1] > 0
+    except RuntimeError:   # no results XML
+        failed = True
     if failed and not res.get("mismatches"):
-        raise SimulatorError(f"{sim_build.sim} bench failed: {res.get('error', 'see log')}; see {log}")
+        raise SimulatorError(f"{sim_build.sim} bench failed: see {log}")
     if sim_build.waves and sim_build.sim == "verilator":
         dumped = out_dir / f"sim-{sim_build.sim}" / "dump.vcd"
         if dumped.exists():
             waves_path = out_dir / "waves-verilator.vcd"
             dumped.replace(waves_path)
+    answers = ChipAnswers.from_json(res)
     return CosimResult(
-        indices=np.asarray(res["indices"], dtype=np.int64),
-        classes=np.asarray(res["classes"], dtype=np.int64),
-        adc_codes=np.asarray(res["adc_codes"], dtype=np.int64).reshape(len(res["indices"]), -1),
-        readback=np.asarray(res["readback"], dtype=np.int64).reshape(len(res["indices"]), -1),
-        dac_codes_ok=np.asarray(res["dac_codes_ok"], dtype=bool),
+        indices=answers.indices,
+        classes=answers.classes,
+        sums=answers.sums,
+        tile_dac_codes=answers.tile_dac_codes,
+        bridge_adc_codes=np.asarray(res["bridge_adc_codes"], dtype=np.int64).reshape(answers.indices.size, -1),
         cycles={k: np.asarray(v, dtype=np.int64) for k, v in res["cycles"].items()},
         mismatches=list(res["mismatches"]),
         wall_s=wall,

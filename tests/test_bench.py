@@ -204,14 +204,16 @@ def test_hdl_transport_parity_with_readback(sim, cfg, dataset, golden_chip, tmp_
     indices = np.linspace(0, len(dataset.y_test) - 1, 16).astype(np.int64)
     b = build(cfg, sim, transport="hdl")
     r = run(b, golden_chip.array.conductance, dataset.x_test[indices], dataset.y_test[indices],
-            indices, tmp_path, readback=True, timeout_s=600, progress=tmp_path / "progress")
-    golden = golden_chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices)
+            indices, tmp_path, cycles_every_image=True, timeout_s=600, progress=tmp_path / "progress")
+    codes = to_dac_codes(dataset.x_test[indices], cfg)
+    golden = golden_chip.infer(codes, indices)
     assert r.mismatches == []
     assert np.array_equal(r.indices, indices)
-    assert r.dac_codes_ok.all(), "the chip drove the host's DAC codes (delta writes included)"
-    assert np.array_equal(r.adc_codes, golden.adc_codes)
-    assert np.array_equal(r.readback, golden.adc_codes)
+    for k, image in enumerate(r.tile_dac_codes):   # the whole image on the bus, delta writes included
+        assert [t for t, _ in image] == [0] and np.array_equal(image[0][1], codes[k]), k
+    assert np.array_equal(r.sums, golden.adc_codes)
     assert np.array_equal(r.classes, golden.classes)
+    assert np.array_equal(r.bridge_adc_codes, golden.adc_codes)
     assert (r.cycles["total"] == r.cycles["total"][0]).all() and r.cycles["total"][0] > 0
     assert (tmp_path / "progress").read_text() == str(len(indices))
     assert r.loop_s > 0 and r.loop_sim_ns > 0
@@ -250,6 +252,6 @@ def test_verilator_runtime_objects_are_reused_by_fresh_builds(cfg, dataset, gold
     assert "include/verilated.cpp" not in log_b, "the second one takes the cached objects"
     indices = np.arange(6)
     r = run(second, golden_chip.array.conductance, dataset.x_test[indices], dataset.y_test[indices],
-            indices, tmp_path / "run", readback=False, timeout_s=600)
+            indices, tmp_path / "run", timeout_s=600)
     golden = golden_chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices)
     assert r.mismatches == [] and np.array_equal(r.classes, golden.classes)

@@ -268,7 +268,8 @@ def test_good_image_classifies(bad, capsys):
 
 def test_classify_cosimulates_one_image_with_parity(bad, tmp_path, capsys):
     """classify --sim: the same image through the chip (Verilator) gives the golden class and
-    ADC codes; the .pgm form of the image gives the same answer as the .npy form."""
+    the golden sums, read back from the chip; the .pgm form of the image gives the same answer
+    as the .npy form."""
     img = np.load(bad / "good.npy")
     pgm = tmp_path / "good.pgm"
     pgm.write_bytes(b"P5\n28 28\n255\n" + img.tobytes())
@@ -276,7 +277,7 @@ def test_classify_cosimulates_one_image_with_parity(bad, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     golden, cosim = out[0], out[1]
     codes = golden.split("ADC codes ")[1]
-    assert "parity with the golden model" in cosim and cosim.split("ADC codes ")[1].startswith(codes)
+    assert "parity with the golden model" in cosim and cosim.split("sums read back ")[1].startswith(codes)
     assert golden.split("class ")[1][0] == cosim.split("class ")[1][0]
     assert main(["classify", str(bad / "good.npy")]) == 0
     assert capsys.readouterr().out.split("ADC codes ")[1].strip() == codes

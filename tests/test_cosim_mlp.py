@@ -7,6 +7,7 @@ import pytest
 
 from flow import config as cfgmod
 from flow.cli import WEIGHTS_DIR
+from flow import parity
 from flow.data import to_dac_codes
 from flow.golden import GoldenChip
 from flow.sim import build, run
@@ -26,13 +27,60 @@ def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     chip = GoldenChip.from_weights(cfg, weights)
     indices = np.linspace(0, len(dataset.y_test) - 1, IMAGES).astype(np.int64)
     result = run(build(cfg, sim), chip.layer_conductance, dataset.x_test[indices],
-                 dataset.y_test[indices], indices, tmp_path, readback=True, timeout_s=900,
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=900,
                  requant_mult=chip.requant_mult)
-    golden = chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices)
+    codes = to_dac_codes(dataset.x_test[indices], cfg)
+    golden = chip.infer(codes, indices, trace=True)
 
     assert result.mismatches == []
-    assert result.dac_codes_ok.all(), "every tile saw the image or the hidden layer's codes"
-    assert np.array_equal(result.adc_codes, golden.adc_codes)
-    assert np.array_equal(result.readback, golden.adc_codes), "sums read back over SPI"
+    hidden = golden.trace.activations[0]
+    for k, image in enumerate(result.tile_dac_codes):   # every tile, in order, with its inputs
+        assert [t for t, _ in image] == list(range(len(cfg.tiles))), k
+        for t, driven in image:
+            spec = cfg.tiles[t]
+            layer_in = codes[k] if spec.layer == 0 else hidden[k]
+            assert np.array_equal(driven, layer_in[spec.row_start:spec.row_stop]), (k, t)
+    assert any(spec.layer == 1 for spec in cfg.tiles) and hidden.any(), "hidden codes were driven"
+    assert np.array_equal(result.sums, golden.adc_codes), "sums read back over SPI"
     assert np.array_equal(result.classes, golden.classes)
+    assert parity.check(result, golden, codes).same.all()
+    assert np.array_equal(result.bridge_adc_codes, golden.adc_codes)
     assert np.mean(result.classes == dataset.y_test[indices]) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["hidden_dac", "sum"])
+def test_mlp_scoreboard_reports_exactly_one_corrupted_answer(kind, dataset, tmp_path, monkeypatch):
+    """Self-test on the tiled chip: one DAC code that the second-layer tile 9 (hidden neurons
+    128..255) showed on the bus, or one read-back sum, has a bit flipped between the chip and the
+    scoreboard; exactly that difference is reported, the bench fails, parity fails there alone."""
+    from cocotb_tools.check_results import get_results
+
+    cfg = cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml")
+    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
+    chip = GoldenChip.from_weights(cfg, weights)
+    indices = np.array([11, 2024])
+    codes = to_dac_codes(dataset.x_test[indices], cfg)
+    golden = chip.infer(codes, indices, trace=True)
+    if kind == "hidden_dac":
+        tile, row = cfg.tiles[9], 5
+        assert tile.layer == 1 and tile.row_start == 128
+        want = golden.trace.activations[0][0][tile.row_start:tile.row_stop]
+        fault, bad, term = f"flip_dac:image=0,tile=9,row={row}", 0, "dac_codes"
+        message = (f"image {indices[0]}: tile 9: DAC codes on the bus differ from the reference in rows "
+                   f"[{row}] (row {row}: {int(want[row]) ^ 1} != {int(want[row])})")
+    else:
+        want = golden.adc_codes[1].tolist()
+        seen = list(want)
+        seen[4] ^= 1
+        fault, bad, term = "flip_sum:image=1,output=4", 1, "sums"
+        message = f"image {indices[1]}: read-back sums {seen} != golden {want}"
+    monkeypatch.setenv("XBARFLOW_TEST_FAULT", fault)
+    result = run(build(cfg, "verilator"), chip.layer_conductance, dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=900,
+                 requant_mult=chip.requant_mult)
+
+    assert result.mismatches == [message]
+    assert get_results(tmp_path / "results-verilator.xml") == (1, 1), "the bench's test failed"
+    verdict = parity.check(result, golden, codes)
+    assert verdict.same.tolist() == [k != bad for k in range(len(indices))]
+    assert verdict.failures() == [f"image {indices[bad]}: differs from golden in {term}"]

@@ -87,7 +87,7 @@ def test_phase_model_matches_cosimulation(cfg, dataset, overrides, tmp_path):
     chip = GoldenChip.from_weights(c, rng.normal(size=(c.rows, c.outputs)))
     idx = np.array([0])
     result = run(build(c, "icarus"), chip.array.conductance, dataset.x_test[idx], dataset.y_test[idx],
-                 idx, tmp_path, readback=False, timeout_s=600)
+                 idx, tmp_path, timeout_s=600)
     model = cost.phase_cycles(c)
     for phase in ("drive", "convert", "argmax"):
         assert int(result.cycles[phase][0]) == model[phase], phase

@@ -3,6 +3,7 @@ after SIGINT, usage errors, and the same report from a Dask cluster on loopback.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,26 +71,60 @@ def test_result_files_detect_truncation_tampering_and_stale_keys(tmp_path):
     assert not list(tmp_path.glob("*.tmp*")), "no temporary files left behind"
 
 
-def _payload(indices, classes, adc, total=28):
-    return {"indices": indices, "classes": classes, "adc_codes": adc,
-            "dac_codes_ok": [True] * len(indices), "cycles": {"total": [total], "drive": [4]},
-            "mismatches": []}
+def _payload(indices, classes, sums, dac, total=28):
+    return {"indices": indices, "classes": classes, "sums": sums,
+            "tile_dac_codes": [[[0, d]] for d in dac], "bridge_adc_codes": sums,
+            "cycles": {"total": [total], "drive": [4]}, "mismatches": []}
 
 
-def test_merge_counts_parity_and_accuracy():
+def _golden(classes, sums, codes):
+    """A traced golden result of a one-tile chip (2 inputs, 2 outputs), written out by hand."""
+    from flow.config import TileSpec
+    from flow.golden import GoldenResult, GoldenTrace
+
+    tile = TileSpec(index=0, layer=0, row_tile=0, col_tile=0, row_start=0, row_stop=codes.shape[1],
+                    out_start=0, out_stop=sums.shape[1])
+    trace = GoldenTrace(np.zeros((len(classes), 1), dtype=np.int64), (sums,), (sums,), (), (tile,))
+    return GoldenResult(adc_codes=sums, classes=classes, trace=trace)
+
+
+def test_merge_counts_parity_on_the_chips_answers():
     golden_cls = np.array([1, 2, 3, 4])
-    golden_adc = np.array([[1, 0], [2, 0], [3, 0], [4, 0]])
+    golden_sums = np.array([[1, 0], [2, 0], [3, 0], [4, 0]])
+    codes = np.array([[5, 6], [7, 8], [9, 10], [11, 12]])
+    golden = _golden(golden_cls, golden_sums, codes)
     labels = np.array([1, 2, 0, 4])
-    p = [_payload([0, 1], [1, 2], [[1, 0], [2, 0]]), _payload([2, 3], [3, 4], [[3, 0], [4, 1]])]
-    m = merge(p, golden_cls, golden_adc, labels)
+    good = [_payload([0, 1], [1, 2], [[1, 0], [2, 0]], [[5, 6], [7, 8]]),
+            _payload([2, 3], [3, 4], [[3, 0], [4, 0]], [[9, 10], [11, 12]])]
+    m = merge(good, golden, codes, labels)
+    assert m["parity"] == 1.0 and m["mismatched_images"] == 0 and m["parity_failures"] == []
+    assert m["readback_sha256"] == m["golden_readback_sha256"]
+    assert re.fullmatch(r"[0-9a-f]{64}", m["readback_sha256"])
+
+    p = json.loads(json.dumps(good))
+    p[1]["sums"][1] = [4, 1]                                   # image 3: one read-back sum
+    m = merge(p, golden, codes, labels)
     assert m["images"] == 4 and m["parity"] == 0.75 and m["mismatched_images"] == 1
+    assert m["parity_failures"] == ["image 3: differs from golden in sums"]
+    assert m["readback_sha256"] != m["golden_readback_sha256"]
     assert m["cosim_accuracy"] == 0.75 and m["golden_accuracy"] == 0.75
     assert m["cycles_per_inference"] == 28 and m["cycles_same_in_every_shard"]
-    assert merge(p, golden_cls, golden_adc, labels) == m
+    assert merge(p, golden, codes, labels) == m
     with pytest.raises(ValueError):
-        merge(p[::-1], golden_cls, golden_adc, labels)
+        merge(p[::-1], golden, codes, labels)
     p[1]["cycles"]["total"] = [29]
-    assert not merge(p, golden_cls, golden_adc, labels)["cycles_same_in_every_shard"]
+    assert not merge(p, golden, codes, labels)["cycles_same_in_every_shard"]
+
+    p = json.loads(json.dumps(good))
+    p[0]["tile_dac_codes"][1] = [[0, [7, 9]]]                  # image 1: a DAC code on the bus
+    p[1]["classes"][0] = 4                                     # image 2: RESULT
+    p[0]["tile_dac_codes"][0] = [[0, [5, 6]], [0, [5, 6]]]     # image 0: the tile driven twice
+    p[1]["bridge_adc_codes"] = [[9, 9], [9, 9]]                # the bridge's codes: not parity
+    m = merge(p, golden, codes, labels)
+    assert m["parity_failures"] == ["image 0: differs from golden in dac_codes",
+                                    "image 1: differs from golden in dac_codes",
+                                    "image 2: differs from golden in class"]
+    assert m["results_sha256"] != merge(good, golden, codes, labels)["results_sha256"]
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def cosim(request, cfg, dataset, weights, tmp_path_factory):
     indices = np.array([3, 17])
     out = tmp_path_factory.mktemp(f"waves-{sim}")
     result = run(build(cfg, sim, waves=True), chip.array.conductance, dataset.x_test[indices],
-                 dataset.y_test[indices], indices, out, readback=True, timeout_s=600)
+                 dataset.y_test[indices], indices, out, cycles_every_image=True,
+                 timeout_s=600)
     assert result.waves is not None and result.waves.is_file(), "the co-simulation wrote a VCD"
     codes = to_dac_codes(dataset.x_test[indices], cfg)
     return {"sim": sim, "result": result, "codes": codes, "vcd": result.waves, "out": out}
@@ -91,7 +92,7 @@ def test_vmm_done_pulses_and_buses_match_the_bench(cfg, cosim):
         adc = tr[names["adc_codes"]].at(valids[k])
         fields = [(adc >> (j * cfg.adc.bits)) & ((1 << cfg.adc.bits) - 1) for j in range(cfg.outputs)]
         signed = [f - (1 << cfg.adc.bits) if f >= -lo else f for f in fields]
-        assert signed == result.adc_codes[k].tolist(), f"ADC bus of image {k}"
+        assert signed == result.bridge_adc_codes[k].tolist(), f"ADC bus of image {k}"
 
 
 def test_spi_frames_equal_what_the_host_sent(cfg, cosim):
@@ -112,7 +113,7 @@ def test_spi_frames_equal_what_the_host_sent(cfg, cosim):
     assert [f.payload[1] for f in finals] == result.classes.tolist()
     assert all(f.payload[0] & protocol.STATUS_DONE for f in finals)
     reads = [resp for req, resp in pairs if req.code == Cmd.READ_BUF]
-    assert [decode_outputs(r.payload) for r in reads] == result.adc_codes.tolist()
+    assert [decode_outputs(r.payload) for r in reads] == result.sums.tolist()
     # the response frames decode with hdl.protocol's own parser
     assert all(protocol.decode_response(r.raw).ok for r in responses)
 
