@@ -1,7 +1,7 @@
 """Processes that tests start, and what is left of them, from /proc (Linux).
 
 `process_group` starts a command in its own session (so its process group holds everything it
-starts, as a terminal's foreground job does) and kills that whole group when the test ends,
+starts, as a terminal's foreground job does, and SIGINT is at its default) and kills that whole group when the test ends,
 passed or failed, so a failing test leaves nothing running. `tree`, `alive` and `group_members`
 say which processes of a run still exist; `wait_for` waits for an event with a generous upper
 bound that only ends a hung test."""
@@ -116,11 +116,22 @@ def kill_group(proc: subprocess.Popen) -> None:
         proc.communicate(timeout=30)
 
 
+#: Exec `argv[1:]` with SIGINT at its default: a test run from a background job or a script
+#: inherits an ignored SIGINT, which would make every Ctrl-C test fail (no preexec_fn: the
+#: test process may have threads).
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 @contextlib.contextmanager
 def process_group(cmd: list[str], **kwargs):
-    """`subprocess.Popen(cmd, start_new_session=True, **kwargs)`; its whole process group is
-    killed when the block ends, however it ends."""
-    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    """`subprocess.Popen(cmd, start_new_session=True, **kwargs)` with SIGINT at its default,
+    as in a terminal's foreground job; its whole process group is killed when the block ends,
+    however it ends."""
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _DEFAULT_SIGINT, *cmd], start_new_session=True,
+                            **kwargs)
     try:
         yield proc
     finally:

@@ -133,9 +133,17 @@ def _interrupt_at_2(args):
     raise AssertionError("the SIGINT did not interrupt the job")
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, even when the tests were started with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("then", ["raise", "fail", "swallow"])
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_a_sigint_inside_a_job_is_an_interrupt_not_a_failure(jobs, then):
+def test_a_sigint_inside_a_job_is_an_interrupt_not_a_failure(jobs, then, default_sigint):
     # Item 2 is the last one, so no later job of that worker can report the interrupt for it.
     delivered = {}
     with pytest.raises(KeyboardInterrupt):
