@@ -43,6 +43,7 @@ from cocotb_tests.watchdog import Watchdog, bridge_task
 from flow import config as config_mod
 from flow.data import pack_codes, to_dac_codes
 from flow.golden import GoldenChip
+from flow.hold import hold
 from flow.host import HostDriver
 from hdl import protocol
 
@@ -272,6 +273,7 @@ async def classify_images(dut):
         for k, idx in enumerate(indices.tolist()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
+            hold(f"image-{idx}")   # test hook (flow/hold.py): no-op unless a test holds this image
             bridge.event_index = idx
             before = len(bridge.events)
             await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge

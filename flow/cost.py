@@ -26,8 +26,8 @@ TOPS = ops / latency, TOPS/W = ops / energy, printed next to the reference chips
 
 Area: analog from the figures of merit (cells, DACs, TIAs, ADCs: SAR arrays scale with 2**bits);
 digital from synthesising the generated Verilog with Yosys for an iCE40 (LUT4, DFF, BRAM) and
-its fmax from nextpnr-ice40 (`--synth`, tools from `make synth-tools`; skipped with a one-line
-message when absent). nextpnr needs every port on a pin, so for the fmax run the wide analog
+its fmax from nextpnr-ice40 (`--synth`, tools from `make setup` or `make synth-tools`; the
+command skips them with a one-line message when absent, the test suite fails). nextpnr needs every port on a pin, so for the fmax run the wide analog
 buses go through a wrapper (a shift register per wide input, a load/shift register per wide
 output: one LUT level, so it does not set the critical path); the area comes from the bare chip.
 """

@@ -11,7 +11,8 @@ Dask cluster (--dask ADDRESS; its workers need this package and the same weights
 
 Output in --out (default runs/sweep-<config>): sweep.csv (one row per point), sweep.json, and
 sweep.png (golden accuracy, energy per inference and TOPS/W against the first parameter, one
-line per combination of the others).
+line per combination of the others). Ctrl-C stops every point, wherever it runs (exit 130,
+"interrupted", nothing written), never as a failed point.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from .hold import hold
 
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
@@ -117,6 +120,7 @@ def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) ->
     from .golden import GoldenChip
     from .train import load_or_train, software_accuracy
 
+    hold("sweep-" + ",".join(f"{k}={_label(v)}" for k, v in overrides.items()))   # test hook
     t0 = time.perf_counter()
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
     dataset = _dataset(data_path)
@@ -265,6 +269,10 @@ def run(args) -> int:
                      dask_address=args.dask)
     except ExecutorError as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:   # an interrupt, never a failed point (flow.executor)
+        print(f"[sweep] interrupted after {time.perf_counter() - t0:.1f} s; nothing written to {out}",
+              file=sys.stderr)
+        raise
     write_csv(rows, keys, out / "sweep.csv")
     (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, keys, out / "sweep.png")

@@ -2,6 +2,7 @@
 fast co-simulation path it measures (the HDL SPI transactor harness), checked for correctness
 only -- no timing is asserted anywhere."""
 
+import contextlib
 import cProfile
 import json
 import os
@@ -17,6 +18,7 @@ from flow.golden import GoldenChip
 from flow.sim import TIMESCALE, _runner, build, prepare_toolchain, run
 
 from cocotb_tests.spi_transactor import HARNESS_TOP, REQ_BYTES, RESP_BYTES, harness_verilog
+from processes import process_group
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -227,9 +229,11 @@ def test_concurrent_builds_share_one_model(cfg, tmp_path):
     code = ("import sys, pathlib; from flow import config; from flow.sim import build; "
             "b = build(config.load(), 'icarus', root=pathlib.Path(sys.argv[1])); "
             "print(b.digest, b.build_seconds > 0)")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    with contextlib.ExitStack() as stack:   # both process groups are killed however this ends
+        procs = [stack.enter_context(process_group([sys.executable, "-c", code, str(tmp_path)],
+                                                   stdout=subprocess.PIPE, text=True))
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=600)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert outs[0][0] == outs[1][0], "same model digest"
     assert sorted(o[1] for o in outs) == ["False", "True"], "built once, reused once"

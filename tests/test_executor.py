@@ -1,5 +1,7 @@
-"""flow.executor: local process pool, inline runs, Dask on a loopback LocalCluster."""
+"""flow.executor: local process pool, inline runs, Dask on a loopback LocalCluster, and
+interruption (SIGINT to the parent or its whole group) that leaves no process behind."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flow.executor import ExecutorError, JobError, chunk, default_jobs, map_jobs
+from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
 
 def _square(x):
@@ -109,62 +112,123 @@ def test_unreachable_scheduler_is_an_executor_error():
         map_jobs(_square, [1], dask_address="tcp://127.0.0.1:9")
 
 
-WORKER_SCRIPT = textwrap.dedent("""
-    import os, sys, time
-    from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from flow.executor import map_jobs
-    import test_executor as t
+# -- interruption -----------------------------------------------------------------------------
+
+def _interrupt_at_2(args):
+    """Item 2 gets a SIGINT in its own process, as a worker does when the terminal's Ctrl-C
+    reaches the whole process group; `then` is what the job makes of it."""
+    x, then = args
+    if x != 2:
+        time.sleep(0.05)
+        return x
     try:
-        map_jobs(t._record_and_sleep, [{tmp!r}] * 4, jobs=2)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        if then == "fail":   # e.g. a wrapper whose simulator died of the same SIGINT
+            raise RuntimeError("simulator exited with -2") from None
+        if then == "swallow":
+            return x
+        raise
+    raise AssertionError("the SIGINT did not interrupt the job")
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, even when the tests were started with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("then", ["raise", "fail", "swallow"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sigint_inside_a_job_is_an_interrupt_not_a_failure(jobs, then, default_sigint):
+    # Item 2 is the last one, so no later job of that worker can report the interrupt for it.
+    delivered = {}
+    with pytest.raises(KeyboardInterrupt):
+        map_jobs(_interrupt_at_2, [(x, then) for x in range(3)], jobs=jobs,
+                 progress=lambda i, r: delivered.__setitem__(i, r))
+    assert 2 not in delivered and all(delivered[i] == i for i in delivered), \
+        "finished jobs are delivered (a job still running at the interrupt is interrupted too)"
+    if jobs == 1:
+        assert delivered == {0: 0, 1: 1}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "handler restored"
+    assert map_jobs(_square, range(3), jobs=jobs) == [0, 1, 4], "the next run is unaffected"
+
+
+def _keyboard_interrupt_at_2(x):
+    if x == 2:
+        raise KeyboardInterrupt
+    return x
+
+
+def test_dask_job_interrupted_is_an_interrupt(dask_address):
+    with pytest.raises(KeyboardInterrupt):
+        map_jobs(_keyboard_interrupt_at_2, range(5), dask_address=dask_address)
+    assert map_jobs(_square, range(4), dask_address=dask_address) == [0, 1, 4, 9], \
+        "the Dask workers survive an interrupted job"
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import test_executor as t
+    from flow.executor import map_jobs
+    jobs, where = {jobs!r}, sys.argv[1:]
+    try:
+        if where:   # a Dask scheduler's address
+            map_jobs(t._start_children_and_wait, [({tmp!r}, False)] * 4, dask_address=where[0])
+        else:
+            map_jobs(t._start_children_and_wait, [({tmp!r}, jobs > 1)] * 4, jobs=jobs)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(130)
+    print("finished", flush=True)
 """)
 
 
-def _record_and_sleep(folder):
-    Path(folder, f"{os.getpid()}.pid").write_text("")
-    # A child process of the worker, like a simulator: it must not outlive the interrupt.
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    Path(folder, f"{child.pid}.child").write_text("")
-    try:
-        return subprocess.run([sys.executable, "-c", "import time; time.sleep(60)"]).returncode
-    finally:
-        child.kill()
-        child.wait()
+def _start_children_and_wait(args):
+    """Like a shard: a child the job waits on (a simulator under subprocess.run) and, with
+    `stray`, a child the job forgets, which the executor must still not leave behind. Each
+    child writes its own pid file once it runs."""
+    folder, stray = args
+    Path(folder, f"{os.getpid()}.worker").write_text("")
+    record = 'echo > "$0/$$.$1"; exec sleep 600'
+    if stray:
+        subprocess.Popen(["sh", "-c", record, folder, "stray"])
+    return subprocess.run(["sh", "-c", record, folder, "child"]).returncode
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:   # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
+@pytest.mark.parametrize("jobs, target", [(2, "parent"), (2, "group"), (1, "parent"), (1, "group"),
+                                          ("dask", "parent"), ("dask", "group")])
+def test_sigint_stops_the_jobs_and_leaves_no_process(jobs, target, tmp_path):
+    """SIGINT to the parent alone (`kill -INT`) or to its whole process group (a terminal's
+    Ctrl-C), once every job that can start has its children running. On Dask the parent is the
+    client; the cluster runs elsewhere (its tasks cannot be stopped, only cancelled)."""
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    script = SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(jobs_dir), jobs=jobs)
+    running = 1 if jobs == 1 else 2
+    with contextlib.ExitStack() as stack:
+        where = [stack.enter_context(dask_cluster(tmp_path / "dask.log"))] if jobs == "dask" else []
+        proc = stack.enter_context(process_group([sys.executable, "-c", script, *where],
+                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                 text=True))
 
-
-def test_sigint_to_the_parent_stops_workers_and_their_children(tmp_path):
-    script = WORKER_SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(list(tmp_path.glob("*.pid"))) == 2, "two workers started jobs"
-        time.sleep(0.5)
-        os.kill(proc.pid, signal.SIGINT)          # the parent only, not its process group
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and "interrupted" in out
-    pids = [int(p.stem) for p in tmp_path.glob("*.pid")] + [int(p.stem) for p in tmp_path.glob("*.child")]
-    assert len(pids) == 4
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pids), "workers and their children exited"
+        def started():
+            return (len(list(jobs_dir.glob("*.child"))) == running
+                    and len(list(jobs_dir.glob("*.stray"))) == (running if jobs == 2 else 0))
+        wait_for(started, 300, f"{running} job(s) with their children running", proc)
+        run = tree(proc.pid)
+        if jobs != "dask":
+            recorded = {int(p.stem) for p in jobs_dir.iterdir()} - {proc.pid}
+            assert recorded <= set(run), "the recorded processes belong to the run"
+        if target == "parent":
+            os.kill(proc.pid, signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "interrupted" in out, (proc.returncode, out, err)
+        assert "Traceback" not in err, err
+        assert_all_gone(run, proc.pid)

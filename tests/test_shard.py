@@ -1,21 +1,23 @@
 """`xbarflow sim`: shard plan, checksummed shard results, merge, resume after corruption and
 after SIGINT, usage errors, and the same report from a Dask cluster on loopback."""
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from flow.cli import main
+from flow.hold import HOLD_ENV
 from flow.shard import (RUN_KEYS, merge, plan_shards, read_result, shard_key, stable_view,
                         write_result)
+from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,40 +188,46 @@ def test_sim_dask_cluster_gives_the_local_report(local_run, tmp_path):
     assert stable_view(report) == stable_view(local)
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", ["1", "2", "dask"])
 def test_sim_sigint_keeps_finished_shards_and_resumes(jobs, local_run, tmp_path):
+    """Ctrl-C (SIGINT to the whole foreground group) once shard 0 has finished and the next
+    shards are provably running: their simulators are held before image 5 (shard 1) and image 9
+    (shard 2) by the bench's test hook (flow/hold.py), so the run cannot end first, whatever the
+    load. With --dask the client is interrupted and the cluster runs in a group of its own."""
     _, local = local_run
-    out = tmp_path / "run"
+    out, holds = tmp_path / "run", tmp_path / "holds"
+    holds.mkdir()
+    held = ["image-5"] if jobs == "1" else ["image-5", "image-9"]   # the shards that can start
+    for name in held:
+        (holds / f"{name}.hold").write_text("")
+    env = {**os.environ, HOLD_ENV: str(holds)}
     cmd = [sys.executable, "-m", "flow.cli", "sim", "--sim", "verilator", "--images", "12",
-           "--shard-size", "4", "--jobs", jobs, "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / "shards" / "0000.json").exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+           "--shard-size", "4", "--out", str(out)]
+    with contextlib.ExitStack() as stack:
+        if jobs == "dask":
+            cmd += ["--dask", stack.enter_context(dask_cluster(tmp_path / "dask.log", env=env))]
+        else:
+            cmd += ["--jobs", jobs]
+        proc = stack.enter_context(process_group(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE, text=True))
+
+        def in_the_middle():
+            return ((out / "shards" / "0000.json").exists()
+                    and all(list(holds.glob(f"{name}.*.held")) for name in held))
+        wait_for(in_the_middle, 600, "shard 0 finished and the other shards held", proc)
+        run = tree(proc.pid)
+        simulators = [int(p.name.split(".")[1]) for p in holds.glob("*.held")]
+        if jobs != "dask":
+            assert set(simulators) <= set(run), "the held simulators are processes of the run"
         os.killpg(proc.pid, signal.SIGINT)            # Ctrl-C: the whole foreground group
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
-    assert "run the same command again to resume" in err
-    done = sorted(p.name for p in (out / "shards").glob("*.json"))
-    assert "0000.json" in done and len(done) < 3, "stopped before the end, first shard kept"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:                # nothing of the run is left behind
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("processes of the interrupted run are still alive")
-
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "run the same command again to resume" in err, err
+        assert "failed" not in err, err
+        assert sorted(p.name for p in (out / "shards").glob("*.json")) == ["0000.json"]
+        assert_all_gone(run, proc.pid)                # no worker, no simulator of the run is left
     resumed = _sim(out, "--jobs", "1")
-    assert resumed["shards_reused"] == len(done) and resumed["shards_run"] == 3 - len(done)
+    assert resumed["shards_reused"] == 1 and resumed["shards_run"] == 2
     assert stable_view(resumed) == stable_view(local)
 
 

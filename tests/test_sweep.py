@@ -1,8 +1,12 @@
 """Sweeps: parameter parsing, the grid, the pure per-point evaluation, the process pool and the
-CLI's CSV/PNG output and usage errors."""
+CLI's CSV/PNG output, usage errors and Ctrl-C."""
 
 import csv
 import functools
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +15,9 @@ from flow import sweep
 from flow.cli import WEIGHTS_DIR, main
 from flow.data import to_dac_codes
 from flow.golden import GoldenChip
+from flow.hold import HOLD_ENV
 from flow.train import load_or_train
+from processes import assert_all_gone, process_group, tree, wait_for
 
 
 def test_parse_param_values():
@@ -107,3 +113,28 @@ def test_unreachable_dask_scheduler_is_a_usage_error(tmp_path, capsys):
                  "--dask", "tcp://127.0.0.1:9"]) == 2
     error = capsys.readouterr().err.splitlines()[-1]   # after the "[sweep] ..." progress line
     assert error.startswith("xbarflow: cannot connect to the Dask scheduler"), error
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_is_an_interrupt_not_a_failed_point(jobs, tmp_path):
+    """SIGINT to the whole group while every point that can run is held inside
+    `evaluate_point` (the test hook of flow/hold.py): exit 130, no row written, no process left."""
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    held = ["sweep-adc.bits=4"] if jobs == "1" else ["sweep-adc.bits=4", "sweep-adc.bits=8"]
+    for name in held:
+        (holds / f"{name}.hold").write_text("")
+    cmd = [sys.executable, "-m", "flow.cli", "sweep", "--param", "adc.bits=4,8", "--jobs", jobs,
+           "--out", str(tmp_path / "out")]
+    with process_group(cmd, env={**os.environ, HOLD_ENV: str(holds)}, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True) as proc:
+        wait_for(lambda: all(list(holds.glob(f"{n}.*.held")) for n in held), 600,
+                 "every point that can run held", proc)
+        run = tree(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "nothing written" in err, err
+        assert "Traceback" not in err and "failed" not in err, err
+        assert not (tmp_path / "out" / "sweep.csv").exists()
+        assert_all_gone(run, proc.pid)
