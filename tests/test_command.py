@@ -611,6 +611,37 @@ def test_no_byte_lost_at_spi_rate_full_duplex():
     run(h, script, collect=False)
 
 
+def test_back_to_back_requests_wait_for_the_response_before_them():
+    """A burst sent as fast as rx takes it: the next frames arrive while a 259-byte READ_BUF
+    response is still being written, and each must wait in the receiver until the response
+    before it is out (the frame's ADDR and LEN feed the response being written). The byte
+    stream out is the reference model's, whole and in order."""
+    h = Harness(input_bytes=300, output_bytes=255, seed=4)
+    data = bytes(random.Random(12).randrange(256) for _ in range(20))
+    requests = [
+        encode_request(Cmd.READ_BUF, 0, b"\xFF"),
+        encode_request(Cmd.READ_BUF, 200, b"\x05"),
+        encode_request(Cmd.WRITE_BUF, 3, data),
+        encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x23\x45\x67"),
+        encode_request(Cmd.READ_REG, Reg.SCRATCH),
+        encode_request(Cmd.READ_BUF, 17, b"\x40"),
+        encode_request(Cmd.READ_REG, Reg.FRAMES_OK),
+    ]
+    model = h.model()
+    expected = b"".join(model.feed(r) for r in requests)
+
+    async def script(io):
+        await io.send(b"".join(requests))
+        got = b"".join([await io.response() for _ in requests])
+        assert got == expected
+        await io.idle(50)
+        assert io.received == [], "no byte after the last response"
+        assert io.inbuf() == bytes(model.input_buffer)
+        assert io.counters() == model_counters(model)
+
+    run(h, script)
+
+
 def test_rx_fifo_depth_covers_the_longest_stall():
     # 262 clocks of stall at one byte per 32 clocks is 9 bytes; keep a margin.
     assert RX_FIFO_DEPTH * 32 > 262 + 4 * 32

@@ -13,12 +13,12 @@ def run_writes(code_bits, writes):
 
     async def bench(ctx):
         for addr, byte in writes:
-            ctx.set(dut.write_addr, addr)
-            ctx.set(dut.write_data, byte)
-            ctx.set(dut.write_en, 1)
+            ctx.set(dut.write.addr, addr)
+            ctx.set(dut.write.data, byte)
+            ctx.set(dut.write.en, 1)
             await ctx.tick()
-        ctx.set(dut.write_en, 0)
-        ctx.set(dut.write_data, 0xFF)   # no write enable: nothing changes
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.write.data, 0xFF)   # no write enable: nothing changes
         await ctx.tick()
         seen["codes"] = ctx.get(dut.codes)
 

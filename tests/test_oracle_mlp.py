@@ -169,8 +169,8 @@ def simulate_rtl(cfg, chip, images, mult):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            await ctx.tick().until(dut.done)
-            log["class"].append(ctx.get(dut.result))
+            await ctx.tick().until(dut.status.done)
+            log["class"].append(ctx.get(dut.status.result))
             log["sums"].append(unpack_bus(ctx.get(dut.output_codes), CLASSES, dut.sum_bits,
                                           signed=True).tolist())
 

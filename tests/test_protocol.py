@@ -174,7 +174,7 @@ def exchange_with_command_layer(requests: list[bytes], reg_value: int = protocol
     responses: list[bytes] = []
 
     async def bench(ctx):
-        ctx.set(dut.reg_rdata, reg_value)
+        ctx.set(dut.registers.r_data, reg_value)
         ctx.set(dut.tx.ready, 1)
         for request in requests:
             for byte in request:
