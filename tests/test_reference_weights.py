@@ -130,7 +130,10 @@ def test_the_training_command_writes_reference_weights(tmp_path, capsys):
 
 
 @pytest.mark.retrain
-@pytest.mark.parametrize("name", list(SHIPPED))
+@pytest.mark.parametrize("name", [
+    "slp-lbfgs", "slp-manhattan",
+    # ~20-35 s each on 2 idle cores, 15+ min on a busy machine: `make retrain-check`
+    pytest.param("mlp-qat", marks=pytest.mark.slow), pytest.param("mlp_binary-qat", marks=pytest.mark.slow)])
 def test_retraining_lands_within_0_3_points_of_the_reference_weights(name, dataset):
     """Training on another machine (BLAS kernel, thread count) moves the last bits; the result
     must still be the same model to within 0.3 points of golden accuracy on the 10k test set."""
