@@ -294,6 +294,7 @@ def group_programming(ctx: Context) -> dict:
             "label": label, "overrides": overrides, "cells": [cfg.rows, cfg.cols],
             "failures": int(r.failures), "pulse_events": int(r.total_pulses), "steps": int(r.steps),
             "pulses_per_cell_mean": round(float(used.mean()), 4), "pulses_per_cell_max": int(used.max()),
+            "timeout_pulses": cfg.programming.timeout_pulses,
             "golden_ideal": ideal, "golden_programmed": ctx.chip_accuracy(programmed_chip(cfg, r), cfg),
             "weights": kind}
         _say(f"programming {case}: {r.failures} failures, {r.total_pulses} pulse events")

@@ -108,7 +108,7 @@ def programming_table(f: dict) -> list[str]:
     clock = f["cost"]["clock_hz"]
     cyc = c["none"]["programming_cycles"]
     equal = lambda case: "all equal" if c[case]["all_equal"] else "DIFFER"  # noqa: E731
-    timeout = " (timeout)" if stuck["pulses_per_cell_max"] == 150 else ""
+    timeout = " (timeout)" if stuck["pulses_per_cell_max"] == stuck["timeout_pulses"] else ""
     return [
         "| figure | no faults | 5 % stuck-at (`--set device.stuck_on_rate=0.025 --set "
         "device.stuck_off_rate=0.025`) |",
