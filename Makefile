@@ -6,7 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
-.PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants
+.PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
+        figures-check reference-weights retrain-check
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -28,8 +29,10 @@ $(STAMP): pyproject.toml
 demo: setup-sim
 	$(VENV)/bin/xbarflow demo
 
+# One BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads stall the numpy-heavy
+# tests (measured: 111 s instead of 12 s to build the MLP golden chip); results do not change.
 test: setup
-	$(PY) -m pytest -q
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q
 
 verilog: setup-sim
 	$(VENV)/bin/xbarflow verilog --out build/verilog
@@ -38,6 +41,34 @@ verilog: setup-sim
 # set sharded over 2 jobs, profiles) -> BENCHMARKS.md; takes ~5 minutes.
 bench: setup-sim
 	$(PY) -m flow.bench --out BENCHMARKS.md
+
+# Every README figure that comes from running the flow -> figures.json, then the README's
+# marked blocks are rewritten from it (retrains the "what limits it" rows into build/weights,
+# co-simulates on Verilator, synthesises with Yosys/nextpnr; ~15-30 min). `make test` checks the
+# README against the JSON and recomputes the fast reference figures (tests/test_figures.py).
+# One BLAS thread, as for the reference weights: retrained rows then repeat on this machine
+# whatever its core count (and a busy machine does not stall in OpenBLAS's spinning threads).
+ONE_BLAS_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+figures: setup
+	$(ONE_BLAS_THREAD) $(PY) -m flow.figures
+
+# Recompute every figure of the shipped reference weights and compare with figures.json and
+# the README (writes nothing; a few minutes).
+figures-check: setup
+	$(PY) -m flow.figures --check
+
+# Retrain the shipped configs' reference weights (data/weights + manifest.json) with one BLAS
+# thread, so a rerun on this machine gives the same bytes; then run `make figures`.
+reference-weights: setup
+	$(ONE_BLAS_THREAD) $(PY) -m flow.train configs/slp.toml --reference
+	$(ONE_BLAS_THREAD) $(PY) -m flow.train configs/slp.toml --set train.method=manhattan --reference
+	$(ONE_BLAS_THREAD) $(PY) -m flow.train configs/mlp.toml --reference
+	$(ONE_BLAS_THREAD) $(PY) -m flow.train configs/mlp_binary.toml --reference
+
+# Retrain every shipped config (not from the reference weights) and require its golden accuracy
+# within 0.3 points of the reference weights' (~2 min idle; `make test` retrains only the SLPs).
+retrain-check: setup
+	$(PY) -m pytest -q -m retrain tests/test_reference_weights.py
 
 # Host-interface fuzzing: 10,000 seeded random and mutated frames per host (SPI, then UART) on
 # Verilator against the reference model; figures in runs/fuzz/fuzz.json (README, Robustness).

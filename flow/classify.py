@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paths
+
 
 def add_arguments(parser) -> None:
     from .sim import SIMULATORS
@@ -34,7 +36,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .cli import (ROOT, WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config,
+    from .cli import (WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config,
                       _toolchain_or_usage, _writable_dir)
     from .data import DataError, image_to_codes, load_image
     from .golden import GoldenChip
@@ -50,7 +52,7 @@ def run(args) -> int:
         raise UsageError(f"{args.image}: {exc}") from None
     out = None
     if args.sim:
-        out = _writable_dir(args.out or ROOT / "runs" / f"classify-{cfg.name}-{args.sim}")
+        out = _writable_dir(args.out or paths.RUNS / f"classify-{cfg.name}-{args.sim}")
         _toolchain_or_usage(args.sim)
 
     from .train import load_or_train

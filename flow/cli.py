@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
+from . import paths
 from .sim import ROOT, SIMULATORS
 
 EXIT_USAGE = 2
 HOSTS = ("spi", "uart")
-WEIGHTS_DIR = ROOT / "build" / "weights"
+WEIGHTS_DIR = paths.WEIGHTS   # the weights cache (build/weights)
 
 
 class UsageError(Exception):
@@ -185,7 +186,7 @@ def cmd_demo(args) -> int:
     if program and len(cfg.tiles) > 1:
         raise UsageError(f"--program supports single-tile chips; {cfg.name} has {len(cfg.tiles)} tiles")
     kind = "program" if program else "demo"
-    out = _writable_dir(args.out or ROOT / "runs" / f"{kind}-{cfg.name}-{args.sim}")
+    out = _writable_dir(args.out or paths.RUNS / f"{kind}-{cfg.name}-{args.sim}")
     _toolchain_or_usage(args.sim)
     dataset = _dataset_or_usage(args.data)
     n_test = len(dataset.y_test)

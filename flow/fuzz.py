@@ -36,9 +36,9 @@ from pathlib import Path
 from hdl import protocol
 from hdl.protocol import Cmd, Reg
 
+from . import paths
 from .config import ChipConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH_MODULE = "cocotb_tests.test_fuzz"
 JOB_ENV = "XBARFLOW_FUZZ_JOB"
 HOSTS = ("spi", "uart")
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--sim", default="verilator")
     p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "fuzz")
+    p.add_argument("--out", type=Path, default=paths.RUNS / "fuzz")
     args = p.parse_args(argv)
     try:
         cfg = config_mod.load(args.config)

@@ -33,10 +33,11 @@ import numpy as np
 
 from analog_models.mapping import map_weights
 from analog_models.programming import DeviceArray
+from flow import paths
 from flow.config import ChipConfig
 from flow.golden import GoldenChip
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "build" / "weights"
+WEIGHTS_DIR = paths.WEIGHTS
 
 
 @dataclass

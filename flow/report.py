@@ -487,7 +487,7 @@ def _find_scale(report: dict) -> float | None:
 def _scale_from_config(args, report: dict) -> tuple[float | None, str]:
     from . import config as config_mod
     from .cli import WEIGHTS_DIR
-    from .train import WeightsError, cache_path, load
+    from .train import WeightsError, load, weights_path
 
     path = args.config
     if path is None:
@@ -508,7 +508,7 @@ def _scale_from_config(args, report: dict) -> tuple[float | None, str]:
             raise _usage(msg)
         return None, f"no logit scale: {msg}; pass --scale or --config"
     try:
-        weights = load(cache_path(cfg, WEIGHTS_DIR), cfg)
+        weights = load(weights_path(cfg, WEIGHTS_DIR), cfg)
     except WeightsError as exc:
         return None, f"no logit scale: {exc}"
     return logit_scale(cfg, weights), f"from {path} and its cached weights"

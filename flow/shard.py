@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from . import paths
+
 FORMAT = 2                # 2: shards carry the chip's read-back sums and DAC codes
 MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per shard
 # Report keys that describe the execution, not the results: timings, and how the work was cut
@@ -266,7 +268,7 @@ def run(args) -> int:
 
     t_start = time.perf_counter()
     cfg = _load_config(args.config)
-    out = _writable_dir(args.out or ROOT / "runs" / f"sim-{cfg.name}-{args.sim}")
+    out = _writable_dir(args.out or paths.RUNS / f"sim-{cfg.name}-{args.sim}")
     _toolchain_or_usage(args.sim)
     dataset = _dataset_or_usage()
     n_test = len(dataset.y_test)

@@ -1,6 +1,7 @@
 """Co-simulation runner: build the generated Verilog with cocotb's runner, run the bench.
 
-One build per (simulator, config digest, waves, transport) is cached under build/sim and reused
+One build per (simulator, config digest, waves, transport) is cached under build/sim (`flow.paths`)
+and reused
 while the generated Verilog is unchanged. A run writes a job file for the cocotb bench (config,
 conductances, images) and reads back its per-image results.
 
@@ -25,12 +26,13 @@ from typing import Sequence
 
 import numpy as np
 
+from . import paths
 from .config import ChipConfig
 from .parity import ChipAnswers
 from .verilog import GeneratedRTL, generate
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_ROOT = ROOT / "build" / "sim"
+ROOT = paths.ROOT
+BUILD_ROOT = paths.SIM_BUILD
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "cocotb_tests.test_inference"

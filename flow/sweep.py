@@ -28,6 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import paths
 from .hold import hold
 
 #: columns of the CSV after the swept parameters, in order
@@ -99,14 +100,15 @@ def _dataset(path: str | None):
 
 
 def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) -> str:
-    """Train (or find cached) the weights of one point; returns the cache file's path."""
+    """Train (or find the reference or cached) weights of one point; returns their file's path."""
     from . import config as config_mod
     from .cli import WEIGHTS_DIR
-    from .train import cache_path, load_or_train
+    from .train import load_or_train, weights_path
 
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
-    load_or_train(cfg, _dataset(data_path), WEIGHTS_DIR)
-    return str(cache_path(cfg, WEIGHTS_DIR))
+    dataset = _dataset(data_path)
+    load_or_train(cfg, dataset, WEIGHTS_DIR)
+    return str(weights_path(cfg, WEIGHTS_DIR, dataset))
 
 
 def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) -> dict[str, Any]:
@@ -240,7 +242,6 @@ def run(args) -> int:
     from .cli import UsageError, _load_config, _writable_dir
     from .data import DataError
     from .executor import ExecutorError
-    from .sim import ROOT
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
@@ -259,7 +260,7 @@ def run(args) -> int:
         _dataset(data_path)
     except DataError as exc:
         raise UsageError(str(exc)) from None
-    out = _writable_dir(args.out or ROOT / "runs" / f"sweep-{base_cfg.name}")
+    out = _writable_dir(args.out or paths.RUNS / f"sweep-{base_cfg.name}")
     keys = [k for k, _ in params]
     where = f"Dask at {args.dask}" if args.dask else f"{args.jobs} job(s)"
     print(f"[sweep] {len(points)} point(s) over {', '.join(keys)}; {where}", file=sys.stderr)

@@ -35,9 +35,10 @@ In-situ training (train.method "manhattan", never chosen by "auto") lives in flo
 sign-of-gradient pulses on the device programming model; `train` dispatches to it, and its
 Weights also carry the trained devices' conductances (`device_conductance`).
 
-`python -m flow.train CONFIG [--set KEY=VALUE ...]` trains (or loads the cached weights) and
-prints software and golden test accuracies as one JSON line (for in-situ weights also the
-golden accuracy on the device state, device_golden_test_accuracy).
+`python -m flow.train CONFIG [--set KEY=VALUE ...]` loads the shipped reference weights (see
+"reference weights" below) or the cached weights, or trains, and prints software and golden test
+accuracies as one JSON line (for in-situ weights also the golden accuracy on the device state,
+device_golden_test_accuracy); with `--reference` it trains afresh and ships the result.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,8 +152,21 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 
 # -- accuracy -----------------------------------------------------------------------------------
 
+def float_scores(w: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """codes @ w (n, outputs) summed row by row in a fixed order with elementwise numpy ops.
+
+    A BLAS matmul's last bits depend on its kernel and thread count, and an argmax on a near tie
+    with them; this sum is the same bits on every machine, so the software accuracy is too."""
+    ct = np.ascontiguousarray(np.asarray(codes, dtype=np.float64).T)
+    w = np.asarray(w, dtype=np.float64)
+    z = np.zeros((ct.shape[1], w.shape[1]))
+    for k in range(w.shape[0]):
+        z += ct[k][:, None] * w[k]
+    return z
+
+
 def _accuracy(w: np.ndarray, codes: np.ndarray, labels: np.ndarray) -> float:
-    pred = (np.asarray(codes, dtype=np.float64) @ w).argmax(axis=1)
+    pred = float_scores(w, codes).argmax(axis=1)
     return float(np.mean(pred == np.asarray(labels)))
 
 
@@ -528,24 +543,48 @@ def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
 
 # -- persistence --------------------------------------------------------------------------------
 
-def save(weights: Weights, path: str | Path) -> None:
+def _arrays(weights: Weights) -> dict[str, np.ndarray]:
+    """What a weights file holds, by array name."""
+    arrays: dict[str, np.ndarray] = {
+        "config_digest": np.array(weights.config_digest),
+        "meta": np.array(json.dumps(weights.meta, sort_keys=True))}
+    if len(weights.layers) > 1:   # w is layer_0 then: stored once
+        arrays.update({f"layer_{k}": w for k, w in enumerate(weights.layers)})
+        arrays["requant_mult"] = np.array(weights.requant_mult, dtype=np.int64)
+    if weights.device_conductance:
+        arrays.update({f"device_g_{k}": g for k, g in enumerate(weights.device_conductance)})
+        arrays["device_requant_mult"] = np.array(weights.device_requant_mult, dtype=np.int64)
+    if len(weights.layers) == 1:
+        arrays["w"] = weights.w
+    return arrays
+
+
+def _write_npz_fixed(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    """An npz whose bytes depend only on the arrays (np.savez stamps every member with the
+    current time): sorted members, a fixed date, deflate."""
+    with zipfile.ZipFile(f, "w") as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(arrays[name]), allow_pickle=False)
+
+
+def save(weights: Weights, path: str | Path, *, fixed: bool = False) -> None:
     """Write an npz (w, config digest, meta as JSON; for several layers also layer_<l> and
     requant_mult; for in-situ weights device_g_<l> and device_requant_mult) atomically, so
-    readers never see half a file."""
+    readers never see half a file. `fixed`: compressed, and the same bytes for the same weights
+    (the shipped reference weights, whose SHA-256 is recorded)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    extra: dict[str, np.ndarray] = {}
-    if len(weights.layers) > 1:
-        extra = {f"layer_{k}": w for k, w in enumerate(weights.layers)}
-        extra["requant_mult"] = np.array(weights.requant_mult, dtype=np.int64)
-    if weights.device_conductance:
-        extra.update({f"device_g_{k}": g for k, g in enumerate(weights.device_conductance)})
-        extra["device_requant_mult"] = np.array(weights.device_requant_mult, dtype=np.int64)
+    arrays = _arrays(weights)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, w=weights.w, config_digest=np.array(weights.config_digest),
-                     meta=np.array(json.dumps(weights.meta, sort_keys=True)), **extra)
+            if fixed:
+                _write_npz_fixed(f, arrays)
+            else:
+                np.savez(f, **arrays)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -559,7 +598,7 @@ def load(path: str | Path, cfg: ChipConfig) -> Weights:
         raise WeightsError(f"weights file not found: {p}")
     try:
         with np.load(p, allow_pickle=False) as z:
-            w = np.array(z["w"], dtype=np.float64)
+            w = np.array(z["w" if "w" in z.files else "layer_0"], dtype=np.float64)
             digest = str(z["config_digest"])
             meta = json.loads(str(z["meta"]))
             n_layers = sum(1 for k in z.files if k.startswith("layer_"))
@@ -594,12 +633,23 @@ def cache_path(cfg: ChipConfig, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / f"weights-{cfg.name}-{training_digest(cfg)}.npz"
 
 
+def weights_path(cfg: ChipConfig, cache_dir: str | Path, dataset: Dataset | None = None) -> Path:
+    """Where `load_or_train` finds cfg's weights: the shipped reference weights if they apply,
+    else the cache file (which may not exist yet)."""
+    return reference_path(cfg, dataset) or cache_path(cfg, cache_dir)
+
+
 def load_or_train(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path) -> Weights:
-    """Cached weights when they match cfg and dataset; otherwise train and cache.
+    """The shipped reference weights when they were trained for cfg's training digest and this
+    dataset (see "reference weights" below); else cached weights when they match cfg and
+    dataset; otherwise train and cache.
 
     A stale, foreign or damaged cache file is retrained over rather than reported: the cache is
     ours, the user never wrote it.
     """
+    reference = load_reference(cfg, dataset)
+    if reference is not None:
+        return reference
     p = cache_path(cfg, cache_dir)
     if p.is_file():
         try:
@@ -613,6 +663,113 @@ def load_or_train(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path) -> W
     return weights
 
 
+# -- reference weights --------------------------------------------------------------------------
+#
+# Training is deterministic from the config's seeds on one machine, but not across machines:
+# L-BFGS and Adam run on BLAS matmuls whose last bits depend on the BLAS kernel (CPU) and its
+# thread count, and after a few hundred iterations the weights differ enough to move the test
+# accuracy by a few hundredths of a point (and every figure downstream: programming pulses,
+# fault figures). So the weights of the shipped configs are shipped too: data/weights/<config>-
+# <method>.npz, their SHA-256 in data/weights/manifest.json, and `load_or_train` uses them
+# whenever a config's training digest (and the dataset) is the one they were trained for.
+# Everything computed from them (the golden model on its integer grid, the programming replay,
+# `float_scores` in a fixed order) is then the same bits everywhere. Regenerate with
+# `python -m flow.train CONFIG [--set ...] --reference` (`make reference-weights`); a test
+# retrains each one and requires the retrained golden accuracy within 0.3 points.
+
+REFERENCE_MANIFEST = "manifest.json"
+
+
+def reference_name(cfg: ChipConfig) -> str:
+    """File stem of a config's reference weights: <config name>-<training method>."""
+    return f"{cfg.name}-{cfg.train.resolved_method(len(cfg.network.layers))}"
+
+
+def reference_manifest(directory: str | Path | None = None) -> dict[str, Any]:
+    """The manifest of the shipped reference weights ({"weights": {stem: entry}}); empty when
+    there is none."""
+    from flow.paths import REFERENCE_WEIGHTS
+    p = Path(directory if directory is not None else REFERENCE_WEIGHTS) / REFERENCE_MANIFEST
+    if not p.is_file():
+        return {"weights": {}}
+    try:
+        manifest = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{p}: not a readable manifest ({' '.join(str(exc).split())})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("weights"), dict):
+        raise WeightsError(f"{p}: not a reference weights manifest (no 'weights' table)")
+    return manifest
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reference_path(cfg: ChipConfig, dataset: Dataset | None = None,
+                   directory: str | Path | None = None) -> Path | None:
+    """The shipped reference weights file trained for cfg's training digest (and `dataset`, if
+    given), after checking its SHA-256 against the manifest; None if none applies. A file that
+    does not match its recorded digest is not used (one line on stderr)."""
+    from flow.paths import REFERENCE_WEIGHTS
+    folder = Path(directory if directory is not None else REFERENCE_WEIGHTS)
+    digest = training_digest(cfg)
+    fingerprint = dataset_fingerprint(dataset) if dataset is not None else None
+    for entry in reference_manifest(folder)["weights"].values():
+        if entry.get("training_digest") != digest:
+            continue
+        if fingerprint is not None and entry.get("dataset") != fingerprint:
+            continue
+        p = folder / str(entry.get("file"))
+        if not p.is_file() or file_sha256(p) != entry.get("sha256"):
+            print(f"flow.train: warning: reference weights {p} are missing or do not match their "
+                  f"SHA-256 in {folder / REFERENCE_MANIFEST}; not using them", file=sys.stderr)
+            continue
+        return p
+    return None
+
+
+def load_reference(cfg: ChipConfig, dataset: Dataset | None = None,
+                   directory: str | Path | None = None) -> Weights | None:
+    """The shipped reference weights for cfg (see `reference_path`), or None."""
+    p = reference_path(cfg, dataset, directory)
+    return load(p, cfg) if p is not None else None
+
+
+def write_reference(cfg: ChipConfig, weights: Weights, dataset: Dataset, command: str,
+                    directory: str | Path | None = None) -> Path:
+    """Ship `weights` as cfg's reference weights: <directory>/<reference_name>.npz (fixed bytes,
+    no wall-clock figures in meta) and its manifest entry (SHA-256, size, training digest,
+    dataset fingerprint, the command that made it)."""
+    from flow.paths import REFERENCE_WEIGHTS
+    folder = Path(directory if directory is not None else REFERENCE_WEIGHTS)
+    if weights.config_digest != training_digest(cfg):
+        raise WeightsError(f"weights trained for digest {weights.config_digest}, not for this "
+                           f"config ({training_digest(cfg)})")
+    name = reference_name(cfg)
+    meta = {k: v for k, v in weights.meta.items() if k != "seconds"}
+    meta["reference"] = name
+    shipped = Weights(w=weights.w, config_digest=weights.config_digest, meta=meta,
+                      layers=weights.layers, requant_mult=weights.requant_mult,
+                      device_conductance=weights.device_conductance,
+                      device_requant_mult=weights.device_requant_mult)
+    path = folder / f"{name}.npz"
+    save(shipped, path, fixed=True)
+    path.chmod(0o644)   # a file of the checkout, not a private cache file
+    manifest = reference_manifest(folder)
+    manifest["weights"][name] = {
+        "file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path),
+        "config": cfg.name, "method": cfg.train.resolved_method(len(cfg.network.layers)),
+        "training_digest": training_digest(cfg), "dataset": dataset_fingerprint(dataset),
+        "dtype": str(np.asarray(weights.w).dtype), "command": command,
+    }
+    manifest["weights"] = dict(sorted(manifest["weights"].items()))
+    manifest["about"] = ("Reference weights of the shipped configs: load_or_train uses a file "
+                         "when a config's training digest and the dataset match its entry and "
+                         "the file matches its sha256. Regenerate: make reference-weights.")
+    (folder / REFERENCE_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
 # -- command line: `python -m flow.train [CONFIG] [--set KEY=VALUE ...]` -------------------------
 
 def add_arguments(parser: Any) -> None:
@@ -624,6 +781,11 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="weights cache (default build/weights, the CLI's cache)")
     parser.add_argument("--data", default=None, help="dataset (default: the shipped MNIST)")
+    parser.add_argument("--reference", action="store_true",
+                        help="train afresh (no cache, no shipped weights) and ship the result as "
+                             "this config's reference weights (data/weights, manifest.json)")
+    parser.add_argument("--reference-dir", default=None,
+                        help="folder of the reference weights (default data/weights)")
 
 
 def run(args: Any) -> int:
@@ -647,13 +809,34 @@ def run(args: Any) -> int:
     if overrides:
         cfg = cfg.replace(**overrides)
     if args.cache_dir is None:
-        from flow.cli import WEIGHTS_DIR
-        cache_dir: str | Path = WEIGHTS_DIR
+        from flow.paths import WEIGHTS
+        cache_dir: str | Path = WEIGHTS
     else:
         cache_dir = args.cache_dir
     dataset = load_dataset(args.data)
     t0 = time.perf_counter()
-    weights = load_or_train(cfg, dataset, cache_dir)
+    reference = None
+    if args.reference:
+        weights, source = train(cfg, dataset), "trained"
+        import shlex
+
+        from flow.paths import ROOT
+        where = Path(args.config or config_mod.CONFIG_DIR / "slp.toml").resolve()
+        shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
+        command = shlex.join(["python", "-m", "flow.train", str(shown),
+                              *(a for item in args.set for a in ("--set", item)), "--reference"])
+        reference = write_reference(cfg, weights, dataset, command, args.reference_dir)
+    elif (shipped := load_reference(cfg, dataset, args.reference_dir)) is not None:
+        weights, source = shipped, "reference"
+    else:
+        cached = cache_path(cfg, cache_dir)
+
+        def stamp() -> int | None:
+            return cached.stat().st_mtime_ns if cached.is_file() else None
+
+        before = stamp()
+        weights = load_or_train(cfg, dataset, cache_dir)
+        source = "cache" if before is not None and stamp() == before else "trained"
     load_s = time.perf_counter() - t0
     codes = to_dac_codes(dataset.x_test, cfg)
     labels = dataset.y_test.astype(np.int64)
@@ -664,7 +847,8 @@ def run(args: Any) -> int:
         "config": cfg.name, "overrides": overrides, "training_digest": training_digest(cfg),
         "layers": [list(s) for s in cfg.network.layer_shapes], "tiles": len(cfg.tiles),
         "requant_mult": list(weights.requant_mult),
-        "train_seconds": weights.meta.get("seconds"), "cached": load_s < 0.5 * weights.meta.get("seconds", 0),
+        "weights": source, "cached": source != "trained",
+        "train_seconds": round(load_s, 1) if source == "trained" else None,
         "software_test_accuracy": software_accuracy(weights, codes, labels, cfg),
         "golden_test_accuracy": float(np.mean(golden.classes == labels)),
         "golden_seconds": round(golden_s, 3), "wire_r": cfg.crossbar.wire_r,
@@ -677,6 +861,8 @@ def run(args: Any) -> int:
         summary["device_golden_test_accuracy"] = float(np.mean(device.classes == labels))
         summary.update({k: weights.meta[k] for k in ("pulses_total", "pulses_per_device_mean",
                                                      "pulses_per_device_max", "steps")})
+    if reference is not None:
+        summary["reference_weights"] = str(reference)
     print(json.dumps(summary))
     return 0
 

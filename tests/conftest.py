@@ -1,8 +1,40 @@
-"""Shared fixtures: the default config, the shipped MNIST and the trained SLP (cached)."""
+"""Shared fixtures: the default config, the shipped MNIST and the trained SLP (reference weights).
 
-import pytest
+Tests leave the user's files alone: before anything imports flow, the build cache (trained
+weights, simulator models, synthesis) and the default run folders are moved to a temporary
+folder of this session (`flow.paths` reads XBARFLOW_BUILD_DIR / XBARFLOW_RUNS_DIR; simulator
+and CLI subprocesses inherit them), and at the end the session fails if anything under the
+checkout's build/ or runs/ was created, changed or removed.
+"""
 
-from flow import config as cfgmod
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from user_files import GUARDED, changed_user_files, snapshot_user_folders
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="xbarflow-tests-"))
+os.environ["XBARFLOW_BUILD_DIR"] = str(SESSION_DIR / "build")
+os.environ["XBARFLOW_RUNS_DIR"] = str(SESSION_DIR / "runs")
+
+_BEFORE = snapshot_user_folders()
+
+import pytest  # noqa: E402
+
+from flow import config as cfgmod  # noqa: E402  (after the environment above)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    changed = changed_user_files(_BEFORE, snapshot_user_folders())
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(f"FAILED: tests wrote into the checkout's {' or '.join(g + '/' for g in GUARDED)}: "
+                    f"{shown}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +50,6 @@ def dataset():
 
 @pytest.fixture(scope="session")
 def weights(cfg, dataset):
-    from flow.cli import WEIGHTS_DIR
+    from flow.paths import WEIGHTS
     from flow.train import load_or_train
-    return load_or_train(cfg, dataset, WEIGHTS_DIR)
+    return load_or_train(cfg, dataset, WEIGHTS)

@@ -1,0 +1,106 @@
+"""README figures: README.md agrees with figures.json, and the figures of the shipped
+reference weights recompute to exactly the JSON's values, whatever the BLAS thread count."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flow import figures
+from flow.figures_readme import README, BLOCKS, ReadmeError, check_readme, render_readme
+from flow.train import reference_manifest
+
+
+@pytest.fixture(scope="module")
+def stored() -> dict:
+    return json.loads(figures.FIGURES_JSON.read_text())
+
+
+@pytest.fixture(scope="module")
+def readme() -> str:
+    return README.read_text()
+
+
+def test_readme_blocks_are_what_the_figures_render(readme, stored):
+    assert check_readme(readme, stored) == []
+    opening = [ln for ln in readme.splitlines() if ln.startswith("<!-- figures:") and ln.endswith(" -->")]
+    assert len(opening) == len(BLOCKS)
+
+
+def test_a_number_changed_in_the_readme_or_the_json_is_seen(readme, stored):
+    typed = readme.replace("| golden-model accuracy, full 10k test set, wire resistance on | **",
+                           "| golden-model accuracy, full 10k test set, wire resistance on | **9", 1)
+    assert typed != readme
+    (problem,) = check_readme(typed, stored)
+    assert "figures-table" in problem
+    edited = copy.deepcopy(stored)
+    edited["figures"]["programming"]["dead_partition_3"]["failures"] += 1
+    problems = check_readme(readme, edited)
+    assert any("faults-table" in p for p in problems), problems
+    # a number outside any block is the README's own text: not checked, not rewritten
+    outside = readme.replace("## Two commands", "## Two commands (2)")
+    assert check_readme(outside, stored) == [] and render_readme(outside, stored) == outside
+
+
+def test_blocks_must_pair_up(readme, stored):
+    with pytest.raises(ReadmeError, match="never closed"):
+        render_readme(readme.replace("<!-- /figures:faults-cosim -->", ""), stored)
+    with pytest.raises(ReadmeError, match="opens inside .sweep."):
+        render_readme(readme.replace("<!-- /figures:sweep -->", ""), stored)
+    with pytest.raises(ReadmeError, match="unknown figures block 'nope'"):
+        render_readme(readme + "\n<!-- figures:nope -->\n<!-- /figures:nope -->\n", stored)
+    with pytest.raises(ReadmeError, match="missing: cost-table"):
+        render_readme(readme.replace("<!-- figures:cost-table -->", "").replace(
+            "<!-- /figures:cost-table -->", ""), stored)
+
+
+def test_figures_were_made_with_the_shipped_reference_weights(stored):
+    assert stored["reference_weights"] == {k: v["sha256"] for k, v in reference_manifest()["weights"].items()}
+
+
+def test_reference_figures_recompute_exactly(stored):
+    """Golden accuracies and metrics of the shipped configs, the default config's programming
+    replay (all fault cases but the slow weak-driver one), the cost table, the sweep row and the
+    reference rows of the tables, recomputed from the reference weights: EXACTLY the JSON."""
+    ctx = figures.Context(reference_only=True, include_slow=False)
+    fresh = figures.compute(ctx=ctx)
+    want = figures.reference_view(stored["figures"], include_slow=False)
+    assert set(fresh) == set(want)
+    for name in want:
+        assert fresh[name] == want[name], name
+    assert len(want["programming"]) == 4 and len(want["sweep"]["rows"]) == 3
+    assert [r["change"] for r in want["mlp_limits"]] == ["none", "crossbar.wire_r=20.0"]
+
+
+SCRIPT = """
+import hashlib, json
+from flow import config, figures, train
+from flow.data import load_dataset, to_dac_codes
+cfg = config.load(); ds = load_dataset()
+w = train.load_reference(cfg, ds)
+codes = to_dac_codes(ds.x_test, cfg)
+z = train.float_scores(w.w, codes)
+ctx = figures.Context(reference_only=True, include_slow=False)
+out = figures.compute(["golden_slp", "programming", "cost"], ctx)
+out["software_accuracy"] = train.software_accuracy(w, codes, ds.y_test)
+out["float_scores_sha256"] = hashlib.sha256(z.tobytes()).hexdigest()
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_figures_do_not_depend_on_the_blas_thread_count():
+    """One BLAS thread and two (this machine's cores) print the same figures of the default
+    config, bit for bit: the software accuracy's float sums included (flow.train.float_scores,
+    a fixed order). `make figures-check` under both settings covers every reference figure."""
+    outputs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                              check=True)
+        outputs.append(json.loads(proc.stdout))
+    assert outputs[0] == outputs[1]
