@@ -93,8 +93,8 @@ def figures_table(f: dict) -> list[str]:
         "(paper's SPICE SLP: ~91 %) | `make demo` (`golden_accuracy_full_test_set`) |",
         f"| co-simulation vs golden, {demo['images']} images, Verilator | parity {demo['parity']:.3f} | "
         "`make demo` (`parity`) |",
-        "| co-simulation vs golden, 20 images each, Icarus and Verilator | every class, ADC code and "
-        "read-back code equal | `make test` (`tests/test_cosim.py`) |",
+        "| co-simulation vs golden, 20 images each, Icarus and Verilator | every RESULT class, "
+        "read-back sum and DAC code driven equal | `make test` (`tests/test_cosim.py`) |",
         f"| cycles per inference ({_phases(cyc)}) | {cyc['total']} | `make demo` (`cycles_per_inference`) |",
         f"| macro F1 / Cohen's kappa / cross-entropy (golden, 10k) | {g['f1_macro']:.4f} / "
         f"{g['cohen_kappa']:.4f} / {g['cross_entropy']:.4f} | `make demo` then `report_golden.md` |",
