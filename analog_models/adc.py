@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 
 def lsb(cfg: ChipConfig) -> float:

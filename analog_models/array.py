@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from analog_models import adc, crossbar, sensing
-from analog_models.dac import dac_voltages, validate_codes
-from flow.config import ChipConfig
+from . import adc, crossbar, sensing
+from .dac import dac_voltages, validate_codes
+from xbarflow.flow.core.config import ChipConfig
 
 _EXACT = 1 << 53          # float64 represents every integer below this exactly
 _GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix

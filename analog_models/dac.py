@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 
 def validate_codes(codes: np.ndarray | list[int] | int, dac_bits: int) -> np.ndarray:

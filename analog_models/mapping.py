@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,8 @@ import math
 
 import numpy as np
 
-from analog_models.mapping import level_conductance
-from flow.config import ChipConfig
+from .mapping import level_conductance
+from xbarflow.flow.core.config import ChipConfig
 
 TAG = 0xFFFF_FFFF     # first key word after the seed of the tile-wide (static) draws
 D2D_KEY = 1

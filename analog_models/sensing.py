@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 
 def differential_voltage(i_cols: np.ndarray, cfg: ChipConfig) -> np.ndarray:

@@ -46,7 +46,7 @@ class VmmEvent:
 
 @dataclass
 class AnalogBridge:
-    """Serves every tile of `chip` (a `flow.golden.GoldenChip`): the same tile arrays the
+    """Serves every tile of `chip` (a `xbarflow.flow.model.golden.GoldenChip`): the same tile arrays the
     golden model computes with, selected by ``tile_sel``; with shared ADCs each ``adc_start``
     converts the group that ``adc_col_sel`` selects."""
     dut: object
@@ -58,7 +58,7 @@ class AnalogBridge:
     noise_key_offset: int = 0
 
     def __post_init__(self) -> None:
-        from hdl.controller import adc_groups, adcs_per_tile
+        from xbarflow.hdl.controller import adc_groups, adcs_per_tile
 
         cfg = self.chip.cfg
         self._tile_rows, self._dac_bits = cfg.crossbar.tile_rows, cfg.quant.dac_bits

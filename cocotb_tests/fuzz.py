@@ -6,7 +6,7 @@
 * `UartFuzzLink`: drives the chip's RX pin directly (so a character can have a low stop bit,
   or a glitch can be shorter than half a bit) and samples the chip's TX pin in the background.
 * `ResponseParser`: splits the bytes coming back into response frames (SYNC STATUS LEN
-  payload CRC, with `hdl.protocol.FrameSplitter`). Between frames only 0x00 filler may
+  payload CRC, with `xbarflow.hdl.protocol.FrameSplitter`). Between frames only 0x00 filler may
   appear on SPI, and nothing on UART; anything else is recorded as an error.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import FallingEdge, Timer
 
-from cocotb_tests.spi_master import SpiMaster
-from hdl import protocol
+from .spi_master import SpiMaster
+from xbarflow.hdl import protocol
 
 
 class ResponseParser:

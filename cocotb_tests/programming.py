@@ -3,7 +3,7 @@ its write path, and check every cell against the golden replay of the write-veri
 
 Scoreboard items: pulses each cell received (counted by the bridge from the select lines),
 the chip's PROG_PULSES / PROG_FAILURES / PROG_STEPS registers, and every cell's final memory
-state, all equal to `flow.programming_golden.program_array` on the same keyed draws.
+state, all equal to `xbarflow.flow.model.programming.program_array` on the same keyed draws.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 from cocotb.triggers import with_timeout
 
-from analog_models.programming import DeviceArray
-from cocotb_tests.programming_bridge import ProgrammingBridge
-from cocotb_tests.sabotage import WireFaults
-from flow.config import ChipConfig
-from flow.programming_golden import ProgrammingResult, program_array
+from xbarflow.analog_models.programming import DeviceArray
+from .programming_bridge import ProgrammingBridge
+from .sabotage import WireFaults
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.model.programming import ProgrammingResult, program_array
 
 
 def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
@@ -57,7 +57,7 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
                        wire: WireFaults | None = None) -> tuple[DeviceArray, dict, list[str]]:
     """Program the chip's array to `target_levels` (R, C); returns the programmed device (the
     bridge's), a summary for the report, and the scoreboard's mismatches. `wire` carries the
-    self-tests' faults (`cocotb_tests.sabotage`) from the monitor to the scoreboard."""
+    self-tests' faults (`xbarflow.cocotb_tests.sabotage`) from the monitor to the scoreboard."""
     golden = program_array(cfg, target_levels)
     device = DeviceArray(cfg)
     bridge = ProgrammingBridge(dut, cfg, device)

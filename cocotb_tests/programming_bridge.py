@@ -15,9 +15,9 @@ import numpy as np
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from analog_models.programming import DeviceArray
-from cocotb_tests.analog_bridge import unpack_bus
-from flow.config import ChipConfig
+from xbarflow.analog_models.programming import DeviceArray
+from .analog_bridge import unpack_bus
+from xbarflow.flow.core.config import ChipConfig
 
 
 def selected(value: int) -> list[int]:

@@ -4,7 +4,7 @@ Asked for with ``XBARFLOW_TEST_FAULT`` in the environment (or ``"test_fault"`` i
 ``;``-separated items ``kind`` or ``kind:key=value,key=value``:
 
 ``adc_never_answers``
-    the analog side never answers ``adc_start`` (served by `cocotb_tests.watchdog.bridge_task`).
+    the analog side never answers ``adc_start`` (served by `xbarflow.cocotb_tests.watchdog.bridge_task`).
 ``noise_key_off_by_one``
     the analog bridge answers every event with the ADC noise of the next event's key, so with
     ``adc.noise_lsb > 0`` the chip computes on codes the golden model did not draw and the

@@ -1,6 +1,6 @@
 """SPI master BFM for cocotb 2.1 (mode 0, MSB first), and the host `Transport` over it.
 
-Timing, matching `hdl.spi.SPISlave` (all in system clocks at SCLK = clk/4, half period 2):
+Timing, matching `xbarflow.hdl.spi.SPISlave` (all in system clocks at SCLK = clk/4, half period 2):
 MOSI is set while SCLK is low, SCLK rises after one half period, MISO is sampled at that
 rising edge, SCLK falls after another half period. CS falls 1.5 SCLK periods before the
 first rising edge (the slave needs >= 4 clocks), and stays high >= 1 SCLK period between
@@ -26,7 +26,7 @@ import numpy as np
 from cocotb.triggers import Timer
 from cocotb.utils import get_sim_time
 
-from hdl import protocol
+from xbarflow.hdl import protocol
 
 #: Extra key word of the jitter generator (b"SPI"), so it never shares a stream with the ADC
 #: noise draws keyed [seed, tile, event] even when given the same seed.
@@ -163,10 +163,10 @@ class SpiMaster:
 
 
 class SpiTransport:
-    """`flow.host.Transport` over a `SpiMaster`: one chip-select window per exchange.
+    """`xbarflow.flow.host.driver.Transport` over a `SpiMaster`: one chip-select window per exchange.
 
     The request is sent, then 0x00 filler bytes (not SYNC, so the chip's parser skips them)
-    are clocked until a whole response frame has come back (`hdl.protocol.FrameSplitter`:
+    are clocked until a whole response frame has come back (`xbarflow.hdl.protocol.FrameSplitter`:
     SYNC, then as many bytes as its LEN says).
     """
 

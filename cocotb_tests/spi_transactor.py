@@ -1,6 +1,6 @@
 """A frame-level SPI host transactor in HDL, for fast co-simulation (cocotb only, not silicon).
 
-The bit-banged `cocotb_tests.spi_master.SpiMaster` costs two Python awaits per SPI bit (about
+The bit-banged `xbarflow.cocotb_tests.spi_master.SpiMaster` costs two Python awaits per SPI bit (about
 2,200 per image), which bounds a co-simulation at ~20 images/s. This module moves the bit
 shifting into the simulator: the Verilog module `xbarflow_spi_xtor` does exactly what
 `SpiTransport.exchange` does over `SpiMaster` -- select, send the request, clock 0x00 filler
@@ -16,7 +16,7 @@ name (so the analog bridge and any bench see the same `dut.*` handles), and the 
 pins come from the transactor while ``xtor_en`` is 1, or from the harness's own ``spi_*``
 pins (the bit-banged reference BFM) while it is 0.
 
-`TransactorTransport` is the `flow.host.Transport` over the harness ports, so `HostDriver`
+`TransactorTransport` is the `xbarflow.flow.host.driver.Transport` over the harness ports, so `HostDriver`
 runs unchanged on either transport.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdl import protocol
+from xbarflow.hdl import protocol
 
 HARNESS_TOP = "xbarflow_harness"
 CHIP_TOP = "xbarflow_top"
@@ -41,7 +41,7 @@ SPI_PINS = ("spi_sclk", "spi_cs_n", "spi_mosi", "spi_miso")
 # chip plus transactor, measured on the same machine and load).
 TRANSACTOR_VERILOG = r"""
 // SPI mode 0 host, MSB first: one request/response frame exchange per change of `tag`.
-// Same bytes and timing (in clocks) as cocotb_tests.spi_master.SpiTransport over SpiMaster.
+// Same bytes and timing (in clocks) as xbarflow.cocotb_tests.spi_master.SpiTransport over SpiMaster.
 module xbarflow_spi_xtor #(parameter HALF = 2, parameter MAX_FILLER = 512,
                            parameter REQ_BYTES = 261, parameter RESP_BYTES = 259) (
   input clk, input rst,
@@ -219,7 +219,7 @@ def write_harness(sidecar: Path, out_dir: Path, spi_clk_div: int) -> Path:
 
 
 class TransactorTransport:
-    """`flow.host.Transport` over the harness's transactor: one await per frame exchange."""
+    """`xbarflow.flow.host.driver.Transport` over the harness's transactor: one await per frame exchange."""
 
     def __init__(self, dut):
         self.dut = dut

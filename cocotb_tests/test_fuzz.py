@@ -1,8 +1,8 @@
 """Host-interface fuzz bench: seeded random and mutated frames over SPI or UART, on the pins,
-against the byte-exact reference model `flow.host.ChipProtocolModel` (the scoreboard).
+against the byte-exact reference model `xbarflow.flow.host.driver.ChipProtocolModel` (the scoreboard).
 
-The job file ($XBARFLOW_FUZZ_JOB, written by `flow.fuzz.run_fuzz`) holds the config and the
-plan (`flow.fuzz.plan`). For every item the bench drives the pins, feeds the model the bytes
+The job file ($XBARFLOW_FUZZ_JOB, written by `xbarflow.flow.analysis.fuzz.run_fuzz`) holds the config and the
+plan (`xbarflow.flow.analysis.fuzz.plan`). For every item the bench drives the pins, feeds the model the bytes
 the chip actually receives (a character with a low stop bit is dropped and counted, a partial
 byte at chip-select rise is discarded, a stall drops a partial frame), and requires:
 
@@ -34,20 +34,20 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Timer
 from cocotb.utils import get_sim_time
 
-from analog_models.programming import DeviceArray
-from cocotb_tests.analog_bridge import AnalogBridge
-from cocotb_tests.fuzz import ResponseParser, SpiFuzzLink, UartFuzzLink, split_frames
-from cocotb_tests.programming import compare_programming, programming_timeout_ns
-from cocotb_tests.programming_bridge import ProgrammingBridge
-from cocotb_tests.watchdog import StallError, Watchdog
-from flow import config as config_mod
-from flow.cost import phase_cycles
-from flow.data import unpack_codes
-from flow.golden import GoldenChip
-from flow.host import ChipProtocolModel
-from flow.programming_golden import program_array
-from hdl import protocol
-from hdl.protocol import Cmd, Error, Reg, Status
+from xbarflow.analog_models.programming import DeviceArray
+from .analog_bridge import AnalogBridge
+from .fuzz import ResponseParser, SpiFuzzLink, UartFuzzLink, split_frames
+from .programming import compare_programming, programming_timeout_ns
+from .programming_bridge import ProgrammingBridge
+from .watchdog import StallError, Watchdog
+from xbarflow.flow.core import config as config_mod
+from xbarflow.flow.analysis.cost import phase_cycles
+from xbarflow.flow.data import unpack_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.host.driver import ChipProtocolModel
+from xbarflow.flow.model.programming import program_array
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Error, Reg, Status
 
 JOB_ENV = "XBARFLOW_FUZZ_JOB"
 ERR_NAMES = ("err_crc", "err_cmd", "err_len", "err_timeout", "err_framing")
@@ -180,7 +180,7 @@ class FuzzBench:
     async def calibrate_cycles(self) -> None:
         """The CYCLES_* registers belong to the controller, not the command layer: one inference
         (on the zero input buffer, through the model) measures them; every later inference must
-        give the same counts. The controller phase model (`flow.cost.phase_cycles`) is recorded
+        give the same counts. The controller phase model (`xbarflow.flow.analysis.cost.phase_cycles`) is recorded
         beside them for information."""
         await self._checked(-1, [protocol.encode_request(Cmd.START)])
         regs = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX)
@@ -291,7 +291,7 @@ class FuzzBench:
                            f"{'; ' + '; '.join(errors) if errors else ''}; ops {item['ops']}; "
                            f"FSMs: {self.watchdog.report()}")
         if self.model.programs:
-            raise Mismatch(f"{what}: the plan started a programming run (flow.fuzz.plan must "
+            raise Mismatch(f"{what}: the plan started a programming run (xbarflow.flow.analysis.fuzz.plan must "
                            f"leave such items out); ops {item['ops']}")
         for f in got:
             key = _describe(f)

@@ -3,12 +3,12 @@ bridge, each checked against the golden model (driver, monitor, reference model,
 
 For every image the host reads back what the chip computed, the class (RESULT) and the
 final-layer sums (the output buffer), and the monitor records the DAC codes the chip drove on
-each tile; the results file carries these (parity is defined on them, `flow.parity`) and the
+each tile; the results file carries these (parity is defined on them, `xbarflow.flow.sim.parity`) and the
 bridge's own ADC codes only as a diagnostic. The cycle counters are read for the first image
 (every image with the job's "cycles_every_image"). For the scoreboard's self-tests,
-`cocotb_tests.sabotage` can flip one of those answers on its way to the scoreboard.
+`xbarflow.cocotb_tests.sabotage` can flip one of those answers on its way to the scoreboard.
 
-Parameters come from the job file named by $XBARFLOW_JOB (written by `flow.sim.run`). The host
+Parameters come from the job file named by $XBARFLOW_JOB (written by `xbarflow.flow.sim.runner.run`). The host
 transport is the job's "transport": "pins" (the bit-banged SpiMaster BFM, the reference) or
 "hdl" (the HDL transactor of the harness build, one await per frame); parity is checked either way.
 On the "hdl" transport the host also writes only the span of input-buffer bytes that differ from
@@ -33,19 +33,19 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from cocotb_tests.analog_bridge import AnalogBridge
-from cocotb_tests.spi_master import SpiJitter, SpiMaster, SpiTransport
-from cocotb_tests.programming import program_chip
-from cocotb_tests.sabotage import WireFaults
-from cocotb_tests.spi_transactor import TransactorTransport
-from cocotb_tests.uart_host import UartTransport
-from cocotb_tests.watchdog import Watchdog, bridge_task
-from flow import config as config_mod
-from flow.data import pack_codes, to_dac_codes
-from flow.golden import GoldenChip
-from flow.hold import hold
-from flow.host import HostDriver
-from hdl import protocol
+from .analog_bridge import AnalogBridge
+from .spi_master import SpiJitter, SpiMaster, SpiTransport
+from .programming import program_chip
+from .sabotage import WireFaults
+from .spi_transactor import TransactorTransport
+from .uart_host import UartTransport
+from .watchdog import Watchdog, bridge_task
+from xbarflow.flow.core import config as config_mod
+from xbarflow.flow.data import pack_codes, to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.core.hold import hold
+from xbarflow.flow.host.driver import HostDriver
+from xbarflow.hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
 BIT_TIMES_PER_IMAGE = 40_000
@@ -273,7 +273,7 @@ async def classify_images(dut):
         for k, idx in enumerate(indices.tolist()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
-            hold(f"image-{idx}")   # test hook (flow/hold.py): no-op unless a test holds this image
+            hold(f"image-{idx}")   # test hook (flow/core/hold.py): no-op unless a test holds this image
             bridge.event_index = idx
             before = len(bridge.events)
             await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge

@@ -2,7 +2,7 @@
 
 The chip's UART receives on `uart_rx` and answers on `uart_tx`; the sink runs in the
 background, so a response is collected however soon it starts. The chip answers every
-request with exactly one response frame, split out of the bytes by `hdl.protocol.FrameSplitter`
+request with exactly one response frame, split out of the bytes by `xbarflow.hdl.protocol.FrameSplitter`
 like on the SPI transport.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from cocotbext.uart import UartSink, UartSource
 
-from hdl import protocol
+from xbarflow.hdl import protocol
 
 
 class UartTransport:
-    """`flow.host.Transport` over a UART link to the chip (8 data bits, no parity, 1 stop)."""
+    """`xbarflow.flow.host.driver.Transport` over a UART link to the chip (8 data bits, no parity, 1 stop)."""
 
     def __init__(self, to_chip, from_chip, bit_time_ns: int, max_bytes: int = 512):
         if bit_time_ns % 2:

@@ -1,7 +1,7 @@
 """Simulation watchdogs: every awaited exchange gets a simulated-time bound, and a stall is
 reported with the FSM state it stalled in.
 
-`Watchdog` reads the FSM state registers named in the Verilog sidecar (`flow.verilog` writes
+`Watchdog` reads the FSM state registers named in the Verilog sidecar (`xbarflow.flow.sim.verilog` writes
 ``fsms``: hierarchical path -> {code: state name}) from the dut handles. `guard` awaits a
 coroutine under a simulated-time bound; on a timeout it raises `StallError` naming the FSMs
 that are not idle, e.g.::
@@ -10,7 +10,7 @@ that are not idle, e.g.::
     (ctrl_state=3); other FSMs: command executor in IDLE (executor_state=0), command receiver
     in HUNT (receiver_state=0), ...
 
-A Verilator model built with ``--public-depth 1`` (`flow.sim` builds the HDL-transactor harness
+A Verilator model built with ``--public-depth 1`` (`xbarflow.flow.sim.runner` builds the HDL-transactor harness
 that way) hides the chip's internal signals from cocotb; the report then says so instead of
 naming a state.
 
@@ -18,7 +18,7 @@ naming a state.
 in the job (or ``XBARFLOW_TEST_FAULT=adc_never_answers`` in the environment) the analog side
 answers ``vmm_start`` as usual but never answers ``adc_start``, so the controller stalls in
 CONVERT and the watchdog must say so (tests/test_faults.py). The other test faults, and their
-syntax, are in `cocotb_tests.sabotage`.
+syntax, are in `xbarflow.cocotb_tests.sabotage`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
-from cocotb_tests.sabotage import requested
+from .sabotage import requested
 
 #: States in which an FSM is waiting for work rather than stalled.
 IDLE_STATES = frozenset({"IDLE", "HUNT"})
@@ -94,7 +94,7 @@ class Watchdog:
 
     @classmethod
     def for_job(cls, dut, job: dict) -> "Watchdog":
-        """From a bench job file (`flow.sim.run` writes ``sidecar`` and ``config``)."""
+        """From a bench job file (`xbarflow.flow.sim.runner.run` writes ``sidecar`` and ``config``)."""
         freq = float(job["config"]["clock"]["freq_hz"])
         try:
             return cls.from_sidecar(dut, job["sidecar"], 1e9 / freq)
@@ -197,7 +197,7 @@ async def _vmm_only(bridge) -> None:
 
 def bridge_task(bridge, job: dict):
     """The coroutine serving the analog boundary: `bridge.run()`, unless the job asks for a
-    test fault (`cocotb_tests.sabotage`)."""
+    test fault (`xbarflow.cocotb_tests.sabotage`)."""
     kinds = {f.kind for f in requested(job)}
     if "adc_never_answers" in kinds:
         return _vmm_only(bridge)

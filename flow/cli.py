@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config as config_mod
-from . import paths
-from .sim import ROOT, SIMULATORS
+from .core import config as config_mod
+from .core import paths
+from .sim.runner import ROOT, SIMULATORS
 
 EXIT_USAGE = 2
 HOSTS = ("spi", "uart")
@@ -79,7 +79,7 @@ def _dataset_or_usage(path: Path | None = None):
 
 def _toolchain_or_usage(sim: str) -> None:
     """Check `sim` is installed and usable; if not, the usage error says how to install it."""
-    from .sim import SimulatorError, prepare_toolchain
+    from .sim.runner import SimulatorError, prepare_toolchain
 
     try:
         prepare_toolchain(sim)
@@ -132,7 +132,7 @@ def _load_config(path: Path | None) -> config_mod.ChipConfig:
 
 
 def cmd_verilog(args) -> int:
-    from .verilog import generate
+    from .sim.verilog import generate
 
     cfg = _load_config(args.config)
     out = _writable_dir(args.out)
@@ -144,8 +144,8 @@ def cmd_verilog(args) -> int:
 def _programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
     """Golden programming of the whole tile through the write-verify replay, and the golden
     chip on the programmed conductances (what the co-simulation must then match)."""
-    from .programming_golden import program_array, programmed_chip, tile_target_levels
-    from .report import plot_pulse_histogram
+    from .model.programming import program_array, programmed_chip, tile_target_levels
+    from .analysis.report import plot_pulse_histogram
 
     targets = tile_target_levels(cfg, weights.w)
     result = program_array(cfg, targets)
@@ -166,11 +166,11 @@ def _programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path)
 
 
 def cmd_demo(args) -> int:
-    from . import parity
+    from .sim import parity
     from .data import to_dac_codes
-    from .golden import GoldenChip
-    from .sim import SimulatorError, build, run
-    from .train import load_or_train, software_accuracy
+    from .model.golden import GoldenChip
+    from .sim.runner import SimulatorError, build, run
+    from .model.train import load_or_train, software_accuracy
 
     t_start = time.perf_counter()
     program = args.command == "program" or args.program
@@ -204,7 +204,7 @@ def cmd_demo(args) -> int:
     golden = GoldenChip.from_weights(cfg, weights)
     if weights.device_conductance and not program:
         # Trained in situ: the chip is the trained devices themselves, not a level mapping.
-        from .insitu import device_chip
+        from .model.insitu import device_chip
         golden = device_chip(cfg, weights)
         print("[xbarflow] weights trained in situ (train.method manhattan): the chip infers "
               "with the trained devices' own conductances")
@@ -272,7 +272,7 @@ def cmd_demo(args) -> int:
     }
     if program:
         report["programming"] = {**programming, "cosim": result.programming}
-    from .report import logit_scale, write_report
+    from .analysis.report import logit_scale, write_report
 
     # Codes per logit: derived for one layer; an MLP's training records its own.
     scale = logit_scale(cfg, weights) if len(cfg.network.layers) == 1 else weights.meta.get("logit_scale")
@@ -315,13 +315,13 @@ COMMANDS = {"demo": cmd_demo, "program": cmd_demo, "verilog": cmd_verilog}
 #: Subcommands that live in their own module: `add_arguments(parser)` declares the options,
 #: `run(args) -> int` does the work and raises `UsageError` for bad input.
 PLUGINS: dict[str, tuple[str, str]] = {
-    "report": ("flow.report", "metrics, confusion matrix and per-class table of a demo run"),
-    "waves": ("flow.waves.command", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
-    "spice": ("flow.spice", "ngspice netlist of the crossbar tile, cross-checked against analog_models"),
-    "cost": ("flow.cost", "energy, latency, TOPS/W and area per inference (optionally synthesised)"),
-    "sweep": ("flow.sweep", "golden accuracy and cost over a grid of config overrides (CSV, PNG)"),
-    "sim": ("flow.shard", "co-simulate the test set in shards over local processes or a Dask cluster"),
-    "classify": ("flow.classify", "classify one image (.npy or .pgm) with the golden model, "
+    "report": ("xbarflow.flow.analysis.report", "metrics, confusion matrix and per-class table of a demo run"),
+    "waves": ("xbarflow.flow.analysis.waves.command", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
+    "spice": ("xbarflow.flow.analysis.spice", "ngspice netlist of the crossbar tile, cross-checked against analog_models"),
+    "cost": ("xbarflow.flow.analysis.cost", "energy, latency, TOPS/W and area per inference (optionally synthesised)"),
+    "sweep": ("xbarflow.flow.analysis.sweep", "golden accuracy and cost over a grid of config overrides (CSV, PNG)"),
+    "sim": ("xbarflow.flow.sim.shards", "co-simulate the test set in shards over local processes or a Dask cluster"),
+    "classify": ("xbarflow.flow.commands.classify", "classify one image (.npy or .pgm) with the golden model, "
                                   "optionally co-simulated"),
 }
 
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m flow.cli` runs this file as __main__, a second copy of the module whose
-    # UsageError is not the flow.cli.UsageError the plugins raise: run the real module's main.
-    from flow.cli import main as _main
+    # `python -m xbarflow.flow.cli` runs this file as __main__, a second copy of the module whose
+    # UsageError is not the xbarflow.flow.cli.UsageError the plugins raise: run the real module's main.
+    from .cli import main as _main
     sys.exit(_main())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flow.config import ChipConfig
+from .core.config import ChipConfig
 
 DEFAULT_DATASET = Path(__file__).resolve().parent.parent / "data" / "mnist.npz"
 CLASSES = 10

@@ -12,7 +12,7 @@ class Activation(wiring.Component):
     clip whatever the floor of the shift, so the block clamps first and multiplies unsigned. ``mult`` is a
     host-written register: the scale calibrated in training, applied by the chip.
     ``binary``: ``y = dac_max if s > 0 else 0``; the next layer sees full-scale or zero inputs.
-    Twins: `flow.golden.requantize_relu` and `flow.golden.binary_activation`.
+    Twins: `xbarflow.flow.model.golden.requantize_relu` and `xbarflow.flow.model.golden.binary_activation`.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The host command layer (see `hdl.protocol`): receiver, executor and transmitter joined by
+"""The host command layer (see `xbarflow.hdl.protocol`): receiver, executor and transmitter joined by
 streams.
 
 Data flow::
@@ -8,12 +8,12 @@ Data flow::
                  └───────staging────────┘       └──> registers, input buffer, target memory,
                                                      output buffer, start pulses
 
-* `hdl.frame_receiver.FrameReceiver` hunts for SYNC, reads a request frame through the rx FIFO,
+* `xbarflow.hdl.frame_receiver.FrameReceiver` hunts for SYNC, reads a request frame through the rx FIFO,
   checks CRC, command, length and address, and offers the frame on a stream; its payload
   bytes go into the executor's staging memory as they arrive.
-* `hdl.command_executor.CommandExecutor` answers a bad frame with NACK (BUSY too), or acts
+* `xbarflow.hdl.command_executor.CommandExecutor` answers a bad frame with NACK (BUSY too), or acts
   on it, and hands the response header to the transmitter, answering its payload reads.
-* `hdl.frame_transmitter.FrameTransmitter` writes the response frame with its CRC into the
+* `xbarflow.hdl.frame_transmitter.FrameTransmitter` writes the response frame with its CRC into the
   tx FIFO, which drains at the pace of the link.
 
 A frame is taken from the receiver only once its response is in the tx FIFO, so the three

@@ -41,11 +41,11 @@ class CommandExecutor(wiring.Component):
     Attributes
     ----------
     frames : In(stream.Signature(Frame.as_shape().size))
-        Frames (`hdl.frame_receiver.Frame`) from the receiver; each is taken once its response is written.
+        Frames (`xbarflow.hdl.frame_receiver.Frame`) from the receiver; each is taken once its response is written.
     staging : In(WriteSignature(addr_width=8))
         The receiver's payload bytes, kept in a 255-byte staging memory for the commit.
     responses : Out(stream.Signature(ResponseHeader.as_shape().size))
-        The response to write (`hdl.frame_transmitter.ResponseHeader`) (status and payload length); taken by the transmitter once it
+        The response to write (`xbarflow.hdl.frame_transmitter.ResponseHeader`) (status and payload length); taken by the transmitter once it
         has written the whole response frame.
     payload : In(ReadSignature(addr_width=8))
         The transmitter's reads of the response payload, byte ``payload.addr``. The bytes of

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 from .activation import Activation
 from .argmax import Argmax

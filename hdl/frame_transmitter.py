@@ -28,7 +28,7 @@ class ResponseHeader(data.Struct):
     """A response to write: its STATUS byte and its payload length (LEN).
 
     The ``responses`` stream carries its bits as a plain payload that both ends view as a
-    `ResponseHeader` (as `hdl.frame_receiver.Frame`, to keep per-field wires out of the
+    `ResponseHeader` (as `xbarflow.hdl.frame_receiver.Frame`, to keep per-field wires out of the
     Verilog).
     """
     status: unsigned(8)

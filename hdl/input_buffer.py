@@ -12,7 +12,7 @@ __all__ = ["InputBuffer"]
 class InputBuffer(wiring.Component):
     """Byte-addressed register bank holding packed DAC codes.
 
-    The host packs codes LSB first (`flow.data.pack_codes`): code ``i`` occupies bits
+    The host packs codes LSB first (`xbarflow.flow.data.pack_codes`): code ``i`` occupies bits
     ``[i*dac_bits, (i+1)*dac_bits)`` of the flat stream and byte ``k`` is bits ``[8k, 8k+8)``.
     Flip-flops rather than a memory, because every code is needed at once: the controller
     latches the whole bank onto the DAC bus in one cycle.

@@ -11,7 +11,7 @@ __all__ = ["OutputBuffer"]
 
 class OutputBuffer(wiring.Component):
     """Byte view of the controller's latched sums: sum ``k`` sign-extended to 16 bits, big
-    endian, at bytes ``2k`` (high) and ``2k + 1`` (low); `flow.host.decode_outputs` reads it.
+    endian, at bytes ``2k`` (high) and ``2k + 1`` (low); `xbarflow.flow.host.driver.decode_outputs` reads it.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Named port groups between the chip's blocks (`hdl.top` joins them with `wiring.connect`).
+"""Named port groups between the chip's blocks (`xbarflow.hdl.top` joins them with `wiring.connect`).
 
 Each signature is written from the side that drives the group's address or values (like
 amaranth-soc's `csr.Signature`, which is the initiator's view); the other side takes it
@@ -17,7 +17,7 @@ flipped, as ``In(...)``:
   and PROG_*.
 
 The analog boundary is not grouped here: it is the chip's top-level ports, whose names the
-benches and the sidecar depend on (`hdl.top.Top`).
+benches and the sidecar depend on (`xbarflow.hdl.top.Top`).
 """
 
 # No `from __future__ import annotations` here: wiring reads the member annotations.
@@ -43,7 +43,7 @@ class RegisterSignature(wiring.Signature):
     Members
     -------
     addr : Out(addr_width)
-        Register address (`hdl.protocol.Reg`).
+        Register address (`xbarflow.hdl.protocol.Reg`).
     r_data : In(data_width)
         The register at ``addr``, combinationally.
     w_data : Out(data_width)

@@ -1,6 +1,6 @@
 """The write-verify programmer: the chip programs its own crossbar from a target memory.
 
-The algorithm (one source with the golden replay in `analog_models.programming`; any
+The algorithm (one source with the golden replay in `xbarflow.analog_models.programming`; any
 change here breaks parity)::
 
     failures = 0; total_pulses = 0

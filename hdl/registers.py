@@ -1,4 +1,4 @@
-"""The 32-bit register file behind READ_REG / WRITE_REG (map: `hdl.protocol.Reg`)."""
+"""The 32-bit register file behind READ_REG / WRITE_REG (map: `xbarflow.hdl.protocol.Reg`)."""
 
 # No `from __future__ import annotations` here: wiring.Component reads the port annotations.
 from amaranth.hdl import Module, Mux, Signal
@@ -6,8 +6,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import protocol
-from .ports import (FrameCountersSignature, InferenceStatusSignature,
-                    ProgrammingStatusSignature, RegisterSignature)
+from .ports import (
+    FrameCountersSignature,
+    InferenceStatusSignature,
+    ProgrammingStatusSignature,
+    RegisterSignature,
+)
 from .protocol import Reg
 
 __all__ = ["RegisterFile"]

@@ -1,12 +1,12 @@
 """Top level of the chip's digital periphery: host interface, command layer, registers,
 input and output buffers, controller and programmer, joined by the port groups of
-`hdl.ports`, with the analog boundary as top-level ports."""
+`xbarflow.hdl.ports`, with the analog boundary as top-level ports."""
 
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from flow.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig
 
 from . import protocol
 from .command import CommandLayer
@@ -67,7 +67,7 @@ class Top(wiring.Component):
     adc_valid : In(1)
         Pulse from the analog side: ``adc_codes`` valid.
     prog_row_sel : Out(tile_rows)
-        Programming: global row select lines (see `hdl.selector.Selector` for the biasing).
+        Programming: global row select lines (see `xbarflow.hdl.selector.Selector` for the biasing).
     prog_col_sel : Out(tile_cols)
         Programming: column select, one-hot while programming.
     prog_partition_en : Out(partitions)
@@ -89,7 +89,7 @@ class Top(wiring.Component):
     rw_mode : Out(1)
         1 while programming (rows to the write drivers), 0 for inference (rows to the DACs).
 
-    The handshake timing is documented in `hdl.programmer`.
+    The handshake timing is documented in `xbarflow.hdl.programmer`.
     """
 
     def __init__(self, cfg: ChipConfig):

@@ -1,4 +1,4 @@
-"""UART (8N1) with the same byte streams as `hdl.spi.SPISlave`, for the host link.
+"""UART (8N1) with the same byte streams as `xbarflow.hdl.spi.SPISlave`, for the host link.
 
 ``divider`` system clocks per bit (`ChipConfig.host.uart_divider`, >= 4). The receiver
 synchronises RXD (`amaranth.lib.cdc.FFSynchronizer`), starts on a falling edge, checks the

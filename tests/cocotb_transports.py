@@ -14,10 +14,10 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from cocotb_tests.spi_master import SpiMaster, SpiTransport
-from cocotb_tests.spi_transactor import TransactorTransport
-from hdl import protocol
-from hdl.protocol import Cmd, Reg
+from xbarflow.cocotb_tests.spi_master import SpiMaster, SpiTransport
+from xbarflow.cocotb_tests.spi_transactor import TransactorTransport
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Reg
 
 REQUESTS = [
     protocol.encode_request(Cmd.READ_REG, Reg.ID),

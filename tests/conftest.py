@@ -2,7 +2,7 @@
 
 Tests leave the user's files alone: before anything imports flow, the build cache (trained
 weights, simulator models, synthesis) and the default run folders are moved to a temporary
-folder of this session (`flow.paths` reads XBARFLOW_BUILD_DIR / XBARFLOW_RUNS_DIR; simulator
+folder of this session (`xbarflow.flow.core.paths` reads XBARFLOW_BUILD_DIR / XBARFLOW_RUNS_DIR; simulator
 and CLI subprocesses inherit them), and at the end the session fails if anything under the
 checkout's build/ or runs/ was created, changed or removed.
 """
@@ -22,7 +22,7 @@ _BEFORE = snapshot_user_folders()
 
 import pytest  # noqa: E402
 
-from flow import config as cfgmod  # noqa: E402  (after the environment above)
+from xbarflow.flow.core import config as cfgmod  # noqa: E402  (after the environment above)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -44,12 +44,12 @@ def cfg():
 
 @pytest.fixture(scope="session")
 def dataset():
-    from flow.data import load_dataset
+    from xbarflow.flow.data import load_dataset
     return load_dataset()
 
 
 @pytest.fixture(scope="session")
 def weights(cfg, dataset):
-    from flow.paths import WEIGHTS
-    from flow.train import load_or_train
+    from xbarflow.flow.core.paths import WEIGHTS
+    from xbarflow.flow.model.train import load_or_train
     return load_or_train(cfg, dataset, WEIGHTS)

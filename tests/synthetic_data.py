@@ -3,7 +3,7 @@ tests/test_insitu.py)."""
 
 import numpy as np
 
-from flow.data import Dataset
+from xbarflow.flow.data import Dataset
 
 
 def synthetic(n: int, seed: int) -> Dataset:

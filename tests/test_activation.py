@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from flow.golden import binary_activation, requantize_relu
-from hdl.activation import Activation
+from xbarflow.flow.model.golden import binary_activation, requantize_relu
+from xbarflow.hdl.activation import Activation
 
 SUM_BITS, DAC_BITS, MULT_BITS = 10, 4, 8
 

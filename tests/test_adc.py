@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analog_models.adc import code_range, convert, event_indices, lsb
-from flow.config import ChipConfig
+from xbarflow.analog_models.adc import code_range, convert, event_indices, lsb
+from xbarflow.flow.core.config import ChipConfig
 
 CFG = ChipConfig()   # 8 bits, v_fs 1 V -> lsb 1/128 V
 LSB = 1 / 128

@@ -1,4 +1,4 @@
-"""Argmax RTL against the golden twin (`flow.golden.argmax_lowest`), in amaranth.sim."""
+"""Argmax RTL against the golden twin (`xbarflow.flow.model.golden.argmax_lowest`), in amaranth.sim."""
 
 import gc
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from cocotb_tests.analog_bridge import pack_bus
-from flow.golden import argmax_lowest
-from hdl.argmax import Argmax
+from xbarflow.cocotb_tests.analog_bridge import pack_bus
+from xbarflow.flow.model.golden import argmax_lowest
+from xbarflow.hdl.argmax import Argmax
 
 
 def run_argmax(vectors, width):

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from analog_models.array import AnalogArray
-from analog_models.crossbar import effective_matrix
-from analog_models.dac import dac_voltages
-from analog_models.mapping import map_weights
-from analog_models.sensing import differential_voltage
-from flow.config import load
+from xbarflow.analog_models.array import AnalogArray
+from xbarflow.analog_models.crossbar import effective_matrix
+from xbarflow.analog_models.dac import dac_voltages
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.sensing import differential_voltage
+from xbarflow.flow.core.config import load
 
 # tia_gain lowered so random inputs on random weights spread over the ADC range
 BASE = load().replace(**{"sensing.tia_gain": 1.0e7})

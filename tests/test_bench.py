@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import bench
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import TIMESCALE, _runner, build, prepare_toolchain, run
+from xbarflow.flow.analysis import bench
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import TIMESCALE, _runner, build, prepare_toolchain, run
 
-from cocotb_tests.spi_transactor import HARNESS_TOP, REQ_BYTES, RESP_BYTES, harness_verilog
+from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP, REQ_BYTES, RESP_BYTES, harness_verilog
 from processes import process_group
 
 
@@ -226,7 +226,7 @@ def test_concurrent_builds_share_one_model(cfg, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, pathlib; from flow import config; from flow.sim import build; "
+    code = ("import sys, pathlib; from xbarflow.flow.core import config; from xbarflow.flow.sim.runner import build; "
             "b = build(config.load(), 'icarus', root=pathlib.Path(sys.argv[1])); "
             "print(b.digest, b.build_seconds > 0)")
     with contextlib.ExitStack() as stack:   # both process groups are killed however this ends
@@ -242,7 +242,7 @@ def test_concurrent_builds_share_one_model(cfg, tmp_path):
 
 def test_verilator_runtime_objects_are_reused_by_fresh_builds(cfg, dataset, golden_chip, tmp_path,
                                                               monkeypatch):
-    from flow import sim as sim_mod
+    from xbarflow.flow.sim import runner as sim_mod
 
     monkeypatch.setattr(sim_mod, "RUNTIME_CACHE", tmp_path / "runtime")
     first = build(cfg, "verilator", transport="hdl", root=tmp_path / "a")

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from flow.cli import main
+from xbarflow.flow.cli import main
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -48,7 +48,7 @@ def test_verilog_command_writes_files(tmp_path, capsys):
 
 
 def test_console_script_exit_status():
-    proc = subprocess.run([sys.executable, "-m", "flow.cli", "demo", "--sim", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "xbarflow.flow.cli", "demo", "--sim", "nope"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "invalid choice" in proc.stderr

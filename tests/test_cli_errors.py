@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow.cli import PLUGINS, build_parser, main
+from xbarflow.flow.cli import PLUGINS, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -95,7 +95,7 @@ def one_line_exit_2(argv, capsys) -> str:
 
 
 def run_cli(argv, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "flow.cli", *map(str, argv)], capture_output=True,
+    return subprocess.run([PYTHON, "-m", "xbarflow.flow.cli", *map(str, argv)], capture_output=True,
                           text=True, timeout=300, cwd=ROOT, env=env)
 
 
@@ -299,7 +299,7 @@ def test_unreadable_file_without_permission(tmp_path):
     f = tmp_path / "secret.toml"
     f.write_text("[adc]\nbits = 8\n")
     f.chmod(0)
-    proc = subprocess.run([PYTHON, "-m", "flow.cli", "verilog", "--out", str(tmp_path / "o"),
+    proc = subprocess.run([PYTHON, "-m", "xbarflow.flow.cli", "verilog", "--out", str(tmp_path / "o"),
                            "--config", str(f)], capture_output=True, text=True, timeout=300,
                           cwd=ROOT,
                           preexec_fn=_without_file_permission_override if os.geteuid() == 0 else None)
@@ -332,8 +332,8 @@ def test_simulator_not_installed_says_how_to_install(argv, needle, bad, tmp_path
 
 
 def test_python_m_flow_cli_plugin_errors_are_one_line(bad):
-    """`python -m flow.cli` runs the module as __main__; plugin usage errors (raised as
-    flow.cli.UsageError) used to escape as tracebacks that way."""
+    """`python -m xbarflow.flow.cli` runs the module as __main__; plugin usage errors (raised as
+    xbarflow.flow.cli.UsageError) used to escape as tracebacks that way."""
     for argv in (["cost", "--config", bad / "missing.toml"], ["classify", bad / "int32.npy"],
                  ["report", bad / "run_empty"]):
         proc = run_cli(argv)

@@ -2,7 +2,7 @@
 
 Requests are pushed into the rx stream and responses collected from the tx stream; the
 expected responses come from `protocol.encode_response` directly or from the Python
-reference model `flow.host.ChipProtocolModel`, which must agree with the RTL byte for byte.
+reference model `xbarflow.flow.host.driver.ChipProtocolModel`, which must agree with the RTL byte for byte.
 """
 
 import random
@@ -13,11 +13,19 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from flow.host import ChipProtocolModel
-from hdl import protocol
-from hdl.command import RX_FIFO_DEPTH, CommandLayer
-from hdl.protocol import Cmd, Error, Reg, Status, decode_response, encode_request, encode_response
-from hdl.registers import RegisterFile
+from xbarflow.flow.host.driver import ChipProtocolModel
+from xbarflow.hdl import protocol
+from xbarflow.hdl.command import RX_FIFO_DEPTH, CommandLayer
+from xbarflow.hdl.protocol import (
+    Cmd,
+    Error,
+    Reg,
+    Status,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from xbarflow.hdl.registers import RegisterFile
 
 GEOMETRY = 0x7A0C0062
 RESULT = 7            # the harness's stand-in controller always "classifies" as 7

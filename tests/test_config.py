@@ -2,8 +2,8 @@
 
 import pytest
 
-from flow import config as cfgmod
-from flow.config import ConfigError
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.core.config import ConfigError
 
 
 def write(tmp_path, text):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from cocotb_tests.analog_bridge import pack_bus, unpack_bus
-from flow import config as cfgmod
-from flow.golden import GoldenChip, tile_event_indices
-from hdl.controller import Controller, adc_groups, adcs_per_tile
+from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.model.golden import GoldenChip, tile_event_indices
+from xbarflow.hdl.controller import Controller, adc_groups, adcs_per_tile
 
 SETTLE, CONVERT = 3, 2
 

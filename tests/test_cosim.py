@@ -5,10 +5,10 @@ Runs on Icarus and on Verilator."""
 import numpy as np
 import pytest
 
-from flow import parity
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import build, run
+from xbarflow.flow.sim import parity
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import build, run
 
 IMAGES = 20
 

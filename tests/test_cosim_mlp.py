@@ -5,14 +5,14 @@ image by image against the golden model on Icarus and Verilator."""
 import numpy as np
 import pytest
 
-from flow import config as cfgmod
-from flow.cli import WEIGHTS_DIR
-from flow import parity
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import build, run
-from flow.train import load_or_train
-from hdl.controller import adc_groups
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.cli import WEIGHTS_DIR
+from xbarflow.flow.sim import parity
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import build, run
+from xbarflow.flow.model.train import load_or_train
+from xbarflow.hdl.controller import adc_groups
 
 IMAGES = 20
 

@@ -19,12 +19,12 @@ import json
 import numpy as np
 import pytest
 
-from flow import config as cfgmod
-from flow import sim as sim_mod
-from flow import parity
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import build, run
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.sim import runner as sim_mod
+from xbarflow.flow.sim import parity
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import build, run
 
 IMAGES = 20
 NOISE_LSB = 0.7

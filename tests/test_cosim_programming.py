@@ -6,9 +6,9 @@ then every image's class and ADC codes must equal the golden replay."""
 import numpy as np
 import pytest
 
-from flow.data import to_dac_codes
-from flow.programming_golden import program_array, programmed_chip, tile_target_levels
-from flow.sim import build, run
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.programming import program_array, programmed_chip, tile_target_levels
+from xbarflow.flow.sim.runner import build, run
 
 IMAGES = 20
 

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from cocotb_tests.spi_master import JITTER_STREAM
-from flow import sim as sim_mod
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import SimulatorError, build, run
-from hdl.spi import SPISlave
+from xbarflow.cocotb_tests.spi_master import JITTER_STREAM
+from xbarflow.flow.sim import runner as sim_mod
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import SimulatorError, build, run
+from xbarflow.hdl.spi import SPISlave
 
 PERIOD_PS = 20_000     # 50 MHz chip clock (configs/slp.toml)
 BINS = 8               # phase buckets per clock period: latency (3 - phase) clocks

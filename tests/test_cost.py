@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import cost
-from flow.cli import WEIGHTS_DIR, main
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.sim import build, run
-from flow.train import load_or_train
+from xbarflow.flow.analysis import cost
+from xbarflow.flow.cli import WEIGHTS_DIR, main
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.sim.runner import build, run
+from xbarflow.flow.model.train import load_or_train
 
 
 def _report(cfg, dataset, images=200):
@@ -123,7 +123,7 @@ def test_cli_synth_without_tools_still_prints_the_rest(tmp_path, capsys, monkeyp
 
 
 def test_fmax_wrapper_keeps_every_port(cfg, tmp_path):
-    from flow.verilog import generate
+    from xbarflow.flow.sim.verilog import generate
     rtl = generate(cfg, tmp_path)
     sidecar = json.loads(rtl.sidecar.read_text())
     text = cost.fmax_wrapper(sidecar)
@@ -147,7 +147,7 @@ def test_synthesis_of_a_small_chip(cfg, tmp_path):
     """Yosys and nextpnr-ice40 run for real (`make setup` installs them; without them this
     fails with the install command): the area is plausible for a 16-row chip and the fmax is
     the one nextpnr reports after routing."""
-    from hdl.protocol import Reg
+    from xbarflow.hdl.protocol import Reg
 
     missing = cost.synth_tools_missing()
     if missing:

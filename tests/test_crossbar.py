@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from analog_models.crossbar import distortion, effective_matrix, ideal_matrix
+from xbarflow.analog_models.crossbar import distortion, effective_matrix, ideal_matrix
 
 
 def _dense_reference(g: np.ndarray, wire_r: float, partitions: int) -> np.ndarray:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analog_models.dac import dac_voltages, validate_codes
-from flow.config import ChipConfig
+from xbarflow.analog_models.dac import dac_voltages, validate_codes
+from xbarflow.flow.core.config import ChipConfig
 
 CFG = ChipConfig()   # 4-bit DAC, v_read 0.2 V
 

@@ -1,4 +1,4 @@
-"""flow.data: loaders and their error messages, input shaping, input-buffer packing."""
+"""xbarflow.flow.data: loaders and their error messages, input shaping, input-buffer packing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import config
-from flow.data import (DataError, image_to_codes, load_dataset, load_image, pack_codes,
-                       resize, to_dac_codes, unpack_codes)
+from xbarflow.flow.core import config
+from xbarflow.flow.data import (
+    DataError,
+    image_to_codes,
+    load_dataset,
+    load_image,
+    pack_codes,
+    resize,
+    to_dac_codes,
+    unpack_codes,
+)
 
 CFG = config.load()
 NAMES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",

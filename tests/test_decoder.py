@@ -4,7 +4,7 @@
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.decoder import AddressDecoder, address_bits
+from xbarflow.hdl.decoder import AddressDecoder, address_bits
 
 
 def run(dut, bench):

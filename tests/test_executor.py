@@ -1,4 +1,4 @@
-"""flow.executor: local process pool, inline runs, Dask on a loopback LocalCluster, and
+"""xbarflow.flow.sim.executor: local process pool, inline runs, Dask on a loopback LocalCluster, and
 interruption (SIGINT to the parent or its whole group) that leaves no process behind."""
 
 import contextlib
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flow.executor import ExecutorError, JobError, chunk, default_jobs, map_jobs
+from xbarflow.flow.sim.executor import ExecutorError, JobError, chunk, default_jobs, map_jobs
 from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
 
@@ -174,7 +174,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     import test_executor as t
-    from flow.executor import map_jobs
+    from xbarflow.flow.sim.executor import map_jobs
     jobs, where = {jobs!r}, sys.argv[1:]
     try:
         if where:   # a Dask scheduler's address

@@ -19,12 +19,17 @@ import json
 import numpy as np
 import pytest
 
-from analog_models.mapping import level_conductance
-from analog_models.programming import DeviceArray, stuck_maps, verify_window
-from flow import config as config_mod
-from flow.data import to_dac_codes
-from flow.programming_golden import (accuracy_after_programming, program_array,
-                                     program_array_stepwise, programmed_chip, tile_target_levels)
+from xbarflow.analog_models.mapping import level_conductance
+from xbarflow.analog_models.programming import DeviceArray, stuck_maps, verify_window
+from xbarflow.flow.core import config as config_mod
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.programming import (
+    accuracy_after_programming,
+    program_array,
+    program_array_stepwise,
+    programmed_chip,
+    tile_target_levels,
+)
 
 FAULTS = {
     "stuck": {"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025},
@@ -109,8 +114,8 @@ def test_literal_write_verify_equals_fast_replay(fault):
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_inference_completes_and_the_report_shows_the_accuracy_cost(fault, cfg, dataset, weights,
                                                                    test_codes, tmp_path):
-    from flow.cli import _programming_report
-    from flow.golden import GoldenChip
+    from xbarflow.flow.cli import _programming_report
+    from xbarflow.flow.model.golden import GoldenChip
 
     c = cfg.replace(**FAULTS[fault])
     labels = dataset.y_test.astype(np.int64)
@@ -149,7 +154,7 @@ def test_cosim_dead_partition_matches_golden(cfg, dataset, weights, tmp_path):
     """The chip programs itself with partition 3 dead (Verilator, SPI): programming ends by the
     timeout, PROG_FAILURES and every cell's pulses and final state equal the golden replay, and
     the inference that follows equals the golden chip on the programmed (damaged) array."""
-    from flow.sim import build, run
+    from xbarflow.flow.sim.runner import build, run
 
     c = cfg.replace(**FAULTS["dead_partition"])
     targets = tile_target_levels(c, weights.w)
@@ -171,8 +176,8 @@ def test_cosim_dead_partition_matches_golden(cfg, dataset, weights, tmp_path):
 # -- watchdogs -----------------------------------------------------------------------------------
 
 def _stalled_run(cfg, dataset, tmp_path, monkeypatch, transport="pins"):
-    from flow.golden import GoldenChip
-    from flow.sim import SimulatorError, build, run
+    from xbarflow.flow.model.golden import GoldenChip
+    from xbarflow.flow.sim.runner import SimulatorError, build, run
 
     monkeypatch.setenv("XBARFLOW_TEST_FAULT", "adc_never_answers")
     chip = GoldenChip.from_weights(cfg, np.random.default_rng(0).standard_normal((cfg.rows, cfg.outputs)))
@@ -204,7 +209,7 @@ def test_watchdog_says_when_states_are_not_visible(cfg, dataset, tmp_path, monke
 def test_watchdog_report_names_internal_fsms_not_host_paced_ones():
     """Without a simulator: fake dut handles. A non-idle controller is 'stalled'; the command
     parser half-way through a frame is only listed (the host paces it); hidden states say so."""
-    from cocotb_tests.watchdog import Watchdog
+    from xbarflow.cocotb_tests.watchdog import Watchdog
 
     class H:
         def __init__(self, **kw):
@@ -232,7 +237,7 @@ def test_watchdog_report_names_internal_fsms_not_host_paced_ones():
 def test_watchdog_names_the_command_layer_fsms_by_their_modules():
     """The command layer's receiver, executor and transmitter read as 'command receiver' etc.;
     all three are host-paced, so a frame half-received is listed, never 'stalled'."""
-    from cocotb_tests.watchdog import Watchdog
+    from xbarflow.cocotb_tests.watchdog import Watchdog
 
     class H:
         def __init__(self, **kw):

@@ -11,9 +11,15 @@ import sys
 
 import pytest
 
-from flow import figures
-from flow.figures_readme import README, BLOCKS, ReadmeError, check_readme, render_readme
-from flow.train import reference_manifest
+from xbarflow.flow.analysis import figures
+from xbarflow.flow.analysis.figures_readme import (
+    README,
+    BLOCKS,
+    ReadmeError,
+    check_readme,
+    render_readme,
+)
+from xbarflow.flow.model.train import reference_manifest
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +85,8 @@ def test_reference_figures_recompute_exactly(stored):
 
 SCRIPT = """
 import hashlib, json
-from flow import config, figures, train
-from flow.data import load_dataset, to_dac_codes
+from xbarflow.flow.core import config; from xbarflow.flow.analysis import figures; from xbarflow.flow.model import train
+from xbarflow.flow.data import load_dataset, to_dac_codes
 cfg = config.load(); ds = load_dataset()
 w = train.load_reference(cfg, ds)
 codes = to_dac_codes(ds.x_test, cfg)
@@ -95,7 +101,7 @@ print(json.dumps(out, sort_keys=True))
 
 def test_figures_do_not_depend_on_the_blas_thread_count():
     """One BLAS thread and two (this machine's cores) print the same figures of the default
-    config, bit for bit: the software accuracy's float sums included (flow.train.float_scores,
+    config, bit for bit: the software accuracy's float sums included (xbarflow.flow.model.train.float_scores,
     a fixed order). `make figures-check` under both settings covers every reference figure."""
     outputs = []
     for threads in ("1", "2"):

@@ -15,11 +15,11 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from flow import fuzz
-from flow.host import ChipProtocolModel
-from hdl import protocol
-from hdl.protocol import Cmd, Error, Reg, Status, decode_response
-from hdl.uart import UART
+from xbarflow.flow.analysis import fuzz
+from xbarflow.flow.host.driver import ChipProtocolModel
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Error, Reg, Status, decode_response
+from xbarflow.hdl.uart import UART
 
 
 def model_for(cfg):

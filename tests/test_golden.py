@@ -4,10 +4,10 @@ and binary-MLP targets on the full test set (tiling and the digital steps: test_
 import numpy as np
 import pytest
 
-from flow import config as cfgmod
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip, argmax_lowest
-from flow.train import software_accuracy, software_scores
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip, argmax_lowest
+from xbarflow.flow.model.train import software_accuracy, software_scores
 
 
 def test_full_test_set_accuracy_with_wire_resistance(cfg, dataset, weights):
@@ -37,8 +37,8 @@ def test_argmax_lowest_index_wins():
 
 @pytest.fixture(scope="module", params=[("mlp", 0.97), ("mlp_binary", 0.94)], ids=["mlp", "mlp_binary"])
 def mlp_case(request, dataset):
-    from flow.cli import WEIGHTS_DIR
-    from flow.train import load_or_train
+    from xbarflow.flow.cli import WEIGHTS_DIR
+    from xbarflow.flow.model.train import load_or_train
     name, target = request.param
     c = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
     return c, load_or_train(c, dataset, WEIGHTS_DIR), target

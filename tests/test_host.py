@@ -4,11 +4,27 @@ import asyncio
 
 import pytest
 
-from flow.config import ChipConfig
-from flow.host import (ChipProtocolModel, HostDriver, InferenceTimeout, NackError,
-                       ProgrammingTimeout, Transport, decode_outputs, encode_outputs)
-from hdl import protocol
-from hdl.protocol import Cmd, Error, ProtocolError, Reg, Status, encode_request, encode_response
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.host.driver import (
+    ChipProtocolModel,
+    HostDriver,
+    InferenceTimeout,
+    NackError,
+    ProgrammingTimeout,
+    Transport,
+    decode_outputs,
+    encode_outputs,
+)
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import (
+    Cmd,
+    Error,
+    ProtocolError,
+    Reg,
+    Status,
+    encode_request,
+    encode_response,
+)
 
 CODES = [-128, 127, -1, 0, 5, -77, 100, -3, 64, -64]
 

@@ -3,7 +3,7 @@
 
 from amaranth.sim import Simulator
 
-from hdl.input_buffer import InputBuffer
+from xbarflow.hdl.input_buffer import InputBuffer
 
 
 def run_writes(code_bits, writes):

@@ -1,4 +1,4 @@
-"""flow.insitu: in-situ Manhattan-rule training on the device programming model."""
+"""xbarflow.flow.model.insitu: in-situ Manhattan-rule training on the device programming model."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from analog_models.programming import logistic_rate
-from flow import config, insitu, train
-from flow.config import ConfigError
-from flow.data import Dataset, to_dac_codes
-from flow.golden import GoldenChip
+from xbarflow.analog_models.programming import logistic_rate
+from xbarflow.flow.core import config
+from xbarflow.flow.model import insitu, train
+from xbarflow.flow.core.config import ConfigError
+from xbarflow.flow.data import Dataset, to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
 from synthetic_data import synthetic
 
 CFG = config.load()
@@ -213,7 +214,7 @@ def test_method_is_accepted_for_any_depth_and_auto_is_unchanged():
 def test_demo_cosimulates_the_trained_devices(tmp_path, slp_weights, capsys):
     """`xbarflow demo` on in-situ weights: the chip and its golden reference are the trained
     devices' own conductances (not their level mapping), co-simulated with parity."""
-    from flow.cli import main
+    from xbarflow.flow.cli import main
 
     data = tmp_path / "synthetic.npz"
     np.savez(data, x_train=DATA.x_train, y_train=DATA.y_train, x_test=DATA.x_test, y_test=DATA.y_test)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analog_models.mapping import map_weights, normalize
-from flow.config import ChipConfig
+from xbarflow.analog_models.mapping import map_weights, normalize
+from xbarflow.flow.core.config import ChipConfig
 
 CFG = ChipConfig().replace(**{"quant.weight_levels": 5})   # levels 0..4
 G_ON, G_OFF = CFG.device.g_on, CFG.device.g_off

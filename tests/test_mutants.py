@@ -1,4 +1,4 @@
-"""The mutant catalogue and its runner (flow/mutants.py): every mutant still applies to the
+"""The mutant catalogue and its runner (flow/analysis/mutants.py): every mutant still applies to the
 code, a fast subset is killed through the real runner, and the runner itself can fail (a
 harmless mutant survives, a mutant whose code moved stops the run, a hang is no kill)."""
 
@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from flow import mutants as mut
+from xbarflow.flow.analysis import mutants as mut
 
 # Each killed by one fast unit test; together they cover hdl/, analog_models/ and flow/.
 FAST_SUBSET = ["argmax_tie_break_last", "write_ack_and_becomes_or", "adc_round_floor",
@@ -41,13 +41,13 @@ def test_every_mutant_applies_to_the_current_code(catalogue):
     mut.check_catalogue(catalogue, mut.ROOT)      # each original found exactly once, tests exist
     assert len(catalogue) >= 32
     files = {m.file for m in catalogue}
-    assert {"flow/host.py", "flow/golden.py"} <= files
+    assert {"flow/host/driver.py", "flow/model/golden.py"} <= files
     assert sum(f.startswith("hdl/") for f in files) >= 10
     assert sum(f.startswith("analog_models/") for f in files) >= 6
 
 
 def test_check_command_says_every_mutant_applies():
-    out = subprocess.run([sys.executable, "-m", "flow.mutants", "--check"], cwd=mut.ROOT,
+    out = subprocess.run([sys.executable, "-m", "xbarflow.flow.analysis.mutants", "--check"], cwd=mut.ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "each original found exactly once" in out.stdout
@@ -205,6 +205,6 @@ def test_readme_table_lists_every_mutant_killed(catalogue):
     block = text[text.index(mut.README_BEGIN) + len(mut.README_BEGIN):text.index(mut.README_END)]
     rows = [line.split("|") for line in block.splitlines() if line.startswith("| `")]
     assert [r[1].strip().strip("`") for r in rows] == [m.name for m in catalogue], \
-        "refresh it: python -m flow.mutants --readme README.md"
+        "refresh it: python -m xbarflow.flow.analysis.mutants --readme README.md"
     assert {r[3].strip() for r in rows} == {"killed"}
     assert f"Mutation score: {len(catalogue)}/{len(catalogue)} killed (100.0 %)" in block

@@ -27,10 +27,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from analog_models.array import AnalogArray
-from analog_models.mapping import level_conductance, map_weights
-from flow import config as cfgmod
-from flow.golden import GoldenChip
+from xbarflow.analog_models.array import AnalogArray
+from xbarflow.analog_models.mapping import level_conductance, map_weights
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.model.golden import GoldenChip
 
 SLP_TOML = cfgmod.CONFIG_DIR / "slp.toml"
 
@@ -319,7 +319,7 @@ def test_cosimulated_chip_reads_back_the_oracle_codes(cfg, conductance, oracle, 
                                                       tmp_path_factory):
     """The stimuli as 14 x 14 images (pixel = 17 * code, so to_dac_codes gives the code back)
     through the Icarus-simulated chip; the sums the RTL read back and its RESULT class."""
-    from flow.sim import build, run
+    from xbarflow.flow.sim.runner import build, run
 
     codes = np.stack(list(STIMULI.values()))
     side = RAW["network"]["input_size"]

@@ -1,7 +1,7 @@
 """Independent oracle of the MLP's digital arithmetic: per-tile ADC codes, layer sums,
 requantised ReLU clip((s * mult) >> shift, 0, 15), binary activation and the lowest-index
 argmax, computed here with plain Python integers and compared with the golden model
-(`flow.golden`) and with the RTL controller (hdl/controller.py with hdl/activation.py and
+(`xbarflow.flow.model.golden`) and with the RTL controller (hdl/controller.py with hdl/activation.py and
 hdl/argmax.py, in amaranth.sim).
 
 The network is configs/mlp.toml's arithmetic (4-bit DAC codes, 8-bit signed ADC, shift 8,
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from cocotb_tests.analog_bridge import pack_bus, unpack_bus
-from flow import config as cfgmod
-from flow.golden import GoldenChip, argmax_lowest, binary_activation, requantize_relu
-from hdl.controller import Controller, adcs_per_tile
+from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.model.golden import GoldenChip, argmax_lowest, binary_activation, requantize_relu
+from xbarflow.hdl.controller import Controller, adcs_per_tile
 
 MLP_TOML = cfgmod.CONFIG_DIR / "mlp.toml"
 SMALL = {"network.input_size": 4, "network.layers": [12, 4],

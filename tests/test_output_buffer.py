@@ -2,13 +2,13 @@
 """OutputBuffer in amaranth.sim: the bytes READ_BUF sees for known signed sums.
 
 Expected bytes are written out by hand from the definition (sum k sign-extended to 16 bits,
-two's complement, high byte at 2k, low byte at 2k + 1), not taken from `flow.host`.
+two's complement, high byte at 2k, low byte at 2k + 1), not taken from `xbarflow.flow.host.driver`.
 """
 
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.output_buffer import OutputBuffer
+from xbarflow.hdl.output_buffer import OutputBuffer
 
 
 def read_bytes(sums, sum_bits, addresses):

@@ -1,4 +1,4 @@
-"""Parity is on what the chip computed (`flow.parity`): the class from RESULT, the final-layer
+"""Parity is on what the chip computed (`xbarflow.flow.sim.parity`): the class from RESULT, the final-layer
 sums read back and the DAC codes driven tile by tile, never the analog bridge's own codes.
 
 The unit tests feed hand-written answers and golden results; the co-simulations apply a
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import parity
-from flow.config import TileSpec
-from flow.golden import GoldenResult, GoldenTrace
+from xbarflow.flow.sim import parity
+from xbarflow.flow.core.config import TileSpec
+from xbarflow.flow.model.golden import GoldenResult, GoldenTrace
 
 # -- the definition ------------------------------------------------------------------------------
 
@@ -109,9 +109,10 @@ IMAGES = 20
 def mutant_flow(cfg, weights, tmp_path_factory):
     """The flow with the mutated controller: Verilog generated from it, simulator models built
     into a temporary folder (never the checkout's build/), cached weights in a temporary folder."""
-    import hdl.controller as controller
-    from flow import cli, sim
-    from flow.train import cache_path, save
+    import xbarflow.hdl.controller as controller
+    from xbarflow.flow import cli
+    from xbarflow.flow.sim import runner as sim
+    from xbarflow.flow.model.train import cache_path, save
 
     source = Path(controller.__file__).read_text()
     assert source.count(ACCUMULATE) == 1, "hdl/controller.py's ACCUMULATE line changed: update MUTANT"
@@ -138,8 +139,8 @@ def _wrap(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def test_demo_on_the_accumulate_mutant_reports_parity_below_one(cfg, mutant_flow, capsys):
-    from flow.cli import main
-    from hdl.controller import sum_bits
+    from xbarflow.flow.cli import main
+    from xbarflow.hdl.controller import sum_bits
 
     out = mutant_flow / "demo"
     assert main(["demo", "--sim", "verilator", "--images", str(IMAGES), "--out", str(out)]) == 1
@@ -163,7 +164,7 @@ def test_demo_on_the_accumulate_mutant_reports_parity_below_one(cfg, mutant_flow
 def test_sim_on_the_accumulate_mutant_reports_parity_below_one(mutant_flow, capsys):
     """On Icarus: its build takes seconds where Verilator's takes most of a minute (and the demo
     above has shown Verilator)."""
-    from flow.cli import main
+    from xbarflow.flow.cli import main
 
     out = mutant_flow / "sim-run"
     assert main(["sim", "--sim", "icarus", "--images", str(IMAGES), "--jobs", "1",

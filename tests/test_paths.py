@@ -1,4 +1,4 @@
-"""flow.paths: one place resolves build/ and runs/; tests never write into the checkout's."""
+"""xbarflow.flow.core.paths: one place resolves build/ and runs/; tests never write into the checkout's."""
 
 import os
 import subprocess
@@ -6,11 +6,14 @@ import sys
 
 from user_files import CHECKOUT, changed_user_files, snapshot_user_folders
 
-from flow import cli, paths, programming_golden, sim
+from xbarflow.flow import cli
+from xbarflow.flow.core import paths
+from xbarflow.flow.model import programming as programming_golden
+from xbarflow.flow.sim import runner as sim
 
 
 def _paths_in_a_fresh_process(env: dict) -> list[str]:
-    code = "from flow import paths; print(paths.BUILD); print(paths.RUNS); print(paths.WEIGHTS)"
+    code = "from xbarflow.flow.core import paths; print(paths.BUILD); print(paths.RUNS); print(paths.WEIGHTS)"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=CHECKOUT, capture_output=True,
                          text=True, check=True).stdout
     return out.split()

@@ -7,7 +7,7 @@ only from the cell's minimum amplitude level on. So some cells need a known numb
 pulses, some need the amplitude ramp, some overshoot forever (step 2, odd distance) and some
 never move (step 0): the last two hit the timeout. The bench checks every verify and pulse
 on the boundary as it happens, and the whole pulse sequence against a Python replay of the
-algorithm in `hdl.programmer`'s docstring on an identical copy of the cells.
+algorithm in `xbarflow.hdl.programmer`'s docstring on an identical copy of the cells.
 """
 
 import copy
@@ -18,13 +18,13 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
-from flow.config import ChipConfig
-from flow.host import HostDriver, NackError
-from hdl import protocol
-from hdl.programmer import Programmer, level_bits
-from hdl.protocol import Reg
-from hdl.top import Top
-from hdl.write_ack import WriteAck
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.host.driver import HostDriver, NackError
+from xbarflow.hdl import protocol
+from xbarflow.hdl.programmer import Programmer, level_bits
+from xbarflow.hdl.protocol import Reg
+from xbarflow.hdl.top import Top
+from xbarflow.hdl.write_ack import WriteAck
 
 SMALL = {
     "network.input_size": 2, "network.layers": [2],
@@ -351,7 +351,7 @@ def test_default_chip_geometry_builds():
 # -- the whole Top over the UART pins: WRITE_TARGETS, START_PROGRAM, mutual exclusion --------
 
 class SimUart:
-    """A `flow.host.Transport` bit-banging 8N1 on the Top's uart_rx / reading uart_tx."""
+    """A `xbarflow.flow.host.driver.Transport` bit-banging 8N1 on the Top's uart_rx / reading uart_tx."""
 
     def __init__(self, ctx, top, divider, received):
         self.ctx, self.top, self.divider, self.received = ctx, top, divider, received

@@ -3,13 +3,25 @@
 import numpy as np
 import pytest
 
-from analog_models.mapping import level_conductance
-from analog_models.programming import (DeviceArray, c2c_factor, d2d_map, level_step,
-                                       logistic_rate, stuck_maps, verify_window)
-from flow.config import ChipConfig
-from flow.data import to_dac_codes
-from flow.programming_golden import (accuracy_after_programming, place_levels, program_array,
-                                     program_array_stepwise, tile_target_levels)
+from xbarflow.analog_models.mapping import level_conductance
+from xbarflow.analog_models.programming import (
+    DeviceArray,
+    c2c_factor,
+    d2d_map,
+    level_step,
+    logistic_rate,
+    stuck_maps,
+    verify_window,
+)
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.programming import (
+    accuracy_after_programming,
+    place_levels,
+    program_array,
+    program_array_stepwise,
+    tile_target_levels,
+)
 
 SMALL = ChipConfig().replace(**{"crossbar.tile_rows": 10, "crossbar.tile_cols": 6,
                                 "crossbar.partitions": 3})       # partitions of 4, 3, 3 rows

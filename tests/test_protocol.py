@@ -1,5 +1,5 @@
 """Independent oracle of the command layer's frame check: CRC-8/AUTOSAR written from its
-definition, never from `amaranth.lib.crc` or `hdl.protocol`.
+definition, never from `amaranth.lib.crc` or `xbarflow.hdl.protocol`.
 
 CRC-8/AUTOSAR (the catalogue entry hdl/protocol.py names): width 8, polynomial
 x^8 + x^5 + x^3 + x^2 + x + 1 (0x2F), initial register 0xFF, no input or output reflection,
@@ -17,10 +17,20 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from flow.host import ChipProtocolModel, HostDriver
-from hdl import protocol
-from hdl.command import CommandLayer
-from hdl.protocol import SYNC, Cmd, Error, FrameSplitter, ProtocolError, Reg, Status, encode_request, encode_response
+from xbarflow.flow.host.driver import ChipProtocolModel, HostDriver
+from xbarflow.hdl import protocol
+from xbarflow.hdl.command import CommandLayer
+from xbarflow.hdl.protocol import (
+    SYNC,
+    Cmd,
+    Error,
+    FrameSplitter,
+    ProtocolError,
+    Reg,
+    Status,
+    encode_request,
+    encode_response,
+)
 
 POLY = 0x2F        # x^8 + x^5 + x^3 + x^2 + x + 1, the x^8 term implicit
 INIT = 0xFF
@@ -120,7 +130,7 @@ class ScriptedLink:
 
 
 def test_host_driver_frame_check():
-    from flow import config as cfgmod
+    from xbarflow.flow.core import config as cfgmod
 
     cfg = cfgmod.load()
     link = ScriptedLink(ID_RESPONSE, ID_RESPONSE[:-1] + bytes([ID_RESPONSE[-1] ^ 1]))

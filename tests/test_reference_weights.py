@@ -11,10 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
-from flow import config, train
-from flow.data import Dataset, to_dac_codes
-from flow.golden import GoldenChip
-from flow.paths import REFERENCE_WEIGHTS
+from xbarflow.flow.core import config
+from xbarflow.flow.model import train
+from xbarflow.flow.data import Dataset, to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.core.paths import REFERENCE_WEIGHTS
 from synthetic_data import synthetic
 
 #: every shipped config, and the in-situ SLP whose figures the README shows
@@ -121,7 +122,7 @@ def test_the_training_command_writes_reference_weights(tmp_path, capsys):
     made = json.loads(capsys.readouterr().out)
     assert made["weights"] == "trained" and made["reference_weights"] == str(tmp_path / "ref" / "slp-lbfgs.npz")
     entry = json.loads((tmp_path / "ref" / "manifest.json").read_text())["weights"]["slp-lbfgs"]
-    assert entry["command"] == ("python -m flow.train configs/slp.toml --set network.input_size=4 "
+    assert entry["command"] == ("python -m xbarflow.flow.model.train configs/slp.toml --set network.input_size=4 "
                                 "--set train.maxiter=20 --reference")
     assert train.main(argv) == 0
     again = json.loads(capsys.readouterr().out)
@@ -142,7 +143,7 @@ def test_retraining_lands_within_0_3_points_of_the_reference_weights(name, datas
     retrained = train.train(cfg, dataset)
     pairs = [(golden_accuracy(GoldenChip.from_weights(cfg, w), cfg, dataset) for w in (reference, retrained))]
     if cfg.train.method == "manhattan":
-        from flow.insitu import device_chip
+        from xbarflow.flow.model.insitu import device_chip
         pairs.append(golden_accuracy(device_chip(cfg, w), cfg, dataset) for w in (reference, retrained))
     for ref_acc, new_acc in (tuple(p) for p in pairs):
         assert abs(new_acc - ref_acc) <= 0.003, f"{name}: retrained {new_acc:.4f}, reference {ref_acc:.4f}"

@@ -2,9 +2,9 @@
 
 from amaranth.sim import Simulator
 
-from hdl import protocol
-from hdl.protocol import Reg
-from hdl.registers import RegisterFile
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Reg
+from xbarflow.hdl.registers import RegisterFile
 
 GEOMETRY = 0x7A0A00C4
 

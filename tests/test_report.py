@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from flow import report as rep
-from flow.cli import main
+from xbarflow.flow.analysis import report as rep
+from xbarflow.flow.cli import main
 
 # A 3-class case, true class in rows, predicted in columns:
 #            pred 0  1  2     support
@@ -137,8 +137,8 @@ def test_cross_entropy_from_scores_uses_scale():
 # -- logit scale against the golden model -------------------------------------------------
 
 def _golden_vs_logits(cfg, weights, dataset, n=2000):
-    from flow.data import to_dac_codes
-    from flow.golden import GoldenChip
+    from xbarflow.flow.data import to_dac_codes
+    from xbarflow.flow.model.golden import GoldenChip
     codes = to_dac_codes(dataset.x_test[:n], cfg)
     chip = GoldenChip.from_weights(cfg, weights.w)
     adc = chip.infer(codes).adc_codes
@@ -147,8 +147,8 @@ def _golden_vs_logits(cfg, weights, dataset, n=2000):
 
 
 def test_logit_scale_matches_golden(cfg, weights, dataset):
-    from analog_models.adc import code_range
-    from analog_models.mapping import map_weights
+    from xbarflow.analog_models.adc import code_range
+    from xbarflow.analog_models.mapping import map_weights
     chip, codes, adc, x = _golden_vs_logits(cfg, weights, dataset)
     s = rep.logit_scale(cfg, weights)
     assert rep.logit_scale(cfg, weights.w) == s
@@ -170,8 +170,8 @@ def test_logit_scale_matches_golden(cfg, weights, dataset):
     slope = float(np.sum(adc[ok] * logits[ok]) / np.sum(logits[ok] ** 2))
     assert slope == pytest.approx(s, rel=0.01)
     # exact before the ADC, wire_r = 0: volts / lsb == s * dequantised logits
-    from analog_models.adc import lsb
-    from flow.golden import GoldenChip
+    from xbarflow.analog_models.adc import lsb
+    from xbarflow.flow.model.golden import GoldenChip
     ideal = GoldenChip.from_weights(cfg.replace(**{"crossbar.wire_r": 0.0}), w)
     np.testing.assert_allclose(ideal.array.scores_volts(codes) / lsb(cfg), s * deq,
                                rtol=1e-9, atol=1e-9 * s * np.abs(deq).max())

@@ -6,8 +6,8 @@ import itertools
 import pytest
 from amaranth.sim import Simulator
 
-from flow.config import ChipConfig
-from hdl.selector import Selector
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.hdl.selector import Selector
 
 PARTITION_ROWS = (3, 3, 2, 2)      # uneven: 10 rows, the first partitions one row longer
 COLS = 5

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from analog_models.sensing import differential_voltage, settling_cycles, settling_time
-from flow.config import ChipConfig
+from xbarflow.analog_models.sensing import differential_voltage, settling_cycles, settling_time
+from xbarflow.flow.core.config import ChipConfig
 
 CFG = ChipConfig()   # gain 1e8 V/A, 10 MHz, 50 MHz clock
 

@@ -13,10 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow.cli import main
-from flow.hold import HOLD_ENV
-from flow.shard import (RUN_KEYS, merge, plan_shards, read_result, shard_key, stable_view,
-                        write_result)
+from xbarflow.flow.cli import main
+from xbarflow.flow.core.hold import HOLD_ENV
+from xbarflow.flow.sim.shards import (
+    RUN_KEYS,
+    merge,
+    plan_shards,
+    read_result,
+    shard_key,
+    stable_view,
+    write_result,
+)
 from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +88,8 @@ def _payload(indices, classes, sums, dac, total=28):
 
 def _golden(classes, sums, codes):
     """A traced golden result of a one-tile chip (2 inputs, 2 outputs), written out by hand."""
-    from flow.config import TileSpec
-    from flow.golden import GoldenResult, GoldenTrace
+    from xbarflow.flow.core.config import TileSpec
+    from xbarflow.flow.model.golden import GoldenResult, GoldenTrace
 
     tile = TileSpec(index=0, layer=0, row_tile=0, col_tile=0, row_start=0, row_stop=codes.shape[1],
                     out_start=0, out_stop=sums.shape[1])
@@ -192,7 +199,7 @@ def test_sim_dask_cluster_gives_the_local_report(local_run, tmp_path):
 def test_sim_sigint_keeps_finished_shards_and_resumes(jobs, local_run, tmp_path):
     """Ctrl-C (SIGINT to the whole foreground group) once shard 0 has finished and the next
     shards are provably running: their simulators are held before image 5 (shard 1) and image 9
-    (shard 2) by the bench's test hook (flow/hold.py), so the run cannot end first, whatever the
+    (shard 2) by the bench's test hook (flow/core/hold.py), so the run cannot end first, whatever the
     load. With --dask the client is interrupted and the cluster runs in a group of its own."""
     _, local = local_run
     out, holds = tmp_path / "run", tmp_path / "holds"
@@ -201,7 +208,7 @@ def test_sim_sigint_keeps_finished_shards_and_resumes(jobs, local_run, tmp_path)
     for name in held:
         (holds / f"{name}.hold").write_text("")
     env = {**os.environ, HOLD_ENV: str(holds)}
-    cmd = [sys.executable, "-m", "flow.cli", "sim", "--sim", "verilator", "--images", "12",
+    cmd = [sys.executable, "-m", "xbarflow.flow.cli", "sim", "--sim", "verilator", "--images", "12",
            "--shard-size", "4", "--out", str(out)]
     with contextlib.ExitStack() as stack:
         if jobs == "dask":

@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.spi import SPISlave
+from xbarflow.hdl.spi import SPISlave
 
 CS_SETUP = 2   # extra clocks from CS falling to the first bit's half period (>= 4 in total)
 

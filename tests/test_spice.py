@@ -1,5 +1,5 @@
 """ngspice cross-check of the crossbar model: the exported netlist is the network that
-analog_models.crossbar solves, so its column currents agree within 0.1 % (measured: ~1e-12).
+xbarflow.analog_models.crossbar solves, so its column currents agree within 0.1 % (measured: ~1e-12).
 
 Needs ngspice (`make setup` installs it through tools/ensure-ngspice.sh); without it these tests
 fail with the install command."""
@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from analog_models.crossbar import effective_matrix
-from flow import spice
-from flow.cli import main
+from xbarflow.analog_models.crossbar import effective_matrix
+from xbarflow.flow.analysis import spice
+from xbarflow.flow.cli import main
 
 # (rows, cols, wire_r ohm, partitions): small arrays with cells of 10-100 uS, where 1-5 ohm
 # wires move the column currents by whole percents.

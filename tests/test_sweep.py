@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from flow import sweep
-from flow.cli import WEIGHTS_DIR, main
-from flow.data import to_dac_codes
-from flow.golden import GoldenChip
-from flow.hold import HOLD_ENV
-from flow.train import load_or_train
+from xbarflow.flow.analysis import sweep
+from xbarflow.flow.cli import WEIGHTS_DIR, main
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.core.hold import HOLD_ENV
+from xbarflow.flow.model.train import load_or_train
 from processes import assert_all_gone, process_group, tree, wait_for
 
 
@@ -118,13 +118,13 @@ def test_unreachable_dask_scheduler_is_a_usage_error(tmp_path, capsys):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_is_an_interrupt_not_a_failed_point(jobs, tmp_path):
     """SIGINT to the whole group while every point that can run is held inside
-    `evaluate_point` (the test hook of flow/hold.py): exit 130, no row written, no process left."""
+    `evaluate_point` (the test hook of flow/core/hold.py): exit 130, no row written, no process left."""
     holds = tmp_path / "holds"
     holds.mkdir()
     held = ["sweep-adc.bits=4"] if jobs == "1" else ["sweep-adc.bits=4", "sweep-adc.bits=8"]
     for name in held:
         (holds / f"{name}.hold").write_text("")
-    cmd = [sys.executable, "-m", "flow.cli", "sweep", "--param", "adc.bits=4,8", "--jobs", jobs,
+    cmd = [sys.executable, "-m", "xbarflow.flow.cli", "sweep", "--param", "adc.bits=4,8", "--jobs", jobs,
            "--out", str(tmp_path / "out")]
     with process_group(cmd, env={**os.environ, HOLD_ENV: str(holds)}, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True) as proc:

@@ -6,14 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analog_models.array import AnalogArray
-from analog_models.mapping import map_weights
-from flow import config
-from flow.cli import WEIGHTS_DIR
-from flow.config import ChipConfig, ConfigError
-from flow.data import to_dac_codes
-from flow.golden import (GoldenChip, binary_activation, requantize_relu, tile_event_indices)
-from flow.train import load_or_train
+from xbarflow.analog_models.array import AnalogArray
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.flow.core import config
+from xbarflow.flow.cli import WEIGHTS_DIR
+from xbarflow.flow.core.config import ChipConfig, ConfigError
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import (
+    GoldenChip,
+    binary_activation,
+    requantize_relu,
+    tile_event_indices,
+)
+from xbarflow.flow.model.train import load_or_train
 
 #: Uneven on purpose: 25 inputs over row tiles of 10 (10, 10, 5), 7 hidden outputs over column
 #: tiles of 3 (3, 3, 1), 7 hidden inputs in one row tile of 7, 3 classes in one column tile.

@@ -1,13 +1,14 @@
-"""flow.train: learns, is deterministic, level-aware, and its cache and files round-trip."""
+"""xbarflow.flow.model.train: learns, is deterministic, level-aware, and its cache and files round-trip."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analog_models.mapping import map_weights
-from flow import config, train
-from flow.data import DataError, Dataset, load_dataset, to_dac_codes
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.flow.core import config
+from xbarflow.flow.model import train
+from xbarflow.flow.data import DataError, Dataset, load_dataset, to_dac_codes
 from synthetic_data import synthetic
 
 CFG = config.load()
@@ -195,8 +196,8 @@ def test_mlp_training_is_deterministic(subset, small_mlp_cfg, mlp_subset_weights
 def test_mlp_requant_mult_is_calibrated(dataset):
     """The full-MNIST MLP (reference weights): the 99.9th percentile of positive hidden sums maps to dac_max,
     so only a small share of the active hidden units saturates."""
-    from flow.cli import WEIGHTS_DIR
-    from flow.golden import GoldenChip
+    from xbarflow.flow.cli import WEIGHTS_DIR
+    from xbarflow.flow.model.golden import GoldenChip
     weights = train.load_or_train(MLP_CFG, dataset, WEIGHTS_DIR)
     codes = to_dac_codes(dataset.x_test[:2000], MLP_CFG)
     trace = GoldenChip.from_weights(MLP_CFG, weights).infer(codes, trace=True).trace

@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from hdl.uart import UART
+from xbarflow.hdl.uart import UART
 
 
 async def send_char(ctx, pin, byte, bit_clocks, stop=1):

@@ -2,7 +2,7 @@
 
 import json
 
-from flow.verilog import generate
+from xbarflow.flow.sim.verilog import generate
 
 
 def test_generation_is_deterministic_and_documents_the_boundary(cfg, tmp_path):

@@ -1,10 +1,10 @@
 """`xbarflow waves` on real co-simulation VCDs (Icarus and Verilator), and on synthetic ones.
 
-Each simulator co-simulates two test images with waves (flow.sim.build(..., waves=True) and
-flow.sim.run); the checks compare what the VCD shows with what the bench drove and the host
+Each simulator co-simulates two test images with waves (xbarflow.flow.sim.runner.build(..., waves=True) and
+xbarflow.flow.sim.runner.run); the checks compare what the VCD shows with what the bench drove and the host
 sent: vmm_done pulses, the DAC bus against the packed codes of each image, the ADC bus against
 the co-simulation's codes, the decoded SPI frames against the frames re-encoded with
-hdl.protocol, FSM state names, the controller's phase lengths, and the GTKWave save file.
+xbarflow.hdl.protocol, FSM state names, the controller's phase lengths, and the GTKWave save file.
 """
 
 import ast
@@ -16,19 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analog_models.adc import code_range
-from flow.cli import main
-from flow.data import pack_codes, to_dac_codes
-from flow.golden import GoldenChip
-from flow.host import decode_outputs
-from flow.sim import build, run
-import flow.waves
-from flow.waves.errors import WavesError
-from flow.waves.links import TimedByte, decode_uart, parse_frames
-from flow.waves.reader import Vcd
-from flow.waves.session import Waves, read_gtkw
-from hdl import protocol
-from hdl.protocol import Cmd, Reg
+from xbarflow.analog_models.adc import code_range
+from xbarflow.flow.cli import main
+from xbarflow.flow.data import pack_codes, to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.host.driver import decode_outputs
+from xbarflow.flow.sim.runner import build, run
+from xbarflow.flow.analysis import waves as waves_package
+from xbarflow.flow.analysis.waves.errors import WavesError
+from xbarflow.flow.analysis.waves.links import TimedByte, decode_uart, parse_frames
+from xbarflow.flow.analysis.waves.reader import Vcd
+from xbarflow.flow.analysis.waves.session import Waves, read_gtkw
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Reg
 
 IMAGES = 2
 
@@ -114,7 +114,7 @@ def test_spi_frames_equal_what_the_host_sent(cfg, cosim):
     assert all(f.payload[0] & protocol.STATUS_DONE for f in finals)
     reads = [resp for req, resp in pairs if req.code == Cmd.READ_BUF]
     assert [decode_outputs(r.payload) for r in reads] == result.sums.tolist()
-    # the response frames decode with hdl.protocol's own parser
+    # the response frames decode with xbarflow.hdl.protocol's own parser
     assert all(protocol.decode_response(r.raw).ok for r in responses)
 
 
@@ -319,7 +319,7 @@ def test_not_a_vcd(tmp_path):
 
 # -- the package's structure: one concept per module, imports only downward ----------------------
 
-#: the sibling modules each flow.waves module may import; anything else is an upward import
+#: the sibling modules each xbarflow.flow.analysis.waves module may import; anything else is an upward import
 WAVES_LAYERS = {
     "errors": set(),
     "format": set(),
@@ -330,11 +330,12 @@ WAVES_LAYERS = {
     "session": {"errors", "format", "reader", "sidecar", "links", "expressions"},
     "command": {"errors", "format", "session"},
 }
-WAVES_DIR = Path(flow.waves.__file__).parent
+WAVES_DIR = Path(waves_package.__file__).parent
+WAVES_PACKAGE = waves_package.__name__.split(".")
 
 
 def _waves_imports(tree: ast.Module) -> list[tuple[str, str]]:
-    """(sibling module, imported name) of every import of flow.waves in a module of it, also
+    """(sibling module, imported name) of every import of xbarflow.flow.analysis.waves in a module of it, also
     those inside functions; importing the package itself is the sibling '__init__'."""
     found = []
     for node in ast.walk(tree):
@@ -342,12 +343,12 @@ def _waves_imports(tree: ast.Module) -> list[tuple[str, str]]:
             base = (node.module or "").split(".")
             if node.level == 1:
                 parts = base if node.module else []
-            elif node.level == 0 and base[:2] == ["flow", "waves"]:
-                parts = base[2:]
+            elif node.level == 0 and base[:4] == WAVES_PACKAGE:
+                parts = base[4:]
             else:
                 continue
             for alias in node.names:
-                # `from . import x` / `from flow.waves import x`: x is a module or a re-export
+                # `from . import x` / `from xbarflow.flow.analysis.waves import x`: x is a module or a re-export
                 target = parts[0] if parts else alias.name
                 if not parts and f"{target}.py" not in {p.name for p in WAVES_DIR.iterdir()}:
                     target = "__init__"
@@ -355,31 +356,31 @@ def _waves_imports(tree: ast.Module) -> list[tuple[str, str]]:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
-                if parts[:2] == ["flow", "waves"]:
-                    found.append((parts[2] if len(parts) > 2 else "__init__", alias.name))
+                if parts[:4] == WAVES_PACKAGE:
+                    found.append((parts[4] if len(parts) > 4 else "__init__", alias.name))
     return found
 
 
 def test_waves_modules_import_only_downward():
     modules = {p.stem for p in WAVES_DIR.glob("*.py")} - {"__init__"}
-    assert modules == set(WAVES_LAYERS), "every module of flow.waves has a place in WAVES_LAYERS"
+    assert modules == set(WAVES_LAYERS), "every module of xbarflow.flow.analysis.waves has a place in WAVES_LAYERS"
     for name in sorted(modules):
         tree = ast.parse((WAVES_DIR / f"{name}.py").read_text())
         for target, imported in _waves_imports(tree):
-            assert target in WAVES_LAYERS[name], f"flow.waves.{name} imports {target} ({imported})"
-            assert not imported.startswith("_"), f"flow.waves.{name} imports private {imported}"
+            assert target in WAVES_LAYERS[name], f"xbarflow.flow.analysis.waves.{name} imports {target} ({imported})"
+            assert not imported.startswith("_"), f"xbarflow.flow.analysis.waves.{name} imports private {imported}"
 
 
 def test_waves_modules_declare_purpose_and_public_names():
     for path in sorted(WAVES_DIR.glob("*.py")):
-        module = importlib.import_module(f"flow.waves.{path.stem}" if path.stem != "__init__"
-                                         else "flow.waves")
+        module = importlib.import_module(f"xbarflow.flow.analysis.waves.{path.stem}" if path.stem != "__init__"
+                                         else "xbarflow.flow.analysis.waves")
         assert (module.__doc__ or "").strip(), f"{path.name} says what it is for"
         assert module.__all__ and all(hasattr(module, n) for n in module.__all__), path.name
         assert not [n for n in module.__all__ if n.startswith("_")], path.name
     # the package re-exports each public name of its concepts (not the text helpers or the CLI)
     for name in set(WAVES_LAYERS) - {"format", "command"}:
-        module = importlib.import_module(f"flow.waves.{name}")
+        module = importlib.import_module(f"xbarflow.flow.analysis.waves.{name}")
         for public in module.__all__:
-            assert getattr(flow.waves, public) is getattr(module, public), f"{name}.{public}"
-            assert public in flow.waves.__all__, f"flow.waves.__all__ lacks {public}"
+            assert getattr(waves_package, public) is getattr(module, public), f"{name}.{public}"
+            assert public in waves_package.__all__, f"xbarflow.flow.analysis.waves.__all__ lacks {public}"

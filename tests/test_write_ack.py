@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import Module, ResetSignal, Signal
 from amaranth.sim import Simulator
 
-from hdl.write_ack import WriteAck
+from xbarflow.hdl.write_ack import WriteAck
 
 NP, TIMEOUT = 4, 5
 

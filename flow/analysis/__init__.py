@@ -1,0 +1,1 @@
+"""flow.analysis: see the module map in README.md."""

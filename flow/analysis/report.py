@@ -1,0 +1,564 @@
+"""Classification metrics as the paper tabulates them, a report writer and `xbarflow report`.
+
+Metrics (numpy only) for K classes, from the confusion matrix C (rows = true class,
+columns = predicted class, C[t, p] = images of class t classified as p):
+
+    accuracy      trace(C) / n
+    sensitivity   TP / (TP + FN)      (recall; per class)
+    specificity   TN / (TN + FP)      (per class, one-vs-rest)
+    precision     TP / (TP + FP)
+    F1            2 TP / (2 TP + FP + FN)   (= harmonic mean of precision and sensitivity)
+    macro         unweighted mean over all K classes of each per-class metric
+    Cohen's kappa (p_o - p_e) / (1 - p_e),  p_o = trace(C) / n,
+                  p_e = sum_k rows_k * cols_k / n**2 (agreement expected by chance)
+    cross-entropy mean over images of -ln p[true class]  (nats per image)
+
+The paper's shortcut kappa = (acc - 0.1) / 0.9 is (acc - 1/K) / (1 - 1/K); it equals the general
+kappa only when the true classes are balanced (then p_e = 1/K whatever the predictions). MNIST's
+test set is not exactly balanced (980 to 1135 images per digit), so the general kappa is the
+headline value and the shortcut is reported next to it for comparison with the paper.
+
+Edge cases (a 0/0 ratio), all reported as 0 and listed under `undefined` in the metrics dict,
+marked with `*` in report.md and named in the `undefined` column of per_class.csv:
+
+  * a class never predicted (TP + FP = 0): precision 0 (as scikit-learn's zero_division=0);
+    its F1 is then 2*0 / (0 + FN) = 0, which is defined when the class occurs in the labels;
+  * a class absent from the labels (TP + FN = 0): sensitivity 0; its F1 is 0 if the class
+    was predicted (FP > 0), undefined (reported 0) if it was not;
+  * every image of one class (TN + FP = 0): that class's specificity 0;
+  * p_e = 1 (labels and predictions all one and the same class): kappa 0.
+  Macro averages include these zeros (all K classes count), so they are conservative.
+  K = 2 needs no special case: both classes get their own row (class 1's sensitivity is
+  class 0's specificity and vice versa).
+
+Probabilities from the chip. The chip outputs signed ADC codes per class; argmax picks the class.
+For the cross-entropy, codes are turned back into the trained model's logits: softmax(codes / s)
+with s = `logit_scale(cfg, weights)` ADC codes per logit unit. Derivation (SLP, logits
+z = x @ W with x = dac_codes / dac_max, analog_models/{mapping,array,adc}.py):
+
+    DAC:      V_i = x_i * v_read
+    mapping:  G+_ik - G-_ik = (0.9 g_on - g_off) * (level+ - level-) / (L - 1),
+              level+ - level- ~= (L - 1) * W_ik / span,   span = max W - min W
+    TIA:      V_k = gain * sum_i V_i (G+_ik - G-_ik) ~= gain * v_read * (0.9 g_on - g_off) * z_k / span
+    ADC:      code_k = round(V_k / lsb),  lsb = v_fs / 2**(bits - 1)
+    =>        s = gain * v_read * (0.9 g_on - g_off) / (lsb * span)
+
+(L - 1) cancels. What remains is weight-level rounding (<= half a level per weight), ADC
+rounding (<= half a code), wire IR drop (~1e-6 relative at 1 ohm) and ADC saturation (codes at
+the rails under-state large logits). Another network (an MLP's last layer) passes its own scale
+to `write_report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.config import ChipConfig
+
+#: Names the demo's predictions.npz must provide: co-simulated images ...
+NPZ_COSIM = ("indices", "labels", "classes", "adc_codes")
+#: ... and, optionally (all or none), the golden model on the full test set.
+NPZ_GOLDEN = ("golden_classes", "golden_adc_codes", "labels_full")
+GOLDEN_SUFFIX = "_golden"
+_EPS = 1e-12
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+def _as_class_vector(a: Any, name: str) -> np.ndarray:
+    v = np.asarray(a)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {v.shape}")
+    if v.size and not (np.issubdtype(v.dtype, np.integer)
+                       or (np.issubdtype(v.dtype, np.floating) and np.all(v == np.round(v)))):
+        raise ValueError(f"{name} must hold integer class indices, got dtype {v.dtype}")
+    return v.astype(np.int64)
+
+
+def confusion_matrix(labels: Any, predictions: Any, num_classes: int | None = None) -> np.ndarray:
+    """(K, K) int64 counts, rows = true class, columns = predicted class.
+
+    K defaults to max(labels, predictions) + 1; classes must lie in 0 .. K-1.
+    """
+    y = _as_class_vector(labels, "labels")
+    p = _as_class_vector(predictions, "predictions")
+    if y.shape != p.shape:
+        raise ValueError(f"labels ({y.size}) and predictions ({p.size}) differ in length")
+    if y.size == 0:
+        raise ValueError("no images: labels and predictions are empty")
+    k = int(max(y.max(), p.max())) + 1 if num_classes is None else int(num_classes)
+    if k < 2:
+        raise ValueError(f"need at least 2 classes, got {k}")
+    for v, name in ((y, "labels"), (p, "predictions")):
+        if v.min() < 0 or v.max() >= k:
+            raise ValueError(f"{name} must lie in 0..{k - 1}, got {int(v.min())}..{int(v.max())}")
+    return np.bincount(y * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def _check_cm(cm: Any) -> np.ndarray:
+    c = np.asarray(cm)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 2:
+        raise ValueError(f"confusion matrix must be square with K >= 2, got shape {c.shape}")
+    if np.any(c < 0) or c.sum() == 0:
+        raise ValueError("confusion matrix must hold non-negative counts, not all zero")
+    return c.astype(np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """num / den with 0 where den == 0; also the mask of those undefined entries."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    undefined = den == 0
+    return np.divide(num, den, out=np.zeros_like(num), where=~undefined), undefined
+
+
+def accuracy(cm: Any) -> float:
+    c = _check_cm(cm)
+    return float(np.trace(c) / c.sum())
+
+
+def per_class_metrics(cm: Any) -> dict[str, np.ndarray]:
+    """Per-class counts and ratios (one-vs-rest) of a confusion matrix.
+
+    Keys: support, predicted, tp, fp, fn, tn (int64) and sensitivity, specificity, precision,
+    f1 (float64, 0 where undefined) plus undefined_<metric> boolean masks.
+    """
+    c = _check_cm(cm)
+    n = c.sum()
+    tp = np.diag(c).copy()
+    support = c.sum(axis=1)
+    predicted = c.sum(axis=0)
+    fn, fp = support - tp, predicted - tp
+    tn = n - tp - fn - fp
+    out: dict[str, np.ndarray] = {"support": support, "predicted": predicted,
+                                  "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    for name, num, den in (("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp),
+                           ("precision", tp, tp + fp), ("f1", 2 * tp, 2 * tp + fp + fn)):
+        out[name], out[f"undefined_{name}"] = _ratio(num, den)
+    return out
+
+
+def cohen_kappa(cm: Any) -> float:
+    """General Cohen's kappa (p_o - p_e) / (1 - p_e); 0 when p_e == 1 (see the module doc)."""
+    c = _check_cm(cm).astype(np.float64)
+    p_o, p_e = np.trace(c) / c.sum(), _chance_agreement(c)
+    return 0.0 if p_e >= 1.0 else float((p_o - p_e) / (1.0 - p_e))
+
+
+def _chance_agreement(cm: np.ndarray) -> float:
+    """p_e = sum_k rows_k * cols_k / n**2 (exact in integers, so p_e == 1 is detected exactly)."""
+    c = np.asarray(cm, dtype=np.int64)
+    n = int(c.sum())
+    return sum(int(r) * int(k) for r, k in zip(c.sum(axis=1), c.sum(axis=0))) / (n * n)
+
+
+def kappa_balanced_shortcut(acc: float, num_classes: int) -> float:
+    """The paper's (acc - 1/K) / (1 - 1/K); exact only for balanced true classes."""
+    return (acc - 1.0 / num_classes) / (1.0 - 1.0 / num_classes)
+
+
+def softmax(scores: Any, scale: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of scores / scale (scale: score units per logit unit)."""
+    z = np.asarray(scores, dtype=np.float64) / float(scale)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(scores: Any, scale: float = 1.0) -> np.ndarray:
+    z = np.asarray(scores, dtype=np.float64) / float(scale)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy(probabilities: Any, labels: Any, eps: float = _EPS) -> float:
+    """Mean -ln p[true class] in nats; p is clipped to >= eps so a zero gives -ln(eps), not inf."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = _as_class_vector(labels, "labels")
+    if p.ndim != 2 or p.shape[0] != y.size or y.size == 0:
+        raise ValueError(f"probabilities must be (n, K) with n = {y.size} labels, got {p.shape}")
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise ValueError(f"labels must lie in 0..{p.shape[1] - 1}")
+    if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("probabilities must be non-negative and sum to 1 per row")
+    return float(-np.mean(np.log(np.clip(p[np.arange(y.size), y], eps, 1.0))))
+
+
+def cross_entropy_from_scores(scores: Any, labels: Any, scale: float = 1.0) -> float:
+    """Cross-entropy of softmax(scores / scale), computed stably with a log-softmax."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = _as_class_vector(labels, "labels")
+    if s.ndim != 2 or s.shape[0] != y.size or y.size == 0:
+        raise ValueError(f"scores must be (n, K) with n = {y.size} labels, got {s.shape}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, got {scale}")
+    if y.min() < 0 or y.max() >= s.shape[1]:
+        raise ValueError(f"labels must lie in 0..{s.shape[1] - 1}")
+    return float(-np.mean(log_softmax(s, scale)[np.arange(y.size), y]))
+
+
+def logit_scale(cfg: ChipConfig, weights: Any) -> float:
+    """ADC codes per logit unit of the layer whose weight matrix is `weights` (a
+    `xbarflow.flow.model.train.Weights` or an array), logits = (dac_codes / dac_max) @ W; see the module doc."""
+    from xbarflow.analog_models.adc import lsb
+
+    w = np.asarray(getattr(weights, "w", weights), dtype=np.float64)
+    span = float(w.max() - w.min()) if w.size else 0.0
+    if not (span > 0 and math.isfinite(span)):
+        raise ValueError("weights must be finite and not all equal (span max W - min W is 0)")
+    d = cfg.device
+    return cfg.sensing.tia_gain * cfg.crossbar.v_read * (0.9 * d.g_on - d.g_off) / (lsb(cfg) * span)
+
+
+def classification_metrics(labels: Any, predictions: Any, *, num_classes: int | None = None,
+                           scores: Any = None, scale: float | None = None) -> dict[str, Any]:
+    """All headline and per-class metrics as a JSON-serialisable dict (see `write_report`)."""
+    if scores is not None:
+        s = np.asarray(scores)
+        if s.ndim != 2:
+            raise ValueError(f"scores must be (n, K), got shape {s.shape}")
+        if num_classes is None:
+            num_classes = s.shape[1]
+        elif s.shape[1] != num_classes:
+            raise ValueError(f"scores have {s.shape[1]} classes, expected {num_classes}")
+    cm = confusion_matrix(labels, predictions, num_classes)
+    k = cm.shape[0]
+    pc = per_class_metrics(cm)
+    acc = accuracy(cm)
+    ce = None
+    if scores is not None:
+        ce = cross_entropy_from_scores(scores, labels, 1.0 if scale is None else float(scale))
+    undefined = {m: np.flatnonzero(pc[f"undefined_{m}"]).tolist()
+                 for m in ("sensitivity", "specificity", "precision", "f1")}
+    undefined["kappa"] = _chance_agreement(cm) >= 1.0
+    r = lambda v: round(float(v), 6)  # noqa: E731
+    return {
+        "images": int(cm.sum()),
+        "classes": k,
+        "accuracy": r(acc),
+        "sensitivity_macro": r(pc["sensitivity"].mean()),
+        "specificity_macro": r(pc["specificity"].mean()),
+        "precision_macro": r(pc["precision"].mean()),
+        "f1_macro": r(pc["f1"].mean()),
+        "cohen_kappa": r(cohen_kappa(cm)),
+        "kappa_balanced_shortcut": r(kappa_balanced_shortcut(acc, k)),
+        "cross_entropy": None if ce is None else r(ce),
+        "logit_scale": None if scale is None or scores is None else r(scale),
+        "per_class": {
+            **{m: [int(v) for v in pc[m]] for m in ("support", "predicted", "tp", "fp", "fn", "tn")},
+            **{m: [r(v) for v in pc[m]] for m in ("sensitivity", "specificity", "precision", "f1")},
+        },
+        "confusion": cm.tolist(),
+        "undefined": undefined,
+    }
+
+
+# -- report files -----------------------------------------------------------------------------
+
+_HEADLINE = (("accuracy", "accuracy"), ("sensitivity (macro)", "sensitivity_macro"),
+             ("specificity (macro)", "specificity_macro"), ("precision (macro)", "precision_macro"),
+             ("F1 (macro)", "f1_macro"), ("Cohen's kappa", "cohen_kappa"),
+             ("kappa, balanced shortcut (acc - 1/K)/(1 - 1/K)", "kappa_balanced_shortcut"),
+             ("cross-entropy (nats/image)", "cross_entropy"),
+             ("logit scale (score units per logit)", "logit_scale"))
+_PER_CLASS = ("sensitivity", "specificity", "precision", "f1")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def _markdown(m: dict[str, Any], title: str, extra: dict | None, png: str) -> str:
+    k, pc, und = m["classes"], m["per_class"], m["undefined"]
+    lines = [f"# {title}", ""]
+    if extra:
+        lines += ["| Run | |", "|---|---|", *[f"| {key} | {_fmt(v)} |" for key, v in extra.items()], ""]
+    lines += ["| Metric | Value |", "|---|---|", f"| images | {m['images']} |", f"| classes | {k} |"]
+    for label, key in _HEADLINE:
+        mark = "*" if key == "cohen_kappa" and und["kappa"] else ""
+        lines.append(f"| {label} | {_fmt(m[key])}{mark} |")
+    lines += ["", "## Per class", "",
+              "| class | support | predicted | sensitivity | specificity | precision | F1 |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in range(k):
+        cells = [f"{pc[name][c]:.4f}" + ("*" if c in und[name] else "") for name in _PER_CLASS]
+        lines.append(f"| {c} | {pc['support'][c]} | {pc['predicted'][c]} | " + " | ".join(cells) + " |")
+    lines.append(f"| macro | {m['images']} | {m['images']} | {m['sensitivity_macro']:.4f} | "
+                 f"{m['specificity_macro']:.4f} | {m['precision_macro']:.4f} | {m['f1_macro']:.4f} |")
+    if any(und[name] for name in _PER_CLASS) or und["kappa"]:
+        lines += ["", "\\* undefined (0/0: a class never predicted, absent from the labels, or the "
+                  "only class), reported as 0; macro averages include it."]
+    lines += ["", "Sensitivity = recall = TP/(TP+FN), specificity = TN/(TN+FP) one-vs-rest, "
+              "precision = TP/(TP+FP), F1 = 2TP/(2TP+FP+FN); kappa = (p_o - p_e)/(1 - p_e); "
+              "cross-entropy = mean -ln softmax(scores / logit scale)[true class].",
+              "", "## Confusion matrix", "", "Rows: true class; columns: predicted class.", "",
+              f"![confusion matrix]({png})", ""]
+    if k <= 20:
+        lines += ["| true \\ pred | " + " | ".join(str(c) for c in range(k)) + " |",
+                  "|---:|" + "---:|" * k]
+        lines += [f"| {t} | " + " | ".join(str(v) for v in row) + " |"
+                  for t, row in enumerate(m["confusion"])]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, m: dict[str, Any]) -> None:
+    pc, und = m["per_class"], m["undefined"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "support", "predicted", "tp", "fp", "fn", "tn",
+                    *_PER_CLASS, "undefined"])
+        for c in range(m["classes"]):
+            w.writerow([c, *(pc[key][c] for key in ("support", "predicted", "tp", "fp", "fn", "tn")),
+                        *(f"{pc[name][c]:.6f}" for name in _PER_CLASS),
+                        ";".join(name for name in _PER_CLASS if c in und[name])])
+
+
+def _write_png(path: Path, cm: np.ndarray, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = cm.shape[0]
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    side = min(max(4.5, 0.55 * k + 2.5), 30.0)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=110)
+    try:
+        im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+        if k <= 30:
+            size = 9 if k <= 12 else 7
+            for t in range(k):
+                for p in range(k):
+                    ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=size,
+                            color="white" if frac[t, p] > 0.5 else "black")
+        step = max(1, k // 30)
+        ticks = np.arange(0, k, step)
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title, fontsize=10, wrap=True)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def plot_pulse_histogram(pulses: np.ndarray, path: str | Path, title: str = "pulses per cell") -> Path:
+    """Histogram of the program pulses each cell received (write-verify cost), as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(pulses, dtype=np.int64).ravel()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    try:
+        edges = np.arange(counts.max() + 2) - 0.5
+        ax.hist(counts, bins=edges, color="#3b6ea8")
+        ax.set_yscale("log")
+        ax.set_xlabel("program pulses received")
+        ax.set_ylabel("cells")
+        ax.set_title(f"{title}: mean {counts.mean():.2f}, max {counts.max()}, {counts.size} cells",
+                     fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | Path, labels: Any, predictions: Any, *, scores: Any = None,
+                 scale: float | None = None, title: str = "Classification report",
+                 extra: dict | None = None, num_classes: int | None = None,
+                 suffix: str = "") -> dict[str, Any]:
+    """Write report{suffix}.md, confusion{suffix}.png and per_class{suffix}.csv into run_dir.
+
+    labels, predictions: (n,) class indices. scores: optional (n, K) per-class scores (the chip's
+    signed ADC codes) for the cross-entropy of softmax(scores / scale); scale in score units per
+    logit (`logit_scale`), None meaning the scores already are logits. extra: key/value rows shown
+    at the top of report.md (not repeated in the returned dict). Returns the JSON-serialisable
+    metrics dict (`classification_metrics` plus "files"); ValueError on inconsistent input.
+    """
+    if scale is not None and not (math.isfinite(float(scale)) and float(scale) > 0):
+        raise ValueError(f"scale must be a positive number, got {scale}")
+    m = classification_metrics(labels, predictions, num_classes=num_classes, scores=scores,
+                               scale=scale)
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"markdown": f"report{suffix}.md", "confusion_png": f"confusion{suffix}.png",
+             "per_class_csv": f"per_class{suffix}.csv"}
+    (out / files["markdown"]).write_text(_markdown(m, title, extra, files["confusion_png"]))
+    _write_png(out / files["confusion_png"], np.asarray(m["confusion"]), title)
+    _write_csv(out / files["per_class_csv"], m)
+    m["title"] = title
+    m["files"] = files
+    return m
+
+
+# -- `xbarflow report RUN_DIR` ----------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.description = ("Metrics of a demo run folder: report.md, confusion.png, per_class.csv "
+                          "(and *_golden.* for the golden model on the full test set).")
+    parser.add_argument("run_dir", type=Path, help="a demo run folder (report.json, predictions.npz)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="ADC codes per logit for the cross-entropy (default: report.json's "
+                             "logit_scale, else the config's cached weights)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config of the run, for the logit scale (default configs/<config>.toml)")
+
+
+def _usage(msg: str):
+    from ..cli import UsageError
+    return UsageError(msg)
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    if not run_dir.is_dir():
+        raise _usage(f"run folder not found: {run_dir}")
+    rj = run_dir / "report.json"
+    if not rj.is_file():
+        raise _usage(f"{rj} not found (run `xbarflow demo` first)")
+    try:
+        report = json.loads(rj.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _usage(f"{rj}: not readable JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(report, dict):
+        raise _usage(f"{rj}: expected a JSON object at the top level")
+    npz = run_dir / "predictions.npz"
+    if not npz.is_file():
+        raise _usage(f"{npz} not found (the demo saves it next to report.json)")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {key: np.array(z[key]) for key in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _usage(f"{npz}: not a readable npz ({' '.join(str(exc).split())})") from None
+    missing = [key for key in NPZ_COSIM if key not in arrays]
+    if missing:
+        raise _usage(f"{npz}: missing array(s) {', '.join(missing)}")
+    present = [key for key in NPZ_GOLDEN if key in arrays]
+    if present and len(present) != len(NPZ_GOLDEN):
+        raise _usage(f"{npz}: has {', '.join(present)} but not "
+                     f"{', '.join(k for k in NPZ_GOLDEN if k not in present)}")
+    for key, arr in arrays.items():
+        if key in NPZ_COSIM + NPZ_GOLDEN and not np.issubdtype(arr.dtype, np.integer):
+            raise _usage(f"{npz}: {key} must hold integers, got dtype {arr.dtype}")
+    return report, arrays
+
+
+def _check_set(npz: Path, labels: np.ndarray, classes: np.ndarray, codes: np.ndarray,
+               names: tuple[str, str, str]) -> None:
+    if codes.ndim != 2 or codes.shape[1] < 2:
+        raise _usage(f"{npz}: {names[2]} must be (images, classes), got shape {codes.shape}")
+    n, k = codes.shape
+    for arr, name in ((labels, names[0]), (classes, names[1])):
+        if arr.shape != (n,):
+            raise _usage(f"{npz}: {name} must be ({n},) like {names[2]}, got shape {arr.shape}")
+        if n and (arr.min() < 0 or arr.max() >= k):
+            raise _usage(f"{npz}: {name} must lie in 0..{k - 1}, got {arr.min()}..{arr.max()}")
+    if n == 0:
+        raise _usage(f"{npz}: {names[2]} holds no images")
+
+
+def _find_scale(report: dict) -> float | None:
+    candidates = [report] + [v for v in report.values() if isinstance(v, dict)]
+    for d in candidates:
+        v = d.get("logit_scale")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            return float(v)
+    return None
+
+
+def _scale_from_config(args, report: dict) -> tuple[float | None, str]:
+    from ..core import config as config_mod
+    from ..cli import WEIGHTS_DIR
+    from ..model.train import WeightsError, load, weights_path
+
+    path = args.config
+    if path is None:
+        name = report.get("config")
+        if not isinstance(name, str):
+            return None, "no logit scale: report.json names no config; pass --scale or --config"
+        path = config_mod.CONFIG_DIR / f"{name}.toml"
+        if not path.is_file():
+            return None, f"no logit scale: {path} not found; pass --scale or --config"
+    try:
+        cfg = config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        raise _usage(str(exc)) from None
+    digest = report.get("config_digest")
+    if digest is not None and digest != cfg.digest():
+        msg = f"config {path} (digest {cfg.digest()}) is not the run's ({digest})"
+        if args.config is not None:
+            raise _usage(msg)
+        return None, f"no logit scale: {msg}; pass --scale or --config"
+    try:
+        weights = load(weights_path(cfg, WEIGHTS_DIR), cfg)
+    except WeightsError as exc:
+        return None, f"no logit scale: {exc}"
+    return logit_scale(cfg, weights), f"from {path} and its cached weights"
+
+
+def run(args) -> int:
+    run_dir: Path = args.run_dir
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        raise _usage(f"--scale must be a positive number, got {args.scale}")
+    report, a = _read_run(run_dir)
+    npz = run_dir / "predictions.npz"
+    _check_set(npz, a["labels"], a["classes"], a["adc_codes"], ("labels", "classes", "adc_codes"))
+    if a["indices"].shape != a["labels"].shape:
+        raise _usage(f"{npz}: indices must be shaped like labels {a['labels'].shape}, "
+                     f"got {a['indices'].shape}")
+    golden = "golden_adc_codes" in a
+    if golden:
+        _check_set(npz, a["labels_full"], a["golden_classes"], a["golden_adc_codes"],
+                   ("labels_full", "golden_classes", "golden_adc_codes"))
+        if a["golden_adc_codes"].shape[1] != a["adc_codes"].shape[1]:
+            raise _usage(f"{npz}: golden_adc_codes and adc_codes differ in class count")
+
+    if args.scale is not None:
+        scale, source = float(args.scale), "from --scale"
+    elif (scale := _find_scale(report)) is not None:
+        source = "from report.json"
+    else:
+        scale, source = _scale_from_config(args, report)
+    if scale is None:
+        print(f"[xbarflow] {source}; cross-entropy not reported")
+
+    extra = {key: report[key] for key in ("config", "config_digest", "simulator", "parity",
+                                          "software_accuracy") if key in report}
+    if scale is not None:
+        extra["logit scale source"] = source
+    cfg_name = report.get("config", "?")
+    n, idx = len(a["labels"]), a["indices"]
+    span = f"test images {idx.min()}..{idx.max()}" if n else "no images"
+    sets = [("", f"{cfg_name}: co-simulated chip on {report.get('simulator', '?')}, {n} images ({span})",
+             a["labels"], a["classes"], a["adc_codes"])]
+    if golden:
+        sets.append((GOLDEN_SUFFIX, f"{cfg_name}: golden model, full test set ({len(a['labels_full'])} images)",
+                     a["labels_full"], a["golden_classes"], a["golden_adc_codes"]))
+    for suffix, title, labels, classes, codes in sets:
+        try:
+            m = write_report(run_dir, labels, classes, scores=codes if scale is not None else None,
+                             scale=scale, title=title, extra=extra, suffix=suffix)
+        except OSError as exc:
+            raise _usage(f"cannot write the report into {run_dir}: {exc.strerror or exc}") from None
+        ce = "n/a" if m["cross_entropy"] is None else f"{m['cross_entropy']:.4f}"
+        print(f"[xbarflow] {title}: accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}, "
+              f"kappa {m['cohen_kappa']:.4f}, cross-entropy {ce} -> {run_dir / m['files']['markdown']}")
+    return 0

@@ -1,0 +1,252 @@
+"""SPICE export of one crossbar tile, and the ngspice cross-check of `xbarflow.analog_models.crossbar`.
+
+`netlist` writes the very network that `xbarflow.analog_models.crossbar.effective_matrix` solves (see its
+docstring), element by element:
+
+* row i: a DAC source ``Vin<i>`` (0 V reference) drives node ``in<i>``, one wire segment into
+  row node (i, 0), then one segment between consecutive row nodes (i, j) - (i, j+1);
+* column j of each row partition: one segment between consecutive column nodes
+  (i, j) - (i+1, j) of the partition, one final segment from its last row into ``t<j>``;
+* cell (i, j): a resistor 1/G[i, j] between row node (i, j) and column node (i, j);
+* TIA virtual ground: ``Vtia<j> t<j> 0 DC 0``, shared by all partitions, so the current through
+  it, ``i(vtia<j>)`` (positive into the array's side), is column j's current.
+
+Partitions split the rows like np.array_split, as the model does. With wire_r = 0 the wire nodes
+collapse onto ``in<i>`` and ``t<j>`` (SPICE dislikes 0-ohm resistors). Row voltages come from DAC
+codes (an input image) or are all V_read. The analysis is ``.op``; the column currents are
+written with ``wrdata`` (12 significant digits) and compared with ``V @ M``. gmin is set to
+1e-18 S (default 1e-12 S would load every node of a nS-scale array by ~0.1 %).
+
+CLI: ``xbarflow spice --config C --out DIR [--weights W.npz] [--image N | --vread]``. The
+conductances are the mapped targets of the (trained or given) weights: ideal programming.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
+                "tools/ensure-ngspice.sh)")
+GMIN = 1e-18
+
+
+class SpiceError(RuntimeError):
+    """ngspice missing or failing; one line."""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.15g}"
+
+
+def netlist(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
+            *, title: str = "xbarflow crossbar tile", results: str | Path = "currents.txt") -> str:
+    """ngspice deck of the tile (module docstring) with an .op that writes the column currents."""
+    g = np.asarray(conductance, dtype=np.float64)
+    v = np.asarray(row_volts, dtype=np.float64)
+    rows, cols = g.shape
+    if v.shape != (rows,):
+        raise ValueError(f"need one row voltage per row: expected ({rows},), got {v.shape}")
+    if not (np.isfinite(g).all() and g.min() >= 0):
+        raise ValueError("conductances must be finite and >= 0 S")
+    if not 1 <= partitions <= rows:
+        raise ValueError(f"partitions must be in 1..{rows}, got {partitions}")
+    wired = wire_r > 0
+    rw = _fmt(wire_r)
+    out = [f"* {title}",
+           f"* {rows} rows x {cols} columns, {partitions} row partition(s), wire {wire_r} ohm/segment",
+           "* nodes: in<i> DAC output, r<i>_<j> row wire, c<i>_<j> column wire, t<j> TIA input"]
+    out += [f"Vin{i} in{i} 0 DC {_fmt(v[i])}" for i in range(rows)]
+    out += [f"Vtia{j} t{j} 0 DC 0" for j in range(cols)]
+    row_node = (lambda i, j: f"r{i}_{j}") if wired else (lambda i, j: f"in{i}")
+    col_node = (lambda i, j: f"c{i}_{j}") if wired else (lambda i, j: f"t{j}")
+    bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(rows), partitions)])
+    for p in range(partitions):
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        for i in range(lo, hi):
+            if wired:
+                out.append(f"Rd{i} in{i} r{i}_0 {rw}")
+                out += [f"Rr{i}_{j} r{i}_{j} r{i}_{j + 1} {rw}" for j in range(cols - 1)]
+                if i + 1 < hi:
+                    out += [f"Rc{i}_{j} c{i}_{j} c{i + 1}_{j} {rw}" for j in range(cols)]
+                else:
+                    out += [f"Rt{i}_{j} c{i}_{j} t{j} {rw}" for j in range(cols)]
+            for j in range(cols):
+                if g[i, j] > 0:
+                    out.append(f"Rx{i}_{j} {row_node(i, j)} {col_node(i, j)} {_fmt(1.0 / g[i, j])}")
+    out += [f".options gmin={GMIN:g}",
+            ".control",
+            "set wr_singlescale",
+            "set wr_vecnames",
+            "set numdgt=12",
+            "op",
+            f"wrdata {results} " + " ".join(f"i(vtia{j})" for j in range(cols)),
+            "quit 0",   # batch mode would otherwise exit 1 ("no simulations run")
+            ".endc",
+            ".end", ""]
+    return "\n".join(out)
+
+
+def ngspice_path() -> str:
+    exe = shutil.which("ngspice")
+    if exe is None:
+        raise SpiceError(f"ngspice not found; {INSTALL_HINT}")
+    return exe
+
+
+@dataclass(frozen=True)
+class SpiceRun:
+    deck: Path
+    currents: np.ndarray   # (cols,) A, into the TIA virtual grounds
+    seconds: float
+
+
+def results_file(name: str) -> str:
+    """Where a deck named `name` writes its column currents (relative to its folder)."""
+    return f"{name}.currents.txt"
+
+
+def run_ngspice(deck_text: str, folder: str | Path, name: str = "tile") -> SpiceRun:
+    """Write `<name>.cir` into folder, run ngspice in batch mode there, read the column currents
+    (the deck must write them to `results_file(name)`, as `netlist(results=...)` does)."""
+    exe = ngspice_path()
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    results = folder / results_file(name)
+    results.unlink(missing_ok=True)
+    deck = folder / f"{name}.cir"
+    deck.write_text(deck_text)
+    t0 = time.perf_counter()
+    proc = subprocess.run([exe, "-b", str(deck)], capture_output=True, text=True, cwd=folder,
+                          timeout=600)
+    seconds = time.perf_counter() - t0
+    (folder / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not results.is_file():
+        last = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        raise SpiceError(f"ngspice failed on {deck} (exit {proc.returncode}): "
+                         f"{last[-1] if last else 'no output'}; see {folder / (name + '.log')}")
+    lines = results.read_text().split("\n")
+    names = lines[0].split()
+    values = [float(x) for x in lines[1].split()]
+    cols = [k for k, n in enumerate(names) if n.startswith("i(vtia")]
+    order = sorted(cols, key=lambda k: int(names[k][6:-1]))
+    return SpiceRun(deck, np.array([values[k] for k in order]), seconds)
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    spice: np.ndarray      # (cols,) A
+    model: np.ndarray      # (cols,) A, V @ effective_matrix
+    ideal: np.ndarray      # (cols,) A, V @ G
+    run: SpiceRun
+
+    @property
+    def max_rel_error(self) -> float:
+        """Largest |SPICE - model| / |model| over the columns."""
+        return float(np.max(np.abs(self.spice - self.model) / np.abs(self.model)))
+
+    @property
+    def ir_drop(self) -> float:
+        """Largest |model - ideal| / ideal over the columns: how visible the wires are."""
+        return float(np.max(np.abs(self.model - self.ideal) / np.abs(self.ideal)))
+
+
+def cross_check(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
+                folder: str | Path, name: str = "tile", title: str | None = None) -> CrossCheck:
+    """Run ngspice on the tile and compare its column currents with xbarflow.analog_models.crossbar."""
+    from xbarflow.analog_models.crossbar import effective_matrix
+
+    g = np.asarray(conductance, dtype=np.float64)
+    v = np.asarray(row_volts, dtype=np.float64)
+    deck = netlist(g, v, wire_r, partitions, title=title or name, results=results_file(name))
+    run = run_ngspice(deck, folder, name)
+    model = v @ effective_matrix(g, wire_r, partitions)
+    return CrossCheck(spice=run.currents, model=model, ideal=v @ g, run=run)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.description = ("Write an ngspice netlist of the crossbar tile (mapped target "
+                          "conductances, wire segments, partitions, TIA virtual grounds), run it "
+                          "and compare the column currents with analog_models.")
+    parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the netlist and results")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="weights .npz (default: trained or cached weights for the config)")
+    parser.add_argument("--data", type=Path, default=None, help="dataset (default: shipped MNIST)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--image", type=int, default=None,
+                     help="drive the rows with the DAC voltages of this test image")
+    how.add_argument("--vread", action="store_true", help="all rows at V_read (the default)")
+    parser.add_argument("--no-run", action="store_true", help="only write the netlist")
+
+
+def run(args) -> int:
+    import sys
+
+    from xbarflow.analog_models.dac import dac_voltages
+    from xbarflow.analog_models.mapping import map_weights
+
+    from ..model import train as train_mod
+    from ..cli import WEIGHTS_DIR, UsageError, _load_config, _writable_dir
+    from ..data import DataError, load_dataset, to_dac_codes
+
+    cfg = _load_config(args.config)
+    out = _writable_dir(args.out)
+    if not args.no_run:
+        try:
+            ngspice_path()     # a missing simulator is a usage error (exit 2), found before the work
+        except SpiceError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        dataset = load_dataset(args.data) if (args.weights is None or args.image is not None) else None
+        if args.weights is not None:
+            weights = train_mod.load(args.weights, cfg)
+        else:
+            weights = train_mod.load_or_train(cfg, dataset, WEIGHTS_DIR)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    g = map_weights(weights.w, cfg).conductance
+    if args.image is not None:
+        n = len(dataset.y_test)
+        if not 0 <= args.image < n:
+            raise UsageError(f"--image {args.image} is outside the {n} test images")
+        volts = dac_voltages(to_dac_codes(dataset.x_test[args.image:args.image + 1], cfg)[0], cfg)
+        what = f"test image {args.image}"
+    else:
+        volts = np.full(g.shape[0], cfg.crossbar.v_read)
+        what = f"all rows at V_read = {cfg.crossbar.v_read} V"
+    x = cfg.crossbar
+    name = f"tile-{cfg.name}"
+    title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    if args.no_run:
+        path = out / f"{name}.cir"
+        path.write_text(netlist(g, volts, x.wire_r, x.partitions, title=title,
+                                results=results_file(name)))
+        print(f"wrote {path} ({g.shape[0]}x{g.shape[1]} cells, {what})")
+        return 0
+    try:
+        check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
+    except SpiceError as exc:
+        print(f"xbarflow: {exc}", file=sys.stderr)
+        return 1
+    table = out / f"{name}.columns.csv"
+    with table.open("w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["column", "spice_A", "model_A", "ideal_A", "spice_vs_model_rel", "ir_drop_rel"])
+        for j in range(len(check.spice)):
+            wr.writerow([j, f"{check.spice[j]:.12e}", f"{check.model[j]:.12e}", f"{check.ideal[j]:.12e}",
+                         f"{abs(check.spice[j] - check.model[j]) / abs(check.model[j]):.3e}",
+                         f"{abs(check.model[j] - check.ideal[j]) / abs(check.ideal[j]):.3e}"])
+    print(f"[spice] {g.shape[0]}x{g.shape[1]} tile, {x.partitions} partitions, wire {x.wire_r} ohm, {what}")
+    print(f"[spice] ngspice {check.run.seconds:.2f} s: max |SPICE - model| / model = "
+          f"{check.max_rel_error:.2e}; IR drop (model vs ideal) up to {check.ir_drop:.2e}")
+    print(f"[spice] wrote {check.run.deck} and {table}")
+    return 0

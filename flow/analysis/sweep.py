@@ -1,0 +1,288 @@
+"""Design-space sweeps: `xbarflow sweep --param adc.bits=4,6,8 --param crossbar.wire_r=0,1,5`.
+
+The grid is the cartesian product of the `--param KEY=V1,V2,...` values (KEY a dotted config
+field; values are TOML scalars, or TOML lists for list fields such as network.layers=[10]).
+Each point is evaluated by `evaluate_point`, a pure function of (base config, overrides): it
+loads or trains the weights (only network/quant/train/seed changes retrain;
+`xbarflow.flow.model.train.load_or_train` caches them by training digest), runs the golden model over the whole
+test set and the cost model (`xbarflow.flow.analysis.cost.evaluate`), and returns a flat dict. Points run through
+`xbarflow.flow.sim.executor.map_jobs`: in this process (--jobs 1), in a local process pool (--jobs N) or on a
+Dask cluster (--dask ADDRESS; its workers need this package and the same weights folder).
+
+Output in --out (default runs/sweep-<config>): sweep.csv (one row per point), sweep.json, and
+sweep.png (golden accuracy, energy per inference and TOPS/W against the first parameter, one
+line per combination of the others). Ctrl-C stops every point, wherever it runs (exit 130,
+"interrupted", nothing written), never as a failed point.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import itertools
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..core import paths
+from ..core.hold import hold
+
+#: columns of the CSV after the swept parameters, in order
+RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
+                  "tops", "tops_per_w", "analog_area_um2", "ir_drop", "seconds")
+
+
+class SweepError(ValueError):
+    """Bad --param syntax or values; one line."""
+
+
+# -- the grid --------------------------------------------------------------------------------------
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes: '[10],[32,10]' -> ['[10]', '[32,10]']."""
+    parts, depth, quote, cur = [], 0, None, ""
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts]
+
+
+def _value(text: str) -> Any:
+    """A TOML value ('4', '1.5e-8', 'true', '[10]', '"sar"'); a bare word is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_param(text: str) -> tuple[str, list[Any]]:
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values.strip():
+        raise SweepError(f"bad --param '{text}': use KEY=V1,V2,... (e.g. adc.bits=4,6,8)")
+    items = _split_top(values)
+    if any(not v for v in items):
+        raise SweepError(f"bad --param '{text}': empty value")
+    return key, [_value(v) for v in items]
+
+
+def grid(params: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Cartesian product of the parameter values, as override dicts (first parameter slowest)."""
+    params = list(params)
+    keys = [k for k, _ in params]
+    if len(set(keys)) != len(keys):
+        raise SweepError(f"a parameter is given twice: {', '.join(keys)}")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in params))]
+
+
+# -- one point ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _dataset(path: str | None):
+    from ..data import load_dataset
+    return load_dataset(path)
+
+
+def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) -> str:
+    """Train (or find the reference or cached) weights of one point; returns their file's path."""
+    from ..core import config as config_mod
+    from ..cli import WEIGHTS_DIR
+    from ..model.train import load_or_train, weights_path
+
+    cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
+    dataset = _dataset(data_path)
+    load_or_train(cfg, dataset, WEIGHTS_DIR)
+    return str(weights_path(cfg, WEIGHTS_DIR, dataset))
+
+
+def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) -> dict[str, Any]:
+    """Pure function of one grid point: config (base + overrides) -> flat dict of results."""
+    import numpy as np
+
+    from ..core import config as config_mod
+    from ..cli import WEIGHTS_DIR
+    from .cost import evaluate
+    from ..data import to_dac_codes
+    from ..model.golden import GoldenChip
+    from ..model.train import load_or_train, software_accuracy
+
+    hold("sweep-" + ",".join(f"{k}={_label(v)}" for k, v in overrides.items()))   # test hook
+    t0 = time.perf_counter()
+    cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
+    dataset = _dataset(data_path)
+    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
+    codes = to_dac_codes(dataset.x_test, cfg)
+    labels = dataset.y_test.astype(np.int64)
+    golden = GoldenChip.from_weights(cfg, weights).infer(codes, np.arange(len(labels)))
+    cost = evaluate(cfg, weights, codes).summary()
+    out: dict[str, Any] = dict(overrides)
+    out["golden_accuracy"] = float(np.mean(golden.classes == labels))
+    out["software_accuracy"] = float(software_accuracy(weights, codes, labels, cfg))
+    out.update(cost)
+    out["config_digest"] = cfg.digest()
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+# -- where the points run ------------------------------------------------------------------------
+
+def map_points(fn: Callable[[dict], Any], points: list[dict], jobs: int,
+               dask_address: str | None = None) -> list[Any]:
+    """[fn(p) for p in points], in order, wherever `xbarflow.flow.sim.executor.map_jobs` runs them. `fn`
+    must be picklable (a module-level function or a functools.partial of one)."""
+    from ..sim.executor import JobError, map_jobs
+
+    try:
+        return map_jobs(fn, points, jobs=jobs, dask_address=dask_address)
+    except JobError as exc:   # the point's own error (e.g. a config the model rejects)
+        raise exc.exc from None
+
+
+def sweep(base: dict, params: list[tuple[str, list[Any]]], *, jobs: int = 1,
+          data_path: str | None = None, dask_address: str | None = None) -> list[dict[str, Any]]:
+    """Validate every point, train what needs training (once per training digest), evaluate."""
+    from ..core import config as config_mod
+    from ..model.train import training_digest
+
+    points = grid(params)
+    base_cfg = config_mod.from_dict(base, source="sweep base")
+    digests: dict[str, dict] = {}
+    for p in points:   # every point's config is built here first: errors surface before any work
+        cfg = base_cfg.replace(**p)
+        digests.setdefault(training_digest(cfg), p)
+    map_points(functools.partial(ensure_weights, base, data_path=data_path), list(digests.values()),
+               jobs, dask_address)
+    return map_points(functools.partial(evaluate_point, base, data_path=data_path), points, jobs,
+                      dask_address)
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+def write_csv(rows: list[dict], keys: list[str], path: Path) -> None:
+    cols = keys + [c for c in RESULT_COLUMNS if c not in keys]
+    extra = sorted({k for r in rows for k in r} - set(cols))
+    with path.open("w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=cols + extra)
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in r.items()})
+
+
+def plot(rows: list[dict], keys: list[str], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key, others = keys[0], keys[1:]
+    xs = list(dict.fromkeys(_label(r[x_key]) for r in rows))
+    numeric = all(isinstance(r[x_key], (int, float)) and not isinstance(r[x_key], bool) for r in rows)
+    panels = (("golden_accuracy", "golden accuracy (full test set)"),
+              ("energy_pj", "energy per inference (pJ)"), ("tops_per_w", "TOPS/W"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), constrained_layout=True)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(_label(r[k]) for k in others), []).append(r)
+    for ax, (col, title) in zip(axes, panels):
+        for combo, members in groups.items():
+            xv = [m[x_key] if numeric else xs.index(_label(m[x_key])) for m in members]
+            label = ", ".join(f"{k}={v}" for k, v in zip(others, combo)) or None
+            ax.plot(xv, [m[col] for m in members], marker="o", label=label)
+        ax.set_xlabel(x_key)
+        ax.set_title(title)
+        if not numeric:
+            ax.set_xticks(range(len(xs)), xs)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7)
+    fig.suptitle("xbarflow sweep: " + " x ".join(keys))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _label(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.description = ("Golden-model accuracy (full test set) and cost over a grid of config "
+                          "overrides; CSV and PNG plots.")
+    parser.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
+                        help="a config field and its values, e.g. adc.bits=4,6,8 (repeatable: "
+                             "the grid is the cartesian product)")
+    parser.add_argument("--config", type=Path, default=None, help="base ChipConfig TOML (default configs/slp.toml)")
+    parser.add_argument("--data", type=Path, default=None, help="dataset (default: shipped MNIST)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/sweep-<config>)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes (1: run in this process)")
+    parser.add_argument("--dask", metavar="ADDRESS", default=None,
+                        help="run the points on this Dask scheduler (e.g. tcp://10.0.0.5:8786) "
+                             "instead of local processes")
+
+
+def run(args) -> int:
+    from ..core import config as config_mod
+    from ..cli import UsageError, _load_config, _writable_dir
+    from ..data import DataError
+    from ..sim.executor import ExecutorError
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.dask is not None and not args.dask.strip():
+        raise UsageError("--dask needs a scheduler address, e.g. tcp://127.0.0.1:8786")
+    base_cfg = _load_config(args.config)
+    try:
+        params = [parse_param(p) for p in args.param]
+        points = grid(params)
+        for p in points:
+            base_cfg.replace(**p)
+    except (SweepError, config_mod.ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    data_path = str(args.data) if args.data else None
+    try:
+        _dataset(data_path)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    out = _writable_dir(args.out or paths.RUNS / f"sweep-{base_cfg.name}")
+    keys = [k for k, _ in params]
+    where = f"Dask at {args.dask}" if args.dask else f"{args.jobs} job(s)"
+    print(f"[sweep] {len(points)} point(s) over {', '.join(keys)}; {where}", file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        rows = sweep(base_cfg.to_dict(), params, jobs=args.jobs, data_path=data_path,
+                     dask_address=args.dask)
+    except ExecutorError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:   # an interrupt, never a failed point (xbarflow.flow.sim.executor)
+        print(f"[sweep] interrupted after {time.perf_counter() - t0:.1f} s; nothing written to {out}",
+              file=sys.stderr)
+        raise
+    write_csv(rows, keys, out / "sweep.csv")
+    (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
+    plot(rows, keys, out / "sweep.png")
+    head = keys + ["accuracy", "energy", "latency", "TOPS/W"]
+    print(" | ".join(head))
+    for r in rows:
+        print(" | ".join([_label(r[k]) for k in keys]
+                         + [f"{r['golden_accuracy']:.4f}", f"{r['energy_pj']:.1f} pJ",
+                            f"{r['latency_ns']:.0f} ns", f"{r['tops_per_w']:.3g}"]))
+    print(f"[sweep] wrote {out / 'sweep.csv'}, {out / 'sweep.png'} in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return 0

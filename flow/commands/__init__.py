@@ -1,0 +1,1 @@
+"""flow.commands: see the module map in README.md."""

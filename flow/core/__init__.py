@@ -1,0 +1,1 @@
+"""flow.core: see the module map in README.md."""

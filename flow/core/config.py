@@ -1,0 +1,492 @@
+"""`ChipConfig`: the one source of truth for generator, analog models, golden model and benches.
+
+A frozen dataclass tree loaded from TOML with `tomllib`. Every problem (missing file, bad TOML,
+unknown key, value out of range) raises `ConfigError` with a one-line message; the CLI turns
+that into exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "slp.toml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    input_size: int = 14                 # images are resized to n x n
+    layers: tuple[int, ...] = (10,)      # neurons per layer, the last one is the class count
+    activations: tuple[str, ...] = ("none",)  # per layer: relu | binary | none (last layer)
+    # Requantising ReLU of hidden layers: y = clip((s * mult) >> requant_shift, 0, dac_max), s the
+    # layer's digital sum of ADC codes, mult an unsigned requant_mult_bits-bit runtime register
+    # (trained/calibrated, stored with the weights, written by the host).
+    requant_shift: int = 8
+    requant_mult_bits: int = 8
+
+    @property
+    def inputs(self) -> int:
+        return self.input_size * self.input_size
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1]
+
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(inputs, outputs) of every layer: layer 0 reads the image, layer l the codes of l-1."""
+        ins = (self.inputs, *self.layers[:-1])
+        return tuple(zip(ins, self.layers))
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    dac_bits: int = 4        # input code width: V_in = code * V_read / (2**dac_bits - 1)
+    weight_levels: int = 32  # conductance levels per device, 0 .. weight_levels - 1
+
+    @property
+    def dac_max(self) -> int:
+        return (1 << self.dac_bits) - 1
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    g_on: float = 2.0e-8   # S, highest conductance (LRS), memory state lambda = 1
+    g_off: float = 1.0e-9  # S, lowest conductance (HRS), lambda = 0; pristine cells start here
+    # QMM-like programming: a pulse of amplitude |V| moves lambda by rate(|V|) * (1 - lambda)
+    # (set) or rate(|V|) * lambda (reset), rate = rate_max / (1 + exp(-(|V| - v_half) / v_slope)).
+    rate_max: float = 0.25
+    set_v_half: float = 1.3      # V, set amplitude at half the maximum rate
+    reset_v_half: float = 1.35   # V, reset amplitude at half the maximum rate (magnitude)
+    v_slope: float = 0.05        # V, logistic slope of the rate
+    c2c_sigma: float = 0.1       # relative cycle-to-cycle spread of each pulse's step (seeded)
+    d2d_sigma: float = 0.1       # relative device-to-device spread of the rate (seeded)
+    stuck_on_rate: float = 0.0   # fraction of cells stuck at g_on
+    stuck_off_rate: float = 0.0  # fraction of cells stuck at g_off
+    dead_partition: int = -1     # row partition whose cells are all open (stuck at g_off, e.g. a
+                                 # broken write driver or column segment); -1 = none
+
+
+@dataclass(frozen=True)
+class ProgrammingConfig:
+    """Write-verify with incremental step pulses (ISPP), the paper's write periphery."""
+    timeout_pulses: int = 150    # pulses per cell step before the write-ack counter forces on
+    v_set: float = 1.2           # V, first set pulse amplitude
+    v_reset: float = 1.1         # V, first reset pulse amplitude (magnitude, applied negative)
+    v_step: float = 0.05         # V, amplitude increment per level
+    amplitude_levels: int = 8    # prog_level codes 0 .. amplitude_levels - 1
+    pulses_per_level: int = 4    # pulses at one amplitude before stepping up
+    pulse_width_ns: float = 100.0  # program pulse width
+    sense_time_ns: float = 40.0  # verify read: sense-amplifier settling and decision
+    margin: float = 0.4          # verify window: |G - G_target| <= margin * level step
+
+    def amplitude(self, level: int, polarity_set: bool) -> float:
+        """Signed pulse amplitude (V) of amplitude code `level`."""
+        base = self.v_set if polarity_set else self.v_reset
+        v = base + self.v_step * level
+        return v if polarity_set else -v
+
+
+@dataclass(frozen=True)
+class CrossbarConfig:
+    tile_rows: int = 196
+    tile_cols: int = 20
+    partitions: int = 8     # row partitions; each has its own column wires into the TIA node
+    wire_r: float = 1.0     # ohm per wire segment (row and column lines)
+    v_read: float = 0.2     # V, read voltage at full-scale DAC code
+
+
+@dataclass(frozen=True)
+class SensingConfig:
+    tia_gain: float = 1.0e8       # V/A, differential TIA: V = gain * (I+ - I-)
+    bandwidth_hz: float = 1.0e7   # TIA closed-loop bandwidth, sets the settling latency
+
+
+@dataclass(frozen=True)
+class AdcConfig:
+    kind: str = "sar"             # sar: bits + 1 cycles per conversion; flash: 1 cycle
+    bits: int = 8                 # signed two's complement output
+    v_fs: float = 1.0             # V, input range is [-v_fs, +v_fs)
+    noise_lsb: float = 0.0        # rms input-referred noise in LSB (seeded, keyed draws)
+    adcs_per_tile: int = 0        # shared ADCs per tile (column mux); 0 = one ADC per output.
+                                  # Conversion order only: numerically identical results.
+
+    @property
+    def conversion_cycles(self) -> int:
+        return self.bits + 1 if self.kind == "sar" else 1
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    interface: str = "spi"   # spi | uart
+    spi_clk_div: int = 4     # SCLK period in system clocks used by the benches (>= 4)
+    uart_divider: int = 16   # system clocks per UART bit
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    freq_hz: float = 50.0e6
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    l2: float = 1.0e-4       # L2 penalty on the weights
+    maxiter: int = 300       # L-BFGS iterations
+    # auto: lbfgs for a single layer (the SLP recipe), qat for more; qat = quantisation-aware
+    # Adam on minibatches through the chip's exact forward pass (flow/model/train.py); manhattan =
+    # in-situ sign-of-gradient pulses on the device model (flow/model/insitu.py), never chosen by auto
+    method: str = "auto"
+    epochs: int = 12         # qat: passes over the training set
+    batch: int = 128         # qat: minibatch size
+    lr: float = 2.0e-3       # qat: Adam step size (decays to lr / 20 by a cosine schedule)
+    calib_percentile: float = 99.9  # qat: percentile of positive hidden sums mapped to dac_max
+    # manhattan: in-situ Manhattan-rule training on the device programming model (flow/model/insitu.py):
+    # one fixed-amplitude set/reset pulse per device of every pair whose |dL/dW| is above
+    # manhattan_threshold * (the layer's largest |dL/dW| in the minibatch); no write-verify
+    manhattan_epochs: int = 5        # passes over the training set
+    manhattan_batch: int = 300       # minibatch size (one pulse step per minibatch)
+    manhattan_threshold: float = 0.35  # fraction of the layer's max |gradient| a pair must exceed
+    manhattan_init_pulses: int = 8   # hidden layers start with 0..N random set pulses per device
+
+    def resolved_method(self, layers: int) -> str:
+        if self.method != "auto":
+            return self.method
+        return "lbfgs" if layers == 1 else "qat"
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Figures of merit behind `xbarflow cost` (flow/analysis/cost.py): energy and area per inference."""
+    adc_fom_j: float = 1.0e-14       # ADC Walden FoM, J per conversion step: E = FoM * 2**bits
+    dac_fom_j: float = 5.0e-15       # row DAC, J per conversion step: E = FoM * 2**dac_bits per row
+    tia_power_w: float = 1.0e-5      # W per differential TIA while the array is read
+    digital_j_per_cycle: float = 1.0e-12  # digital periphery, J per clock cycle of an inference
+    cell_area_um2: float = 0.05      # one 1T1R crossbar cell
+    dac_area_um2: float = 2.0        # row DAC area per conversion step: A = a * 2**dac_bits per row
+    adc_area_um2: float = 10.0       # ADC area per conversion step (SAR capacitor array): a * 2**bits
+    tia_area_um2: float = 2000.0     # one differential TIA
+    images: int = 1000               # test images averaged for the crossbar's read energy
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    train: int = 1
+    noise: int = 2
+    device: int = 3
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    name: str = "slp"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    sensing: SensingConfig = field(default_factory=SensingConfig)
+    adc: AdcConfig = field(default_factory=AdcConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: SeedConfig = field(default_factory=SeedConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    # -- derived quantities, computed here so nobody re-derives them --------------------------
+    @property
+    def rows(self) -> int:
+        """Inputs of layer 0, one crossbar row per input pixel (the SLP: its one tile's rows;
+        a bigger layer spans several row tiles, see `tiles`)."""
+        return self.network.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.network.classes
+
+    @property
+    def cols(self) -> int:
+        """Physical columns of the last layer: one differential pair (G+, G-) per class."""
+        return 2 * self.outputs
+
+    @property
+    def partition_rows(self) -> tuple[int, ...]:
+        """Rows per row partition (np.array_split rule: the first partitions get one more)."""
+        q, r = divmod(self.crossbar.tile_rows, self.crossbar.partitions)
+        return tuple(q + 1 if p < r else q for p in range(self.crossbar.partitions))
+
+    @property
+    def partition_start(self) -> tuple[int, ...]:
+        """First global row of each partition."""
+        starts, acc = [], 0
+        for n in self.partition_rows:
+            starts.append(acc)
+            acc += n
+        return tuple(starts)
+
+    @property
+    def tiles(self) -> tuple["TileSpec", ...]:
+        """Every crossbar tile of the network in `tile_sel` order: layer, column tile, row tile.
+
+        Row tile r of a layer covers inputs [r*tile_rows, min((r+1)*tile_rows, n_in)) and column
+        tile c covers outputs [c*tile_cols/2, min((c+1)*tile_cols/2, n_out)) (contiguous blocks,
+        the last one possibly smaller). The SLP default (196 x 20 tile) is a single tile.
+        """
+        tr, to = self.crossbar.tile_rows, self.crossbar.tile_cols // 2
+        specs: list[TileSpec] = []
+        for layer, (n_in, n_out) in enumerate(self.network.layer_shapes):
+            for c in range(-(-n_out // to)):
+                for r in range(-(-n_in // tr)):
+                    specs.append(TileSpec(len(specs), layer, r, c, r * tr, min((r + 1) * tr, n_in),
+                                          c * to, min((c + 1) * to, n_out)))
+        return tuple(specs)
+
+    def cycles(self, seconds: float) -> int:
+        """A physical duration in whole clock cycles (rounded up, at least 1)."""
+        return max(1, math.ceil(seconds * self.clock.freq_hz - 1e-9))
+
+    @property
+    def pulse_cycles(self) -> int:
+        return self.cycles(self.programming.pulse_width_ns * 1e-9)
+
+    @property
+    def sense_cycles(self) -> int:
+        return self.cycles(self.programming.sense_time_ns * 1e-9)
+
+    @property
+    def target_bytes(self) -> int:
+        """Programming targets: one level code byte per physical cell, row-major."""
+        return self.crossbar.tile_rows * self.crossbar.tile_cols
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of the packed DAC-code input buffer (codes packed LSB first)."""
+        return (self.rows * self.quant.dac_bits + 7) // 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short stable hash of the whole config (keys weights and build caches)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def replace(self, **overrides: Any) -> "ChipConfig":
+        """Copy with dotted overrides, e.g. replace(**{"crossbar.wire_r": 0.0}); validated."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                data[section] = value
+            elif isinstance(data.get(section, {}), dict):
+                # an unknown section reaches from_dict, which names the nearest one
+                data.setdefault(section, {})[key] = value
+            else:
+                raise ConfigError(f"override: '{section}' is not a section, cannot set '{dotted}'")
+        return from_dict(data, source="override")
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Geometry of one tile: its global index (`tile_sel`), layer, position and covered ranges."""
+    index: int
+    layer: int
+    row_tile: int
+    col_tile: int
+    row_start: int   # first input (crossbar row) of the layer this tile holds
+    row_stop: int    # one past the last
+    out_start: int   # first output of the layer; physical columns 2*out_start .. 2*out_stop - 1
+    out_stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.row_stop - self.row_start
+
+    @property
+    def outputs(self) -> int:
+        return self.out_stop - self.out_start
+
+
+# -- loading and validation ------------------------------------------------------------------
+
+_SECTIONS = {f.name: f.type for f in fields(ChipConfig) if f.name != "name"}
+_SECTION_TYPES = {
+    "network": NetworkConfig, "quant": QuantConfig, "device": DeviceConfig,
+    "crossbar": CrossbarConfig, "sensing": SensingConfig, "adc": AdcConfig,
+    "host": HostConfig, "clock": ClockConfig, "programming": ProgrammingConfig,
+    "train": TrainConfig, "seeds": SeedConfig, "cost": CostConfig,
+}
+
+
+def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"{where}: unknown key '{key}'{hint}")
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{where}: expected a non-empty list, got {value!r}")
+        return tuple(_coerce(v, default[0], f"{where}[{i}]") for i, v in enumerate(value))
+    raise AssertionError(f"unhandled default type at {where}")
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table at the top level")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "name":
+            kwargs["name"] = _coerce(value, "", f"{source}: name")
+            continue
+        if key not in _SECTION_TYPES:
+            raise _unknown(key, ["name", *_SECTION_TYPES], source)
+        cls = _SECTION_TYPES[key]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{key}] must be a table")
+        defaults = cls()
+        known = [f.name for f in fields(cls)]
+        sect = {}
+        for k, v in value.items():
+            if k not in known:
+                raise _unknown(k, known, f"{source}: [{key}]")
+            sect[k] = _coerce(v, getattr(defaults, k), f"{source}: {key}.{k}")
+        kwargs[key] = cls(**sect)
+    cfg = ChipConfig(**kwargs)
+    validate(cfg, source)
+    return cfg
+
+
+def _check(cond: bool, source: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{source}: {msg}")
+
+
+def validate(cfg: ChipConfig, source: str = "config") -> None:
+    n, q, d, x, s, a, h = (cfg.network, cfg.quant, cfg.device, cfg.crossbar, cfg.sensing,
+                           cfg.adc, cfg.host)
+    _check(2 <= n.input_size <= 28, source, f"network.input_size must be in 2..28, got {n.input_size}")
+    _check(len(n.layers) == len(n.activations), source,
+           f"network.layers ({len(n.layers)}) and network.activations ({len(n.activations)}) differ in length")
+    _check(all(1 <= k <= 1024 for k in n.layers), source, "network.layers entries must be in 1..1024")
+    _check(n.layers[-1] >= 2, source, "network.layers must end with at least 2 classes")
+    for act in n.activations[:-1]:
+        _check(act in ("relu", "binary"), source, f"hidden activation must be relu or binary, got '{act}'")
+    _check(n.activations[-1] == "none", source, "the last layer's activation must be 'none' (argmax on ADC codes)")
+    _check(0 <= n.requant_shift <= 24, source, f"network.requant_shift must be in 0..24, got {n.requant_shift}")
+    _check(1 <= n.requant_mult_bits <= 16, source,
+           f"network.requant_mult_bits must be in 1..16, got {n.requant_mult_bits}")
+    _check(1 <= q.dac_bits <= 8, source, f"quant.dac_bits must be in 1..8, got {q.dac_bits}")
+    _check(2 <= q.weight_levels <= 256, source, f"quant.weight_levels must be in 2..256, got {q.weight_levels}")
+    _check(0 < d.g_off < d.g_on, source, f"need 0 < device.g_off < device.g_on, got {d.g_off} and {d.g_on}")
+    _check(0.9 * d.g_on > d.g_off, source, "device.g_off must be below 0.9 * device.g_on (paper mapping)")
+    # Layers larger than a tile are split over several tiles (ChipConfig.tiles).
+    _check(1 <= x.tile_rows <= 4096, source, f"crossbar.tile_rows must be in 1..4096, got {x.tile_rows}")
+    _check(2 <= x.tile_cols <= 4096 and x.tile_cols % 2 == 0, source,
+           f"crossbar.tile_cols must be even and in 2..4096 (G+, G- pairs), got {x.tile_cols}")
+    _check(1 <= x.partitions <= x.tile_rows, source, f"crossbar.partitions must be in 1..{x.tile_rows}")
+    _check(0 <= x.wire_r <= 1e3, source, f"crossbar.wire_r must be in 0..1000 ohm, got {x.wire_r}")
+    _check(0 < x.v_read <= 1.0, source, f"crossbar.v_read must be in (0, 1] V, got {x.v_read}")
+    _check(s.tia_gain > 0, source, "sensing.tia_gain must be positive")
+    _check(s.bandwidth_hz > 0, source, "sensing.bandwidth_hz must be positive")
+    _check(a.kind in ("sar", "flash"), source, f"adc.kind must be sar or flash, got '{a.kind}'")
+    _check(2 <= a.bits <= 16, source, f"adc.bits must be in 2..16, got {a.bits}")
+    _check(a.v_fs > 0, source, "adc.v_fs must be positive")
+    _check(a.noise_lsb >= 0, source, "adc.noise_lsb must be >= 0")
+    _check(0 <= a.adcs_per_tile <= x.tile_cols // 2, source,
+           f"adc.adcs_per_tile must be in 0..{x.tile_cols // 2} (the tile's outputs; 0 = one per output), "
+           f"got {a.adcs_per_tile}")
+    _check(h.interface in ("spi", "uart"), source, f"host.interface must be spi or uart, got '{h.interface}'")
+    _check(4 <= h.spi_clk_div <= 1024 and h.spi_clk_div % 2 == 0, source,
+           "host.spi_clk_div must be even and in 4..1024")
+    _check(4 <= h.uart_divider <= 65535, source, "host.uart_divider must be in 4..65535")
+    _check(cfg.clock.freq_hz > 0, source, "clock.freq_hz must be positive")
+    _check(d.rate_max > 0 and d.rate_max <= 1, source, "device.rate_max must be in (0, 1]")
+    _check(d.v_slope > 0, source, "device.v_slope must be positive")
+    _check(d.c2c_sigma >= 0 and d.d2d_sigma >= 0, source, "device.c2c_sigma and d2d_sigma must be >= 0")
+    _check(0 <= d.stuck_on_rate and 0 <= d.stuck_off_rate and d.stuck_on_rate + d.stuck_off_rate <= 1,
+           source, "device.stuck_on_rate and stuck_off_rate must be >= 0 and sum to <= 1")
+    _check(-1 <= d.dead_partition < x.partitions, source,
+           f"device.dead_partition must be -1 (none) or a partition in 0..{x.partitions - 1}, "
+           f"got {d.dead_partition}")
+    pr = cfg.programming
+    _check(1 <= pr.timeout_pulses <= 65535, source, "programming.timeout_pulses must be in 1..65535")
+    _check(1 <= pr.amplitude_levels <= 256, source, "programming.amplitude_levels must be in 1..256")
+    _check(pr.pulses_per_level >= 1, source, "programming.pulses_per_level must be >= 1")
+    _check(pr.v_set > 0 and pr.v_reset > 0 and pr.v_step >= 0, source,
+           "programming.v_set and v_reset must be positive and v_step >= 0")
+    _check(pr.pulse_width_ns > 0 and pr.sense_time_ns > 0, source,
+           "programming.pulse_width_ns and sense_time_ns must be positive")
+    _check(0 < pr.margin < 1, source, "programming.margin must be in (0, 1) level steps")
+    t = cfg.train
+    _check(t.l2 >= 0 and t.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
+    _check(t.method in ("auto", "lbfgs", "qat", "manhattan"), source,
+           f"train.method must be auto, lbfgs, qat or manhattan, got '{t.method}'")
+    _check(t.resolved_method(len(n.layers)) != "lbfgs" or len(n.layers) == 1, source,
+           "train.method 'lbfgs' trains single-layer networks only; use 'qat' (or 'auto')")
+    _check(1 <= t.epochs <= 1000 and 1 <= t.batch <= 65536, source,
+           "train.epochs must be in 1..1000 and train.batch in 1..65536")
+    _check(0 < t.lr <= 1, source, f"train.lr must be in (0, 1], got {t.lr}")
+    _check(50 <= t.calib_percentile <= 100, source,
+           f"train.calib_percentile must be in 50..100, got {t.calib_percentile}")
+    _check(1 <= t.manhattan_epochs <= 1000, source,
+           f"train.manhattan_epochs must be in 1..1000, got {t.manhattan_epochs}")
+    _check(1 <= t.manhattan_batch <= 65536, source,
+           f"train.manhattan_batch must be in 1..65536, got {t.manhattan_batch}")
+    _check(0 <= t.manhattan_threshold < 1, source,
+           f"train.manhattan_threshold must be in [0, 1) (a fraction of the largest |gradient|), "
+           f"got {t.manhattan_threshold}")
+    _check(0 <= t.manhattan_init_pulses <= 1000, source,
+           f"train.manhattan_init_pulses must be in 0..1000, got {t.manhattan_init_pulses}")
+    c = cfg.cost
+    for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
+                "dac_area_um2", "adc_area_um2", "tia_area_um2"):
+        _check(getattr(c, key) >= 0, source, f"cost.{key} must be >= 0, got {getattr(c, key)}")
+    _check(1 <= c.images <= 100_000, source, f"cost.images must be in 1..100000, got {c.images}")
+
+
+def load(path: str | Path | None = None) -> ChipConfig:
+    """Load and validate a TOML config; `None` gives configs/slp.toml."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if p.is_dir():
+        raise ConfigError(f"config path is a directory, not a TOML file: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {p}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML in {p}: {exc}") from None
+    return from_dict(data, source=str(p))

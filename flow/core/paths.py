@@ -1,0 +1,42 @@
+"""Where the flow keeps its files: the checkout, the build cache and the run folders.
+
+One place resolves them, so a test session (or a user) can move every generated file away
+from the checkout:
+
+* `BUILD` (default `<checkout>/build`, or `$XBARFLOW_BUILD_DIR`): caches the flow may rebuild
+  at will: trained weights (`WEIGHTS`), simulator models (`SIM_BUILD`), synthesis (`SYNTH`);
+* `RUNS` (default `<checkout>/runs`, or `$XBARFLOW_RUNS_DIR`): default run folders of the
+  commands (demo, program, sim, classify, sweep, fuzz) when no `--out` is given;
+* `REFERENCE_WEIGHTS` (`<checkout>/data/weights`): the shipped reference weights, in git.
+
+The environment is read once, at import: tests/conftest.py sets both variables to a session
+temporary folder before anything imports flow, and simulator subprocesses inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["BUILD", "BUILD_ENV", "CONFIGS", "DATA", "REFERENCE_WEIGHTS", "ROOT", "RUNS",
+           "RUNS_ENV", "SIM_BUILD", "SYNTH", "WEIGHTS"]
+
+BUILD_ENV = "XBARFLOW_BUILD_DIR"
+RUNS_ENV = "XBARFLOW_RUNS_DIR"
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+BUILD = _from_env(BUILD_ENV, ROOT / "build")
+RUNS = _from_env(RUNS_ENV, ROOT / "runs")
+WEIGHTS = BUILD / "weights"
+SIM_BUILD = BUILD / "sim"
+SYNTH = BUILD / "synth"
+CONFIGS = ROOT / "configs"
+DATA = ROOT / "data"
+REFERENCE_WEIGHTS = DATA / "weights"

@@ -1,0 +1,1 @@
+"""flow.host: see the module map in README.md."""

@@ -1,0 +1,1 @@
+"""flow.model: see the module map in README.md."""

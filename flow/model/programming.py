@@ -1,0 +1,231 @@
+"""Golden replay of the chip's write-verify programming, and accuracy after programming.
+
+The write FSM (RTL) walks a row counter i (slow) and a column counter j (fast); at address
+(i, j) it serves cell (partition_start[p] + i, j) of every partition p that has row i, all in
+parallel:
+
+    present[p] = i < partition_rows[p]; acked[p] = False; pulses = 0
+    loop:
+      VERIFY every present p -> (ok[p], high[p]);  acked[p] |= ok[p]
+      all present acked            -> advance
+      pulses == timeout_pulses     -> failures += present & ~acked; advance
+      else every present & ~acked p gets a pulse: polarity set iff not high[p],
+           amplitude code min(pulses // pulses_per_level, amplitude_levels - 1);
+           total_pulses += 1; pulses += 1
+
+`program_array_stepwise` is that loop literally, one scalar `DeviceArray.verify` / `.pulse` per
+cell and event, exactly as the cocotb bridge calls them (and it can record the bus-level event
+trace the RTL must produce). `program_array` is the fast replay: a cell's trajectory depends only
+on its own state and the shared pulse counter, and while a cell is un-acked that counter equals
+the cell's own pulse count (every un-acked present cell is pulsed on every step), so all cells of
+the tile evolve independently and are replayed together, pulse count by pulse count. Each cell
+sees the same verify decisions, amplitudes and keyed c2c draws as in the literal loop; the
+per-address counts (steps, total_pulses) follow from the per-cell counts. Tests check that the two
+agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.programming import DeviceArray
+from ..core import paths
+from ..core.config import ChipConfig
+from .golden import GoldenChip
+
+WEIGHTS_DIR = paths.WEIGHTS
+
+
+@dataclass
+class ProgrammingResult:
+    target_levels: np.ndarray    # (R, C) int level codes the cells were programmed to
+    pulses_per_cell: np.ndarray  # (R, C) int pulses each cell received in this run
+    failed: np.ndarray           # (R, C) bool, cells left un-acked at the timeout
+    failures: int                # the chip's failure counter (= failed.sum())
+    total_pulses: int            # pulse events (one event pulses up to NP cells in parallel)
+    steps: int                   # verify reads = addresses + total_pulses (write periods)
+    conductance: np.ndarray      # (R, C) final conductances (S)
+    lam: np.ndarray              # (R, C) final memory states
+    device: DeviceArray          # the programmed device (inference can run on it)
+
+    @property
+    def addresses(self) -> int:
+        return self.steps - self.total_pulses
+
+
+def place_levels(levels: np.ndarray, cfg: ChipConfig) -> np.ndarray:
+    """A (rows, cols) level-code block placed at the top-left of an R x C tile; others level 0."""
+    lv = np.asarray(levels)
+    shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
+    if lv.ndim != 2 or lv.shape[0] > shape[0] or lv.shape[1] > shape[1]:
+        raise ValueError(f"levels of shape {lv.shape} do not fit the {shape[0]} x {shape[1]} tile")
+    tile = np.zeros(shape, dtype=np.int64)
+    tile[:lv.shape[0], :lv.shape[1]] = lv
+    return tile
+
+
+def tile_target_levels(cfg: ChipConfig, weights: np.ndarray) -> np.ndarray:
+    """(R, C) target level codes of the whole tile for a (rows, outputs) weight matrix."""
+    return place_levels(map_weights(weights, cfg).levels, cfg)
+
+
+def _check_targets(cfg: ChipConfig, target_levels: np.ndarray) -> np.ndarray:
+    t = np.asarray(target_levels)
+    shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
+    if t.shape != shape or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"target levels must be an integer array shaped {shape}, got {t.dtype} {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= cfg.quant.weight_levels):
+        raise ValueError(f"target levels must be in 0..{cfg.quant.weight_levels - 1}")
+    return t.astype(np.int64)
+
+
+def _address_counts(cfg: ChipConfig, pulses: np.ndarray) -> tuple[int, int]:
+    """(total_pulses, steps) from per-cell pulse counts: an address lasts as long as its slowest cell."""
+    maxr, cols = max(cfg.partition_rows), cfg.crossbar.tile_cols
+    per_address = np.zeros((maxr, cols), dtype=np.int64)
+    for start, n in zip(cfg.partition_start, cfg.partition_rows):
+        per_address[:n] = np.maximum(per_address[:n], pulses[start:start + n])
+    total = int(per_address.sum())
+    return total, total + maxr * cols
+
+
+def _result(cfg, targets, device, pulses, failed) -> ProgrammingResult:
+    total, steps = _address_counts(cfg, pulses)
+    return ProgrammingResult(
+        target_levels=targets, pulses_per_cell=pulses, failed=failed, failures=int(failed.sum()),
+        total_pulses=total, steps=steps, conductance=device.conductance(), lam=device.lam.copy(),
+        device=device)
+
+
+def program_array(cfg: ChipConfig, target_levels: np.ndarray,
+                  device: DeviceArray | None = None) -> ProgrammingResult:
+    """Replay the chip's write-verify on `device` (default: a pristine DeviceArray(cfg)).
+
+    The device is modified in place and returned in the result."""
+    targets = _check_targets(cfg, target_levels)
+    dev = device if device is not None else DeviceArray(cfg)
+    prog = cfg.programming
+    rows, cols = (a.ravel() for a in np.indices(targets.shape))
+    refs = targets.ravel()
+    pulses = np.zeros(targets.shape, dtype=np.int64)
+    failed = np.zeros(targets.shape, dtype=bool)
+    for k in range(prog.timeout_pulses + 1):      # k = pulses so far at this verify
+        ok, high = dev.verify_cells(rows, cols, refs)
+        rows, cols, refs, high = rows[~ok], cols[~ok], refs[~ok], high[~ok]
+        if rows.size == 0:
+            break
+        if k == prog.timeout_pulses:
+            failed[rows, cols] = True
+            break
+        level = min(k // prog.pulses_per_level, prog.amplitude_levels - 1)
+        amp = np.where(high, prog.amplitude(level, False), prog.amplitude(level, True))
+        dev.pulse_cells(rows, cols, amp)
+        pulses[rows, cols] += 1
+    return _result(cfg, targets, dev, pulses, failed)
+
+
+def program_array_stepwise(cfg: ChipConfig, target_levels: np.ndarray,
+                           device: DeviceArray | None = None,
+                           trace: list | None = None) -> ProgrammingResult:
+    """The write FSM literally, one scalar device call per cell and event (slow; the reference).
+
+    With `trace` (a list), appends the bus-level events the RTL must produce, masks bit p =
+    partition p:  ("verify", i, j, refs, ok_mask, high_mask) and
+    ("pulse", i, j, level, enable_mask, polarity_mask) with polarity bit 1 = reset.
+    """
+    targets = _check_targets(cfg, target_levels)
+    dev = device if device is not None else DeviceArray(cfg)
+    prog = cfg.programming
+    starts, nrows = cfg.partition_start, cfg.partition_rows
+    parts = range(cfg.crossbar.partitions)
+    pulses = np.zeros(targets.shape, dtype=np.int64)
+    failed = np.zeros(targets.shape, dtype=bool)
+    failures = total_pulses = steps = 0
+    for i in range(max(nrows)):
+        for j in range(cfg.crossbar.tile_cols):
+            present = [i < nrows[p] for p in parts]
+            acked = [False for _ in parts]
+            ref = [int(targets[starts[p] + i, j]) if present[p] else 0 for p in parts]
+            n = 0
+            while True:
+                ok, high = [False for _ in parts], [False for _ in parts]
+                for p in parts:
+                    if present[p]:
+                        ok[p], high[p] = dev.verify(starts[p] + i, j, ref[p])
+                    acked[p] |= ok[p] and present[p]
+                steps += 1
+                if trace is not None:
+                    trace.append(("verify", i, j, tuple(ref), _mask(ok), _mask(high)))
+                waiting = [present[p] and not acked[p] for p in parts]
+                if not any(waiting):
+                    break
+                if n == prog.timeout_pulses:
+                    failures += sum(waiting)
+                    for p in parts:
+                        if waiting[p]:
+                            failed[starts[p] + i, j] = True
+                    break
+                level = min(n // prog.pulses_per_level, prog.amplitude_levels - 1)
+                for p in parts:
+                    if waiting[p]:
+                        row = starts[p] + i
+                        dev.pulse(row, j, prog.amplitude(level, not high[p]))   # keyed by the cell's count
+                        pulses[row, j] += 1
+                if trace is not None:
+                    trace.append(("pulse", i, j, level, _mask(waiting),
+                                  _mask([w and h for w, h in zip(waiting, high)])))
+                total_pulses += 1
+                n += 1
+    result = _result(cfg, targets, dev, pulses, failed)
+    assert (result.failures, result.total_pulses, result.steps) == (failures, total_pulses, steps)
+    return result
+
+
+def _mask(bits: list[bool]) -> int:
+    return sum(1 << p for p, b in enumerate(bits) if b)
+
+
+# -- accuracy after programming ---------------------------------------------------------------
+
+@dataclass
+class ProgrammedAccuracy:
+    ideal: float                 # golden accuracy with every cell exactly at its target
+    programmed: float            # golden accuracy on the programmed conductances
+    result: ProgrammingResult
+
+    @property
+    def drop(self) -> float:
+        return self.ideal - self.programmed
+
+
+def programmed_chip(cfg: ChipConfig, result: ProgrammingResult) -> GoldenChip:
+    """The golden chip on the programmed conductances of the used block (rows x cols)."""
+    return GoldenChip(cfg, result.conductance[:cfg.rows, :cfg.cols])
+
+
+def accuracy_after_programming(cfg: ChipConfig, weights: np.ndarray, codes: np.ndarray,
+                               labels: np.ndarray, device: DeviceArray | None = None
+                               ) -> ProgrammedAccuracy:
+    """Program the tile for `weights` ((rows, outputs) floats) and compare golden accuracies on
+    DAC codes (n, rows) with labels (n,): programmed conductances vs ideal targets."""
+    labels = np.asarray(labels)
+    result = program_array(cfg, tile_target_levels(cfg, weights), device)
+    ideal = GoldenChip.from_weights(cfg, weights).infer(codes).classes
+    programmed = programmed_chip(cfg, result).infer(codes).classes
+    return ProgrammedAccuracy(ideal=float(np.mean(ideal == labels)),
+                              programmed=float(np.mean(programmed == labels)), result=result)
+
+
+def default_accuracy_after_programming(cfg: ChipConfig,
+                                       weights_dir: str | Path = WEIGHTS_DIR
+                                       ) -> ProgrammedAccuracy:
+    """The shipped MNIST test set with the cached trained weights (trains once if needed)."""
+    from ..data import load_dataset, to_dac_codes
+    from .train import load_or_train
+    ds = load_dataset()
+    w = load_or_train(cfg, ds, weights_dir).w
+    return accuracy_after_programming(cfg, w, to_dac_codes(ds.x_test, cfg), ds.y_test)

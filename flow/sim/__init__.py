@@ -1,0 +1,1 @@
+"""flow.sim: see the module map in README.md."""
