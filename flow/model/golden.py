@@ -190,7 +190,7 @@ class GoldenChip:
                      requant_mult: Sequence[int] | None = None) -> "GoldenChip":
         """Ideal programming: every device sits exactly at its mapped target conductance.
 
-        `weights`: a `xbarflow.flow.model.train.Weights` (its layers and requant_mult), a (rows, outputs) array
+        `weights`: a `xbarflow.flow.model.weights.Weights` (its layers and requant_mult), a (rows, outputs) array
         for a single-layer network, or a sequence of per-layer arrays (then pass requant_mult)."""
         if hasattr(weights, "layers"):
             if requant_mult is None:
