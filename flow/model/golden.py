@@ -39,6 +39,9 @@ from xbarflow.analog_models.mapping import Mapping, map_weights
 
 from ..core.config import ChipConfig, TileSpec
 
+__all__ = ["GoldenChip", "GoldenResult", "GoldenTrace", "Tile", "activate", "argmax_lowest",
+           "binary_activation", "requantize_relu", "tile_event_indices"]
+
 
 @dataclass(frozen=True)
 class GoldenTrace:
