@@ -17,8 +17,8 @@ draws, stuck-at faults and dead partitions, all from the config's seeds).
   first get 0..train.manhattan_init_pulses set pulses per device, drawn from seeds.train (the
   last layer stays pristine, which is enough to break the symmetry); counted as `init_pulses`.
 * Step (one minibatch of train.manhattan_batch images, reshuffled every epoch from seeds.train):
-  the chip's forward pass (`xbarflow.flow.model.forward.ChipModel`, the arithmetic of flow/model/golden.py on an ideal
-  crossbar) on the devices' own differential conductances in level units, (G+ - G-) / level
+  the chip's forward pass (`xbarflow.flow.model.forward.ChipModel`, the arithmetic of
+  flow/model/golden.py on an ideal crossbar) on the devices' own differential conductances in level units, (G+ - G-) / level
   step: DAC codes in, per-tile ADC rounding and saturation, integer sums, requantising ReLU;
   loss softmax cross-entropy of s_L / LOGIT_CODES; straight-through backward (stops at the ADC
   rails and the ReLU clip). Every pair whose |dL/dW| exceeds train.manhattan_threshold times

@@ -1,4 +1,5 @@
-"""The SLP recipe: ex-situ training of the paper's single-layer perceptron, aware of what the chip can realise.
+"""The SLP recipe (train.method "lbfgs"): ex-situ training of the paper's single-layer
+perceptron, aware of what the chip can realise.
 
 The chip sees DAC codes, not pixels, and realises each weight as (level+ - level-) after
 `xbarflow.analog_models.mapping.map_weights`. So training

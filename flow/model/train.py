@@ -15,10 +15,11 @@ The recipes, one per module, each aware of what the chip can realise:
 The weights themselves, their training digest, the weights file and the shipped reference
 weights are flow/model/weights.py.
 
-`python -m xbarflow.flow.model.train CONFIG [--set KEY=VALUE ...]` loads the shipped reference weights (see
-"reference weights" in flow/model/weights.py) or the cached weights, or trains, and prints software and golden test
-accuracies as one JSON line (for in-situ weights also the golden accuracy on the device state,
-device_golden_test_accuracy); with `--reference` it trains afresh and ships the result.
+`python -m xbarflow.flow.model.train CONFIG [--set KEY=VALUE ...]` loads the shipped reference
+weights (see "reference weights" in flow/model/weights.py) or the cached weights, or trains, and
+prints software and golden test accuracies as one JSON line (for in-situ weights also the golden
+accuracy on the device state, device_golden_test_accuracy); with `--reference` it trains afresh
+and ships the result.
 """
 
 from __future__ import annotations
