@@ -19,7 +19,7 @@ from xbarflow.flow.analysis.figures_readme import (
     check_readme,
     render_readme,
 )
-from xbarflow.flow.model.train import reference_manifest
+from xbarflow.flow.model.weights import reference_manifest
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,12 @@ def test_reference_figures_recompute_exactly(stored):
 
 SCRIPT = """
 import hashlib, json
-from xbarflow.flow.core import config; from xbarflow.flow.analysis import figures; from xbarflow.flow.model import train
+from xbarflow.flow.core import config; from xbarflow.flow.analysis import figures; from xbarflow.flow.model import lbfgs, train, weights
 from xbarflow.flow.data import load_dataset, to_dac_codes
 cfg = config.load(); ds = load_dataset()
-w = train.load_reference(cfg, ds)
+w = weights.load_reference(cfg, ds)
 codes = to_dac_codes(ds.x_test, cfg)
-z = train.float_scores(w.w, codes)
+z = lbfgs.float_scores(w.w, codes)
 ctx = figures.Context(reference_only=True, include_slow=False)
 out = figures.compute(["golden_slp", "programming", "cost"], ctx)
 out["software_accuracy"] = train.software_accuracy(w, codes, ds.y_test)
@@ -101,7 +101,7 @@ print(json.dumps(out, sort_keys=True))
 
 def test_figures_do_not_depend_on_the_blas_thread_count():
     """One BLAS thread and two (this machine's cores) print the same figures of the default
-    config, bit for bit: the software accuracy's float sums included (xbarflow.flow.model.train.float_scores,
+    config, bit for bit: the software accuracy's float sums included (xbarflow.flow.model.lbfgs.float_scores,
     a fixed order). `make figures-check` under both settings covers every reference figure."""
     outputs = []
     for threads in ("1", "2"):

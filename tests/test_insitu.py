@@ -10,6 +10,7 @@ import pytest
 from xbarflow.analog_models.programming import logistic_rate
 from xbarflow.flow.core import config
 from xbarflow.flow.model import insitu, train
+from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.core.config import ConfigError
 from xbarflow.flow.data import Dataset, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
@@ -29,7 +30,7 @@ DATA = synthetic(1200, 0)
 
 
 @pytest.fixture(scope="module")
-def slp_weights() -> train.Weights:
+def slp_weights() -> weights_mod.Weights:
     return train.train(TINY, DATA)
 
 
@@ -46,7 +47,7 @@ def test_slp_learns_from_pristine_devices(slp_weights):
     assert meta["mapped_golden_test_accuracy"] > 0.9
     assert meta["steps"] == 3 * 12 and meta["pulses_total"] == sum(meta["pulses_per_epoch"]) > 0
     # train() dispatches to it and the weights are what the golden model maps
-    assert slp_weights.config_digest == train.training_digest(TINY)
+    assert slp_weights.config_digest == weights_mod.training_digest(TINY)
     assert _accuracy(GoldenChip.from_weights(TINY, slp_weights), DATA, TINY) == \
         meta["mapped_golden_test_accuracy"]
     # the device state travels with the weights: the golden chip on the devices' conductances
@@ -55,7 +56,7 @@ def test_slp_learns_from_pristine_devices(slp_weights):
     assert chip.layer_conductance[0] is g or np.array_equal(chip.layer_conductance[0], g)
     assert _accuracy(chip, DATA, TINY) == meta["device_golden_test_accuracy"]
     with pytest.raises(ValueError, match="no device state"):
-        insitu.device_chip(TINY, train.Weights(w=slp_weights.w, config_digest="x"))
+        insitu.device_chip(TINY, weights_mod.Weights(w=slp_weights.w, config_digest="x"))
 
 
 def test_mnist_subset_slp_learns(dataset):
@@ -99,8 +100,8 @@ def test_mlp_learns_with_random_hidden_init(tmp_path):
     assert meta["train_loss_history"][0] > meta["train_loss_history"][-1]
     assert meta["device_golden_test_accuracy"] > 0.8
     assert meta["mapped_golden_test_accuracy"] > 0.8
-    train.save(weights, tmp_path / "mlp.npz")
-    back = train.load(tmp_path / "mlp.npz", TINY_MLP)
+    weights_mod.save(weights, tmp_path / "mlp.npz")
+    back = weights_mod.load(tmp_path / "mlp.npz", TINY_MLP)
     assert back.device_requant_mult == weights.device_requant_mult
     assert all(a.tobytes() == b.tobytes() for a, b in zip(back.device_conductance, weights.device_conductance))
     assert _accuracy(insitu.device_chip(TINY_MLP, back), DATA, TINY_MLP) == meta["device_golden_test_accuracy"]
@@ -153,20 +154,20 @@ def test_same_seeds_same_devices_other_seeds_other_devices():
 
 
 def test_digest_cache_and_cli(tmp_path, slp_weights, capsys):
-    base = train.training_digest(TINY)
-    assert base != train.training_digest(TINY.replace(**{"train.method": "lbfgs"}))
+    base = weights_mod.training_digest(TINY)
+    assert base != weights_mod.training_digest(TINY.replace(**{"train.method": "lbfgs"}))
     for change in ({"seeds.device": 9}, {"programming.v_set": 1.25}, {"device.c2c_sigma": 0.2},
                    {"train.manhattan_threshold": 0.5}, {"adc.bits": 6}):
-        assert train.training_digest(TINY.replace(**change)) != base, change
+        assert weights_mod.training_digest(TINY.replace(**change)) != base, change
     for change in ({"crossbar.wire_r": 0.0}, {"seeds.noise": 9}, {"adc.noise_lsb": 0.5}):
-        assert train.training_digest(TINY.replace(**change)) == base, change
+        assert weights_mod.training_digest(TINY.replace(**change)) == base, change
     # the manhattan knobs leave the other methods' cached weights valid
     mlp = config.load(config.CONFIG_DIR / "mlp.toml")
-    assert train.training_digest(mlp) == train.training_digest(mlp.replace(**{"train.manhattan_batch": 7}))
-    assert train.training_digest(CFG) == train.training_digest(CFG.replace(**{"train.manhattan_epochs": 9}))
+    assert weights_mod.training_digest(mlp) == weights_mod.training_digest(mlp.replace(**{"train.manhattan_batch": 7}))
+    assert weights_mod.training_digest(CFG) == weights_mod.training_digest(CFG.replace(**{"train.manhattan_epochs": 9}))
 
-    train.save(slp_weights, tmp_path / "w.npz")
-    back = train.load(tmp_path / "w.npz", TINY)
+    weights_mod.save(slp_weights, tmp_path / "w.npz")
+    back = weights_mod.load(tmp_path / "w.npz", TINY)
     assert back.w.tobytes() == slp_weights.w.tobytes() and back.meta == slp_weights.meta
     assert back.device_conductance[0].tobytes() == slp_weights.device_conductance[0].tobytes()
     assert back.device_requant_mult == () and back.requant_mult == ()

@@ -112,7 +112,7 @@ def mutant_flow(cfg, weights, tmp_path_factory):
     import xbarflow.hdl.controller as controller
     from xbarflow.flow import cli
     from xbarflow.flow.sim import runner as sim
-    from xbarflow.flow.model.train import cache_path, save
+    from xbarflow.flow.model.weights import cache_path, save
 
     source = Path(controller.__file__).read_text()
     assert source.count(ACCUMULATE) == 1, "hdl/controller.py's ACCUMULATE line changed: update MUTANT"

@@ -13,6 +13,7 @@ import pytest
 
 from xbarflow.flow.core import config
 from xbarflow.flow.model import train
+from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.data import Dataset, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.paths import REFERENCE_WEIGHTS
@@ -42,7 +43,7 @@ def golden_accuracy(chip: GoldenChip, cfg, dataset) -> float:
 
 
 def test_every_shipped_config_has_reference_weights_for_its_current_digest(dataset):
-    assert {train.reference_name(config.load(p)) for p in config.CONFIG_DIR.glob("*.toml")} \
+    assert {weights_mod.reference_name(config.load(p)) for p in config.CONFIG_DIR.glob("*.toml")} \
         <= set(SHIPPED), "a new shipped config needs reference weights (make reference-weights)"
     entries = manifest()
     assert set(entries) == set(SHIPPED)
@@ -51,9 +52,9 @@ def test_every_shipped_config_has_reference_weights_for_its_current_digest(datas
         f = REFERENCE_WEIGHTS / entry["file"]
         assert hashlib.sha256(f.read_bytes()).hexdigest() == entry["sha256"], name
         assert f.stat().st_size == entry["bytes"] < 500_000, name
-        assert entry["training_digest"] == train.training_digest(cfg), \
+        assert entry["training_digest"] == weights_mod.training_digest(cfg), \
             f"{name}: the config changed since its reference weights were made; make reference-weights"
-        assert train.reference_path(cfg, dataset) == f
+        assert weights_mod.reference_path(cfg, dataset) == f
         with np.load(f) as z:
             assert all(z[k].dtype == np.float64 for k in z.files if k.startswith(("w", "layer_", "device_g_")))
 
@@ -76,19 +77,19 @@ def test_load_or_train_takes_the_reference_weights_and_writes_no_cache(cfg, data
 def test_reference_weights_apply_only_to_their_digest_data_set_and_bytes(cfg, dataset, tmp_path, capsys):
     folder = tmp_path / "weights"
     shutil.copytree(REFERENCE_WEIGHTS, folder)
-    assert train.reference_path(cfg, dataset, folder) == folder / "slp-lbfgs.npz"
-    assert train.reference_path(cfg.replace(**{"train.l2": 1e-4}), dataset, folder) is None
+    assert weights_mod.reference_path(cfg, dataset, folder) == folder / "slp-lbfgs.npz"
+    assert weights_mod.reference_path(cfg.replace(**{"train.l2": 1e-4}), dataset, folder) is None
     subset = Dataset(dataset.x_train[:100], dataset.y_train[:100], dataset.x_test, dataset.y_test)
-    assert train.reference_path(cfg, subset, folder) is None
+    assert weights_mod.reference_path(cfg, subset, folder) is None
     assert capsys.readouterr().err == ""
     data = bytearray((folder / "slp-lbfgs.npz").read_bytes())
     data[len(data) // 2] ^= 1
     (folder / "slp-lbfgs.npz").write_bytes(bytes(data))
-    assert train.reference_path(cfg, dataset, folder) is None
+    assert weights_mod.reference_path(cfg, dataset, folder) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "do not match their SHA-256" in err
     (folder / "slp-lbfgs.npz").unlink()
-    assert train.reference_path(cfg, dataset, folder) is None
+    assert weights_mod.reference_path(cfg, dataset, folder) is None
     assert "missing" in capsys.readouterr().err
 
 
@@ -96,20 +97,20 @@ def test_write_reference_gives_fixed_bytes_and_a_manifest_entry(tmp_path):
     cfg = config.load().replace(**{"network.input_size": 4, "train.maxiter": 30})
     data = synthetic(400, 3)
     weights = train.train(cfg, data)
-    path = train.write_reference(cfg, weights, data, "the command", tmp_path)
+    path = weights_mod.write_reference(cfg, weights, data, "the command", tmp_path)
     first = path.read_bytes()
-    again = train.write_reference(cfg, train.train(cfg, data), data, "the command", tmp_path)
+    again = weights_mod.write_reference(cfg, train.train(cfg, data), data, "the command", tmp_path)
     assert again == path and path.read_bytes() == first, "the same weights must give the same bytes"
     (entry,) = json.loads((tmp_path / "manifest.json").read_text())["weights"].values()
     assert entry == {"file": path.name, "bytes": len(first), "sha256": hashlib.sha256(first).hexdigest(),
-                     "config": cfg.name, "method": "lbfgs", "training_digest": train.training_digest(cfg),
-                     "dataset": train.dataset_fingerprint(data), "dtype": "float64", "command": "the command"}
-    back = train.load_reference(cfg, data, tmp_path)
+                     "config": cfg.name, "method": "lbfgs", "training_digest": weights_mod.training_digest(cfg),
+                     "dataset": weights_mod.dataset_fingerprint(data), "dtype": "float64", "command": "the command"}
+    back = weights_mod.load_reference(cfg, data, tmp_path)
     assert back.w.tobytes() == weights.w.tobytes()
     assert {k: v for k, v in back.meta.items() if k != "reference"} == \
         {k: v for k, v in weights.meta.items() if k != "seconds"}
-    with pytest.raises(train.WeightsError, match="trained for digest"):
-        train.write_reference(cfg.replace(**{"train.l2": 0.1}), weights, data, "x", tmp_path)
+    with pytest.raises(weights_mod.WeightsError, match="trained for digest"):
+        weights_mod.write_reference(cfg.replace(**{"train.l2": 0.1}), weights, data, "x", tmp_path)
 
 
 def test_the_training_command_writes_reference_weights(tmp_path, capsys):
@@ -139,7 +140,7 @@ def test_retraining_lands_within_0_3_points_of_the_reference_weights(name, datas
     """Training on another machine (BLAS kernel, thread count) moves the last bits; the result
     must still be the same model to within 0.3 points of golden accuracy on the 10k test set."""
     cfg = shipped_config(name)
-    reference = train.load_reference(cfg, dataset)
+    reference = weights_mod.load_reference(cfg, dataset)
     retrained = train.train(cfg, dataset)
     pairs = [(golden_accuracy(GoldenChip.from_weights(cfg, w), cfg, dataset) for w in (reference, retrained))]
     if cfg.train.method == "manhattan":

@@ -8,6 +8,7 @@ import pytest
 from xbarflow.analog_models.mapping import map_weights
 from xbarflow.flow.core import config
 from xbarflow.flow.model import train
+from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.data import DataError, Dataset, load_dataset, to_dac_codes
 from synthetic_data import synthetic
 
@@ -31,7 +32,7 @@ def small_cfg() -> config.ChipConfig:
 
 
 @pytest.fixture(scope="module")
-def subset_weights(subset, small_cfg) -> train.Weights:
+def subset_weights(subset, small_cfg) -> weights_mod.Weights:
     return train.train(small_cfg, subset)
 
 
@@ -50,7 +51,7 @@ def test_mnist_subset_learns(subset_weights, subset, small_cfg):
     assert meta["level_test_accuracy"] > 0.8
     assert meta["train_images"] == 2000
     assert 1 <= meta["lbfgs_iterations"] <= 40
-    assert subset_weights.config_digest == train.training_digest(small_cfg)
+    assert subset_weights.config_digest == weights_mod.training_digest(small_cfg)
     # meta's numbers are the public functions' numbers
     codes = to_dac_codes(subset.x_test, small_cfg)
     assert train.software_accuracy(subset_weights, codes, subset.y_test) == meta["software_test_accuracy"]
@@ -74,35 +75,35 @@ def test_level_aware_steps_help_with_few_levels(subset):
 
 
 def test_training_digest_covers_only_training_inputs():
-    base = train.training_digest(CFG)
+    base = weights_mod.training_digest(CFG)
     for change in ({"train.l2": CFG.train.l2 * 10}, {"quant.weight_levels": 16}, {"quant.dac_bits": 3},
                    {"seeds.train": 7}, {"network.input_size": 12}):
-        assert train.training_digest(CFG.replace(**change)) != base, change
+        assert weights_mod.training_digest(CFG.replace(**change)) != base, change
     for change in ({"crossbar.wire_r": 0.0}, {"seeds.noise": 9}, {"adc.bits": 6}):
-        assert train.training_digest(CFG.replace(**change)) == base, change
+        assert weights_mod.training_digest(CFG.replace(**change)) == base, change
 
 
 def test_save_load_round_trip(tmp_path, subset_weights, small_cfg):
     path = tmp_path / "w.npz"
-    train.save(subset_weights, path)
-    back = train.load(path, small_cfg)
+    weights_mod.save(subset_weights, path)
+    back = weights_mod.load(path, small_cfg)
     assert back.w.tobytes() == subset_weights.w.tobytes()
     assert back.config_digest == subset_weights.config_digest
     assert back.meta == subset_weights.meta
     # hardware-only changes keep the weights usable
-    assert train.load(path, small_cfg.replace(**{"crossbar.wire_r": 5.0})).w.shape == (196, 10)
+    assert weights_mod.load(path, small_cfg.replace(**{"crossbar.wire_r": 5.0})).w.shape == (196, 10)
 
 
 def test_load_errors(tmp_path, subset_weights, small_cfg):
     path = tmp_path / "w.npz"
-    train.save(subset_weights, path)
-    with pytest.raises(train.WeightsError, match="trained for a different config.*retrain"):
-        train.load(path, small_cfg.replace(**{"train.l2": 0.5}))
-    with pytest.raises(train.WeightsError, match="weights file not found"):
-        train.load(tmp_path / "none.npz", small_cfg)
+    weights_mod.save(subset_weights, path)
+    with pytest.raises(weights_mod.WeightsError, match="trained for a different config.*retrain"):
+        weights_mod.load(path, small_cfg.replace(**{"train.l2": 0.5}))
+    with pytest.raises(weights_mod.WeightsError, match="weights file not found"):
+        weights_mod.load(tmp_path / "none.npz", small_cfg)
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    with pytest.raises(train.WeightsError, match="not a readable weights file"):
-        train.load(tmp_path / "bad.npz", small_cfg)
+    with pytest.raises(weights_mod.WeightsError, match="not a readable weights file"):
+        weights_mod.load(tmp_path / "bad.npz", small_cfg)
 
 
 def test_cache_hit_does_not_retrain(tmp_path, subset, small_cfg, subset_weights, monkeypatch):
@@ -114,7 +115,7 @@ def test_cache_hit_does_not_retrain(tmp_path, subset, small_cfg, subset_weights,
 
     monkeypatch.setattr(train, "train", fake_train)
     first = train.load_or_train(small_cfg, subset, tmp_path)
-    path = tmp_path / f"weights-{small_cfg.name}-{train.training_digest(small_cfg)}.npz"
+    path = tmp_path / f"weights-{small_cfg.name}-{weights_mod.training_digest(small_cfg)}.npz"
     assert path.is_file() and len(calls) == 1
     second = train.load_or_train(small_cfg, subset, tmp_path)
     assert len(calls) == 1
@@ -126,7 +127,7 @@ def test_cache_hit_does_not_retrain(tmp_path, subset, small_cfg, subset_weights,
     path.write_bytes(b"damaged")
     train.load_or_train(small_cfg, subset, tmp_path)
     assert len(calls) == 3
-    assert train.load(path, small_cfg).w.tobytes() == subset_weights.w.tobytes()
+    assert weights_mod.load(path, small_cfg).w.tobytes() == subset_weights.w.tobytes()
 
 
 def test_full_mnist_default_config_reaches_target(weights):
@@ -154,15 +155,15 @@ def small_mlp_cfg() -> config.ChipConfig:
 
 
 @pytest.fixture(scope="module")
-def mlp_subset_weights(subset, small_mlp_cfg) -> train.Weights:
+def mlp_subset_weights(subset, small_mlp_cfg) -> weights_mod.Weights:
     return train.train(small_mlp_cfg, subset)
 
 
 def test_slp_digest_and_weights_layout_are_unchanged():
     """The SLP recipe's digest is what it was before multi-layer training existed, so the SLP
     weights cached under build/weights (and the shipped reference weights) stay valid."""
-    assert train.training_digest(CFG) == "b42fd63aa9a1"
-    w = train.Weights(w=np.zeros((196, 10)), config_digest="x")
+    assert weights_mod.training_digest(CFG) == "b42fd63aa9a1"
+    w = weights_mod.Weights(w=np.zeros((196, 10)), config_digest="x")
     assert len(w.layers) == 1 and w.layers[0] is w.w and w.requant_mult == ()
 
 
@@ -208,22 +209,22 @@ def test_mlp_requant_mult_is_calibrated(dataset):
 
 
 def test_mlp_training_digest_covers_the_analog_scale():
-    base = train.training_digest(MLP_CFG)
+    base = weights_mod.training_digest(MLP_CFG)
     for change in ({"adc.bits": 6}, {"crossbar.tile_rows": 64}, {"device.g_on": 4e-8},
                    {"sensing.tia_gain": 2e8}, {"network.requant_shift": 7}, {"train.epochs": 3},
                    {"train.calib_percentile": 99.0}, {"network.activations": ["binary", "none"]}):
-        assert train.training_digest(MLP_CFG.replace(**change)) != base, change
+        assert weights_mod.training_digest(MLP_CFG.replace(**change)) != base, change
     for change in ({"crossbar.wire_r": 0.0}, {"adc.noise_lsb": 1.0}, {"crossbar.tile_cols": 64},
                    {"adc.adcs_per_tile": 4}, {"seeds.noise": 5}):
-        assert train.training_digest(MLP_CFG.replace(**change)) == base, change
+        assert weights_mod.training_digest(MLP_CFG.replace(**change)) == base, change
 
 
 def test_mlp_save_load_round_trip(tmp_path, mlp_subset_weights, small_mlp_cfg):
     path = tmp_path / "mlp.npz"
-    train.save(mlp_subset_weights, path)
-    back = train.load(path, small_mlp_cfg)
+    weights_mod.save(mlp_subset_weights, path)
+    back = weights_mod.load(path, small_mlp_cfg)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(back.layers, mlp_subset_weights.layers))
     assert back.requant_mult == mlp_subset_weights.requant_mult
     assert back.meta == mlp_subset_weights.meta
-    with pytest.raises(train.WeightsError, match="trained for a different config"):
-        train.load(path, small_mlp_cfg.replace(**{"network.layers": [128, 10]}))
+    with pytest.raises(weights_mod.WeightsError, match="trained for a different config"):
+        weights_mod.load(path, small_mlp_cfg.replace(**{"network.layers": [128, 10]}))

@@ -232,7 +232,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
              cycles_source: str | None = None) -> CostReport:
     """The cost model for one config (see the module docstring); pure, no tools needed.
 
-    `weights`: a `xbarflow.flow.model.train.Weights` (or per-layer arrays); `test_codes`: (n, inputs) DAC codes,
+    `weights`: a `xbarflow.flow.model.weights.Weights` (or per-layer arrays); `test_codes`: (n, inputs) DAC codes,
     the first `cost.images` of which are the representative input set.
     """
     from xbarflow.analog_models.crossbar import distortion

@@ -4,10 +4,10 @@
 BENCHMARKS.md: a source of the README's numbers) and rewrites the README's marked blocks from it
 (`flow/analysis/figures_readme.py`). Each figure, or each row of a table, says where it comes from:
 
-* "reference": the shipped reference weights (see `xbarflow.flow.model.train`, "reference weights") through
+* "reference": the shipped reference weights (see `xbarflow.flow.model.weights`, "reference weights") through
   the golden model, the programming replay and the cost model. These are the same bits on every
   machine, core count and BLAS kernel: the golden model works on an integer grid, the replay is
-  elementwise, `xbarflow.flow.model.train.float_scores` sums in a fixed order. tests/test_figures.py recomputes
+  elementwise, `xbarflow.flow.model.lbfgs.float_scores` sums in a fixed order. tests/test_figures.py recomputes
   the fast ones and requires them exactly equal to the JSON; `python -m xbarflow.flow.analysis.figures --check`
   recomputes all of them.
 * "retrained": rows whose config changes a training input, so the flow trains them (cached in
@@ -108,7 +108,7 @@ class Context:
 
     def is_reference(self, cfg) -> bool:
         """Whether shipped reference weights apply to cfg (memoised per training digest)."""
-        from ..model.train import reference_path, training_digest
+        from ..model.weights import reference_path, training_digest
         key = training_digest(cfg)
         if key not in self._reference:
             self._reference[key] = reference_path(cfg, self.dataset) is not None
@@ -119,7 +119,8 @@ class Context:
 
     def weights(self, cfg):
         """(weights, "reference" | "retrained")."""
-        from ..model.train import load_or_train, training_digest
+        from ..model.train import load_or_train
+        from ..model.weights import training_digest
         key = training_digest(cfg)
         kind = "reference" if self.is_reference(cfg) else "retrained"
         if kind == "retrained" and self.reference_only:
@@ -135,7 +136,7 @@ class Context:
         `device` the in-situ devices' own conductances); cached, an MLP's tiles take seconds."""
         from ..model.golden import GoldenChip
         from ..model.insitu import device_chip
-        from ..model.train import training_digest
+        from ..model.weights import training_digest
         key = (cfg.digest(), training_digest(cfg), device)
         if key not in self._golden:
             w, _ = self.weights(cfg)
@@ -488,7 +489,7 @@ def reference_view(figures: dict[str, Any], *, include_slow: bool = True) -> dic
 
 
 def reference_digests() -> dict[str, str]:
-    from ..model.train import reference_manifest
+    from ..model.weights import reference_manifest
     return {k: v["sha256"] for k, v in reference_manifest()["weights"].items()}
 
 

@@ -205,7 +205,7 @@ def cross_entropy_from_scores(scores: Any, labels: Any, scale: float = 1.0) -> f
 
 def logit_scale(cfg: ChipConfig, weights: Any) -> float:
     """ADC codes per logit unit of the layer whose weight matrix is `weights` (a
-    `xbarflow.flow.model.train.Weights` or an array), logits = (dac_codes / dac_max) @ W; see the module doc."""
+    `xbarflow.flow.model.weights.Weights` or an array), logits = (dac_codes / dac_max) @ W; see the module doc."""
     from xbarflow.analog_models.adc import lsb
 
     w = np.asarray(getattr(weights, "w", weights), dtype=np.float64)
@@ -487,7 +487,7 @@ def _find_scale(report: dict) -> float | None:
 def _scale_from_config(args, report: dict) -> tuple[float | None, str]:
     from ..core import config as config_mod
     from ..cli import WEIGHTS_DIR
-    from ..model.train import WeightsError, load, weights_path
+    from ..model.weights import WeightsError, load, weights_path
 
     path = args.config
     if path is None:

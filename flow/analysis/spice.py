@@ -195,6 +195,7 @@ def run(args) -> int:
     from xbarflow.analog_models.mapping import map_weights
 
     from ..model import train as train_mod
+    from ..model import weights as weights_mod
     from ..cli import WEIGHTS_DIR, UsageError, _load_config, _writable_dir
     from ..data import DataError, load_dataset, to_dac_codes
 
@@ -208,7 +209,7 @@ def run(args) -> int:
     try:
         dataset = load_dataset(args.data) if (args.weights is None or args.image is not None) else None
         if args.weights is not None:
-            weights = train_mod.load(args.weights, cfg)
+            weights = weights_mod.load(args.weights, cfg)
         else:
             weights = train_mod.load_or_train(cfg, dataset, WEIGHTS_DIR)
     except DataError as exc:

@@ -103,7 +103,8 @@ def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) ->
     """Train (or find the reference or cached) weights of one point; returns their file's path."""
     from ..core import config as config_mod
     from ..cli import WEIGHTS_DIR
-    from ..model.train import load_or_train, weights_path
+    from ..model.train import load_or_train
+    from ..model.weights import weights_path
 
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
     dataset = _dataset(data_path)
@@ -158,7 +159,7 @@ def sweep(base: dict, params: list[tuple[str, list[Any]]], *, jobs: int = 1,
           data_path: str | None = None, dask_address: str | None = None) -> list[dict[str, Any]]:
     """Validate every point, train what needs training (once per training digest), evaluate."""
     from ..core import config as config_mod
-    from ..model.train import training_digest
+    from ..model.weights import training_digest
 
     points = grid(params)
     base_cfg = config_mod.from_dict(base, source="sweep base")

@@ -39,6 +39,9 @@ from xbarflow.analog_models.mapping import Mapping, map_weights
 
 from ..core.config import ChipConfig, TileSpec
 
+__all__ = ["GoldenChip", "GoldenResult", "GoldenTrace", "Tile", "activate", "argmax_lowest",
+           "binary_activation", "requantize_relu", "tile_event_indices"]
+
 
 @dataclass(frozen=True)
 class GoldenTrace:
@@ -190,7 +193,7 @@ class GoldenChip:
                      requant_mult: Sequence[int] | None = None) -> "GoldenChip":
         """Ideal programming: every device sits exactly at its mapped target conductance.
 
-        `weights`: a `xbarflow.flow.model.train.Weights` (its layers and requant_mult), a (rows, outputs) array
+        `weights`: a `xbarflow.flow.model.weights.Weights` (its layers and requant_mult), a (rows, outputs) array
         for a single-layer network, or a sequence of per-layer arrays (then pass requant_mult)."""
         if hasattr(weights, "layers"):
             if requant_mult is None:

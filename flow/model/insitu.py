@@ -17,8 +17,8 @@ draws, stuck-at faults and dead partitions, all from the config's seeds).
   first get 0..train.manhattan_init_pulses set pulses per device, drawn from seeds.train (the
   last layer stays pristine, which is enough to break the symmetry); counted as `init_pulses`.
 * Step (one minibatch of train.manhattan_batch images, reshuffled every epoch from seeds.train):
-  the chip's forward pass (`xbarflow.flow.model.train._ChipModel`, the arithmetic of flow/model/golden.py on an ideal
-  crossbar) on the devices' own differential conductances in level units, (G+ - G-) / level
+  the chip's forward pass (`xbarflow.flow.model.forward.ChipModel`, the arithmetic of
+  flow/model/golden.py on an ideal crossbar) on the devices' own differential conductances in level units, (G+ - G-) / level
   step: DAC codes in, per-tile ADC rounding and saturation, integer sums, requantising ReLU;
   loss softmax cross-entropy of s_L / LOGIT_CODES; straight-through backward (stops at the ADC
   rails and the ReLU clip). Every pair whose |dL/dW| exceeds train.manhattan_threshold times
@@ -63,6 +63,9 @@ gradient), the state-dependent, nonlinear steps (set ~ k_set (1 - lambda), reset
 ~ k_reset lambda: equal rates pull every weight towards 0, a weak reset lets both devices of a
 pair drift up), and for the MLP the sparse updates (10-23 % of the devices ever pulsed); not the
 c2c/d2d spread (0.1 each; setting both to 0 changes nothing measurable).
+
+What the weights' training digest hashes for this recipe (and its version,
+INSITU_RECIPE_VERSION) is in flow/model/weights.py.
 """
 
 from __future__ import annotations
@@ -76,19 +79,15 @@ import numpy as np
 from xbarflow.analog_models.programming import TAG, DeviceArray, level_step
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
-from .train import (
-    _CALIB_IMAGES,
-    Weights,
-    _calibrate,
-    _ChipModel,
-    _training_set,
-    analog_gain,
-    dataset_fingerprint,
-    training_digest,
-)
+from .forward import CALIB_IMAGES, ChipModel, analog_gain, calibrate_requant, training_set
+from .golden import GoldenChip
+from .weights import Weights, dataset_fingerprint, training_digest
 
-# Bump when the recipe changes so cached weights from an older recipe are not reused.
-INSITU_RECIPE_VERSION = 1
+__all__ = ["INIT_KEY", "LOGIT_CODES", "TILE_KEY", "InsituResult", "PairCells", "PulsePlan",
+           "apply_plan", "device_chip", "differential_levels", "layer_conductances",
+           "mapped_weights", "pair_cells", "pulse_plan", "random_init", "tile_config",
+           "tile_devices", "train_devices", "train_manhattan"]
+
 TILE_KEY = 3           # SeedSequence key word of the per-tile device seeds (after TAG)
 INIT_KEY = 0x1A17      # key word of the hidden layers' random initial pulses (after seeds.train)
 LOGIT_CODES = 8.0      # ADC codes per logit unit in the training loss, softmax(s_L / LOGIT_CODES)
@@ -251,7 +250,7 @@ def train_devices(cfg: ChipConfig, dataset: Dataset) -> InsituResult:
     """Manhattan-rule training of fresh devices; deterministic from seeds.train and seeds.device."""
     t0 = time.perf_counter()
     tc = cfg.train
-    model, codes, labels, calib = _training_set(cfg, dataset)
+    model, codes, labels, calib = training_set(cfg, dataset)
     n = len(labels)
     hidden = len(cfg.network.layers) - 1
     mult, width = [0] * hidden, [1.0] * hidden
@@ -267,7 +266,7 @@ def train_devices(cfg: ChipConfig, dataset: Dataset) -> InsituResult:
     pulses_per_epoch, history = [], []
     steps = 0
     for _ in range(tc.manhattan_epochs):
-        _calibrate(model, lev_now(), mult, width, calib, tc.calib_percentile)
+        calibrate_requant(model, lev_now(), mult, width, calib, tc.calib_percentile)
         order = rng.permutation(n)
         loss_sum, pulses = 0.0, 0
         for start in range(0, n, tc.manhattan_batch):
@@ -282,7 +281,7 @@ def train_devices(cfg: ChipConfig, dataset: Dataset) -> InsituResult:
             steps += 1
         pulses_per_epoch.append(pulses)
         history.append(round(loss_sum / n, 5))
-    _calibrate(model, lev_now(), mult, width, calib, tc.calib_percentile)
+    calibrate_requant(model, lev_now(), mult, width, calib, tc.calib_percentile)
     return InsituResult(devices=devices, conductances=layer_conductances(cfg, devices),
                         requant_mult=tuple(mult), init_pulses=init_pulses,
                         pulses_per_epoch=pulses_per_epoch,
@@ -294,7 +293,6 @@ def train_devices(cfg: ChipConfig, dataset: Dataset) -> InsituResult:
 def device_chip(cfg: ChipConfig, weights: Weights):
     """The golden chip on the trained devices' own conductances (`weights.device_conductance`,
     with the registers calibrated on them), under cfg's wire resistance and ADC."""
-    from .golden import GoldenChip
     if not weights.device_conductance:
         raise ValueError("these weights carry no device state (not trained in situ)")
     return GoldenChip(cfg, list(weights.device_conductance),
@@ -304,11 +302,11 @@ def device_chip(cfg: ChipConfig, weights: Weights):
 def mapped_weights(cfg: ChipConfig, result: InsituResult, calib: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[int, ...]]:
     """The device state as `Weights` layers (differential conductance in level units) and the
     requantiser registers recalibrated for their level mapping."""
-    model = _ChipModel(cfg)
+    model = ChipModel(cfg)
     layers = tuple(differential_levels(cfg, result.conductances))
     hidden = len(layers) - 1
     mult, width = [0] * hidden, [1.0] * hidden
-    _calibrate(model, [model.levels(w) for w in layers], mult, width, calib,
+    calibrate_requant(model, [model.levels(w) for w in layers], mult, width, calib,
                cfg.train.calib_percentile)
     return layers, tuple(mult)
 
@@ -316,10 +314,8 @@ def mapped_weights(cfg: ChipConfig, result: InsituResult, calib: np.ndarray) -> 
 def train_manhattan(cfg: ChipConfig, dataset: Dataset) -> Weights:
     """In-situ Manhattan-rule training; Weights whose level mapping is the nearest-level image of
     the trained device state (see the module docstring), figures in meta."""
-    from .golden import GoldenChip
-
     result = train_devices(cfg, dataset)
-    codes = to_dac_codes(dataset.x_train[:_CALIB_IMAGES], cfg).astype(np.float64)
+    codes = to_dac_codes(dataset.x_train[:CALIB_IMAGES], cfg).astype(np.float64)
     layers, mult = mapped_weights(cfg, result, codes)
     test_codes = to_dac_codes(dataset.x_test, cfg)
     y_test = np.asarray(dataset.y_test)
@@ -356,19 +352,3 @@ def train_manhattan(cfg: ChipConfig, dataset: Dataset) -> Weights:
         "mapped_golden_test_accuracy": mapped_acc,
     }
     return weights
-
-
-def digest_blob(cfg: ChipConfig) -> dict[str, Any]:
-    """What in-situ training depends on (hashed by `xbarflow.flow.model.train.training_digest`): the network,
-    quantisation, training knobs and seed, and the physics the devices and the forward pass see
-    (device model and seed, pulse amplitudes, tile geometry, the analog scale and ADC). Wire
-    resistance, ADC noise and their seeds are not: training runs on the ideal crossbar."""
-    d = cfg.to_dict()
-    return {
-        "network": d["network"], "quant": d["quant"], "train": d["train"],
-        "seed": cfg.seeds.train, "device_seed": cfg.seeds.device, "device": d["device"],
-        "programming": {"v_set": cfg.programming.v_set, "v_reset": cfg.programming.v_reset},
-        "crossbar": {k: v for k, v in d["crossbar"].items() if k != "wire_r"},
-        "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits},
-        "recipe": f"insitu-{INSITU_RECIPE_VERSION}",
-    }

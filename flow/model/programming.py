@@ -37,6 +37,10 @@ from ..core import paths
 from ..core.config import ChipConfig
 from .golden import GoldenChip
 
+__all__ = ["WEIGHTS_DIR", "ProgrammedAccuracy", "ProgrammingResult", "accuracy_after_programming",
+           "default_accuracy_after_programming", "place_levels", "program_array",
+           "program_array_stepwise", "programmed_chip", "tile_target_levels"]
+
 WEIGHTS_DIR = paths.WEIGHTS
 
 
@@ -225,7 +229,7 @@ def default_accuracy_after_programming(cfg: ChipConfig,
                                        ) -> ProgrammedAccuracy:
     """The shipped MNIST test set with the cached trained weights (trains once if needed)."""
     from ..data import load_dataset, to_dac_codes
-    from .train import load_or_train
+    from .train import load_or_train   # training (scipy) only here: the cocotb benches import this module
     ds = load_dataset()
     w = load_or_train(cfg, ds, weights_dir).w
     return accuracy_after_programming(cfg, w, to_dac_codes(ds.x_test, cfg), ds.y_test)

@@ -1,0 +1,144 @@
+"""The chip's forward pass for training: the arithmetic of flow/model/golden.py on an ideal crossbar.
+
+The forward pass is the chip's arithmetic (flow/model/golden.py) on an ideal crossbar:
+  levels    lev_l = map_weights(clip(theta_l, -1, 1)).signed_levels   (normalised by max - min)
+  per tile  a = clip(floor(unit * x[:, rows] @ lev_l[rows] + 1/2), adc_lo, adc_hi),
+            unit = analog_gain / (dac_max * (levels - 1)): the config's real analog scale
+  sum       s_l = sum of a over row tiles (integers)
+  hidden    relu: clip(floor(s * mult_l / 2**shift), 0, dac_max);  binary: dac_max * (s > 0)
+Wire resistance is left out (at these conductances it moves column currents by ~1e-6, see
+analog_models/crossbar.py); the golden model includes it. The backward pass is straight-through:
+gradients pass every rounding (level, ADC, requantiser) and stop where a value saturates (ADC
+rails, clip at 0 / dac_max); the binary step passes dac_max / (2 w) for |s| < w, w the calibrated
+spread of s. `calibrate_requant` sets the hidden layers' requantiser registers (the
+calib_percentile of the positive sums maps to dac_max). Used by the quantisation-aware recipe
+(flow/model/qat.py), the in-situ recipe (flow/model/insitu.py) and `software_scores`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xbarflow.analog_models.adc import code_range, lsb as adc_lsb
+from xbarflow.analog_models.mapping import map_weights
+from ..core.config import ChipConfig
+from ..data import Dataset, to_dac_codes
+
+__all__ = ["CALIB_IMAGES", "EVAL_CHUNK", "ChipModel", "analog_gain", "calibrate_requant",
+           "sums_in_chunks", "training_set"]
+
+CALIB_IMAGES = 10000   # training images the requantiser registers are calibrated on
+EVAL_CHUNK = 5000      # images per forward pass when evaluating many
+
+
+def analog_gain(cfg: ChipConfig) -> float:
+    """ADC codes per unit of sum_i (x_i / dac_max) * Wn_i on an ideal crossbar, Wn = W / span:
+    tia_gain * v_read * (0.9 g_on - g_off) / adc_lsb (derivation: flow/analysis/report.py)."""
+    d = cfg.device
+    return cfg.sensing.tia_gain * cfg.crossbar.v_read * (0.9 * d.g_on - d.g_off) / adc_lsb(cfg)
+
+
+class ChipModel:
+    """The chip's forward pass in float64 (exact on integers) and its straight-through backward."""
+
+    def __init__(self, cfg: ChipConfig) -> None:
+        self.cfg = cfg
+        self.shapes = cfg.network.layer_shapes
+        self.acts = cfg.network.activations
+        tr = cfg.crossbar.tile_rows
+        self.row_tiles = [[slice(r, min(r + tr, n_in)) for r in range(0, n_in, tr)]
+                          for n_in, _ in self.shapes]
+        self.top = cfg.quant.weight_levels - 1
+        self.dac_max = cfg.quant.dac_max
+        self.unit = analog_gain(cfg) / (self.dac_max * self.top)
+        self.lo, self.hi = (float(v) for v in code_range(cfg.adc.bits))
+        self.shift = 2.0 ** -cfg.network.requant_shift
+        self.mult_max = (1 << cfg.network.requant_mult_bits) - 1
+
+    def levels(self, w: np.ndarray) -> np.ndarray:
+        return map_weights(w, self.cfg).signed_levels.astype(np.float64)
+
+    def forward(self, lev: list[np.ndarray], mult: list[int], width: list[float], x: np.ndarray,
+                keep: bool = False, exact: bool = True) -> tuple[list[np.ndarray], list[Any]]:
+        """Sums of every layer for DAC codes x; with `keep`, what backward needs. exact=False is
+        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping)."""
+        x = np.asarray(x, dtype=np.float64)
+        sums, cache = [], []
+        last = len(self.shapes) - 1
+        for layer in range(len(lev)):
+            s = np.zeros((x.shape[0], self.shapes[layer][1]))
+            masks = []
+            for sl in self.row_tiles[layer]:
+                z = (x[:, sl] @ lev[layer][sl]) * self.unit
+                if exact:
+                    s += np.clip(np.floor(z + 0.5), self.lo, self.hi)
+                    if keep:
+                        masks.append((z > self.lo - 0.5) & (z < self.hi + 0.5))
+                else:
+                    s += z
+            sums.append(s)
+            entry: list[Any] = [x, masks, None, 0.0]
+            if layer < last:
+                if self.acts[layer] == "relu":
+                    gain = mult[layer] * self.shift
+                    u = s * gain
+                    x = np.clip(np.floor(u) if exact else u, 0.0, self.dac_max)
+                    if keep:
+                        entry[2:] = [(u > 0) & (u < self.dac_max + 1), gain]
+                else:
+                    x = np.where(s > 0, float(self.dac_max), 0.0)
+                    if keep:
+                        w = width[layer]
+                        entry[2:] = [np.abs(s) < w, self.dac_max / (2.0 * w)]
+            if keep:
+                cache.append(entry)
+        return sums, cache
+
+    def backward(self, lev: list[np.ndarray], cache: list[Any], ds: np.ndarray) -> list[np.ndarray]:
+        """Gradients w.r.t. every layer's signed levels, given dLoss/ds of the last layer's sums."""
+        grads: list[np.ndarray] = [np.empty(0)] * len(lev)
+        g = ds
+        for layer in range(len(lev) - 1, -1, -1):
+            x, masks = cache[layer][0], cache[layer][1]
+            dlev = np.empty_like(lev[layer])
+            dx = np.empty_like(x) if layer > 0 else None
+            for sl, m in zip(self.row_tiles[layer], masks):
+                dz = g * m * self.unit
+                dlev[sl] = x[:, sl].T @ dz
+                if dx is not None:
+                    dx[:, sl] = dz @ lev[layer][sl].T
+            grads[layer] = dlev
+            if dx is not None:
+                act_mask, act_gain = cache[layer - 1][2], cache[layer - 1][3]
+                g = dx * act_mask * act_gain
+        return grads
+
+
+def sums_in_chunks(model: ChipModel, lev, mult, width, codes, exact=True) -> list[np.ndarray]:
+    """Every layer's sums for many images, EVAL_CHUNK images per forward pass."""
+    parts = [model.forward(lev, mult, width, codes[i:i + EVAL_CHUNK], exact=exact)[0]
+             for i in range(0, len(codes), EVAL_CHUNK)]
+    return [np.concatenate([p[layer] for p in parts]) for layer in range(len(lev))]
+
+
+def calibrate_requant(model: ChipModel, lev, mult, width, codes, percentile: float) -> None:
+    """Set each hidden layer's mult (relu) or STE width (binary) from its sums, layer by layer."""
+    shift = model.cfg.network.requant_shift
+    for layer in range(len(lev) - 1):
+        s = sums_in_chunks(model, lev[:layer + 1], mult, width, codes)[layer]
+        if model.acts[layer] == "relu":
+            pos = s[s > 0]
+            p = float(np.percentile(pos, percentile)) if pos.size else 1.0
+            mult[layer] = int(np.clip(np.rint(model.dac_max * 2.0 ** shift / max(p, 1.0)), 1,
+                                      model.mult_max))
+        else:
+            width[layer] = max(float(np.std(s)), 1.0)
+
+
+def training_set(cfg: ChipConfig, dataset: Dataset) -> tuple[ChipModel, np.ndarray, np.ndarray, np.ndarray]:
+    """What every chip-forward training loop starts from: the model, the training images as
+    float DAC codes, their labels, and the images the requantiser is calibrated on."""
+    codes = to_dac_codes(dataset.x_train, cfg).astype(np.float64)
+    return ChipModel(cfg), codes, dataset.y_train.astype(np.int64), codes[:CALIB_IMAGES]
