@@ -29,13 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..core import paths
+from .figure_cases import (COSIM_PROGRAMMING, DEMO_IMAGES, INSITU, INSITU_LIMITS,
+                           MLP_CALIBRATION, MLP_LIMITS, PROGRAMMING_CASES, SHIPPED, SLOW_PROGRAMMING,
+                           SWEEP, Row)
+from .figures_readme import README, check_readme, render_readme
 
 __all__ = ["FIGURES_JSON", "GROUPS", "FiguresError", "Context", "compute", "reference_view",
            "set_step_levels", "main"]
@@ -46,91 +50,6 @@ SCHEMA = 1
 
 class FiguresError(RuntimeError):
     """A figure could not be computed (a co-simulation disagreed, a tool failed); one line."""
-
-
-# -- what to compute --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Row:
-    """One row of a table that retrains or re-evaluates a config: `change` is what the README
-    shows, `config` the shipped config it starts from, `overrides` the --set values."""
-    change: str
-    config: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
-
-
-MANHATTAN = {"train.method": "manhattan"}
-
-PROGRAMMING_CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("none", "none", {}),
-    ("stuck_at", "2.5 % stuck-on + 2.5 % stuck-off",
-     {"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025}),
-    ("weak_drivers", "weak write drivers (`v_set = v_reset = 0.6 V`, `v_step = 0`)",
-     {"programming.v_set": 0.6, "programming.v_reset": 0.6, "programming.v_step": 0.0}),
-    ("dead_partition_3", "dead partition 3 (image rows ~5-7)", {"device.dead_partition": 3}),
-    ("dead_partition_0", "dead partition 0 (top rows, mostly background)", {"device.dead_partition": 0}),
-)
-#: replays too slow for the fast exact test (keyed c2c draws of every cell for 150 pulses)
-SLOW_PROGRAMMING = ("weak_drivers",)
-#: programming cases also co-simulated (Verilator) for the chip's own cycle count
-COSIM_PROGRAMMING = ("none", "stuck_at", "dead_partition_3")
-
-MLP_LIMITS = (
-    Row("none", "mlp"),
-    Row("network.layers=[128, 10]", "mlp", {"network.layers": [128, 10]}),
-    Row("network.layers=[64, 10]", "mlp", {"network.layers": [64, 10]}, "hidden size"),
-    Row("adc.bits=6", "mlp", {"adc.bits": 6}),
-    Row("adc.bits=5", "mlp", {"adc.bits": 5}, "mult near its 8-bit top"),
-    Row("adc.bits=4", "mlp", {"adc.bits": 4}, "mult saturated: sums of a few codes cannot reach 15"),
-    Row("adc.bits=4 network.requant_shift=4", "mlp", {"adc.bits": 4, "network.requant_shift": 4},
-        "a smaller shift restores the gain"),
-    Row("network.requant_shift=5", "mlp", {"network.requant_shift": 5}, "coarse multiplier, training adapts"),
-    Row("crossbar.wire_r=20.0", "mlp", {"crossbar.wire_r": 20.0}, "IR drop negligible at 20 nS"),
-    Row("adc.bits=6", "mlp_binary", {"adc.bits": 6}),
-)
-MLP_CALIBRATION = tuple(Row(f"train.calib_percentile={p}", "mlp", {"train.calib_percentile": p})
-                        for p in (99.0, 99.9, 99.99))
-
-INSITU = (
-    Row("slp", "slp", MANHATTAN),
-    Row("mlp (defaults)", "mlp", MANHATTAN),
-    Row("mlp, batch 100", "mlp", {**MANHATTAN, "train.manhattan_batch": 100}),
-    Row("mlp, batch 100, 10 epochs", "mlp",
-        {**MANHATTAN, "train.manhattan_batch": 100, "train.manhattan_epochs": 10}),
-)
-INSITU_LIMITS = (
-    Row("none", "slp", MANHATTAN),
-    Row("device.c2c_sigma=0.0 device.d2d_sigma=0.0", "slp",
-        {**MANHATTAN, "device.c2c_sigma": 0.0, "device.d2d_sigma": 0.0},
-        "the 10 % c2c / d2d spread is not the limit"),
-    Row("seeds.train=2 seeds.device=4", "slp", {**MANHATTAN, "seeds.train": 2, "seeds.device": 4},
-        "run-to-run spread ~{spread:.1f} point"),
-    Row("programming.v_set=1.3 programming.v_reset=1.2", "slp",
-        {**MANHATTAN, "programming.v_set": 1.3, "programming.v_reset": 1.2},
-        "coarser pulses: a set from g_off moves {set_step_levels:.1f} level steps "
-        "(default {default_v_set:g} V: {default_set_step_levels:.1f})"),
-    Row("programming.v_set=1.1 programming.v_reset=1.0 train.manhattan_epochs=10", "slp",
-        {**MANHATTAN, "programming.v_set": 1.1, "programming.v_reset": 1.0, "train.manhattan_epochs": 10},
-        "finer pulses ({set_step_levels:.2f} level step), twice the steps"),
-    Row("programming.v_reset=1.25", "slp", {**MANHATTAN, "programming.v_reset": 1.25},
-        "reset as strong as set (the mlp config's): see below"),
-    Row("device.stuck_on_rate=0.025 device.stuck_off_rate=0.025", "slp",
-        {**MANHATTAN, "device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025},
-        "training works around stuck cells (ex-situ + write-verify: {exsitu_stuck:.2f} %)"),
-    Row("crossbar.wire_r=20.0", "slp", {**MANHATTAN, "crossbar.wire_r": 20.0}, "IR drop negligible at 20 nS"),
-    Row("programming.v_reset=1.1", "mlp", {**MANHATTAN, "programming.v_reset": 1.1},
-        "the slp's weak reset: {gain:+.1f} points over the mlp's {mlp_v_reset:g} V in "
-        "{epochs} epochs"),
-    Row("programming.v_reset=1.1 train.manhattan_batch=100 train.manhattan_epochs=10", "mlp",
-        {**MANHATTAN, "programming.v_reset": 1.1, "train.manhattan_batch": 100,
-         "train.manhattan_epochs": 10},
-        "... but its loss stops falling after {loss_min_epoch} epochs (drift), and the wider "
-        "device range maps worse"),
-)
-SWEEP = ("adc.bits", (4, 6, 8))
-DEMO_IMAGES = 100
-SHIPPED = ("slp", "mlp", "mlp_binary")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -586,8 +505,6 @@ def _stored(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .figures_readme import README, check_readme, render_readme
-
     parser = argparse.ArgumentParser(prog="python -m xbarflow.flow.analysis.figures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=FIGURES_JSON, help="figures JSON (default figures.json)")
     parser.add_argument("--readme", type=Path, default=README, help="README to rewrite (default README.md)")

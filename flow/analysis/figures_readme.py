@@ -14,7 +14,7 @@ import textwrap
 from typing import Any, Callable
 
 from ..core import paths
-from .figures import INSITU_LIMITS, MLP_LIMITS, PROGRAMMING_CASES
+from .figure_cases import INSITU_LIMITS, MLP_LIMITS, PROGRAMMING_CASES
 
 __all__ = ["BLOCKS", "README", "ReadmeError", "check_readme", "render_readme"]
 
