@@ -171,7 +171,7 @@ def group_accuracy(ctx: Context) -> dict:
 def group_golden_slp(ctx: Context) -> dict:
     """The default config's golden run as the demo reports it: the paper's metrics on the full
     test set, and the golden accuracy of the images the demo co-simulates."""
-    from .report import classification_metrics, logit_scale
+    from .metrics import classification_metrics, logit_scale
     cfg = ctx.config("slp")
     w, kind = ctx.weights(cfg)
     full = ctx.golden(cfg)
