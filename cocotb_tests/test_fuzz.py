@@ -76,8 +76,8 @@ def _test_timeout_ms(job: dict | None) -> float:
 
 def byte_cycles(cfg) -> int:
     if cfg.host.interface == "uart":
-        return 11 * cfg.host.uart_divider           # a character, plus an idle bit after errors
-    return 8 * cfg.host.spi_clk_div
+        return cfg.host.byte_cycles + cfg.host.uart_divider   # a character, plus an idle bit after errors
+    return cfg.host.byte_cycles
 
 
 def item_bound_cycles(cfg, item: dict) -> int:

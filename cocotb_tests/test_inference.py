@@ -63,7 +63,7 @@ def _test_timeout_ms() -> float:
     job = json.loads(Path(path).read_text())
     cfg = config_mod.from_dict(job["config"])
     period_ns = 1e9 / cfg.clock.freq_hz
-    bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
+    bit_cycles = cfg.host.bit_cycles
     images = int(np.load(job["data"])["indices"].size)
     total_ns = (images + 2) * EXCHANGES_PER_IMAGE * BIT_TIMES_PER_IMAGE * bit_cycles * period_ns
     if job.get("program"):
@@ -244,7 +244,7 @@ async def classify_images(dut):
     codes = to_dac_codes(images, cfg)
     golden = chip.infer(codes, indices, trace=True)
     scoreboard = Scoreboard(golden, codes)
-    bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
+    bit_cycles = cfg.host.bit_cycles
     image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * bit_cycles
 
     try:

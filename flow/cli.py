@@ -145,7 +145,7 @@ def _programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path)
     """Golden programming of the whole tile through the write-verify replay, and the golden
     chip on the programmed conductances (what the co-simulation must then match)."""
     from .model.programming import program_array, programmed_chip, tile_target_levels
-    from .analysis.report import plot_pulse_histogram
+    from .analysis.plots import plot_pulse_histogram
 
     targets = tile_target_levels(cfg, weights.w)
     result = program_array(cfg, targets)
@@ -272,7 +272,8 @@ def cmd_demo(args) -> int:
     }
     if program:
         report["programming"] = {**programming, "cosim": result.programming}
-    from .analysis.report import logit_scale, write_report
+    from .analysis.metrics import logit_scale
+    from .analysis.report import write_report
 
     # Codes per logit: derived for one layer; an MLP's training records its own.
     scale = logit_scale(cfg, weights) if len(cfg.network.layers) == 1 else weights.meta.get("logit_scale")

@@ -17,13 +17,12 @@ __all__ = ["Controller", "adcs_per_tile", "adc_groups", "sum_bits"]
 
 def adcs_per_tile(cfg: ChipConfig) -> int:
     """ADCs per tile: the configured count, or one per tile output when 0 (not shared)."""
-    return cfg.adc.adcs_per_tile or cfg.crossbar.tile_cols // 2
+    return cfg.tile_adcs
 
 
 def adc_groups(cfg: ChipConfig) -> int:
     """Most column-multiplexer steps any tile needs (1 when ADCs are not shared)."""
-    n = adcs_per_tile(cfg)
-    return max(math.ceil(t.outputs / n) for t in cfg.tiles)
+    return cfg.adc_groups
 
 
 def sum_bits(cfg: ChipConfig) -> int:

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from xbarflow.flow.analysis import report as rep
+from xbarflow.flow.analysis import metrics as rep
+from xbarflow.flow.analysis import report
 from xbarflow.flow.cli import main
 
 # A 3-class case, true class in rows, predicted in columns:
@@ -206,7 +207,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def test_write_report_files(tmp_path):
     scores = np.eye(3)[PREDS3] * 20 - 5
-    m = rep.write_report(tmp_path, LABELS3, PREDS3, scores=scores, scale=10.0, title="three classes",
+    m = report.write_report(tmp_path, LABELS3, PREDS3, scores=scores, scale=10.0, title="three classes",
                          extra={"config": "toy"})
     json.dumps(m)
     assert m["files"] == {"markdown": "report.md", "confusion_png": "confusion.png",
@@ -230,7 +231,7 @@ def test_write_report_files(tmp_path):
 
 
 def test_write_report_marks_undefined_and_suffix(tmp_path):
-    m = rep.write_report(tmp_path, [0] * 8 + [1] * 2, [0] * 10, num_classes=2, suffix="_x")
+    m = report.write_report(tmp_path, [0] * 8 + [1] * 2, [0] * 10, num_classes=2, suffix="_x")
     assert m["cross_entropy"] is None and m["logit_scale"] is None
     md = (tmp_path / "report_x.md").read_text()
     assert "| 1 | 2 | 0 | 0.0000 | 1.0000 | 0.0000* | 0.0000 |" in md
@@ -238,7 +239,7 @@ def test_write_report_marks_undefined_and_suffix(tmp_path):
     assert (tmp_path / "confusion_x.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (tmp_path / "per_class_x.csv").read_text().splitlines()[2].endswith(",precision")
     with pytest.raises(ValueError):
-        rep.write_report(tmp_path, [0, 1], [0, 1], scores=np.zeros((2, 3)), num_classes=2)
+        report.write_report(tmp_path, [0, 1], [0, 1], scores=np.zeros((2, 3)), num_classes=2)
 
 
 # -- CLI --------------------------------------------------------------------------------------

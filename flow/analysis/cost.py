@@ -74,7 +74,7 @@ def phase_cycles(cfg) -> dict[str, int]:
     from xbarflow.analog_models.sensing import settling_cycles
 
     tiles = len(cfg.tiles)
-    rounds = _adc_rounds(cfg)
+    rounds = cfg.adc_groups
     phases = {
         "load": tiles,
         "drive": tiles * settling_cycles(cfg),
@@ -90,16 +90,6 @@ def phase_cycles(cfg) -> dict[str, int]:
     return {name: n for name, n in phases.items() if n}   # no ACTIVATE phase without hidden layers
 
 
-def _adcs(cfg) -> int:
-    """ADCs per tile: adcs_per_tile (shared through a column mux), 0 = one per output."""
-    per_tile = cfg.crossbar.tile_cols // 2
-    return getattr(cfg.adc, "adcs_per_tile", 0) or per_tile
-
-
-def _adc_rounds(cfg) -> int:
-    return math.ceil((cfg.crossbar.tile_cols // 2) / _adcs(cfg))
-
-
 def host_io_cycles(cfg) -> int:
     """Clock cycles to move one image in and the class out over the host link (estimate).
 
@@ -111,8 +101,7 @@ def host_io_cycles(cfg) -> int:
 
     chunks = math.ceil(cfg.input_bytes / protocol.MAX_PAYLOAD)
     wire = cfg.input_bytes + chunks * (6 + 4) + (6 + 4) + (6 + 6)
-    per_byte = 8 * cfg.host.spi_clk_div if cfg.host.interface == "spi" else 10 * cfg.host.uart_divider
-    return wire * per_byte
+    return wire * cfg.host.byte_cycles
 
 
 # -- the model -------------------------------------------------------------------------------------
@@ -250,7 +239,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     scale = cfg.crossbar.v_read / cfg.quant.dac_max
     period = 1.0 / cfg.clock.freq_hz
     cyc = dict(cycles) if cycles else phase_cycles(cfg)
-    rounds = _adc_rounds(cfg)
+    rounds = cfg.adc_groups
     read_cycles = settling_cycles(cfg) + rounds * cfg.adc.conversion_cycles + 1
     read_s = read_cycles * period
 
@@ -277,7 +266,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
         "crossbar cells": n_tiles * x.tile_rows * x.tile_cols * c.cell_area_um2,
         "row DACs": n_tiles * x.tile_rows * c.dac_area_um2 * (1 << cfg.quant.dac_bits),
         "TIAs": n_tiles * (x.tile_cols // 2) * c.tia_area_um2,
-        "ADCs": n_tiles * _adcs(cfg) * c.adc_area_um2 * (1 << cfg.adc.bits),
+        "ADCs": n_tiles * cfg.tile_adcs * c.adc_area_um2 * (1 << cfg.adc.bits),
     }
     ops = 2 * sum(n_in * n_out for n_in, n_out in cfg.network.layer_shapes)
     return CostReport(config=cfg.name, digest=cfg.digest(), ops=ops, energy_j=energy, cycles=cyc,

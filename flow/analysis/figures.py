@@ -172,7 +172,7 @@ def group_accuracy(ctx: Context) -> dict:
 def group_golden_slp(ctx: Context) -> dict:
     """The default config's golden run as the demo reports it: the paper's metrics on the full
     test set, and the golden accuracy of the images the demo co-simulates."""
-    from .report import classification_metrics, logit_scale
+    from .metrics import classification_metrics, logit_scale
     cfg = ctx.config("slp")
     w, kind = ctx.weights(cfg)
     full = ctx.golden(cfg)
@@ -269,11 +269,17 @@ def group_mlp_wire(ctx: Context) -> dict:
     return out
 
 
-def _golden_row(ctx: Context, row: Row) -> dict | None:
-    cfg = ctx.config(row.config, row.overrides)
-    if not ctx.wanted(cfg):
-        return None
-    w, kind = ctx.weights(cfg)
+def _rows(ctx: Context, rows, figures_of) -> list:
+    """figures_of(ctx, row, cfg, weights, kind) for each row whose config this run computes."""
+    out = []
+    for row in rows:
+        cfg = ctx.config(row.config, row.overrides)
+        if ctx.wanted(cfg):
+            out.append(figures_of(ctx, row, cfg, *ctx.weights(cfg)))
+    return out
+
+
+def _golden_row(ctx: Context, row: Row, cfg, w, kind: str) -> dict:
     relu = "relu" in cfg.network.activations[:-1]
     out = {"change": row.change, "config": row.config, "overrides": row.overrides,
            "tiles": len(cfg.tiles), "golden": ctx.golden_accuracy(cfg),
@@ -284,18 +290,14 @@ def _golden_row(ctx: Context, row: Row) -> dict | None:
 
 def group_mlp_limits(ctx: Context) -> list:
     """README "what limits it" (MLP): golden accuracy and mult per change of configs/mlp.toml."""
-    return [r for r in (_golden_row(ctx, row) for row in MLP_LIMITS) if r is not None]
+    return _rows(ctx, MLP_LIMITS, _golden_row)
 
 
 def group_mlp_calibration(ctx: Context) -> list:
-    return [r for r in (_golden_row(ctx, row) for row in MLP_CALIBRATION) if r is not None]
+    return _rows(ctx, MLP_CALIBRATION, _golden_row)
 
 
-def _insitu_row(ctx: Context, row: Row) -> dict | None:
-    cfg = ctx.config(row.config, row.overrides)
-    if not ctx.wanted(cfg):
-        return None
-    w, kind = ctx.weights(cfg)
+def _insitu_row(ctx: Context, row: Row, cfg, w, kind: str) -> dict:
     m = w.meta
     history = m["train_loss_history"]
     lam = [(g - cfg.device.g_off) / (cfg.device.g_on - cfg.device.g_off) for g in w.device_conductance]
@@ -318,11 +320,11 @@ def _insitu_row(ctx: Context, row: Row) -> dict | None:
 
 def group_insitu(ctx: Context) -> list:
     """README "In-situ Manhattan rule": trained in situ, golden on the device state and mapped."""
-    return [r for r in (_insitu_row(ctx, row) for row in INSITU) if r is not None]
+    return _rows(ctx, INSITU, _insitu_row)
 
 
 def group_insitu_limits(ctx: Context) -> list:
-    return [r for r in (_insitu_row(ctx, row) for row in INSITU_LIMITS) if r is not None]
+    return _rows(ctx, INSITU_LIMITS, _insitu_row)
 
 
 def group_device(ctx: Context) -> dict:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from ..core import paths
 from ..core.hold import hold
+from .plots import plot_sweep, value_label
 
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
@@ -123,7 +124,7 @@ def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) ->
     from ..model.golden import GoldenChip
     from ..model.train import load_or_train, software_accuracy
 
-    hold("sweep-" + ",".join(f"{k}={_label(v)}" for k, v in overrides.items()))   # test hook
+    hold("sweep-" + ",".join(f"{k}={value_label(v)}" for k, v in overrides.items()))   # test hook
     t0 = time.perf_counter()
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
     dataset = _dataset(data_path)
@@ -185,41 +186,6 @@ def write_csv(rows: list[dict], keys: list[str], path: Path) -> None:
             wr.writerow({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in r.items()})
 
 
-def plot(rows: list[dict], keys: list[str], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x_key, others = keys[0], keys[1:]
-    xs = list(dict.fromkeys(_label(r[x_key]) for r in rows))
-    numeric = all(isinstance(r[x_key], (int, float)) and not isinstance(r[x_key], bool) for r in rows)
-    panels = (("golden_accuracy", "golden accuracy (full test set)"),
-              ("energy_pj", "energy per inference (pJ)"), ("tops_per_w", "TOPS/W"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), constrained_layout=True)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(_label(r[k]) for k in others), []).append(r)
-    for ax, (col, title) in zip(axes, panels):
-        for combo, members in groups.items():
-            xv = [m[x_key] if numeric else xs.index(_label(m[x_key])) for m in members]
-            label = ", ".join(f"{k}={v}" for k, v in zip(others, combo)) or None
-            ax.plot(xv, [m[col] for m in members], marker="o", label=label)
-        ax.set_xlabel(x_key)
-        ax.set_title(title)
-        if not numeric:
-            ax.set_xticks(range(len(xs)), xs)
-        ax.grid(alpha=0.3)
-        if others:
-            ax.legend(fontsize=7)
-    fig.suptitle("xbarflow sweep: " + " x ".join(keys))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _label(v: Any) -> str:
-    return json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
-
-
 # -- CLI -------------------------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
@@ -277,11 +243,11 @@ def run(args) -> int:
         raise
     write_csv(rows, keys, out / "sweep.csv")
     (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
-    plot(rows, keys, out / "sweep.png")
+    plot_sweep(rows, keys, out / "sweep.png")
     head = keys + ["accuracy", "energy", "latency", "TOPS/W"]
     print(" | ".join(head))
     for r in rows:
-        print(" | ".join([_label(r[k]) for k in keys]
+        print(" | ".join([value_label(r[k]) for k in keys]
                          + [f"{r['golden_accuracy']:.4f}", f"{r['energy_pj']:.1f} pJ",
                             f"{r['latency_ns']:.0f} ns", f"{r['tops_per_w']:.3g}"]))
     print(f"[sweep] wrote {out / 'sweep.csv'}, {out / 'sweep.png'} in {time.perf_counter() - t0:.1f} s",

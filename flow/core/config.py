@@ -134,6 +134,17 @@ class HostConfig:
     spi_clk_div: int = 4     # SCLK period in system clocks used by the benches (>= 4)
     uart_divider: int = 16   # system clocks per UART bit
 
+    @property
+    def bit_cycles(self) -> int:
+        """System clocks per bit on the host link: an SCLK period (SPI) or a UART bit."""
+        return self.uart_divider if self.interface == "uart" else self.spi_clk_div
+
+    @property
+    def byte_cycles(self) -> int:
+        """System clocks per host byte on the wire: 8 SCLK periods (SPI), or 10 bit times for a
+        UART 8N1 character (start, 8 data, stop)."""
+        return 10 * self.uart_divider if self.interface == "uart" else 8 * self.spi_clk_div
+
 
 @dataclass(frozen=True)
 class ClockConfig:
@@ -218,6 +229,17 @@ class ChipConfig:
     def cols(self) -> int:
         """Physical columns of the last layer: one differential pair (G+, G-) per class."""
         return 2 * self.outputs
+
+    @property
+    def tile_adcs(self) -> int:
+        """ADCs per tile: adc.adcs_per_tile (shared through a column multiplexer), or one per
+        tile output when 0 (not shared)."""
+        return self.adc.adcs_per_tile or self.crossbar.tile_cols // 2
+
+    @property
+    def adc_groups(self) -> int:
+        """Most column-multiplexer steps any tile needs (1 when ADCs are not shared)."""
+        return max(math.ceil(t.outputs / self.tile_adcs) for t in self.tiles)
 
     @property
     def partition_rows(self) -> tuple[int, ...]:

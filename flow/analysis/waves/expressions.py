@@ -99,18 +99,18 @@ class _Parser:
         return node
 
     def _or(self) -> Expression:
-        items = [self._and()]
-        while self._peek() == ("name", "or"):
-            self._take()
-            items.append(self._and())
-        return items[0] if len(items) == 1 else Expression("or", *items)
+        return self._chain("or", self._and)
 
     def _and(self) -> Expression:
-        items = [self._not()]
-        while self._peek() == ("name", "and"):
+        return self._chain("and", self._not)
+
+    def _chain(self, op: str, operand) -> Expression:
+        """operand (op operand)*: one operand as is, several as one `op` node."""
+        items = [operand()]
+        while self._peek() == ("name", op):
             self._take()
-            items.append(self._not())
-        return items[0] if len(items) == 1 else Expression("and", *items)
+            items.append(operand())
+        return items[0] if len(items) == 1 else Expression(op, *items)
 
     def _not(self) -> Expression:
         if self._peek() == ("name", "not"):
