@@ -11,13 +11,21 @@ import importlib
 import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from .core import config as config_mod
+from .commands.common import (
+    dataset_or_usage,
+    load_config,
+    override,
+    positive_int,
+    toolchain_or_usage,
+    writable_dir,
+)
 from .core import paths
+from .core.errors import UsageError
 from .sim.runner import ROOT, SIMULATORS
 
 EXIT_USAGE = 2
@@ -25,66 +33,18 @@ HOSTS = ("spi", "uart")
 WEIGHTS_DIR = paths.WEIGHTS   # the weights cache (build/weights)
 
 
-class UsageError(Exception):
-    """Bad input from the user: one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of argparse's usage block
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _override(text: str) -> tuple[str, object]:
-    """`section.key=value` with a TOML value (numbers, true/false, strings, lists)."""
-    key, sep, raw = text.partition("=")
-    if not sep or "." not in key:
-        raise argparse.ArgumentTypeError(f"expected section.key=value, got '{text}'")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw   # a bare word: take it as a string
-    return key.strip(), value
-
-
-def _writable_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".xbarflow-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
-    return path
-
-
-def _dataset_or_usage(path: Path | None = None):
-    """The data set at `path` (the shipped MNIST for None); a bad one is a usage error."""
-    from .data import DataError, load_dataset
-
-    try:
-        return load_dataset(path)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _toolchain_or_usage(sim: str) -> None:
-    """Check `sim` is installed and usable; if not, the usage error says how to install it."""
-    from .sim.runner import SimulatorError, prepare_toolchain
-
-    try:
-        prepare_toolchain(sim)
-    except SimulatorError as exc:
-        raise UsageError(str(exc)) from None
+# Until every command lives in flow/commands: the helpers the plugins still import from here.
+_positive_int = positive_int
+_override = override
+_writable_dir = writable_dir
+_dataset_or_usage = dataset_or_usage
+_toolchain_or_usage = toolchain_or_usage
+_load_config = load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,13 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
         plugin = importlib.import_module(module)
         plugin.add_arguments(sub.add_parser(name, help=help_text))
     return parser
-
-
-def _load_config(path: Path | None) -> config_mod.ChipConfig:
-    try:
-        return config_mod.load(path)
-    except config_mod.ConfigError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def cmd_verilog(args) -> int:

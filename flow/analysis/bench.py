@@ -34,7 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..core import paths
+
+ROOT = paths.ROOT
 
 TARGETS = {
     "golden_ips": 50_000,          # images/s, full test set, wire-resistance arrays

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import paths
+from ..core.errors import XbarflowError
 
 #: TOPS/W of the reference chips quoted in the paper (shared/PAPER.md).
 REFERENCE_CHIPS: dict[str, float] = {"NVIDIA T4": 0.32, "TPU v1": 2.3, "ISAAC": 0.63, "PUMA": 0.42}
@@ -56,7 +57,7 @@ SYNTH_HINT = "install them with 'make synth-tools' (Debian: apt-get install yosy
 ICE40_DEVICE = ("--hx8k", "--package", "ct256")   # 7680 logic cells, 206 I/O
 
 
-class CostError(ValueError):
+class CostError(XbarflowError, ValueError):
     """Unusable input for the cost model; one line."""
 
 
@@ -290,7 +291,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
 
 # -- synthesis -------------------------------------------------------------------------------------
 
-class SynthUnavailable(RuntimeError):
+class SynthUnavailable(XbarflowError, RuntimeError):
     """The synthesis tools are missing or failed; the message is one line."""
 
 

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core import paths
+from ..core.errors import XbarflowError
 
 __all__ = ["FIGURES_JSON", "GROUPS", "FiguresError", "Context", "compute", "reference_view",
            "set_step_levels", "main"]
@@ -44,7 +45,7 @@ FIGURES_JSON = paths.ROOT / "figures.json"
 SCHEMA = 1
 
 
-class FiguresError(RuntimeError):
+class FiguresError(XbarflowError, RuntimeError):
     """A figure could not be computed (a co-simulation disagreed, a tool failed); one line."""
 
 

@@ -32,12 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import XbarflowError
+
 INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
                 "tools/ensure-ngspice.sh)")
 GMIN = 1e-18
 
 
-class SpiceError(RuntimeError):
+class SpiceError(XbarflowError, RuntimeError):
     """ngspice missing or failing; one line."""
 
 

@@ -24,19 +24,20 @@ import json
 import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..core import paths
+from ..core.errors import XbarflowError
 from ..core.hold import hold
+from ..core.overrides import toml_value
 
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
                   "tops", "tops_per_w", "analog_area_um2", "ir_drop", "seconds")
 
 
-class SweepError(ValueError):
+class SweepError(XbarflowError, ValueError):
     """Bad --param syntax or values; one line."""
 
 
@@ -63,14 +64,6 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def _value(text: str) -> Any:
-    """A TOML value ('4', '1.5e-8', 'true', '[10]', '"sar"'); a bare word is a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def parse_param(text: str) -> tuple[str, list[Any]]:
     key, sep, values = text.partition("=")
     key = key.strip()
@@ -79,7 +72,7 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     items = _split_top(values)
     if any(not v for v in items):
         raise SweepError(f"bad --param '{text}': empty value")
-    return key, [_value(v) for v in items]
+    return key, [toml_value(v) for v in items]
 
 
 def grid(params: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ the CLI's usage error (one line on stderr, exit 2).
 
 from __future__ import annotations
 
+from ...core.errors import XbarflowError
+
 __all__ = ["WavesError"]
 
 
-class WavesError(ValueError):
+class WavesError(XbarflowError, ValueError):
     """A VCD, pattern or expression that cannot be used; one line for the user."""
