@@ -111,14 +111,13 @@ def _peak_mb(who: int) -> float:
 # -- phases (each runs in its own subprocess) ---------------------------------------------------
 
 def _context():
-    from ..cli import WEIGHTS_DIR
     from ..core.config import load
     from ..data import load_dataset
     from ..model.train import load_or_train
 
     cfg = load()
     dataset = load_dataset()
-    return cfg, dataset, load_or_train(cfg, dataset, WEIGHTS_DIR)
+    return cfg, dataset, load_or_train(cfg, dataset, paths.WEIGHTS)
 
 
 def phase_golden(params: dict) -> dict:

@@ -1,6 +1,6 @@
 """The error of `xbarflow waves`: a VCD, sidecar, pattern, time or expression that cannot be used.
 
-Every module of xbarflow.flow.analysis.waves raises it with a one-line message; `xbarflow.flow.analysis.waves.command` turns it into
+Every module of xbarflow.flow.analysis.waves raises it with a one-line message; `xbarflow.flow.commands.waves` turns it into
 the CLI's usage error (one line on stderr, exit 2).
 """
 
