@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
+from xbarflow.flow.core.errors import XbarflowError
 
 from .sabotage import requested
 
@@ -38,7 +39,7 @@ IDLE_STATES = frozenset({"IDLE", "HUNT"})
 HOST_PACED = ("command", "uart", "spi")
 
 
-class StallError(TimeoutError):
+class StallError(XbarflowError, TimeoutError):
     """An exchange did not finish within its simulated-time bound; the message names the
     state every visible FSM was in."""
 

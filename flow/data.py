@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import paths
 from .core.config import ChipConfig
+from .core.errors import XbarflowError
 
-DEFAULT_DATASET = Path(__file__).resolve().parent.parent / "data" / "mnist.npz"
+DEFAULT_DATASET = paths.DEFAULT_DATASET
 CLASSES = 10
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Standard IDX names; the second spelling is how several mirrors ship them.
@@ -34,7 +36,7 @@ _IDX_FILES = {
 _IDX_UBYTE = 0x08
 
 
-class DataError(ValueError):
+class DataError(XbarflowError, ValueError):
     """Unusable input data; the message is one line meant for the user."""
 
 

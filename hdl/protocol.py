@@ -31,6 +31,7 @@ import enum
 from dataclasses import dataclass
 
 from amaranth.lib.crc import catalog
+from xbarflow.flow.core.errors import XbarflowError
 
 __all__ = [
     "SYNC", "MAX_PAYLOAD", "FRAME_TIMEOUT_CYCLES", "CHIP_ID", "CRC", "crc8",
@@ -128,7 +129,7 @@ def geometry_word(cfg) -> int:
             | ((cfg.adc.bits - 1) & 0xF) << 28)
 
 
-class ProtocolError(Exception):
+class ProtocolError(XbarflowError):
     """A response that is malformed, or a NACK where an ACK was expected."""
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xbarflow.flow.cli import PLUGINS, build_parser, main
+from xbarflow.flow.cli import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -253,7 +253,7 @@ def test_bad_input_exits_2_with_one_line(index, bad, tmp_path, capsys):
 def test_every_subcommand_is_covered(bad, tmp_path):
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     commands = set(sub.choices)
-    assert {"demo", "program", "verilog", *PLUGINS} <= commands
+    assert {"demo", "program", "verilog", *COMMANDS} <= commands
     covered = {argv[0] for argv, _ in cases(bad, tmp_path) if argv}
     assert commands <= covered, f"subcommands without bad-input cases: {commands - covered}"
     assert set(config_commands(bad, tmp_path)) == commands, "every subcommand reads a config"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xbarflow.flow.core import config as cfgmod
-from xbarflow.flow.cli import WEIGHTS_DIR
+from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
 from xbarflow.flow.sim import parity
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip

@@ -114,7 +114,7 @@ def test_literal_write_verify_equals_fast_replay(fault):
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_inference_completes_and_the_report_shows_the_accuracy_cost(fault, cfg, dataset, weights,
                                                                    test_codes, tmp_path):
-    from xbarflow.flow.cli import _programming_report
+    from xbarflow.flow.commands.demo import programming_report as _programming_report
     from xbarflow.flow.model.golden import GoldenChip
 
     c = cfg.replace(**FAULTS[fault])

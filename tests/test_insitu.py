@@ -230,3 +230,26 @@ def test_demo_cosimulates_the_trained_devices(tmp_path, slp_weights, capsys):
     assert report["parity"] == 1.0 and report["images"] == 10
     device = _accuracy(insitu.device_chip(TINY, slp_weights), DATA, TINY)
     assert report["golden_accuracy_full_test_set"] == pytest.approx(device, abs=0)
+
+
+def test_sim_cosimulates_the_trained_devices(tmp_path, slp_weights, monkeypatch):
+    """`xbarflow sim` on in-situ weights takes the demo's chain (xbarflow.flow.model.context):
+    the chip and its golden reference are the trained devices, not their level mapping."""
+    from xbarflow.flow.cli import main
+    from xbarflow.flow.commands import sim as sim_command
+    from xbarflow.flow.sim.parity import readback_digest
+
+    # the tiny in-situ config and its data set in place of configs/slp.toml and the shipped MNIST
+    monkeypatch.setattr(sim_command, "load_config", lambda path: TINY)
+    monkeypatch.setattr(sim_command, "dataset_or_usage", lambda path=None: DATA)
+    assert main(["sim", "--images", "10", "--jobs", "1", "--out", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["parity"] == 1.0 and report["images"] == 10
+
+    codes = to_dac_codes(DATA.x_test[:10], TINY)
+    device = insitu.device_chip(TINY, slp_weights).infer(codes)
+    mapped = GoldenChip.from_weights(TINY, slp_weights).infer(codes)
+    digest = lambda ref: readback_digest(np.arange(10), ref.classes, ref.adc_codes)  # noqa: E731
+    assert digest(device) != digest(mapped), "the two chips must differ for this test to tell them apart"
+    assert report["golden_readback_sha256"] == digest(device)
+    assert report["readback_sha256"] == digest(device)

@@ -110,7 +110,7 @@ def mutant_flow(cfg, weights, tmp_path_factory):
     """The flow with the mutated controller: Verilog generated from it, simulator models built
     into a temporary folder (never the checkout's build/), cached weights in a temporary folder."""
     import xbarflow.hdl.controller as controller
-    from xbarflow.flow import cli
+    from xbarflow.flow.core import paths
     from xbarflow.flow.sim import runner as sim
     from xbarflow.flow.model.weights import cache_path, save
 
@@ -128,7 +128,7 @@ def mutant_flow(cfg, weights, tmp_path_factory):
         mp.setattr(controller.Controller, "elaborate", namespace["Controller"].elaborate)
         mp.setattr(sim, "build", partial(sim.build, root=tmp / "sim"))
         mp.setattr(sim, "RUNTIME_CACHE", runtime)
-        mp.setattr(cli, "WEIGHTS_DIR", tmp / "weights")
+        mp.setattr(paths, "WEIGHTS", tmp / "weights")
         yield tmp
 
 

@@ -6,7 +6,6 @@ import sys
 
 from user_files import CHECKOUT, changed_user_files, snapshot_user_folders
 
-from xbarflow.flow import cli
 from xbarflow.flow.core import paths
 from xbarflow.flow.model import programming as programming_golden
 from xbarflow.flow.sim import runner as sim
@@ -21,7 +20,7 @@ def _paths_in_a_fresh_process(env: dict) -> list[str]:
 
 def test_the_session_keeps_every_generated_file_out_of_the_checkout():
     for folder in (paths.BUILD, paths.RUNS, paths.WEIGHTS, paths.SIM_BUILD, paths.SYNTH,
-                   cli.WEIGHTS_DIR, sim.BUILD_ROOT, sim.RUNTIME_CACHE, programming_golden.WEIGHTS_DIR):
+                   sim.BUILD_ROOT, sim.RUNTIME_CACHE, programming_golden.WEIGHTS_DIR):
         assert CHECKOUT not in folder.parents, folder
     assert paths.WEIGHTS == paths.BUILD / "weights" and sim.BUILD_ROOT == paths.BUILD / "sim"
     # the shipped reference weights are read from the checkout (read only)

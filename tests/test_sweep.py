@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from xbarflow.flow.analysis import sweep
-from xbarflow.flow.cli import WEIGHTS_DIR, main
+from xbarflow.flow.cli import main
+from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.hold import HOLD_ENV

@@ -9,7 +9,7 @@ import pytest
 from xbarflow.analog_models.array import AnalogArray
 from xbarflow.analog_models.mapping import map_weights
 from xbarflow.flow.core import config
-from xbarflow.flow.cli import WEIGHTS_DIR
+from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
 from xbarflow.flow.core.config import ChipConfig, ConfigError
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import (

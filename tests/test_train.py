@@ -197,7 +197,7 @@ def test_mlp_training_is_deterministic(subset, small_mlp_cfg, mlp_subset_weights
 def test_mlp_requant_mult_is_calibrated(dataset):
     """The full-MNIST MLP (reference weights): the 99.9th percentile of positive hidden sums maps to dac_max,
     so only a small share of the active hidden units saturates."""
-    from xbarflow.flow.cli import WEIGHTS_DIR
+    from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
     from xbarflow.flow.model.golden import GoldenChip
     weights = train.load_or_train(MLP_CFG, dataset, WEIGHTS_DIR)
     codes = to_dac_codes(dataset.x_test[:2000], MLP_CFG)

@@ -328,7 +328,6 @@ WAVES_LAYERS = {
     "links": {"format", "reader"},
     "expressions": {"errors", "reader"},
     "session": {"errors", "format", "reader", "sidecar", "links", "expressions"},
-    "command": {"errors", "format", "session"},
 }
 WAVES_DIR = Path(waves_package.__file__).parent
 WAVES_PACKAGE = waves_package.__name__.split(".")
@@ -379,7 +378,7 @@ def test_waves_modules_declare_purpose_and_public_names():
         assert module.__all__ and all(hasattr(module, n) for n in module.__all__), path.name
         assert not [n for n in module.__all__ if n.startswith("_")], path.name
     # the package re-exports each public name of its concepts (not the text helpers or the CLI)
-    for name in set(WAVES_LAYERS) - {"format", "command"}:
+    for name in set(WAVES_LAYERS) - {"format"}:
         module = importlib.import_module(f"xbarflow.flow.analysis.waves.{name}")
         for public in module.__all__:
             assert getattr(waves_package, public) is getattr(module, public), f"{name}.{public}"

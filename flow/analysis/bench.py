@@ -35,13 +35,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..core import paths
 from .bench_render import render
 
 __all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "TARGETS", "collect", "cores", "cpu_model",
            "load_average", "machine", "main", "phase_build", "phase_cosim", "phase_golden", "phase_shard",
            "render", "run_phase"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 
 TARGETS = {
     "golden_ips": 50_000,          # images/s, full test set, wire-resistance arrays
@@ -116,14 +117,13 @@ def _peak_mb(who: int) -> float:
 # -- phases (each runs in its own subprocess) ---------------------------------------------------
 
 def _context():
-    from ..cli import WEIGHTS_DIR
     from ..core.config import load
     from ..data import load_dataset
     from ..model.train import load_or_train
 
     cfg = load()
     dataset = load_dataset()
-    return cfg, dataset, load_or_train(cfg, dataset, WEIGHTS_DIR)
+    return cfg, dataset, load_or_train(cfg, dataset, paths.WEIGHTS)
 
 
 def phase_golden(params: dict) -> dict:

@@ -40,14 +40,13 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..core import paths
+from ..core.errors import XbarflowError
 
 #: TOPS/W of the reference chips quoted in the paper (shared/PAPER.md).
 REFERENCE_CHIPS: dict[str, float] = {"NVIDIA T4": 0.32, "TPU v1": 2.3, "ISAAC": 0.63, "PUMA": 0.42}
@@ -56,7 +55,7 @@ SYNTH_HINT = "install them with 'make synth-tools' (Debian: apt-get install yosy
 ICE40_DEVICE = ("--hx8k", "--package", "ct256")   # 7680 logic cells, 206 I/O
 
 
-class CostError(ValueError):
+class CostError(XbarflowError, ValueError):
     """Unusable input for the cost model; one line."""
 
 
@@ -279,7 +278,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
 
 # -- synthesis -------------------------------------------------------------------------------------
 
-class SynthUnavailable(RuntimeError):
+class SynthUnavailable(XbarflowError, RuntimeError):
     """The synthesis tools are missing or failed; the message is one line."""
 
 
@@ -387,70 +386,4 @@ def _cells(stat: str) -> dict[str, int]:
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def add_arguments(parser) -> None:
-    parser.description = "Energy, latency, TOPS/W and area per inference, next to reference chips."
-    parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
-    parser.add_argument("--data", type=Path, default=None, help="dataset (default: shipped MNIST)")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="a co-simulation report.json: take the cycle counts measured there")
-    parser.add_argument("--synth", action="store_true",
-                        help="also synthesise the Verilog (Yosys, nextpnr-ice40) for area and fmax")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
 
-
-def _report_cycles(path: Path, cfg) -> dict[str, int]:
-    from ..cli import UsageError
-
-    try:
-        rep = json.loads(path.read_text())
-        by_phase = rep["cycles_by_phase"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a co-simulation report with cycles_by_phase "
-                         f"({' '.join(str(exc).split())})") from None
-    if rep.get("config_digest") not in (None, cfg.digest()):
-        print(f"xbarflow: note: {path} was run with config {rep.get('config_digest')}, "
-              f"this is {cfg.digest()}", file=sys.stderr)
-    model = phase_cycles(cfg)
-    total = int(by_phase["total"])
-    measured = {"load": model["load"], "drive": int(by_phase.get("drive", model["drive"])),
-                "convert": int(by_phase.get("convert", model["convert"])),
-                "argmax": int(by_phase.get("argmax", model["argmax"]))}
-    measured["done"] = total - sum(measured.values())
-    return measured
-
-
-def run(args) -> int:
-    from ..cli import WEIGHTS_DIR, UsageError, _dataset_or_usage, _load_config, _writable_dir
-    from ..data import to_dac_codes
-    from ..model.train import load_or_train
-
-    cfg = _load_config(args.config)
-    if args.json:   # refuse an unwritable --json before the work, not after it
-        _writable_dir(args.json.parent)
-        if args.json.is_dir():
-            raise UsageError(f"--json {args.json} is a folder, not a file")
-    cycles = _report_cycles(args.report, cfg) if args.report else None
-    dataset = _dataset_or_usage(args.data)
-    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
-    codes = to_dac_codes(dataset.x_test[:cfg.cost.images], cfg)
-    try:
-        report = evaluate(cfg, weights, codes, cycles=cycles,
-                          cycles_source=f"measured in {args.report}" if args.report else None)
-    except CostError as exc:
-        raise UsageError(str(exc)) from None
-    if args.synth:
-        try:
-            report.synth = synthesize(cfg, paths.SYNTH)
-        except SynthUnavailable as exc:
-            report.synth_note = f"skipped: {exc}"
-            print(f"xbarflow: --synth skipped: {exc}", file=sys.stderr)
-    x = cfg.crossbar
-    print(f"xbarflow cost: config {cfg.name} ({cfg.digest()}), {len(cfg.tiles)} tile(s) of "
-          f"{x.tile_rows}x{x.tile_cols}, {cfg.quant.dac_bits}-bit DACs, {cfg.adc.bits}-bit "
-          f"{cfg.adc.kind} ADCs, wire {x.wire_r} ohm, {cfg.clock.freq_hz / 1e6:g} MHz, "
-          f"{report.meta['images']} images")
-    print("\n".join(report.table()))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=1, default=float) + "\n")
-    return 0

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core import paths
+from ..core.errors import XbarflowError
 from .figure_cases import (COSIM_PROGRAMMING, DEMO_IMAGES, INSITU, INSITU_LIMITS,
                            MLP_CALIBRATION, MLP_LIMITS, PROGRAMMING_CASES, SHIPPED, SLOW_PROGRAMMING,
                            SWEEP, Row)
@@ -48,7 +49,7 @@ FIGURES_JSON = paths.ROOT / "figures.json"
 SCHEMA = 1
 
 
-class FiguresError(RuntimeError):
+class FiguresError(XbarflowError, RuntimeError):
     """A figure could not be computed (a co-simulation disagreed, a tool failed); one line."""
 
 

@@ -14,6 +14,7 @@ import textwrap
 from typing import Any, Callable
 
 from ..core import paths
+from ..core.errors import XbarflowError
 from .figure_cases import INSITU_LIMITS, MLP_LIMITS, PROGRAMMING_CASES
 
 __all__ = ["BLOCKS", "README", "ReadmeError", "check_readme", "render_readme"]
@@ -22,7 +23,7 @@ README = paths.ROOT / "README.md"
 _MARK = re.compile(r"^<!-- (/?)figures:([a-z0-9-]+) -->$")
 
 
-class ReadmeError(ValueError):
+class ReadmeError(XbarflowError, ValueError):
     """Markers that do not pair up, or name no block; one line."""
 
 

@@ -38,6 +38,7 @@ from xbarflow.hdl.protocol import Cmd, Reg
 
 from ..core import paths
 from ..core.config import ChipConfig
+from ..core.errors import XbarflowError
 
 BENCH_MODULE = "xbarflow.cocotb_tests.test_fuzz"
 JOB_ENV = "XBARFLOW_FUZZ_JOB"
@@ -342,7 +343,7 @@ def plan_summary(items: list[dict]) -> dict[str, int]:
 
 # -- the runner ------------------------------------------------------------------------------------
 
-class FuzzError(RuntimeError):
+class FuzzError(XbarflowError, RuntimeError):
     """The fuzz bench failed (a mismatch with the model, a hang, or a simulator problem)."""
 
 

@@ -42,6 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from ..core import paths
+from ..core.errors import XbarflowError
+
 __all__ = [
     "CATALOGUE", "DEFAULT_JOBS", "DEFAULT_TIMEOUT_S", "README_BEGIN", "README_END",
     "CatalogueError", "Mutant", "Outcome", "PACKAGE_DIRS", "Report", "apply_mutant", "baseline",
@@ -49,7 +52,7 @@ __all__ = [
     "markdown_table", "namespace_shim", "run_catalogue", "run_mutant", "run_tests", "select", "tracked_files",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 CATALOGUE = ROOT / "tests" / "mutants" / "catalogue.toml"
 DEFAULT_OUT = ROOT / "runs" / "mutants"
 DEFAULT_JOBS = 2
@@ -59,7 +62,7 @@ COPIED_DIRS = ("data",)      # copied besides the tracked files (the shipped dat
 OUTCOMES = ("killed", "survived", "timeout", "error")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(XbarflowError, ValueError):
     """A catalogue entry that is malformed or no longer applies (names the mutant)."""
 
 

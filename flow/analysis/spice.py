@@ -23,7 +23,6 @@ conductances are the mapped targets of the (trained or given) weights: ideal pro
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 import time
@@ -32,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import XbarflowError
+
 INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
                 "tools/ensure-ngspice.sh)")
 GMIN = 1e-18
 
 
-class SpiceError(RuntimeError):
+class SpiceError(XbarflowError, RuntimeError):
     """ngspice missing or failing; one line."""
 
 
@@ -172,82 +173,4 @@ def cross_check(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, p
 
 # -- CLI -----------------------------------------------------------------------------------------
 
-def add_arguments(parser) -> None:
-    parser.description = ("Write an ngspice netlist of the crossbar tile (mapped target "
-                          "conductances, wire segments, partitions, TIA virtual grounds), run it "
-                          "and compare the column currents with analog_models.")
-    parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the netlist and results")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="weights .npz (default: trained or cached weights for the config)")
-    parser.add_argument("--data", type=Path, default=None, help="dataset (default: shipped MNIST)")
-    how = parser.add_mutually_exclusive_group()
-    how.add_argument("--image", type=int, default=None,
-                     help="drive the rows with the DAC voltages of this test image")
-    how.add_argument("--vread", action="store_true", help="all rows at V_read (the default)")
-    parser.add_argument("--no-run", action="store_true", help="only write the netlist")
 
-
-def run(args) -> int:
-    import sys
-
-    from xbarflow.analog_models.dac import dac_voltages
-    from xbarflow.analog_models.mapping import map_weights
-
-    from ..model import train as train_mod
-    from ..model import weights as weights_mod
-    from ..cli import WEIGHTS_DIR, UsageError, _load_config, _writable_dir
-    from ..data import DataError, load_dataset, to_dac_codes
-
-    cfg = _load_config(args.config)
-    out = _writable_dir(args.out)
-    if not args.no_run:
-        try:
-            ngspice_path()     # a missing simulator is a usage error (exit 2), found before the work
-        except SpiceError as exc:
-            raise UsageError(str(exc)) from None
-    try:
-        dataset = load_dataset(args.data) if (args.weights is None or args.image is not None) else None
-        if args.weights is not None:
-            weights = weights_mod.load(args.weights, cfg)
-        else:
-            weights = train_mod.load_or_train(cfg, dataset, WEIGHTS_DIR)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-    g = map_weights(weights.w, cfg).conductance
-    if args.image is not None:
-        n = len(dataset.y_test)
-        if not 0 <= args.image < n:
-            raise UsageError(f"--image {args.image} is outside the {n} test images")
-        volts = dac_voltages(to_dac_codes(dataset.x_test[args.image:args.image + 1], cfg)[0], cfg)
-        what = f"test image {args.image}"
-    else:
-        volts = np.full(g.shape[0], cfg.crossbar.v_read)
-        what = f"all rows at V_read = {cfg.crossbar.v_read} V"
-    x = cfg.crossbar
-    name = f"tile-{cfg.name}"
-    title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
-    if args.no_run:
-        path = out / f"{name}.cir"
-        path.write_text(netlist(g, volts, x.wire_r, x.partitions, title=title,
-                                results=results_file(name)))
-        print(f"wrote {path} ({g.shape[0]}x{g.shape[1]} cells, {what})")
-        return 0
-    try:
-        check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
-    except SpiceError as exc:
-        print(f"xbarflow: {exc}", file=sys.stderr)
-        return 1
-    table = out / f"{name}.columns.csv"
-    with table.open("w", newline="") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(["column", "spice_A", "model_A", "ideal_A", "spice_vs_model_rel", "ir_drop_rel"])
-        for j in range(len(check.spice)):
-            wr.writerow([j, f"{check.spice[j]:.12e}", f"{check.model[j]:.12e}", f"{check.ideal[j]:.12e}",
-                         f"{abs(check.spice[j] - check.model[j]) / abs(check.model[j]):.3e}",
-                         f"{abs(check.model[j] - check.ideal[j]) / abs(check.ideal[j]):.3e}"])
-    print(f"[spice] {g.shape[0]}x{g.shape[1]} tile, {x.partitions} partitions, wire {x.wire_r} ohm, {what}")
-    print(f"[spice] ngspice {check.run.seconds:.2f} s: max |SPICE - model| / model = "
-          f"{check.max_rel_error:.2e}; IR drop (model vs ideal) up to {check.ir_drop:.2e}")
-    print(f"[spice] wrote {check.run.deck} and {table}")
-    return 0

@@ -21,23 +21,22 @@ import csv
 import functools
 import itertools
 import json
-import os
-import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..core import paths
+from ..core.errors import XbarflowError
 from ..core.hold import hold
-from .plots import plot_sweep, value_label
+from ..core.overrides import toml_value
+from .plots import value_label
 
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
                   "tops", "tops_per_w", "analog_area_um2", "ir_drop", "seconds")
 
 
-class SweepError(ValueError):
+class SweepError(XbarflowError, ValueError):
     """Bad --param syntax or values; one line."""
 
 
@@ -64,14 +63,6 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def _value(text: str) -> Any:
-    """A TOML value ('4', '1.5e-8', 'true', '[10]', '"sar"'); a bare word is a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def parse_param(text: str) -> tuple[str, list[Any]]:
     key, sep, values = text.partition("=")
     key = key.strip()
@@ -80,7 +71,7 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     items = _split_top(values)
     if any(not v for v in items):
         raise SweepError(f"bad --param '{text}': empty value")
-    return key, [_value(v) for v in items]
+    return key, [toml_value(v) for v in items]
 
 
 def grid(params: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
@@ -95,7 +86,7 @@ def grid(params: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
 # -- one point ---------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4)
-def _dataset(path: str | None):
+def cached_dataset(path: str | None):
     from ..data import load_dataset
     return load_dataset(path)
 
@@ -103,14 +94,13 @@ def _dataset(path: str | None):
 def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) -> str:
     """Train (or find the reference or cached) weights of one point; returns their file's path."""
     from ..core import config as config_mod
-    from ..cli import WEIGHTS_DIR
     from ..model.train import load_or_train
     from ..model.weights import weights_path
 
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
-    dataset = _dataset(data_path)
-    load_or_train(cfg, dataset, WEIGHTS_DIR)
-    return str(weights_path(cfg, WEIGHTS_DIR, dataset))
+    dataset = cached_dataset(data_path)
+    load_or_train(cfg, dataset, paths.WEIGHTS)
+    return str(weights_path(cfg, paths.WEIGHTS, dataset))
 
 
 def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) -> dict[str, Any]:
@@ -118,20 +108,18 @@ def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) ->
     import numpy as np
 
     from ..core import config as config_mod
-    from ..cli import WEIGHTS_DIR
+    from ..model.context import RunContext
+    from ..model.train import software_accuracy
     from .cost import evaluate
-    from ..data import to_dac_codes
-    from ..model.golden import GoldenChip
-    from ..model.train import load_or_train, software_accuracy
 
     hold("sweep-" + ",".join(f"{k}={value_label(v)}" for k, v in overrides.items()))   # test hook
     t0 = time.perf_counter()
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
-    dataset = _dataset(data_path)
-    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
-    codes = to_dac_codes(dataset.x_test, cfg)
-    labels = dataset.y_test.astype(np.int64)
-    golden = GoldenChip.from_weights(cfg, weights).infer(codes, np.arange(len(labels)))
+    dataset = cached_dataset(data_path)
+    # the level mapping's chip for every point, in-situ training included (as before)
+    context = RunContext.build(cfg, dataset, device=False)
+    weights, codes, labels = context.weights, context.test_codes, context.labels
+    golden = context.golden.infer(codes, np.arange(len(labels)))
     cost = evaluate(cfg, weights, codes).summary()
     out: dict[str, Any] = dict(overrides)
     out["golden_accuracy"] = float(np.mean(golden.classes == labels))
@@ -186,70 +174,4 @@ def write_csv(rows: list[dict], keys: list[str], path: Path) -> None:
             wr.writerow({k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in r.items()})
 
 
-# -- CLI -------------------------------------------------------------------------------------------
 
-def add_arguments(parser) -> None:
-    parser.description = ("Golden-model accuracy (full test set) and cost over a grid of config "
-                          "overrides; CSV and PNG plots.")
-    parser.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
-                        help="a config field and its values, e.g. adc.bits=4,6,8 (repeatable: "
-                             "the grid is the cartesian product)")
-    parser.add_argument("--config", type=Path, default=None, help="base ChipConfig TOML (default configs/slp.toml)")
-    parser.add_argument("--data", type=Path, default=None, help="dataset (default: shipped MNIST)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/sweep-<config>)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes (1: run in this process)")
-    parser.add_argument("--dask", metavar="ADDRESS", default=None,
-                        help="run the points on this Dask scheduler (e.g. tcp://10.0.0.5:8786) "
-                             "instead of local processes")
-
-
-def run(args) -> int:
-    from ..core import config as config_mod
-    from ..cli import UsageError, _load_config, _writable_dir
-    from ..data import DataError
-    from ..sim.executor import ExecutorError
-
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.dask is not None and not args.dask.strip():
-        raise UsageError("--dask needs a scheduler address, e.g. tcp://127.0.0.1:8786")
-    base_cfg = _load_config(args.config)
-    try:
-        params = [parse_param(p) for p in args.param]
-        points = grid(params)
-        for p in points:
-            base_cfg.replace(**p)
-    except (SweepError, config_mod.ConfigError) as exc:
-        raise UsageError(str(exc)) from None
-    data_path = str(args.data) if args.data else None
-    try:
-        _dataset(data_path)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-    out = _writable_dir(args.out or paths.RUNS / f"sweep-{base_cfg.name}")
-    keys = [k for k, _ in params]
-    where = f"Dask at {args.dask}" if args.dask else f"{args.jobs} job(s)"
-    print(f"[sweep] {len(points)} point(s) over {', '.join(keys)}; {where}", file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
-        rows = sweep(base_cfg.to_dict(), params, jobs=args.jobs, data_path=data_path,
-                     dask_address=args.dask)
-    except ExecutorError as exc:
-        raise UsageError(str(exc)) from None
-    except KeyboardInterrupt:   # an interrupt, never a failed point (xbarflow.flow.sim.executor)
-        print(f"[sweep] interrupted after {time.perf_counter() - t0:.1f} s; nothing written to {out}",
-              file=sys.stderr)
-        raise
-    write_csv(rows, keys, out / "sweep.csv")
-    (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
-    plot_sweep(rows, keys, out / "sweep.png")
-    head = keys + ["accuracy", "energy", "latency", "TOPS/W"]
-    print(" | ".join(head))
-    for r in rows:
-        print(" | ".join([value_label(r[k]) for k in keys]
-                         + [f"{r['golden_accuracy']:.4f}", f"{r['energy_pj']:.1f} pJ",
-                            f"{r['latency_ns']:.0f} ns", f"{r['tops_per_w']:.3g}"]))
-    print(f"[sweep] wrote {out / 'sweep.csv'}, {out / 'sweep.png'} in {time.perf_counter() - t0:.1f} s",
-          file=sys.stderr)
-    return 0

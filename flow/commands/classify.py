@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core import paths
+from .common import UsageError, dataset_or_usage, load_config, toolchain_or_usage, writable_dir
+
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
@@ -36,18 +39,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..cli import (
-        WEIGHTS_DIR,
-        UsageError,
-        _dataset_or_usage,
-        _load_config,
-        _toolchain_or_usage,
-        _writable_dir,
-    )
     from ..data import DataError, image_to_codes, load_image
-    from ..model.golden import GoldenChip
 
-    cfg = _load_config(args.config)
+    cfg = load_config(args.config)
     try:
         image = load_image(args.image)
     except DataError as exc:
@@ -58,14 +52,14 @@ def run(args) -> int:
         raise UsageError(f"{args.image}: {exc}") from None
     out = None
     if args.sim:
-        out = _writable_dir(args.out or paths.RUNS / f"classify-{cfg.name}-{args.sim}")
-        _toolchain_or_usage(args.sim)
+        out = writable_dir(args.out or paths.RUNS / f"classify-{cfg.name}-{args.sim}")
+        toolchain_or_usage(args.sim)
 
-    from ..model.train import load_or_train
+    from ..model.context import RunContext
 
-    dataset = _dataset_or_usage(args.data)
-    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
-    golden = GoldenChip.from_weights(cfg, weights)
+    dataset = dataset_or_usage(args.data)
+    # the demo's chain: weights trained in situ classify on the trained devices themselves
+    golden = RunContext.build(cfg, dataset).golden
     ref = golden.infer(codes[None, :], 0)
     cls, adc = int(ref.classes[0]), ref.adc_codes[0].tolist()
     print(f"[xbarflow] {args.image}: class {cls} (golden model, config {cfg.name}), ADC codes {adc}")

@@ -16,12 +16,14 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from . import paths
+from .errors import XbarflowError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = paths.CONFIGS
 DEFAULT_CONFIG = CONFIG_DIR / "slp.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(XbarflowError, ValueError):
     """A config that cannot be used; the message is one line meant for the user."""
 
 

@@ -7,7 +7,8 @@ from the checkout:
   at will: trained weights (`WEIGHTS`), simulator models (`SIM_BUILD`), synthesis (`SYNTH`);
 * `RUNS` (default `<checkout>/runs`, or `$XBARFLOW_RUNS_DIR`): default run folders of the
   commands (demo, program, sim, classify, sweep, fuzz) when no `--out` is given;
-* `REFERENCE_WEIGHTS` (`<checkout>/data/weights`): the shipped reference weights, in git.
+* `REFERENCE_WEIGHTS` (`<checkout>/data/weights`): the shipped reference weights, in git;
+* `DEFAULT_DATASET` (`<checkout>/data/mnist.npz`): the shipped MNIST.
 
 The environment is read once, at import: tests/conftest.py sets both variables to a session
 temporary folder before anything imports flow, and simulator subprocesses inherit them.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BUILD", "BUILD_ENV", "CONFIGS", "DATA", "REFERENCE_WEIGHTS", "ROOT", "RUNS",
+__all__ = ["BUILD", "BUILD_ENV", "CONFIGS", "DATA", "DEFAULT_DATASET", "REFERENCE_WEIGHTS", "ROOT", "RUNS",
            "RUNS_ENV", "SIM_BUILD", "SYNTH", "WEIGHTS"]
 
 BUILD_ENV = "XBARFLOW_BUILD_DIR"
@@ -40,3 +41,4 @@ SYNTH = BUILD / "synth"
 CONFIGS = ROOT / "configs"
 DATA = ROOT / "data"
 REFERENCE_WEIGHTS = DATA / "weights"
+DEFAULT_DATASET = DATA / "mnist.npz"   # the shipped MNIST

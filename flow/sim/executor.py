@@ -48,6 +48,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
 
+from ..core.errors import XbarflowError
+
 __all__ = ["ExecutorError", "INTERRUPT_GRACE_S", "JobError", "JobInterrupted", "chunk",
            "default_jobs", "map_jobs"]
 
@@ -57,11 +59,11 @@ INTERRUPT_GRACE_S = 15.0
 POLL_S = 0.05
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(XbarflowError, RuntimeError):
     """The executor itself cannot run (e.g. the Dask scheduler is unreachable)."""
 
 
-class JobError(RuntimeError):
+class JobError(XbarflowError, RuntimeError):
     """A job raised; ``index`` is its position in the items, the cause is chained."""
 
     def __init__(self, index: int, item: Any, exc: BaseException):

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core import paths
 from ..core.config import ChipConfig
+from ..core.errors import XbarflowError
 from .parity import ChipAnswers
 from .verilog import GeneratedRTL, generate
 
@@ -40,7 +41,7 @@ JOB_ENV = "XBARFLOW_JOB"
 TRANSPORTS = ("pins", "hdl")
 
 
-class SimulatorError(RuntimeError):
+class SimulatorError(XbarflowError, RuntimeError):
     """A simulator that is missing, fails to build, or a bench that fails; one line."""
 
 

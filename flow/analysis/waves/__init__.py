@@ -11,10 +11,10 @@ Imports go downward only (tests/test_waves.py checks it):
 * `expressions`: the ``--when`` expression parser and evaluator;
 * `session`: Waves, a VCD with its sidecar: windows, tables, hierarchy, FSM timeline, when,
   host traffic, GTKWave save files;
-* `command`: the CLI (`add_arguments`, `run`), registered in xbarflow.flow.cli's PLUGINS.
+The command line (`xbarflow waves`) is xbarflow.flow.commands.waves.
 
 The package re-exports the public names of errors, reader, sidecar, links, expressions
-and session (not the text helpers or the CLI).
+and session (not the text helpers).
 """
 
 from __future__ import annotations

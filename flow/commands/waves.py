@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import WavesError
-from .format import columns, hex_bytes
-from .session import DEFAULT_MAX_ROWS, Waves
+from ..analysis.waves.errors import WavesError
+from ..analysis.waves.format import columns, hex_bytes
+from ..analysis.waves.session import DEFAULT_MAX_ROWS, Waves
+from .common import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -64,8 +65,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ...cli import UsageError  # deferred: xbarflow.flow.cli imports this module to build its parser
-
     try:
         return _run(args)
     except WavesError as exc:

@@ -1,0 +1,215 @@
+"""`xbarflow demo`: train if needed, generate Verilog, co-simulate MNIST, report.
+
+With `--program` (or `xbarflow program`, `xbarflow.flow.commands.program`) the chip first
+programs its own array through the write path, and the reference of every image is the golden
+chip on the programmed conductances. Parity is on what the chip computed: the class from
+RESULT, the final-layer sums read back, the DAC codes it drove; exit status 1 if any differ.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..core import paths
+from ..sim.runner import SIMULATORS
+from .common import (
+    UsageError,
+    dataset_or_usage,
+    load_config,
+    override,
+    positive_int,
+    toolchain_or_usage,
+    with_overrides,
+    writable_dir,
+)
+
+__all__ = ["HOSTS", "add_arguments", "add_set_argument", "programming_report", "run", "run_demo"]
+
+HOSTS = ("spi", "uart")
+
+
+def add_set_argument(parser) -> None:
+    parser.add_argument("--set", type=override, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set device.stuck_on_rate=0.025 (repeatable)")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--images", type=positive_int, default=100, help="test images to co-simulate")
+    parser.add_argument("--data", type=Path, default=None, help="dataset: .npz or IDX folder (default: shipped MNIST)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<config>-<sim>)")
+    parser.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+    parser.add_argument("--program", action="store_true",
+                        help="program the array through the chip's write path first, then infer on it")
+    parser.add_argument("--host", choices=HOSTS, default=None, help="host interface (default: from config)")
+    add_set_argument(parser)
+
+
+def run(args) -> int:
+    return run_demo(args, program=args.program)
+
+
+def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
+    """Golden programming of the whole tile through the write-verify replay, and the golden
+    chip on the programmed conductances (what the co-simulation must then match)."""
+    from ..model.programming import program_array, programmed_chip, tile_target_levels
+    from ..analysis.plots import plot_pulse_histogram
+
+    targets = tile_target_levels(cfg, weights.w)
+    result = program_array(cfg, targets)
+    chip = programmed_chip(cfg, result)
+    full = chip.infer(test_codes)
+    used = result.pulses_per_cell[:cfg.rows, :cfg.cols]
+    summary = {
+        "golden_accuracy_ideal_targets": round(float(np.mean(full_ideal.classes == labels)), 6),
+        "golden_accuracy_programmed": round(float(np.mean(full.classes == labels)), 6),
+        "pulses_per_cell_mean": round(float(used.mean()), 4),
+        "pulses_per_cell_max": int(used.max()),
+        "failures": int(result.failures),
+        "pulse_events": int(result.total_pulses),
+        "histogram": str(plot_pulse_histogram(used, out / "programming_pulses.png",
+                                              title=f"{cfg.name}: pulses per cell")),
+    }
+    return targets, chip, full, summary
+
+
+def run_demo(args, program: bool) -> int:
+    """The demo (or, with `program`, the chip programs its own array first): train if needed,
+    co-simulate the first `args.images` test images, check parity, write the run folder."""
+    from ..analysis.metrics import logit_scale
+    from ..analysis.report import write_report
+    from ..model.context import RunContext
+    from ..model.train import software_accuracy
+    from ..sim import parity
+    from ..sim.runner import SimulatorError, build, run
+
+    t_start = time.perf_counter()
+    overrides = dict(args.set)
+    if args.host:
+        overrides["host.interface"] = args.host
+    cfg = with_overrides(load_config(args.config), overrides)
+    if program and len(cfg.tiles) > 1:
+        raise UsageError(f"--program supports single-tile chips; {cfg.name} has {len(cfg.tiles)} tiles")
+    kind = "program" if program else "demo"
+    out = writable_dir(args.out or paths.RUNS / f"{kind}-{cfg.name}-{args.sim}")
+    toolchain_or_usage(args.sim)
+    dataset = dataset_or_usage(args.data)
+    n_test = len(dataset.y_test)
+    if args.images > n_test:
+        raise UsageError(f"--images {args.images} exceeds the {n_test} test images")
+
+    print(f"[xbarflow] config {cfg.name} ({cfg.digest()}): {cfg.network.input_size}x{cfg.network.input_size} "
+          f"inputs, {cfg.outputs} classes, {cfg.rows}x{cfg.cols} crossbar, wire {cfg.crossbar.wire_r} ohm, "
+          f"host {cfg.host.interface}")
+    # Trained in situ: the chip is the trained devices themselves, not a level mapping (unless
+    # the chip programs its own array from the level mapping).
+    context = RunContext.build(cfg, dataset, device=not program)
+    weights, test_codes, labels, golden = context.weights, context.test_codes, context.labels, context.golden
+    if context.in_situ:
+        print("[xbarflow] weights trained in situ (train.method manhattan): the chip infers "
+              "with the trained devices' own conductances")
+    software_acc = software_accuracy(weights, test_codes, labels, cfg)
+    t0 = time.perf_counter()
+    full = golden.infer(test_codes)
+    golden_s = time.perf_counter() - t0
+    golden_full_acc = float(np.mean(full.classes == labels))
+    print(f"[xbarflow] software accuracy {software_acc:.4f}, golden accuracy (full {n_test}) "
+          f"{golden_full_acc:.4f} in {golden_s:.2f} s")
+
+    # With --program the chip programs its own array first; the reference for every image is
+    # then the golden chip on the programmed conductances.
+    targets, reference, reference_full, programming = None, golden, full, None
+    if program:
+        targets, reference, reference_full, programming = programming_report(
+            cfg, weights, test_codes, labels, full, out)
+        print(f"[xbarflow] golden programming: {programming['pulses_per_cell_mean']:.2f} pulses/cell "
+              f"(max {programming['pulses_per_cell_max']}), {programming['failures']} failures; "
+              f"accuracy {programming['golden_accuracy_programmed']:.4f} programmed vs "
+              f"{programming['golden_accuracy_ideal_targets']:.4f} ideal targets")
+
+    try:
+        sim_build = build(cfg, args.sim)
+        print(f"[xbarflow] {args.sim} model built in {sim_build.build_seconds:.1f} s "
+              f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
+        indices = np.arange(args.images)
+        result = run(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
+                     indices, out, targets=targets, requant_mult=golden.requant_mult)
+        waves = None
+        if args.waves:
+            waves_build = build(cfg, args.sim, waves=True)
+            waves = run(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
+                        indices[:1], out / "waves", requant_mult=reference.requant_mult).waves
+    except SimulatorError as exc:
+        print(f"xbarflow: {exc}", file=sys.stderr)
+        return 1
+
+    # Parity on what the chip computed: RESULT, the sums read back, the DAC codes it drove.
+    ref = reference_full.classes[indices]
+    traced = reference.infer(test_codes[indices], indices, trace=True)
+    verdict = parity.check(result, traced, test_codes[indices])
+    report = {
+        "config": cfg.name,
+        "config_digest": cfg.digest(),
+        "simulator": args.sim,
+        "host": cfg.host.interface,
+        "images": int(result.images),
+        "software_accuracy": round(software_acc, 6),
+        "golden_accuracy": round(float(np.mean(ref == labels[indices])), 6),
+        "golden_accuracy_full_test_set": round(float(np.mean(reference_full.classes == labels)), 6),
+        "cosim_accuracy": round(float(np.mean(result.classes == labels[indices])), 6),
+        "parity": round(verdict.fraction, 6),
+        "parity_defined_on": "class from RESULT, final-layer sums read back, DAC codes driven per tile",
+        "mismatched_images": verdict.mismatched_images,
+        "parity_failures": verdict.failures(20),
+        "mismatches": result.mismatches[:20],
+        "readback_sha256": parity.readback_digest(result.indices, result.classes, result.sums),
+        "golden_readback_sha256": parity.readback_digest(indices, traced.classes, traced.adc_codes),
+        "cycles_per_inference": int(result.cycles["total"][0]),
+        "cycles_by_phase": {k: int(v[0]) for k, v in result.cycles.items()},
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        "cosim_wall_s": round(result.wall_s, 3),
+        "images_per_s": round(result.images / result.wall_s, 3),
+        "waves": str(waves) if waves else None,
+    }
+    if program:
+        report["programming"] = {**programming, "cosim": result.programming}
+    # Codes per logit: derived for one layer; an MLP's training records its own.
+    scale = logit_scale(cfg, weights) if len(cfg.network.layers) == 1 else weights.meta.get("logit_scale")
+    report["metrics"] = write_report(out, labels[indices], result.classes, scores=result.sums,
+                                     scale=scale, title=f"{cfg.name}: co-simulation on {args.sim}")
+    report["metrics_golden_full_test_set"] = write_report(
+        out, labels, reference_full.classes, scores=reference_full.adc_codes, scale=scale,
+        suffix="_golden", title=f"{cfg.name}: golden model, full test set")
+    report["logit_scale"] = scale
+    # adc_codes: the chip's final-layer sums as read back (the same quantity as golden_adc_codes).
+    np.savez_compressed(out / "predictions.npz", indices=indices, labels=labels[indices],
+                        classes=result.classes, adc_codes=result.sums,
+                        bridge_adc_codes=result.bridge_adc_codes,
+                        golden_classes=reference_full.classes,
+                        golden_adc_codes=reference_full.adc_codes, labels_full=labels)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if program:
+        c = result.programming
+        print(f"[xbarflow] chip programmed itself over {cfg.host.interface}: {c['pulses_total']} pulse "
+              f"events, {c['failures']} failures, {c['programming_cycles']} cycles; every cell's "
+              f"pulses and final state {'match' if not result.mismatches else 'DIFFER from'} golden")
+    print(f"[xbarflow] co-simulated {report['images']} images on {args.sim}: accuracy "
+          f"{report['cosim_accuracy']:.4f} (golden {report['golden_accuracy']:.4f}), "
+          f"{verdict.summary()}, {report['cycles_per_inference']} cycles/inference, "
+          f"{report['images_per_s']:.1f} images/s")
+    if waves:
+        print(f"[xbarflow] waveform of the first image: {waves}")
+    g = report["metrics_golden_full_test_set"]
+    print(f"[xbarflow] golden full test set: macro F1 {g['f1_macro']:.4f}, Cohen's kappa "
+          f"{g['cohen_kappa']:.4f}, cross-entropy {g['cross_entropy']:.4f} "
+          f"(report_golden.md, confusion_golden.png)")
+    print(f"[xbarflow] report: {out / 'report.json'}")
+    for line in verdict.failures(5):
+        print(f"[xbarflow] parity: {line}", file=sys.stderr)
+    return 0 if not verdict.mismatched_images and not result.mismatches else 1
