@@ -7,7 +7,7 @@ conductances, images) and reads back its per-image results.
 
 Two host transports: "pins" (the bench's Python BFM drives the chip's host pins bit by bit, the
 reference) and "hdl" (a cocotb-only harness around the unchanged chip shifts the SPI bits in HDL
-and hands whole frames to Python; see cocotb_tests/spi_transactor.py). Builds take an exclusive
+and hands whole frames to Python; see flow/sim/harness.py). Builds take an exclusive
 file lock, so many processes (shards, concurrent test runs) can build and reuse one model safely.
 """
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core import paths
 from ..core.config import ChipConfig
+from .harness import HARNESS_TOP, write_harness
 from .parity import ChipAnswers
 from .verilog import GeneratedRTL, generate
 
@@ -123,7 +124,6 @@ class SimBuild:
     def toplevel(self) -> str:
         """The simulated top module: the chip itself, or the transactor harness around it."""
         if self.transport == "hdl":
-            from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP
             return HARNESS_TOP
         return self.rtl.top
 
@@ -168,7 +168,6 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     sources = [rtl.verilog]
     top = rtl.top
     if transport == "hdl":
-        from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP, write_harness
         sources.append(write_harness(rtl.sidecar, rtl.verilog.parent, cfg.host.spi_clk_div))
         top = HARNESS_TOP
     build_args: list[str] = []
