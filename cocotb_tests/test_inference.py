@@ -21,7 +21,6 @@ cProfile of the image loop (read it with `python -m pstats <file>`).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -45,6 +44,7 @@ from xbarflow.flow.data import pack_codes, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.hold import hold
 from xbarflow.flow.host.driver import HostDriver
+from xbarflow.flow.sim.schema import BenchJob, BenchResult
 from xbarflow.hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
@@ -60,13 +60,13 @@ def _test_timeout_ms() -> float:
     path = os.environ.get("XBARFLOW_JOB")
     if not path:
         return 1000.0
-    job = json.loads(Path(path).read_text())
-    cfg = config_mod.from_dict(job["config"])
+    job = BenchJob.read(path)
+    cfg = config_mod.from_dict(job.config)
     period_ns = 1e9 / cfg.clock.freq_hz
     bit_cycles = cfg.host.uart_divider if cfg.host.interface == "uart" else cfg.host.spi_clk_div
-    images = int(np.load(job["data"])["indices"].size)
+    images = int(job.arrays().indices.size)
     total_ns = (images + 2) * EXCHANGES_PER_IMAGE * BIT_TIMES_PER_IMAGE * bit_cycles * period_ns
-    if job.get("program"):
+    if job.program:
         per_step = cfg.sense_cycles + cfg.pulse_cycles + 32 + cfg.crossbar.partitions
         steps = cfg.rows * cfg.cols * (cfg.programming.timeout_pulses + 1)
         total_ns += 2 * (steps * per_step + cfg.target_bytes * 16 * bit_cycles) * period_ns
@@ -187,19 +187,18 @@ class Progress:
 
 @cocotb.test(timeout_time=_test_timeout_ms(), timeout_unit="ms")
 async def classify_images(dut):
-    job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
-    cfg = config_mod.from_dict(job["config"])
-    data = np.load(job["data"])
-    indices, images = data["indices"], data["images"]
-    deadline = time.monotonic() + float(job["timeout_s"])
+    job = BenchJob.read(os.environ["XBARFLOW_JOB"])
+    hooks = job.to_json()   # the test-fault hooks and the watchdog read the job as a dict
+    cfg = config_mod.from_dict(job.config)
+    data = job.arrays()
+    indices, images = data.indices, data.images
+    deadline = time.monotonic() + float(job.timeout_s)
     # What the chip computed (classes, sums, tile_dac_codes: parity is checked on these) and the
     # bridge's own ADC codes (a diagnostic).
-    results = {"indices": [], "classes": [], "sums": [], "tile_dac_codes": [], "bridge_adc_codes": [],
-               "cycles": {"total": [], "drive": [], "convert": [], "argmax": []},
-               "mismatches": []}
+    results = BenchResult()
 
     period_ns = 1e9 / cfg.clock.freq_hz
-    transport = job.get("transport", "pins")
+    transport = job.transport
     if transport == "hdl":
         # The harness toggles its own clock (no VPI write per edge); SPI pins from the transactor.
         dut.xtor_en.value = 0
@@ -211,12 +210,12 @@ async def classify_images(dut):
     await reset(dut)
 
     # One set of tile arrays for the bridge and the reference model.
-    layers = [data[f"conductance_{l}"] for l in range(len(cfg.network.layers))]
-    requant_mult = [int(m) for m in data["requant_mult"]]
+    layers = data.conductances[:len(cfg.network.layers)]
+    requant_mult = [int(m) for m in data.requant_mult]
     chip = GoldenChip(cfg, layers, requant_mult)
     bridge = AnalogBridge(dut, chip)
-    cocotb.start_soon(bridge_task(bridge, job))   # bridge.run(), unless a test fault is asked for
-    watchdog = Watchdog.for_job(dut, job)          # a stall names the FSM state it stalled in
+    cocotb.start_soon(bridge_task(bridge, hooks))   # bridge.run(), unless a test fault is asked for
+    watchdog = Watchdog.for_job(dut, hooks)          # a stall names the FSM state it stalled in
     if transport == "hdl":
         link = TransactorTransport(dut)
     elif cfg.host.interface == "uart":
@@ -225,7 +224,7 @@ async def classify_images(dut):
     else:
         # With the job's "spi_timing", the host's edges are asynchronous to the chip clock
         # (seeded jitter and phase) and their phases are counted against the clock.
-        spi_timing = job.get("spi_timing")
+        spi_timing = job.spi_timing
         half_ns = period_ns * cfg.host.spi_clk_div / 2
         if spi_timing:
             half_ns = float(spi_timing.get("half_period_ns", half_ns))
@@ -238,8 +237,8 @@ async def classify_images(dut):
         link = SpiTransport(master)
     host = HostDriver(link, cfg)
     classifier = DeltaHost(host) if transport == "hdl" else host
-    progress = Progress(job.get("progress"))
-    wire = WireFaults.from_job(job)   # test-only: corrupts one answer on its way to the scoreboard
+    progress = Progress(job.progress)
+    wire = WireFaults.from_job(hooks)   # test-only: corrupts one answer on its way to the scoreboard
 
     codes = to_dac_codes(images, cfg)
     golden = chip.infer(codes, indices, trace=True)
@@ -250,16 +249,16 @@ async def classify_images(dut):
     try:
         ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
-        if job.get("spi_timing"):
-            await check_registers(host, scoreboard, int(job["spi_timing"]["seed"]), image_timeout_ns)
+        if job.spi_timing:
+            await check_registers(host, scoreboard, int(job.spi_timing["seed"]), image_timeout_ns)
         if requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
             packed = sum(m << (8 * l) for l, m in enumerate(requant_mult))
             await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), image_timeout_ns, "ns")
-        if job.get("program"):
+        if job.program:
             # The chip programs its own array; inference then runs on the programmed
             # conductances, so the reference becomes the golden chip on the same state.
-            device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"],
-                                                                          wire=wire)
+            device, results.programming, problems = await program_chip(dut, cfg, host, data.targets,
+                                                                       wire=wire)
             scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
             chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols], requant_mult)
             bridge.chip = chip
@@ -272,7 +271,7 @@ async def classify_images(dut):
         t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")
         for k, idx in enumerate(indices.tolist()):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
+                raise TimeoutError(f"wall-clock limit of {job.timeout_s} s reached at image {k}")
             hold(f"image-{idx}")   # test hook (flow/core/hold.py): no-op unless a test holds this image
             bridge.event_index = idx
             before = len(bridge.events)
@@ -283,40 +282,37 @@ async def classify_images(dut):
             # came from RESULT above). Cycle counters: the first image's, unless asked for all.
             sums = await watchdog.guard(host.read_outputs(cfg.outputs), image_timeout_ns,
                                         f"image {idx} read-back")
-            if k == 0 or job.get("cycles_every_image"):
+            if k == 0 or job.cycles_every_image:
                 for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
                                   ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
-                    results["cycles"][name].append(
+                    results.cycles[name].append(
                         await with_timeout(host.read_reg(reg), image_timeout_ns, "ns"))
             events = [replace(e, dac_codes=wire.dac_codes(k, e.tile, e.dac_codes))
                       for e in bridge.events[before:]]
             cls, sums = wire.result_class(k, cls), wire.sums(k, sums)
             scoreboard.check(k, idx, cls, events, sums)
-            results["indices"].append(idx)
-            results["classes"].append(cls)
-            results["sums"].append(list(sums))
-            results["tile_dac_codes"].append([[e.tile, e.dac_codes.tolist()] for e in events])
-            results["bridge_adc_codes"].append(scoreboard.output_codes(events, cfg.outputs).tolist())
+            results.add_image(idx, cls, sums, [(e.tile, e.dac_codes) for e in events],
+                              scoreboard.output_codes(events, cfg.outputs))
             bridge.events.clear()
             progress.update(k + 1)
         progress.update(len(indices), force=True)
-        if job.get("spi_timing"):
+        if job.spi_timing:
             # No frame may have been damaged on the link: every error counter still 0.
             for reg in (protocol.Reg.ERR_CRC, protocol.Reg.ERR_CMD, protocol.Reg.ERR_LEN,
                         protocol.Reg.ERR_TIMEOUT):
                 count = await with_timeout(host.read_reg(reg), image_timeout_ns, "ns")
                 if count:
                     scoreboard.mismatches.append(f"link: {reg.name} = {count}")
-            results["spi_edges"] = master.coverage
-        results["loop_s"] = time.perf_counter() - t_loop   # the image loop, without start-up
-        results["loop_sim_ns"] = get_sim_time("ns") - sim_ns0
+            results.spi_edges = master.coverage
+        results.loop_s = time.perf_counter() - t_loop   # the image loop, without start-up
+        results.loop_sim_ns = get_sim_time("ns") - sim_ns0
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(os.environ["XBARFLOW_PROFILE"])
     except BaseException as exc:  # record why the run stopped, then fail the test
-        results["error"] = f"{type(exc).__name__}: {exc}"
+        results.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        results["mismatches"] = scoreboard.mismatches
-        Path(job["results"]).write_text(json.dumps(results))
+        results.mismatches = scoreboard.mismatches
+        results.write(job.results)
     assert not scoreboard.mismatches, f"{len(scoreboard.mismatches)} mismatches, first: {scoreboard.mismatches[0]}"
