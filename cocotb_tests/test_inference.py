@@ -33,11 +33,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from .analog_bridge import AnalogBridge
-from .spi_master import SpiJitter, SpiMaster, SpiTransport
 from .programming import program_chip
 from .sabotage import WireFaults
-from .spi_transactor import TransactorTransport
-from .uart_host import UartTransport
+from .transports import make_transport
 from .watchdog import Watchdog, bridge_task
 from xbarflow.flow.core import config as config_mod
 from xbarflow.flow.data import pack_codes, to_dac_codes
@@ -216,25 +214,13 @@ async def classify_images(dut):
     bridge = AnalogBridge(dut, chip)
     cocotb.start_soon(bridge_task(bridge, hooks))   # bridge.run(), unless a test fault is asked for
     watchdog = Watchdog.for_job(dut, hooks)          # a stall names the FSM state it stalled in
-    if transport == "hdl":
-        link = TransactorTransport(dut)
-    elif cfg.host.interface == "uart":
-        link = UartTransport(dut.uart_rx, dut.uart_tx,
-                             bit_time_ns=round(period_ns * cfg.host.uart_divider))
-    else:
-        # With the job's "spi_timing", the host's edges are asynchronous to the chip clock
-        # (seeded jitter and phase) and their phases are counted against the clock.
-        spi_timing = job.spi_timing
-        half_ns = period_ns * cfg.host.spi_clk_div / 2
-        if spi_timing:
-            half_ns = float(spi_timing.get("half_period_ns", half_ns))
-        master = SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso, half_period=half_ns,
-                           jitter=SpiJitter.from_job(spi_timing) if spi_timing else None)
-        if spi_timing:
-            await RisingEdge(dut.clk)
-            master.watch_clock(get_sim_time("ps"), round(period_ns * 1000),
-                               int(spi_timing.get("bins", 8)))
-        link = SpiTransport(master)
+    # With the job's "spi_timing", the host's SPI edges are asynchronous to the chip clock
+    # (seeded jitter and phase) and their phases are counted against the clock.
+    link = make_transport(dut, cfg, transport, spi_timing=job.spi_timing)
+    if job.spi_timing:
+        master = link.master
+        await RisingEdge(dut.clk)
+        master.watch_clock(get_sim_time("ps"), round(period_ns * 1000), int(job.spi_timing.get("bins", 8)))
     host = HostDriver(link, cfg)
     classifier = DeltaHost(host) if transport == "hdl" else host
     progress = Progress(job.progress)
