@@ -36,9 +36,10 @@ from cocotb.utils import get_sim_time
 
 from xbarflow.analog_models.programming import DeviceArray
 from .analog_bridge import AnalogBridge
-from .fuzz import ResponseParser, SpiFuzzLink, UartFuzzLink, split_frames
+from .fuzz_links import ResponseParser, split_frames
 from .programming import compare_programming, programming_timeout_ns
 from .programming_bridge import ProgrammingBridge
+from .transports import make_transport
 from .watchdog import StallError, Watchdog
 from xbarflow.flow.core import config as config_mod
 from xbarflow.flow.analysis.cost import phase_cycles
@@ -164,11 +165,9 @@ class FuzzBench:
         dut = self.dut
         Clock(dut.clk, self.period_ns, unit="ns", impl="gpi").start()
         dut.rst.value = 1
-        if self.host == "spi":
-            self.link = SpiFuzzLink(dut, self.period_ns * self.cfg.host.spi_clk_div / 2)
-        else:
+        if self.host == "uart":
             self.rx_parser = ResponseParser(filler=False)
-            self.link = UartFuzzLink(dut, self.period_ns * self.cfg.host.uart_divider, self.rx_parser)
+        self.link = make_transport(dut, self.cfg, "fuzz", parser=getattr(self, "rx_parser", None))
         await ClockCycles(dut.clk, 4, rising=False)
         dut.rst.value = 0
         await ClockCycles(dut.clk, 2, rising=False)

@@ -1,5 +1,7 @@
 """End-to-end inference bench: images over SPI through the generated chip and the analog
-bridge, each checked against the golden model (driver, monitor, reference model, scoreboard).
+bridge, each checked against the golden model. `InferenceTestbench` owns the driver (the host),
+the monitor (the bridge's tile events), the reference model (the golden chip) and the
+scoreboard; the cocotb test only builds and runs it.
 
 For every image the host reads back what the chip computed, the class (RESULT) and the
 final-layer sums (the output buffer), and the monitor records the DAC codes the chip drove on
@@ -21,7 +23,6 @@ cProfile of the image loop (read it with `python -m pstats <file>`).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -34,17 +35,16 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from .analog_bridge import AnalogBridge
-from .spi_master import SpiJitter, SpiMaster, SpiTransport
 from .programming import program_chip
 from .sabotage import WireFaults
-from .spi_transactor import TransactorTransport
-from .uart_host import UartTransport
+from .transports import make_transport
 from .watchdog import Watchdog, bridge_task
 from xbarflow.flow.core import config as config_mod
 from xbarflow.flow.data import pack_codes, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.hold import hold
 from xbarflow.flow.host.driver import HostDriver
+from xbarflow.flow.sim.schema import BenchJob, BenchResult
 from xbarflow.hdl import protocol
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
@@ -60,13 +60,13 @@ def _test_timeout_ms() -> float:
     path = os.environ.get("XBARFLOW_JOB")
     if not path:
         return 1000.0
-    job = json.loads(Path(path).read_text())
-    cfg = config_mod.from_dict(job["config"])
+    job = BenchJob.read(path)
+    cfg = config_mod.from_dict(job.config)
     period_ns = 1e9 / cfg.clock.freq_hz
     bit_cycles = cfg.host.bit_cycles
-    images = int(np.load(job["data"])["indices"].size)
+    images = int(job.arrays().indices.size)
     total_ns = (images + 2) * EXCHANGES_PER_IMAGE * BIT_TIMES_PER_IMAGE * bit_cycles * period_ns
-    if job.get("program"):
+    if job.program:
         per_step = cfg.sense_cycles + cfg.pulse_cycles + 32 + cfg.crossbar.partitions
         steps = cfg.rows * cfg.cols * (cfg.programming.timeout_pulses + 1)
         total_ns += 2 * (steps * per_step + cfg.target_bytes * 16 * bit_cycles) * period_ns
@@ -185,138 +185,153 @@ class Progress:
             os.replace(tmp, self.path)
 
 
-@cocotb.test(timeout_time=_test_timeout_ms(), timeout_unit="ms")
-async def classify_images(dut):
-    job = json.loads(Path(os.environ["XBARFLOW_JOB"]).read_text())
-    cfg = config_mod.from_dict(job["config"])
-    data = np.load(job["data"])
-    indices, images = data["indices"], data["images"]
-    deadline = time.monotonic() + float(job["timeout_s"])
-    # What the chip computed (classes, sums, tile_dac_codes: parity is checked on these) and the
-    # bridge's own ADC codes (a diagnostic).
-    results = {"indices": [], "classes": [], "sums": [], "tile_dac_codes": [], "bridge_adc_codes": [],
-               "cycles": {"total": [], "drive": [], "convert": [], "argmax": []},
-               "mismatches": []}
+class InferenceTestbench:
+    """The inference bench, as cocotb's matrix-multiplier example structures one: a driver
+    (the host, over the job's transport), a monitor (the analog bridge's tile events), a
+    reference model (the golden chip on the same conductances) and a scoreboard; `run()`
+    drives every image and writes the results file whatever happens."""
 
-    period_ns = 1e9 / cfg.clock.freq_hz
-    transport = job.get("transport", "pins")
-    if transport == "hdl":
-        # The harness toggles its own clock (no VPI write per edge); SPI pins from the transactor.
-        dut.xtor_en.value = 0
-        dut.xtor_tag.value = 0
-    else:
-        # The GPI clock toggles from C; cocotb's default on Icarus is a Python coroutine per
-        # edge, ~9,000 Python wake-ups per image.
-        Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
-    await reset(dut)
+    def __init__(self, dut, job: BenchJob):
+        self.dut, self.job = dut, job
+        self.hooks = job.to_json()   # the test-fault hooks and the watchdog read the job as a dict
+        self.cfg = cfg = config_mod.from_dict(job.config)
+        self.data = job.arrays()
+        self.indices, self.images = self.data.indices, self.data.images
+        # What the chip computed (classes, sums, tile_dac_codes: parity is checked on these) and
+        # the bridge's own ADC codes (a diagnostic).
+        self.results = BenchResult()
+        self.period_ns = 1e9 / cfg.clock.freq_hz
+        bit_cycles = cfg.host.bit_cycles
+        self.image_timeout_ns = BIT_TIMES_PER_IMAGE * self.period_ns * bit_cycles
+        self.master = None   # the SPI master when its edges are asynchronous (spi_timing)
 
-    # One set of tile arrays for the bridge and the reference model.
-    layers = [data[f"conductance_{l}"] for l in range(len(cfg.network.layers))]
-    requant_mult = [int(m) for m in data["requant_mult"]]
-    chip = GoldenChip(cfg, layers, requant_mult)
-    bridge = AnalogBridge(dut, chip)
-    cocotb.start_soon(bridge_task(bridge, job))   # bridge.run(), unless a test fault is asked for
-    watchdog = Watchdog.for_job(dut, job)          # a stall names the FSM state it stalled in
-    if transport == "hdl":
-        link = TransactorTransport(dut)
-    elif cfg.host.interface == "uart":
-        link = UartTransport(dut.uart_rx, dut.uart_tx,
-                             bit_time_ns=round(period_ns * cfg.host.uart_divider))
-    else:
-        # With the job's "spi_timing", the host's edges are asynchronous to the chip clock
+    async def start(self) -> None:
+        """Clock, reset, then the monitor, the reference model, the driver and the scoreboard."""
+        dut, cfg, job = self.dut, self.cfg, self.job
+        if job.transport == "hdl":
+            # The harness toggles its own clock (no VPI write per edge); SPI pins from the transactor.
+            dut.xtor_en.value = 0
+            dut.xtor_tag.value = 0
+        else:
+            # The GPI clock toggles from C; cocotb's default on Icarus is a Python coroutine per
+            # edge, ~9,000 Python wake-ups per image.
+            Clock(dut.clk, self.period_ns, unit="ns", impl="gpi").start()
+        await reset(dut)
+
+        # One set of tile arrays for the bridge and the reference model.
+        layers = self.data.conductances[:len(cfg.network.layers)]
+        self.requant_mult = [int(m) for m in self.data.requant_mult]
+        self.chip = GoldenChip(cfg, layers, self.requant_mult)
+        self.bridge = AnalogBridge(dut, self.chip)   # the monitor: one event per tile transaction
+        cocotb.start_soon(bridge_task(self.bridge, self.hooks))   # bridge.run(), unless a test fault is asked for
+        self.watchdog = Watchdog.for_job(dut, self.hooks)          # a stall names the FSM state it stalled in
+        # With the job's "spi_timing", the host's SPI edges are asynchronous to the chip clock
         # (seeded jitter and phase) and their phases are counted against the clock.
-        spi_timing = job.get("spi_timing")
-        half_ns = period_ns * cfg.host.spi_clk_div / 2
-        if spi_timing:
-            half_ns = float(spi_timing.get("half_period_ns", half_ns))
-        master = SpiMaster(dut.spi_sclk, dut.spi_cs_n, dut.spi_mosi, dut.spi_miso, half_period=half_ns,
-                           jitter=SpiJitter.from_job(spi_timing) if spi_timing else None)
-        if spi_timing:
+        link = make_transport(dut, cfg, job.transport, spi_timing=job.spi_timing)
+        if job.spi_timing:
+            self.master = link.master
             await RisingEdge(dut.clk)
-            master.watch_clock(get_sim_time("ps"), round(period_ns * 1000),
-                               int(spi_timing.get("bins", 8)))
-        link = SpiTransport(master)
-    host = HostDriver(link, cfg)
-    classifier = DeltaHost(host) if transport == "hdl" else host
-    progress = Progress(job.get("progress"))
-    wire = WireFaults.from_job(job)   # test-only: corrupts one answer on its way to the scoreboard
+            self.master.watch_clock(get_sim_time("ps"), round(self.period_ns * 1000),
+                                    int(job.spi_timing.get("bins", 8)))
+        self.host = HostDriver(link, cfg)   # the driver
+        self.classifier = DeltaHost(self.host) if job.transport == "hdl" else self.host
+        self.progress = Progress(job.progress)
+        self.wire = WireFaults.from_job(self.hooks)   # test-only: corrupts one answer on its way to the scoreboard
 
-    codes = to_dac_codes(images, cfg)
-    golden = chip.infer(codes, indices, trace=True)
-    scoreboard = Scoreboard(golden, codes)
-    bit_cycles = cfg.host.bit_cycles
-    image_timeout_ns = BIT_TIMES_PER_IMAGE * period_ns * bit_cycles
+        self.codes = to_dac_codes(self.images, cfg)
+        self.scoreboard = Scoreboard(self.chip.infer(self.codes, self.indices, trace=True), self.codes)
 
-    try:
-        ident = await with_timeout(host.read_reg(protocol.Reg.ID), image_timeout_ns, "ns")
+    async def prepare_chip(self) -> None:
+        """Chip ID, the link checks, the ReLU multipliers and (if asked) the array's programming."""
+        host, job, timeout_ns = self.host, self.job, self.image_timeout_ns
+        ident = await with_timeout(host.read_reg(protocol.Reg.ID), timeout_ns, "ns")
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
-        if job.get("spi_timing"):
-            await check_registers(host, scoreboard, int(job["spi_timing"]["seed"]), image_timeout_ns)
-        if requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
-            packed = sum(m << (8 * l) for l, m in enumerate(requant_mult))
-            await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), image_timeout_ns, "ns")
-        if job.get("program"):
+        if job.spi_timing:
+            await check_registers(host, self.scoreboard, int(job.spi_timing["seed"]), timeout_ns)
+        if self.requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
+            packed = sum(m << (8 * l) for l, m in enumerate(self.requant_mult))
+            await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), timeout_ns, "ns")
+        if job.program:
             # The chip programs its own array; inference then runs on the programmed
             # conductances, so the reference becomes the golden chip on the same state.
-            device, results["programming"], problems = await program_chip(dut, cfg, host, data["targets"],
-                                                                          wire=wire)
-            scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
-            chip = GoldenChip(cfg, device.conductance()[:cfg.rows, :cfg.cols], requant_mult)
-            bridge.chip = chip
-            scoreboard.golden = chip.infer(codes, indices, trace=True)
-        profiler = None
-        if os.environ.get("XBARFLOW_PROFILE"):
-            import cProfile
-            profiler = cProfile.Profile()
-            profiler.enable()
-        t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")
-        for k, idx in enumerate(indices.tolist()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"wall-clock limit of {job['timeout_s']} s reached at image {k}")
-            hold(f"image-{idx}")   # test hook (flow/core/hold.py): no-op unless a test holds this image
-            bridge.event_index = idx
-            before = len(bridge.events)
-            await FallingEdge(dut.clk)   # keep SPI edges away from the rising clock edge
-            cls = await watchdog.guard(classifier.classify(pack_codes(codes[k], cfg.quant.dac_bits)),
-                                       image_timeout_ns, f"image {idx}")
-            # Read back what the chip computed: the final-layer sums it accumulated (the class
-            # came from RESULT above). Cycle counters: the first image's, unless asked for all.
-            sums = await watchdog.guard(host.read_outputs(cfg.outputs), image_timeout_ns,
-                                        f"image {idx} read-back")
-            if k == 0 or job.get("cycles_every_image"):
-                for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
-                                  ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
-                    results["cycles"][name].append(
-                        await with_timeout(host.read_reg(reg), image_timeout_ns, "ns"))
-            events = [replace(e, dac_codes=wire.dac_codes(k, e.tile, e.dac_codes))
-                      for e in bridge.events[before:]]
-            cls, sums = wire.result_class(k, cls), wire.sums(k, sums)
-            scoreboard.check(k, idx, cls, events, sums)
-            results["indices"].append(idx)
-            results["classes"].append(cls)
-            results["sums"].append(list(sums))
-            results["tile_dac_codes"].append([[e.tile, e.dac_codes.tolist()] for e in events])
-            results["bridge_adc_codes"].append(scoreboard.output_codes(events, cfg.outputs).tolist())
-            bridge.events.clear()
-            progress.update(k + 1)
-        progress.update(len(indices), force=True)
-        if job.get("spi_timing"):
-            # No frame may have been damaged on the link: every error counter still 0.
-            for reg in (protocol.Reg.ERR_CRC, protocol.Reg.ERR_CMD, protocol.Reg.ERR_LEN,
-                        protocol.Reg.ERR_TIMEOUT):
-                count = await with_timeout(host.read_reg(reg), image_timeout_ns, "ns")
-                if count:
-                    scoreboard.mismatches.append(f"link: {reg.name} = {count}")
-            results["spi_edges"] = master.coverage
-        results["loop_s"] = time.perf_counter() - t_loop   # the image loop, without start-up
-        results["loop_sim_ns"] = get_sim_time("ns") - sim_ns0
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(os.environ["XBARFLOW_PROFILE"])
-    except BaseException as exc:  # record why the run stopped, then fail the test
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        results["mismatches"] = scoreboard.mismatches
-        Path(job["results"]).write_text(json.dumps(results))
-    assert not scoreboard.mismatches, f"{len(scoreboard.mismatches)} mismatches, first: {scoreboard.mismatches[0]}"
+            device, self.results.programming, problems = await program_chip(
+                self.dut, self.cfg, host, self.data.targets, wire=self.wire)
+            self.scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
+            self.chip = GoldenChip(self.cfg, device.conductance()[:self.cfg.rows, :self.cfg.cols],
+                                   self.requant_mult)
+            self.bridge.chip = self.chip
+            self.scoreboard.golden = self.chip.infer(self.codes, self.indices, trace=True)
+
+    async def classify(self, k: int, idx: int) -> None:
+        """Image k (test-set index `idx`): drive it, read back what the chip computed, score it."""
+        host, bridge, wire, timeout_ns = self.host, self.bridge, self.wire, self.image_timeout_ns
+        hold(f"image-{idx}")   # test hook (flow/core/hold.py): no-op unless a test holds this image
+        bridge.event_index = idx
+        before = len(bridge.events)
+        await FallingEdge(self.dut.clk)   # keep SPI edges away from the rising clock edge
+        cls = await self.watchdog.guard(
+            self.classifier.classify(pack_codes(self.codes[k], self.cfg.quant.dac_bits)),
+            timeout_ns, f"image {idx}")
+        # Read back what the chip computed: the final-layer sums it accumulated (the class
+        # came from RESULT above). Cycle counters: the first image's, unless asked for all.
+        sums = await self.watchdog.guard(host.read_outputs(self.cfg.outputs), timeout_ns,
+                                         f"image {idx} read-back")
+        if k == 0 or self.job.cycles_every_image:
+            for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
+                              ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
+                self.results.cycles[name].append(await with_timeout(host.read_reg(reg), timeout_ns, "ns"))
+        events = [replace(e, dac_codes=wire.dac_codes(k, e.tile, e.dac_codes))
+                  for e in bridge.events[before:]]
+        cls, sums = wire.result_class(k, cls), wire.sums(k, sums)
+        self.scoreboard.check(k, idx, cls, events, sums)
+        self.results.add_image(idx, cls, sums, [(e.tile, e.dac_codes) for e in events],
+                               self.scoreboard.output_codes(events, self.cfg.outputs))
+        bridge.events.clear()
+
+    async def check_link(self) -> None:
+        """With asynchronous SPI: no frame may have been damaged, every error counter still 0."""
+        for reg in (protocol.Reg.ERR_CRC, protocol.Reg.ERR_CMD, protocol.Reg.ERR_LEN,
+                    protocol.Reg.ERR_TIMEOUT):
+            count = await with_timeout(self.host.read_reg(reg), self.image_timeout_ns, "ns")
+            if count:
+                self.scoreboard.mismatches.append(f"link: {reg.name} = {count}")
+        self.results.spi_edges = self.master.coverage
+
+    async def run(self) -> None:
+        deadline = time.monotonic() + float(self.job.timeout_s)
+        await self.start()
+        results, indices = self.results, self.indices
+        try:
+            await self.prepare_chip()
+            profiler = None
+            if os.environ.get("XBARFLOW_PROFILE"):
+                import cProfile   # only when a profile is asked for
+                profiler = cProfile.Profile()
+                profiler.enable()
+            t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")
+            for k, idx in enumerate(indices.tolist()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"wall-clock limit of {self.job.timeout_s} s reached at image {k}")
+                await self.classify(k, idx)
+                self.progress.update(k + 1)
+            self.progress.update(len(indices), force=True)
+            if self.job.spi_timing:
+                await self.check_link()
+            results.loop_s = time.perf_counter() - t_loop   # the image loop, without start-up
+            results.loop_sim_ns = get_sim_time("ns") - sim_ns0
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(os.environ["XBARFLOW_PROFILE"])
+        except BaseException as exc:  # record why the run stopped, then fail the test
+            results.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            results.mismatches = self.scoreboard.mismatches
+            results.write(self.job.results)
+        mismatches = self.scoreboard.mismatches
+        assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[0]}"
+
+
+@cocotb.test(timeout_time=_test_timeout_ms(), timeout_unit="ms")
+async def classify_images(dut):
+    await InferenceTestbench(dut, BenchJob.read(os.environ["XBARFLOW_JOB"])).run()

@@ -7,7 +7,7 @@ conductances, images) and reads back its per-image results.
 
 Two host transports: "pins" (the bench's Python BFM drives the chip's host pins bit by bit, the
 reference) and "hdl" (a cocotb-only harness around the unchanged chip shifts the SPI bits in HDL
-and hands whole frames to Python; see cocotb_tests/spi_transactor.py). Builds take an exclusive
+and hands whole frames to Python; see flow/sim/harness.py). Builds take an exclusive
 file lock, so many processes (shards, concurrent test runs) can build and reuse one model safely.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,9 @@ import numpy as np
 from ..core import paths
 from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
+from .harness import HARNESS_TOP, write_harness
 from .parity import ChipAnswers
+from .schema import BenchJob, BenchResult, JobArrays
 from .verilog import GeneratedRTL, generate
 
 ROOT = paths.ROOT
@@ -39,6 +40,10 @@ TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "xbarflow.cocotb_tests.test_inference"
 JOB_ENV = "XBARFLOW_JOB"
 TRANSPORTS = ("pins", "hdl")
+
+__all__ = ["BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
+           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "prepare_toolchain",
+           "run"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -124,7 +129,6 @@ class SimBuild:
     def toplevel(self) -> str:
         """The simulated top module: the chip itself, or the transactor harness around it."""
         if self.transport == "hdl":
-            from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP
             return HARNESS_TOP
         return self.rtl.top
 
@@ -169,7 +173,6 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     sources = [rtl.verilog]
     top = rtl.top
     if transport == "hdl":
-        from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP, write_harness
         sources.append(write_harness(rtl.sidecar, rtl.verilog.parent, cfg.host.spi_clk_div))
         top = HARNESS_TOP
     build_args: list[str] = []
@@ -331,30 +334,17 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
                              "different Verilog since this run started; run again")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    job_data = out_dir / "job.npz"
     layers = [conductance] if isinstance(conductance, np.ndarray) else list(conductance)
-    np.savez(job_data, **{f"conductance_{l}": np.asarray(g, dtype=np.float64) for l, g in enumerate(layers)},
-             requant_mult=np.asarray(requant_mult, dtype=np.int64),
-             images=np.asarray(images, dtype=np.uint8), labels=np.asarray(labels),
-             indices=np.asarray(indices, dtype=np.int64),
-             **({} if targets is None else {"targets": np.asarray(targets, dtype=np.int64)}))
-    results_path = out_dir / "cosim.json"
+    job = BenchJob.in_folder(
+        out_dir, config=sim_build.cfg.to_dict(), sidecar=str(sim_build.rtl.sidecar),
+        transport=sim_build.transport, cycles_every_image=cycles_every_image, timeout_s=timeout_s,
+        progress=str(progress) if progress else None, program=targets is not None,
+        spi_timing=None if spi_timing is None else dict(spi_timing))
+    results_path = Path(job.results)
     results_path.unlink(missing_ok=True)
     waves_path = out_dir / f"waves-{sim_build.sim}.vcd" if sim_build.waves else None
-    job = {
-        "config": sim_build.cfg.to_dict(),
-        "data": str(job_data),
-        "results": str(results_path),
-        "cycles_every_image": cycles_every_image,
-        "timeout_s": timeout_s,
-        "sidecar": str(sim_build.rtl.sidecar),
-        "transport": sim_build.transport,
-        "progress": str(progress) if progress else None,
-        "program": targets is not None,
-        **({} if spi_timing is None else {"spi_timing": dict(spi_timing)}),
-    }
-    job_path = out_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=1))
+    job_path = job.write(out_dir, JobArrays(layers, np.asarray(requant_mult), images, labels,
+                                            indices, targets))
 
     runner = _runner(sim_build.sim, vcd=sim_build.waves)
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
@@ -377,35 +367,35 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     if not results_path.exists():
         why = f"simulation failed ({stopped})" if stopped is not None else "bench wrote no results"
         raise SimulatorError(f"{sim_build.sim} {why}; see {log}")
-    res = json.loads(results_path.read_text())
-    if res.get("error"):
+    res = BenchResult.read(results_path)
+    if res.error:
         # An unfinished run must not yield a parity figure over the images it got through.
-        raise SimulatorError(f"{sim_build.sim} bench stopped at image {len(res['indices'])} of "
-                             f"{len(indices)}: {res['error']}; see {log}")
+        raise SimulatorError(f"{sim_build.sim} bench stopped at image {len(res.indices)} of "
+                             f"{len(indices)}: {res.error}; see {log}")
     try:
         failed = stopped is not None or get_results(xml)[1] > 0
     except RuntimeError:   # no results XML
         failed = True
-    if failed and not res.get("mismatches"):
+    if failed and not res.mismatches:
         raise SimulatorError(f"{sim_build.sim} bench failed: see {log}")
     if sim_build.waves and sim_build.sim == "verilator":
         dumped = out_dir / f"sim-{sim_build.sim}" / "dump.vcd"
         if dumped.exists():
             waves_path = out_dir / "waves-verilator.vcd"
             dumped.replace(waves_path)
-    answers = ChipAnswers.from_json(res)
+    answers = ChipAnswers.from_json(res.to_json())
     return CosimResult(
         indices=answers.indices,
         classes=answers.classes,
         sums=answers.sums,
         tile_dac_codes=answers.tile_dac_codes,
-        bridge_adc_codes=np.asarray(res["bridge_adc_codes"], dtype=np.int64).reshape(answers.indices.size, -1),
-        cycles={k: np.asarray(v, dtype=np.int64) for k, v in res["cycles"].items()},
-        mismatches=list(res["mismatches"]),
+        bridge_adc_codes=np.asarray(res.bridge_adc_codes, dtype=np.int64).reshape(answers.indices.size, -1),
+        cycles={k: np.asarray(v, dtype=np.int64) for k, v in res.cycles.items()},
+        mismatches=list(res.mismatches),
         wall_s=wall,
         waves=waves_path if waves_path and waves_path.exists() else None,
-        loop_s=float(res.get("loop_s", 0.0)),
-        loop_sim_ns=float(res.get("loop_sim_ns", 0.0)),
-        programming=res.get("programming"),
-        spi_edges=res.get("spi_edges"),
+        loop_s=res.loop_s,
+        loop_sim_ns=res.loop_sim_ns,
+        programming=res.programming,
+        spi_edges=res.spi_edges,
     )

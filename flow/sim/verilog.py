@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
-from amaranth.hdl import Shape
+from amaranth.hdl import Fragment, Shape, Value, ValueCastable
+from amaranth.hdl._ir import PortDirection  # amaranth's own convert() builds ports with it
 from amaranth.lib import wiring
 
 from ..core.config import ChipConfig
+
+__all__ = ["GeneratedRTL", "fsm_encodings", "generate", "prepared_design"]
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,26 @@ def _ports(top: wiring.Component) -> list[dict]:
     return ports
 
 
-def fsm_encodings(top: wiring.Component, top_name: str) -> dict[str, dict[str, str]]:
-    """Every FSM state register in the elaborated design -> {code: state name}.
+def prepared_design(top: wiring.Component, top_name: str):
+    """`top` elaborated and prepared once, with its signature's ports, as
+    `amaranth.back.verilog.convert` would do it (uses amaranth's internal Design object,
+    pinned with amaranth 0.5.10): the Verilog and the sidecar's FSM table both come from it."""
+    ports = {}
+    for path, member, value in top.signature.flatten(top):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if isinstance(value, Value):
+            flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+            ports["__".join(map(str, path))] = (value, flow)
+    return Fragment.get(top, None).prepare(ports=ports, hierarchy=(top_name,))
+
+
+def fsm_encodings(design, top_name: str) -> dict[str, dict[str, str]]:
+    """Every FSM state register in the prepared `design` -> {code: state name}.
 
     Amaranth gives each `m.FSM` state signal a decoder "NAME/code"; reading those from the
-    prepared design keeps the sidecar true to the Verilog. (Uses amaranth's internal Design
-    object, pinned with amaranth 0.5.10.)
+    design the Verilog is written from keeps the sidecar true to the Verilog.
     """
-    from amaranth.hdl import Fragment
-
-    design = Fragment.get(top, None).prepare()
     found: dict[str, dict[str, str]] = {}
     for info in design.fragments.values():
         for signal, name in info.signal_names.items():
@@ -75,7 +88,9 @@ def generate(cfg: ChipConfig, out_dir: str | Path) -> GeneratedRTL:
         raise OSError(f"cannot create output folder {out}: {exc.strerror}") from None
     t0 = time.perf_counter()
     top = Top(cfg)
-    text = amaranth_verilog.convert(top, name=TOP_NAME, emit_src=False)
+    # Elaborate once: the same prepared design gives the Verilog and the FSM encodings.
+    design = prepared_design(top, TOP_NAME)
+    text, _ = amaranth_verilog.convert_fragment(design, name=TOP_NAME, emit_src=False)
     v_path = out / f"{TOP_NAME}.v"
     v_path.write_text(text)
     sidecar = {
@@ -92,7 +107,7 @@ def generate(cfg: ChipConfig, out_dir: str | Path) -> GeneratedRTL:
         },
         # Hierarchical name of each FSM state register -> {encoding: state name}, taken from
         # the elaborated design itself so it cannot drift from the Verilog.
-        "fsms": fsm_encodings(Top(cfg), TOP_NAME),
+        "fsms": fsm_encodings(design, TOP_NAME),
     }
     j_path = out / f"{TOP_NAME}.json"
     j_path.write_text(json.dumps(sidecar, indent=2) + "\n")

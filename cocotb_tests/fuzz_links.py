@@ -1,4 +1,5 @@
-"""Pin-level host links for the fuzz bench (`cocotb_tests/test_fuzz.py`), able to break the rules.
+"""Pin-level host links for the fuzz bench (`cocotb_tests/test_fuzz.py`), able to break the rules
+(picked by `xbarflow.cocotb_tests.transports.make_transport(..., "fuzz")`).
 
 * `SpiFuzzLink`: the bit-banged `SpiMaster` (same timing as the reference BFM) plus what a
   misbehaving host does: chip-select raised after 1-7 bits of a byte, chip-select held low
@@ -17,6 +18,8 @@ from cocotb.triggers import FallingEdge, Timer
 
 from .spi_master import SpiMaster
 from xbarflow.hdl import protocol
+
+__all__ = ["ResponseParser", "SpiFuzzLink", "UartFuzzLink", "split_frames"]
 
 
 class ResponseParser:

@@ -1,0 +1,180 @@
+"""The co-simulation job and its result, as the runner and the cocotb benches exchange them.
+
+`xbarflow.flow.sim.runner.run` writes a `BenchJob` into the run folder (`job.json` for the
+config and flags, `job.npz` for the arrays); the bench (`xbarflow.cocotb_tests.test_inference`)
+reads it back, fills a `BenchResult` image by image and writes it (`cosim.json`), which the
+runner reads. One typed schema on both sides, so neither re-reads the other's string keys.
+The files keep their names and keys: the waveform tools and the tests read them too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ARRAYS_FILE", "BenchJob", "BenchResult", "CYCLE_COUNTERS", "JOB_FILE", "JobArrays",
+           "RESULTS_FILE"]
+
+JOB_FILE = "job.json"        # config and flags
+ARRAYS_FILE = "job.npz"      # conductances, images, targets
+RESULTS_FILE = "cosim.json"  # what the bench saw
+#: The per-phase cycle counters the bench reads (first image, or every image).
+CYCLE_COUNTERS = ("total", "drive", "convert", "argmax")
+
+
+@dataclass
+class JobArrays:
+    """The job's arrays: one conductance array per layer, the hidden layers' ReLU multipliers,
+    the images (uint8, (n, H, W)) with labels and test-set indices, and the level-code targets
+    when the chip programs its own array first."""
+    conductances: list
+    requant_mult: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    targets: np.ndarray | None = None
+
+    def write(self, path: Path) -> None:
+        np.savez(path, **{f"conductance_{l}": np.asarray(g, dtype=np.float64)
+                          for l, g in enumerate(self.conductances)},
+                 requant_mult=np.asarray(self.requant_mult, dtype=np.int64),
+                 images=np.asarray(self.images, dtype=np.uint8), labels=np.asarray(self.labels),
+                 indices=np.asarray(self.indices, dtype=np.int64),
+                 **({} if self.targets is None else {"targets": np.asarray(self.targets, dtype=np.int64)}))
+
+    @classmethod
+    def read(cls, path: str | Path) -> "JobArrays":
+        with np.load(path) as data:
+            layers = sorted((k for k in data.files if k.startswith("conductance_")),
+                            key=lambda k: int(k.split("_")[1]))
+            return cls(conductances=[data[k] for k in layers], requant_mult=data["requant_mult"],
+                       images=data["images"], labels=data["labels"], indices=data["indices"],
+                       targets=data["targets"] if "targets" in data.files else None)
+
+
+@dataclass
+class BenchJob:
+    """What the bench is to do: the config (as `ChipConfig.to_dict()`), the sidecar of the
+    Verilog it simulates, the host transport, the flags, and where to write its results."""
+    config: dict
+    sidecar: str
+    results: str
+    data: str
+    transport: str = "pins"
+    cycles_every_image: bool = False
+    timeout_s: float = 3600.0
+    progress: str | None = None
+    program: bool = False
+    spi_timing: dict | None = None
+    test_fault: str | None = None   # test-only (xbarflow.cocotb_tests.sabotage); never written by run()
+
+    @classmethod
+    def in_folder(cls, folder: Path, **fields) -> "BenchJob":
+        """A job whose data and results files live in `folder`."""
+        folder = Path(folder)
+        return cls(results=str(folder / RESULTS_FILE), data=str(folder / ARRAYS_FILE), **fields)
+
+    def to_json(self) -> dict:
+        doc = {"config": self.config, "data": self.data, "results": self.results,
+               "cycles_every_image": self.cycles_every_image, "timeout_s": self.timeout_s,
+               "sidecar": self.sidecar, "transport": self.transport, "progress": self.progress,
+               "program": self.program}
+        if self.spi_timing is not None:
+            doc["spi_timing"] = dict(self.spi_timing)
+        if self.test_fault is not None:
+            doc["test_fault"] = self.test_fault
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "BenchJob":
+        return cls(config=doc["config"], sidecar=doc["sidecar"], results=doc["results"],
+                   data=doc["data"], transport=doc.get("transport", "pins"),
+                   cycles_every_image=bool(doc.get("cycles_every_image", False)),
+                   timeout_s=doc["timeout_s"], progress=doc.get("progress"),
+                   program=bool(doc.get("program", False)), spi_timing=doc.get("spi_timing"),
+                   test_fault=doc.get("test_fault"))
+
+    def write(self, folder: Path, arrays: JobArrays) -> Path:
+        """Write the arrays and the job file into `folder`; return the job file's path."""
+        arrays.write(Path(self.data))
+        path = Path(folder) / JOB_FILE
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "BenchJob":
+        """From a job file, or the folder holding one."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / JOB_FILE
+        return cls.from_json(json.loads(path.read_text()))
+
+    def arrays(self) -> JobArrays:
+        return JobArrays.read(self.data)
+
+
+def _cycles() -> dict[str, list]:
+    return {name: [] for name in CYCLE_COUNTERS}
+
+
+@dataclass
+class BenchResult:
+    """What the bench saw, image by image. `classes`, `sums` and `tile_dac_codes` are what the
+    chip computed (parity is defined on them); `bridge_adc_codes` the analog bridge's own
+    outputs, a diagnostic. `error` says why a run stopped early (then the lists are short)."""
+    indices: list = field(default_factory=list)
+    classes: list = field(default_factory=list)
+    sums: list = field(default_factory=list)
+    tile_dac_codes: list = field(default_factory=list)   # per image: [[tile, codes], ...]
+    bridge_adc_codes: list = field(default_factory=list)
+    cycles: dict = field(default_factory=_cycles)
+    mismatches: list = field(default_factory=list)
+    programming: dict | None = None
+    spi_edges: dict | None = None
+    loop_s: float = 0.0
+    loop_sim_ns: float = 0.0
+    error: str | None = None
+
+    def add_image(self, index: int, cls: int, sums, tile_dac_codes, bridge_adc_codes) -> None:
+        self.indices.append(int(index))
+        self.classes.append(int(cls))
+        self.sums.append([int(s) for s in sums])
+        self.tile_dac_codes.append([[int(t), np.asarray(c).tolist()] for t, c in tile_dac_codes])
+        self.bridge_adc_codes.append(np.asarray(bridge_adc_codes).tolist())
+
+    def to_json(self) -> dict:
+        doc = {"indices": self.indices, "classes": self.classes, "sums": self.sums,
+               "tile_dac_codes": self.tile_dac_codes, "bridge_adc_codes": self.bridge_adc_codes,
+               "cycles": self.cycles, "mismatches": self.mismatches,
+               "loop_s": self.loop_s, "loop_sim_ns": self.loop_sim_ns}
+        for key in ("programming", "spi_edges", "error"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "BenchResult":
+        return cls(indices=list(doc["indices"]), classes=list(doc["classes"]), sums=list(doc["sums"]),
+                   tile_dac_codes=list(doc["tile_dac_codes"]),
+                   bridge_adc_codes=list(doc["bridge_adc_codes"]),
+                   cycles={k: list(v) for k, v in doc["cycles"].items()},
+                   mismatches=list(doc["mismatches"]), programming=doc.get("programming"),
+                   spi_edges=doc.get("spi_edges"), loop_s=float(doc.get("loop_s", 0.0)),
+                   loop_sim_ns=float(doc.get("loop_sim_ns", 0.0)), error=doc.get("error"))
+
+    def write(self, path: str | Path) -> None:
+        """Write the results file (`path`: the job's `results`, or the folder to hold it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / RESULTS_FILE
+        path.write_text(json.dumps(self.to_json()))
+
+    @classmethod
+    def read(cls, path: str | Path) -> "BenchResult":
+        path = Path(path)
+        if path.is_dir():
+            path = path / RESULTS_FILE
+        return cls.from_json(json.loads(path.read_text()))
