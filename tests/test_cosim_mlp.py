@@ -5,6 +5,7 @@ image by image against the golden model on Icarus and Verilator."""
 import numpy as np
 import pytest
 
+from xbarflow.flow.analysis import cost
 from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
 from xbarflow.flow.sim import parity
@@ -46,6 +47,12 @@ def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     assert parity.check(result, golden, codes).same.all()
     assert np.array_equal(result.bridge_adc_codes, golden.adc_codes)
     assert np.mean(result.classes == dataset.y_test[indices]) >= 0.9
+    # The chip's own cycle counters against the cost model's phases (each tile converts only
+    # the ADC groups its outputs need: 4 for the 64-output tiles, 1 for the 10-output tile).
+    model = cost.phase_cycles(cfg)
+    for phase in ("drive", "convert", "argmax"):
+        assert set(result.cycles[phase]) == {model[phase]}, phase
+    assert set(result.cycles["total"]) == {sum(model.values())}
 
 
 @pytest.mark.parametrize("kind", ["hidden_dac", "sum"])
