@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 GUARDED = ("build", "runs")
 
 

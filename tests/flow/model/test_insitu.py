@@ -14,7 +14,7 @@ from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.core.config import ConfigError
 from xbarflow.flow.data import Dataset, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
-from synthetic_data import synthetic
+from tests.support.synthetic_data import synthetic
 
 CFG = config.load()
 # 4x4 inputs (16 rows of the 196 x 20 tile), the SLP's devices, a short run

@@ -18,7 +18,7 @@ from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim.runner import TIMESCALE, _runner, build, prepare_toolchain, run
 
 from xbarflow.cocotb_tests.spi_transactor import HARNESS_TOP, REQ_BYTES, RESP_BYTES, harness_verilog
-from processes import process_group
+from tests.support.processes import process_group
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_transactor_frames_equal_the_bit_banged_bfm(sim, cfg, tmp_path):
                       hdl_toplevel_lang="verilog", build_dir=b.sim_build, test_dir=tmp_path / "sim",
                       extra_env={"XBARFLOW_TRANSPORT_OUT": str(out),
                                  "XBARFLOW_SPI_HALF_NS": str(1e9 / cfg.clock.freq_hz * cfg.host.spi_clk_div / 2),
-                                 "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                 "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2] / "support"),
                                                                 os.environ.get("PYTHONPATH", "")]),
                                  "COCOTB_LOG_LEVEL": "WARNING"},
                       timescale=TIMESCALE, log_file=tmp_path / "log.txt",

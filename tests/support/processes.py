@@ -156,8 +156,8 @@ def dask_cluster(log: Path, env: dict | None = None):
     at the end."""
     import sys
 
-    env = dict(os.environ if env is None else env)   # the tests folder: test jobs unpickle there
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent),
+    env = dict(os.environ if env is None else env)   # the checkout: test jobs (tests.*) unpickle there
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
                                                     env.get("PYTHONPATH")) if p)
     with open(log, "w") as err, process_group([sys.executable, "-c", DASK_CLUSTER], env=env,
                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,

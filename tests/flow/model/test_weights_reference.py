@@ -17,7 +17,7 @@ from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.data import Dataset, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.paths import REFERENCE_WEIGHTS
-from synthetic_data import synthetic
+from tests.support.synthetic_data import synthetic
 
 #: every shipped config, and the in-situ SLP whose figures the README shows
 SHIPPED = {

@@ -18,7 +18,7 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.core.hold import HOLD_ENV
 from xbarflow.flow.model.train import load_or_train
-from processes import assert_all_gone, process_group, tree, wait_for
+from tests.support.processes import assert_all_gone, process_group, tree, wait_for
 
 
 def test_parse_param_values():

@@ -26,7 +26,7 @@ import pytest
 
 from xbarflow.flow.cli import COMMANDS, build_parser, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 

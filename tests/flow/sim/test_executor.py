@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from xbarflow.flow.sim.executor import ExecutorError, JobError, chunk, default_jobs, map_jobs
-from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
+from tests.support.processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
 
 def _square(x):
@@ -172,8 +172,8 @@ def test_dask_job_interrupted_is_an_interrupt(dask_address):
 
 SCRIPT = textwrap.dedent("""
     import sys
-    sys.path.insert(0, {tests!r})
-    import test_executor as t
+    sys.path.insert(0, {root!r})
+    import tests.flow.sim.test_executor as t
     from xbarflow.flow.sim.executor import map_jobs
     jobs, where = {jobs!r}, sys.argv[1:]
     try:
@@ -208,7 +208,7 @@ def test_sigint_stops_the_jobs_and_leaves_no_process(jobs, target, tmp_path):
     client; the cluster runs elsewhere (its tasks cannot be stopped, only cancelled)."""
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
-    script = SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(jobs_dir), jobs=jobs)
+    script = SCRIPT.format(root=str(Path(__file__).resolve().parents[3]), tmp=str(jobs_dir), jobs=jobs)
     running = 1 if jobs == 1 else 2
     with contextlib.ExitStack() as stack:
         where = [stack.enter_context(dask_cluster(tmp_path / "dask.log"))] if jobs == "dask" else []

@@ -71,7 +71,7 @@ HARMLESS = {
     "name": "argmax_comment_only", "file": "hdl/argmax.py",
     "original": "# Strictly greater: an equal code later in the scan never displaces the first.",
     "replacement": "# (a comment changed: no behaviour changed)",
-    "description": "changes a comment only", "tests": ["tests/test_argmax.py::test_lowest_index_wins_ties"],
+    "description": "changes a comment only", "tests": ["tests/hdl/test_argmax.py::test_lowest_index_wins_ties"],
 }
 
 
@@ -114,12 +114,12 @@ def test_a_mutant_whose_code_moved_stops_the_run_naming_it(tmp_path, capsys, ori
 
 
 def test_a_listed_test_that_does_not_exist_is_a_catalogue_error(tmp_path):
-    entry = {**HARMLESS, "tests": ["tests/test_argmax.py::test_no_such_test",
+    entry = {**HARMLESS, "tests": ["tests/hdl/test_argmax.py::test_no_such_test",
                                    "tests/test_nowhere.py"]}
     problems = mut.catalogue_problems(mut.load_catalogue(write_catalogue(tmp_path / "c.toml",
                                                                          [entry])), mut.ROOT)
     assert problems == [
-        "mutant argmax_comment_only: no test test_no_such_test in tests/test_argmax.py",
+        "mutant argmax_comment_only: no test test_no_such_test in tests/hdl/test_argmax.py",
         "mutant argmax_comment_only: test file tests/test_nowhere.py does not exist"]
 
 

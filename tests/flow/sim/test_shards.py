@@ -24,9 +24,9 @@ from xbarflow.flow.sim.shards import (
     stable_view,
     write_result,
 )
-from processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
+from tests.support.processes import assert_all_gone, dask_cluster, process_group, tree, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- plan, keys, result files, merge -----------------------------------------------------------

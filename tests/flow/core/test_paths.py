@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from user_files import CHECKOUT, changed_user_files, snapshot_user_folders
+from tests.support.user_files import CHECKOUT, changed_user_files, snapshot_user_folders
 
 from xbarflow.flow.core import paths
 from xbarflow.flow.model import programming as programming_golden

@@ -10,7 +10,7 @@ from xbarflow.flow.core import config
 from xbarflow.flow.model import train
 from xbarflow.flow.model import weights as weights_mod
 from xbarflow.flow.data import DataError, Dataset, load_dataset, to_dac_codes
-from synthetic_data import synthetic
+from tests.support.synthetic_data import synthetic
 
 CFG = config.load()
 
