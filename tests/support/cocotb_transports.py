@@ -1,4 +1,4 @@
-"""cocotb bench for tests/test_bench.py: the HDL SPI transactor against the bit-banged BFM.
+"""cocotb bench for tests/cosim/test_spi_transactor.py: the HDL SPI transactor against the bit-banged BFM.
 
 Runs on the harness build (transport "hdl"): the same request frames go out once through the
 Python `SpiMaster` (harness pins, xtor_en = 0) and once through the transactor (xtor_en = 1);

@@ -1,5 +1,6 @@
 """ngspice cross-check of the crossbar model: the exported netlist is the network that
-xbarflow.analog_models.crossbar solves, so its column currents agree within 0.1 % (measured: ~1e-12).
+xbarflow.analog_models.crossbar solves, so its column currents agree within 0.1 % (measured: ~1e-12). The `spice` command:
+tests/flow/commands/test_spice.py.
 
 Needs ngspice (`make setup` installs it through tools/ensure-ngspice.sh); without it these tests
 fail with the install command."""
@@ -11,7 +12,6 @@ import pytest
 
 from xbarflow.analog_models.crossbar import effective_matrix
 from xbarflow.flow.analysis import spice
-from xbarflow.flow.cli import main
 
 # (rows, cols, wire_r ohm, partitions): small arrays with cells of 10-100 uS, where 1-5 ohm
 # wires move the column currents by whole percents.
@@ -53,31 +53,3 @@ def test_netlist_topology():
     assert count("Rx") == rows * cols                   # cells
     assert "Rt3_0 c3_0 t0 1" in deck and "Rt6_2 c6_2 t2 1" in deck
     assert ".options gmin=1e-18" in deck and "wrdata currents.txt i(vtia0) i(vtia1) i(vtia2)" in deck
-
-
-def test_cli_exports_and_checks_the_configured_tile(tmp_path, capsys):
-    assert main(["spice", "--out", str(tmp_path), "--image", "3"]) == 0
-    out = capsys.readouterr().out
-    m = re.search(r"max \|SPICE - model\| / model = ([0-9.e+-]+)", out)
-    assert m and float(m.group(1)) < 1e-3
-    csv_rows = (tmp_path / "tile-slp.columns.csv").read_text().splitlines()
-    assert len(csv_rows) == 1 + 20
-    assert "Vtia19 t19 0 DC 0" in (tmp_path / "tile-slp.cir").read_text()
-    assert main(["spice", "--out", str(tmp_path / "n"), "--no-run"]) == 0
-    assert (tmp_path / "n" / "tile-slp.cir").is_file()
-
-
-def test_cli_usage_errors(tmp_path, capsys):
-    assert main(["spice", "--out", str(tmp_path), "--image", "99999"]) == 2
-    err = capsys.readouterr().err
-    assert "outside the" in err and err.count("\n") == 1
-    assert main(["spice"]) == 2
-    assert "--out" in capsys.readouterr().err
-
-
-def test_missing_ngspice_says_how_to_install(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(spice.SpiceError, match="apt-get install ngspice"):
-        spice.ngspice_path()
-    assert main(["spice", "--out", str(tmp_path / "o")]) == 2    # usage error: not installed
-    assert "apt-get install ngspice" in capsys.readouterr().err

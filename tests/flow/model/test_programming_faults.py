@@ -1,4 +1,4 @@
-"""Faulty devices and stalled simulations.
+"""Faulty devices (flow/model/programming.py on analog_models/programming.py's fault maps).
 
 Devices: stuck-at cells, targets the write drivers cannot reach, and a dead partition (every
 cell of one row partition open, stuck at g_off: `device.dead_partition`). Programming must end
@@ -7,14 +7,8 @@ alone, the literal write-verify loop must equal the fast golden replay bit for b
 must still complete, and the programming report must show what the faults cost in accuracy.
 One co-simulation (Verilator) programs a chip with a dead partition through its write path:
 every cell's pulses and final state, PROG_FAILURES and the inference that follows must equal
-the golden replay.
-
-Simulation stalls: an analog side that never answers adc_start (a test-only fault) must make
-the inference bench fail with a message naming the state the controller stalled in, CONVERT;
-on a Verilator model that hides internal signals, the message must say the state is not visible.
+the golden replay (stalled simulations: tests/cosim/test_watchdog.py).
 """
-
-import json
 
 import numpy as np
 import pytest
@@ -171,88 +165,3 @@ def test_cosim_dead_partition_matches_golden(cfg, dataset, weights, tmp_path):
     reference = programmed_chip(c, golden).infer(to_dac_codes(dataset.x_test[indices], c), indices)
     assert np.array_equal(result.sums, reference.adc_codes), "sums read back from the chip"
     assert np.array_equal(result.classes, reference.classes)
-
-
-# -- watchdogs -----------------------------------------------------------------------------------
-
-def _stalled_run(cfg, dataset, tmp_path, monkeypatch, transport="pins"):
-    from xbarflow.flow.model.golden import GoldenChip
-    from xbarflow.flow.sim.runner import SimulatorError, build, run
-
-    monkeypatch.setenv("XBARFLOW_TEST_FAULT", "adc_never_answers")
-    chip = GoldenChip.from_weights(cfg, np.random.default_rng(0).standard_normal((cfg.rows, cfg.outputs)))
-    with pytest.raises(SimulatorError):
-        run(build(cfg, "verilator", transport=transport), chip.array.conductance, dataset.x_test[:1],
-            dataset.y_test[:1], np.arange(1), tmp_path, timeout_s=600)
-    # The bench records why it stopped (under pytest the runner's own message is generic).
-    return json.loads((tmp_path / "cosim.json").read_text())["error"]
-
-
-def test_watchdog_names_the_state_the_controller_stalled_in(cfg, dataset, tmp_path, monkeypatch):
-    message = _stalled_run(cfg, dataset, tmp_path, monkeypatch)
-    assert "StallError" in message and "image 0" in message
-    assert "controller stalled in CONVERT (ctrl_state=" in message, message
-    # The code in the message is the sidecar's encoding of CONVERT.
-    sidecar = json.loads(next(tmp_path.glob("job.json")).read_text())["sidecar"]
-    fsms = json.loads(open(sidecar).read())["fsms"]
-    code = {v: k for k, v in fsms["xbarflow_top.controller.ctrl_state"].items()}["CONVERT"]
-    assert f"(ctrl_state={code})" in message
-
-
-def test_watchdog_says_when_states_are_not_visible(cfg, dataset, tmp_path, monkeypatch):
-    """The HDL-transactor harness is built with --public-depth 1: no internal signal visible."""
-    message = _stalled_run(cfg, dataset, tmp_path, monkeypatch, transport="hdl")
-    assert "StallError" in message and "not visible" in message, message
-    assert "CONVERT" not in message
-
-
-def test_watchdog_report_names_internal_fsms_not_host_paced_ones():
-    """Without a simulator: fake dut handles. A non-idle controller is 'stalled'; the command
-    parser half-way through a frame is only listed (the host paces it); hidden states say so."""
-    from xbarflow.cocotb_tests.watchdog import Watchdog
-
-    class H:
-        def __init__(self, **kw):
-            self.__dict__.update(kw)
-
-    fsms = {"xbarflow_top.command.parser_state": {"2": "ADDR_LO", "6": "HUNT"},
-            "xbarflow_top.controller.ctrl_state": {"0": "IDLE", "3": "CONVERT"},
-            "xbarflow_top.controller.argmax.argmax_state": {"0": "IDLE", "1": "SCAN"},
-            "xbarflow_top.programmer.prog_state": {"0": "IDLE"}}
-    dut = H(command=H(parser_state=H(value=2)),
-            controller=H(ctrl_state=H(value=3), argmax=H(argmax_state=H(value=0))))
-    report = Watchdog(dut, fsms, 20.0).report(500)
-    assert report.startswith("controller stalled in CONVERT (ctrl_state=3) after 500 cycles")
-    assert "command parser in ADDR_LO (parser_state=2)" in report and "parser stalled" not in report
-    assert "programmer state not visible (prog_state)" in report
-    dut.controller.ctrl_state.value = 0
-    assert Watchdog(dut, fsms, 20.0).report().startswith("no internal FSM busy")
-    hidden = Watchdog(H(), fsms, 20.0).report()
-    assert hidden.startswith("FSM states not visible") and "CONVERT" not in hidden
-    # The HDL-transactor harness holds the chip as instance `chip`.
-    dut.controller.ctrl_state.value = 3
-    assert "stalled in CONVERT" in Watchdog(H(chip=dut), fsms, 20.0).report()
-
-
-def test_watchdog_names_the_command_layer_fsms_by_their_modules():
-    """The command layer's receiver, executor and transmitter read as 'command receiver' etc.;
-    all three are host-paced, so a frame half-received is listed, never 'stalled'."""
-    from xbarflow.cocotb_tests.watchdog import Watchdog
-
-    class H:
-        def __init__(self, **kw):
-            self.__dict__.update(kw)
-
-    fsms = {"xbarflow_top.command.receiver.receiver_state": {"0": "HUNT", "3": "ADDR_LO"},
-            "xbarflow_top.command.executor.executor_state": {"0": "IDLE", "1": "RESPOND"},
-            "xbarflow_top.command.transmitter.transmitter_state": {"0": "IDLE", "3": "PAYLOAD"},
-            "xbarflow_top.controller.argmax.argmax_state": {"0": "IDLE", "1": "SCAN"}}
-    dut = H(command=H(receiver=H(receiver_state=H(value=3)),
-                      executor=H(executor_state=H(value=1)),
-                      transmitter=H(transmitter_state=H(value=3))),
-            controller=H(argmax=H(argmax_state=H(value=0))))
-    assert Watchdog(dut, fsms, 20.0).report(7) == (
-        "no internal FSM busy after 7 cycles (the chip waits for the host); other FSMs: "
-        "command receiver in ADDR_LO (receiver_state=3), command executor in RESPOND "
-        "(executor_state=1), command transmitter in PAYLOAD (transmitter_state=3), "
-        "controller argmax in IDLE (argmax_state=0)")
