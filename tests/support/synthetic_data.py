@@ -1,5 +1,5 @@
-"""A small separable data set for training tests (imported by tests/test_train.py and
-tests/test_insitu.py)."""
+"""A small separable data set for training tests (imported by tests/flow/model/test_train.py and
+tests/flow/model/test_insitu.py)."""
 
 import numpy as np
 

@@ -1,5 +1,5 @@
 """Golden model: the paper's accuracy with wire resistance on, and batch == one-by-one; the MLP
-and binary-MLP targets on the full test set (tiling and the digital steps: test_tiling.py)."""
+and binary-MLP targets on the full test set (tiling and the digital steps: test_golden_tiling.py)."""
 
 import numpy as np
 import pytest

@@ -133,7 +133,7 @@ def test_cache_hit_does_not_retrain(tmp_path, subset, small_cfg, subset_weights,
 def test_full_mnist_default_config_reaches_target(weights):
     """The brief's target: >= 91 % level-quantised at 14x14, 4-bit DAC, 32 levels. Uses the
     session's weights (the shipped reference weights, trained on the full set; retraining them
-    is tests/test_reference_weights.py)."""
+    is tests/flow/model/test_weights_reference.py)."""
     assert weights.meta["level_test_accuracy"] >= 0.91
     assert weights.meta["float_test_accuracy"] >= 0.915
 
