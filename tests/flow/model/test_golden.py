@@ -37,7 +37,7 @@ def test_argmax_lowest_index_wins():
 
 @pytest.fixture(scope="module", params=[("mlp", 0.97), ("mlp_binary", 0.94)], ids=["mlp", "mlp_binary"])
 def mlp_case(request, dataset):
-    from xbarflow.flow.cli import WEIGHTS_DIR
+    from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
     from xbarflow.flow.model.train import load_or_train
     name, target = request.param
     c = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
