@@ -45,7 +45,8 @@ bench: setup-sim
 # Every README figure that comes from running the flow -> figures.json, then the README's
 # marked blocks are rewritten from it (retrains the "what limits it" rows into build/weights,
 # co-simulates on Verilator, synthesises with Yosys/nextpnr; ~15-30 min). `make test` checks the
-# README against the JSON and recomputes the fast reference figures (tests/flow/analysis/test_figures.py).
+# README against the JSON and recomputes the fast reference figures
+# (tests/flow/analysis/test_figures.py).
 # One BLAS thread, as for the reference weights: retrained rows then repeat on this machine
 # whatever its core count (and a busy machine does not stall in OpenBLAS's spinning threads).
 ONE_BLAS_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -79,7 +80,8 @@ fuzz: setup-sim
 # Mutation testing: every mutant of tests/mutants/catalogue.toml applied to a clean copy of the
 # tree must be killed by its tests (2 workers, ~4 minutes here); table and score in
 # runs/mutants/ (`--readme README.md` also refreshes the README's table). `make test` checks that
-# the catalogue applies and runs a fast subset through the runner (tests/flow/analysis/test_mutants.py).
+# the catalogue applies and runs a fast subset through the runner
+# (tests/flow/analysis/test_mutants.py).
 mutants: setup
 	$(PY) -m xbarflow.flow.analysis.mutants
 
