@@ -45,8 +45,8 @@ bench: setup-sim
 # Every README figure that comes from running the flow -> figures.json, then the README's
 # marked blocks are rewritten from it (retrains the "what limits it" rows into build/weights,
 # co-simulates on Verilator, synthesises with Yosys/nextpnr; ~15-30 min). `make test` checks the
-# README against the JSON and recomputes the fast reference figures
-# (tests/flow/analysis/test_figures.py).
+# README against the JSON (tests/flow/analysis/test_figures_readme.py) and recomputes the fast
+# reference figures (tests/flow/analysis/test_figures.py).
 # One BLAS thread, as for the reference weights: retrained rows then repeat on this machine
 # whatever its core count (and a busy machine does not stall in OpenBLAS's spinning threads).
 ONE_BLAS_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1

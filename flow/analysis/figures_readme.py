@@ -1,8 +1,8 @@
 """README.md's figure blocks, rendered from figures.json (`xbarflow.flow.analysis.figures`).
 
 Each block sits between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->` lines; `make
-figures` rewrites what is between them with `BLOCKS[NAME](figures)`, and tests/flow/analysis/test_figures.py
-renders the README in memory and requires it to equal the file, so a number typed into the
+figures` rewrites what is between them with `BLOCKS[NAME](figures)`, and
+tests/flow/analysis/test_figures_readme.py renders the README in memory and requires it to equal the file, so a number typed into the
 README, or a figure changed in the JSON, fails `make test`. Text outside the markers is the
 README's own; wording inside a block lives here.
 """

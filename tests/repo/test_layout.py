@@ -37,7 +37,6 @@ UNTESTED = {
     "cocotb_tests/transports.py": "the benches' transport factory: tests/cosim/",
     "cocotb_tests/uart_host.py": "the benches' UART host: tests/cosim/test_fuzz.py",
     "flow/analysis/figure_cases.py": "the figures' cases: tests/flow/analysis/test_figures.py",
-    "flow/analysis/figures_readme.py": "the README blocks: tests/flow/analysis/test_figures.py",
     "flow/analysis/plots.py": "report and sweep plots: tests/flow/analysis/test_report.py",
     "flow/commands/classify.py": _COMMAND,
     "flow/commands/common.py": "what the subcommands share: " + _COMMAND,

@@ -1,68 +1,16 @@
-"""README figures: README.md agrees with figures.json, and the figures of the shipped
-reference weights recompute to exactly the JSON's values, whatever the BLAS thread count."""
+"""Figures (flow/analysis/figures.py): the figures of the shipped reference weights recompute to
+exactly figures.json's values, whatever the BLAS thread count (the README blocks made from the
+JSON: test_figures_readme.py)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
 import sys
 
-import pytest
-
 from xbarflow.flow.analysis import figures
-from xbarflow.flow.analysis.figures_readme import (
-    README,
-    BLOCKS,
-    ReadmeError,
-    check_readme,
-    render_readme,
-)
 from xbarflow.flow.model.weights import reference_manifest
-
-
-@pytest.fixture(scope="module")
-def stored() -> dict:
-    return json.loads(figures.FIGURES_JSON.read_text())
-
-
-@pytest.fixture(scope="module")
-def readme() -> str:
-    return README.read_text()
-
-
-def test_readme_blocks_are_what_the_figures_render(readme, stored):
-    assert check_readme(readme, stored) == []
-    opening = [ln for ln in readme.splitlines() if ln.startswith("<!-- figures:") and ln.endswith(" -->")]
-    assert len(opening) == len(BLOCKS)
-
-
-def test_a_number_changed_in_the_readme_or_the_json_is_seen(readme, stored):
-    typed = readme.replace("| golden-model accuracy, full 10k test set, wire resistance on | **",
-                           "| golden-model accuracy, full 10k test set, wire resistance on | **9", 1)
-    assert typed != readme
-    (problem,) = check_readme(typed, stored)
-    assert "figures-table" in problem
-    edited = copy.deepcopy(stored)
-    edited["figures"]["programming"]["dead_partition_3"]["failures"] += 1
-    problems = check_readme(readme, edited)
-    assert any("faults-table" in p for p in problems), problems
-    # a number outside any block is the README's own text: not checked, not rewritten
-    outside = readme.replace("## Two commands", "## Two commands (2)")
-    assert check_readme(outside, stored) == [] and render_readme(outside, stored) == outside
-
-
-def test_blocks_must_pair_up(readme, stored):
-    with pytest.raises(ReadmeError, match="never closed"):
-        render_readme(readme.replace("<!-- /figures:faults-cosim -->", ""), stored)
-    with pytest.raises(ReadmeError, match="opens inside .sweep."):
-        render_readme(readme.replace("<!-- /figures:sweep -->", ""), stored)
-    with pytest.raises(ReadmeError, match="unknown figures block 'nope'"):
-        render_readme(readme + "\n<!-- figures:nope -->\n<!-- /figures:nope -->\n", stored)
-    with pytest.raises(ReadmeError, match="missing: cost-table"):
-        render_readme(readme.replace("<!-- figures:cost-table -->", "").replace(
-            "<!-- /figures:cost-table -->", ""), stored)
 
 
 def test_figures_were_made_with_the_shipped_reference_weights(stored):
