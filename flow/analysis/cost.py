@@ -16,7 +16,7 @@ merit of the config's `[cost]` section:
 * digital periphery: `digital_j_per_cycle` per clock cycle of the inference.
 
 Latency: the controller's phase lengths in clock cycles (`phase_cycles`, checked against the
-cycle counters of a co-simulation in tests/test_cost.py) times the clock period; DRIVE is the TIA
+cycle counters of a co-simulation in tests/flow/analysis/test_cost.py) times the clock period; DRIVE is the TIA
 settling time and CONVERT the ADC conversion, rounded up to whole cycles exactly as the analog
 bridge waits. A co-simulation report (`--report run/report.json`) can supply measured counts.
 Host I/O (SPI or UART transfer of the input and the result) is estimated separately.

@@ -7,12 +7,12 @@ BENCHMARKS.md: a source of the README's numbers) and rewrites the README's marke
 * "reference": the shipped reference weights (see `xbarflow.flow.model.weights`, "reference weights") through
   the golden model, the programming replay and the cost model. These are the same bits on every
   machine, core count and BLAS kernel: the golden model works on an integer grid, the replay is
-  elementwise, `xbarflow.flow.model.lbfgs.float_scores` sums in a fixed order. tests/test_figures.py recomputes
-  the fast ones and requires them exactly equal to the JSON; `python -m xbarflow.flow.analysis.figures --check`
-  recomputes all of them.
+  elementwise, `xbarflow.flow.model.lbfgs.float_scores` sums in a fixed order.
+  tests/flow/analysis/test_figures.py recomputes the fast ones and requires them exactly equal to
+  the JSON; `python -m xbarflow.flow.analysis.figures --check` recomputes all of them.
 * "retrained": rows whose config changes a training input, so the flow trains them (cached in
   build/weights like any training). Deterministic on one machine, but another BLAS kernel or
-  thread count moves their last digits (tests/test_reference_weights.py bounds the drift).
+  thread count moves their last digits (tests/flow/model/test_weights_reference.py bounds the drift).
 * "cosim": short Verilator co-simulations through the CLI (the demo's 100 images, `program`
   runs): parity, cycle counters and the programming cycle count (the programmer has no cycle
   model). The cycle counters must equal `xbarflow.flow.analysis.cost.phase_cycles`, or this command fails.
@@ -188,7 +188,7 @@ def group_golden_slp(ctx: Context) -> dict:
 
 def group_cycles(ctx: Context) -> dict:
     """Clock cycles per inference by controller phase (the cost model's phase lengths, which
-    tests/test_cost.py and the demo co-simulation check against the chip's counters)."""
+    tests/flow/analysis/test_cost.py and the demo co-simulation check against the chip's counters)."""
     from .cost import phase_cycles
     out = {}
     for name in SHIPPED:
@@ -401,7 +401,7 @@ def group_synth(ctx: Context) -> dict:
 
 
 #: (rows, cols, wire_r ohm, partitions, seed): random 10-100 uS arrays whose 1-5 ohm wires move
-#: the column currents by whole percents (tests/test_spice.py checks the same kind of array)
+#: the column currents by whole percents (tests/flow/analysis/test_spice.py checks the same kind of array)
 SPICE_ARRAYS = ((32, 8, 1.0, 1), (24, 6, 5.0, 3), (40, 10, 2.0, 4))
 
 

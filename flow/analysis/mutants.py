@@ -172,7 +172,7 @@ def select(mutants: Sequence[Mutant], names: Iterable[str] | None) -> list[Mutan
 
 
 def _test_file_and_function(test_id: str) -> tuple[str, str | None]:
-    """("tests/test_x.py", "test_y") of "tests/test_x.py::test_y[param]"; None for a file."""
+    """("tests/hdl/test_x.py", "test_y") of "tests/hdl/test_x.py::test_y[param]"; None for a file."""
     path, _, rest = test_id.partition("::")
     func = rest.split("[", 1)[0].split("::")[-1]
     return path, func or None
