@@ -171,7 +171,7 @@ def run_ngspice(deck_text: str, folder: str | Path, name: str = "tile") -> Spice
 class CrossCheck:
     spice: np.ndarray      # (cols,) A
     model: np.ndarray      # (cols,) A, V @ effective_matrix
-    ideal: np.ndarray      # (cols,) A, V @ G
+    ideal: np.ndarray      # (cols,) A, without wire resistance (V @ G for linear cells)
     run: SpiceRun
 
     @property

@@ -20,6 +20,12 @@ largest row voltage exceeds `MAX_EXP_ARG` (|V_D| never exceeds the largest |row 
 network is passive). Tolerances are far below the 1e-6 relative agreement we ask for: reltol
 1e-12, vntol 1e-15 V, abstol 1e-20 A (the smallest cell currents are ~1e-11 A), gmin 1e-18 S as
 in the linear deck.
+
+`cross_check` runs the deck and compares ngspice's column currents with the model's nonlinear
+array solve (`xbarflow.analog_models.nonlinear_crossbar.NonlinearCrossbar`), asked for an error
+below `MODEL_REL_TOL` of the largest no-wire column current (far below the 1e-6 we compare at,
+and far below the ADC-LSB tolerance the read path uses), and with the no-wire currents (every
+cell at its full row voltage, `memdiode.current`) to show how large the IR drop is.
 """
 
 from __future__ import annotations
@@ -28,9 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .spice import GMIN, array_deck, spice_number
+from xbarflow.analog_models.memdiode import QmmParams, cell_params, current
+from xbarflow.analog_models.nonlinear_crossbar import NonlinearCrossbar
 
-__all__ = ["MAX_EXP_ARG", "OPTIONS", "netlist"]
+from .spice import GMIN, CrossCheck, array_deck, results_file, run_ngspice, spice_number
+
+__all__ = ["MAX_EXP_ARG", "MODEL_REL_TOL", "OPTIONS", "cross_check", "model_currents", "netlist",
+           "no_wire_currents"]
+
+MODEL_REL_TOL = 1e-10
 
 MAX_EXP_ARG = 200.0   # below ngspice's exp clamp at 227.96 (module docstring)
 OPTIONS = (f".options gmin={GMIN:g} reltol=1e-12 vntol=1e-15 abstol=1e-20 itl1=500",)
@@ -86,3 +98,39 @@ def netlist(i0: np.ndarray, alpha: np.ndarray, beta, rs: np.ndarray, row_volts: 
 
     return array_deck(v, cols, wire_r, partitions, cell, title=title, results=results,
                       what="QMM cells", options=OPTIONS)
+
+
+def no_wire_currents(params: QmmParams, lam: np.ndarray, row_volts: np.ndarray) -> np.ndarray:
+    """Column currents (cols,) without wire resistance: every cell at its full row voltage."""
+    v = np.asarray(row_volts, dtype=np.float64)
+    return current(v[:, None], np.asarray(lam, dtype=np.float64), params).sum(axis=0)
+
+
+def model_currents(params: QmmParams, lam: np.ndarray, row_volts: np.ndarray, wire_r: float,
+                   partitions: int, current_tol: float | None = None) -> np.ndarray:
+    """Column currents (cols,) of the model's nonlinear array solve for row voltages >= 0 (each
+    distinct voltage becomes one input level of the solver), to within current_tol A (default
+    MODEL_REL_TOL of the largest no-wire column current)."""
+    v = np.asarray(row_volts, dtype=np.float64)
+    if current_tol is None:
+        current_tol = MODEL_REL_TOL * float(np.abs(no_wire_currents(params, lam, v)).max()) \
+            or MODEL_REL_TOL
+    levels, codes = np.unique(v, return_inverse=True)
+    i0, alpha, rs = cell_params(params, lam)
+    solver = NonlinearCrossbar(i0, alpha, rs, params.beta, wire_r, partitions, levels, current_tol)
+    return solver.column_currents(codes.reshape(1, -1))[0]
+
+
+def cross_check(params: QmmParams, lam: np.ndarray, row_volts: np.ndarray, wire_r: float,
+                partitions: int, folder: str | Path, name: str = "tile",
+                title: str | None = None) -> CrossCheck:
+    """Run ngspice on the QMM tile of memory states `lam` and compare its column currents with the
+    model's solve (module docstring)."""
+    lam = np.asarray(lam, dtype=np.float64)
+    v = np.asarray(row_volts, dtype=np.float64)
+    i0, alpha, rs = cell_params(params, lam)
+    deck = netlist(i0, alpha, params.beta, rs, v, wire_r, partitions, title=title or name,
+                   results=results_file(name))
+    run = run_ngspice(deck, folder, name)
+    return CrossCheck(spice=run.currents, model=model_currents(params, lam, v, wire_r, partitions),
+                      ideal=no_wire_currents(params, lam, v), run=run)

@@ -13,7 +13,11 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
+from xbarflow.analog_models.dac import dac_voltages
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
 from xbarflow.flow.analysis import spice, spice_qmm
+from xbarflow.flow.data import to_dac_codes
 
 TOLERANCE = 1e-6
 
@@ -93,46 +97,73 @@ def max_rel(a, b):
 
 # -- tiles --------------------------------------------------------------------------------------
 
-def stress_tile(seed=64):
-    """64 x 64, cells of 1-10 uS at 0.2 V (the paper's alpha and beta, I0 scaled), Rs 100 ohm-1 kohm,
-    random row voltages up to 0.2 V."""
+def stress_params(cfg):
+    """uS cells: 1 uS (HRS) to 10 uS (LRS) at 0.2 V, Rs 1 kohm to 100 ohm (the implicit Rs matters:
+    Rs G ~ 1e-3), the default preset's alpha and beta."""
+    return QmmParams.from_config(cfg.replace(**{
+        "device.read_model": "qmm", "device.g_off": 1e-6, "device.g_on": 1e-5,
+        "device.qmm_rs_hrs": 1000.0, "device.qmm_rs_lrs": 100.0}))
+
+
+def stress_tile(cfg, seed=64):
+    """64 x 64 memory states and row voltages, uniform in [0, 1] and [0, 0.2 V]."""
     rng = np.random.default_rng(seed)
-    lam = rng.uniform(0, 1, (64, 64))
-    alpha = 2.947 + (2.544 - 2.947) * lam
-    g = 1e-6 + 9e-6 * lam
-    i0 = g * 0.2 / (2 * np.sinh(alpha * 0.1))
-    rs = 1e3 - 900 * lam
-    return i0, alpha, 0.5, rs, rng.uniform(0, 0.2, 64)
+    return stress_params(cfg), rng.uniform(0, 1, (64, 64)), rng.uniform(0, 0.2, 64)
 
 
-def ngspice_currents(tmp_path, name, i0, alpha, beta, rs, v, wire_r, partitions):
-    deck = spice_qmm.netlist(i0, alpha, beta, rs, v, wire_r, partitions, title=name,
-                             results=spice.results_file(name))
-    return spice.run_ngspice(deck, tmp_path, name)
+def reference_of(params, lam, v, wire_r, partitions):
+    i0, alpha, rs = cell_params(params, lam)
+    return reference_currents(i0, alpha, params.beta, rs, v, wire_r, partitions)
+
+
+def check_tile(label, params, lam, v, wire_r, partitions, tmp_path):
+    check = spice_qmm.cross_check(params, lam, v, wire_r, partitions, tmp_path, "tile")
+    ref = reference_of(params, lam, v, wire_r, partitions)
+    i0, alpha, rs = cell_params(params, lam)
+    no_wire = no_wire_currents(i0, alpha, params.beta, rs, v)
+    np.testing.assert_allclose(check.ideal, no_wire, rtol=1e-12)
+    print(f"{label}: ngspice {check.run.seconds:.2f} s, max rel ngspice vs model "
+          f"{check.max_rel_error:.2e}, vs reference {max_rel(check.spice, ref):.2e}, "
+          f"IR drop {check.ir_drop:.2e}")
+    assert check.max_rel_error < TOLERANCE, "ngspice vs the model's solver"
+    assert max_rel(check.spice, ref) < TOLERANCE, "ngspice vs the independent reference"
+    return check
+
+
+def test_default_tile_with_an_mnist_image(cfg, dataset, weights, tmp_path):
+    qcfg = cfg.replace(**{"device.read_model": "qmm"})
+    params = QmmParams.from_config(qcfg)
+    lam = state_for_conductance(map_weights(weights.w, qcfg).conductance, qcfg.crossbar.v_read, params)
+    v = dac_voltages(to_dac_codes(dataset.x_test[3:4], qcfg)[0], qcfg)
+    x = qcfg.crossbar
+    assert lam.shape == (196, 20) and (x.wire_r, x.partitions) == (1.0, 8)
+    check_tile("default 196x20", params, lam, v, x.wire_r, x.partitions, tmp_path)
 
 
 @pytest.mark.parametrize("wire_r, partitions", [(5.0, 1), (1.0, 2)])
-def test_stress_tile_with_large_ir_drop(wire_r, partitions, tmp_path):
-    i0, alpha, beta, rs, v = stress_tile()
-    run = ngspice_currents(tmp_path, "stress", i0, alpha, beta, rs, v, wire_r, partitions)
-    ref = reference_currents(i0, alpha, beta, rs, v, wire_r, partitions)
-    ir_drop = max_rel(ref, no_wire_currents(i0, alpha, beta, rs, v))
-    err = max_rel(run.currents, ref)
-    print(f"stress 64x64 wire {wire_r} ohm, {partitions} partition(s): ngspice {run.seconds:.2f} s, "
-          f"max rel {err:.2e}, IR drop {ir_drop:.2%}")
-    assert ir_drop > 0.01, "the IR drop must be visible for this to test anything"
-    assert err < TOLERANCE
+def test_stress_tile_with_large_ir_drop(cfg, wire_r, partitions, tmp_path):
+    params, lam, v = stress_tile(cfg)
+    check = check_tile(f"stress 64x64 wire {wire_r} ohm, {partitions} partition(s)",
+                       params, lam, v, wire_r, partitions, tmp_path)
+    assert check.ir_drop > 0.01, "the IR drop must be visible for this to test anything"
 
 
 @pytest.mark.parametrize("wrong", ["beta", "rs"])
-def test_a_wrong_cell_parameter_in_the_deck_fails_the_comparison(wrong, tmp_path):
-    i0, alpha, beta, rs, v = stress_tile()
-    deck = dict(i0=i0, alpha=alpha, beta=beta, rs=rs)
-    deck[wrong] = {"beta": 0.5 + 1e-3, "rs": rs * 1.1}[wrong]
-    run = ngspice_currents(tmp_path, "wrong", deck["i0"], deck["alpha"], deck["beta"], deck["rs"],
-                           v, 2.0, 1)
-    assert max_rel(run.currents, reference_currents(i0, alpha, beta, rs, v, 2.0, 1)) > 10 * TOLERANCE
+def test_a_wrong_cell_parameter_in_the_deck_fails_the_comparison(cfg, wrong, tmp_path):
+    params, lam, v = stress_tile(cfg)
+    i0, alpha, rs = cell_params(params, lam)
+    deck = dict(i0=i0, alpha=alpha, beta=params.beta, rs=rs)
+    deck[wrong] = {"beta": params.beta + 1e-3, "rs": rs * 1.1}[wrong]
+    run = ngspice_run(tmp_path, "wrong", deck["i0"], deck["alpha"], deck["beta"], deck["rs"], v, 1.0, 2)
+    model = spice_qmm.model_currents(params, lam, v, 1.0, 2)
+    assert max_rel(run.currents, model) > 10 * TOLERANCE
+    assert max_rel(run.currents, reference_of(params, lam, v, 1.0, 2)) > 10 * TOLERANCE
 
+
+def ngspice_run(tmp_path, name, i0, alpha, beta, rs, v, wire_r, partitions):
+    deck = spice_qmm.netlist(i0, alpha, beta, rs, v, wire_r, partitions, title=name,
+                             results=spice.results_file(name))
+    return spice.run_ngspice(deck, tmp_path, name)
 
 def test_netlist_cells():
     rows, cols = 5, 2
@@ -159,8 +190,8 @@ def test_netlist_refuses_what_ngspice_would_clamp():
         spice_qmm.netlist(np.full((2, 2), 1e-9), 2.5, 1.0, 0.0, np.full(2, 0.2), 1.0, 1)
 
 
-def test_missing_ngspice_fails_loudly(tmp_path, monkeypatch):
-    i0, alpha, beta, rs, v = stress_tile()
+def test_missing_ngspice_fails_loudly(cfg, tmp_path, monkeypatch):
+    params, lam, v = stress_tile(cfg)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(spice.SpiceError, match="apt-get install ngspice"):
-        ngspice_currents(tmp_path, "none", i0, alpha, beta, rs, v, 1.0, 1)
+        spice_qmm.cross_check(params, lam, v, 1.0, 1, tmp_path)
