@@ -17,6 +17,7 @@ from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import map_weights
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
 from xbarflow.flow.analysis import spice, spice_qmm
+from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.data import to_dac_codes
 
 TOLERANCE = 1e-6
@@ -146,6 +147,18 @@ def test_stress_tile_with_large_ir_drop(cfg, wire_r, partitions, tmp_path):
     check = check_tile(f"stress 64x64 wire {wire_r} ohm, {partitions} partition(s)",
                        params, lam, v, wire_r, partitions, tmp_path)
     assert check.ir_drop > 0.01, "the IR drop must be visible for this to test anything"
+
+
+@pytest.mark.parametrize("preset", list(cfgmod.DEVICE_PRESETS))
+def test_every_device_preset_at_full_read_voltage(cfg, preset, tmp_path):
+    """Each preset of configs/devices/presets.toml at 0.5 V (its most nonlinear read), uS cells."""
+    params = QmmParams.from_config(cfg.replace(**{
+        "device.read_model": "qmm", "device.preset": preset, "crossbar.v_read": 0.5,
+        "device.g_off": 1e-6, "device.g_on": 1e-5}))
+    rng = np.random.default_rng(48)
+    lam, v = rng.uniform(0, 1, (48, 12)), rng.integers(0, 16, 48) * 0.5 / 15
+    check = check_tile(f"preset {preset}", params, lam, v, 2.0, 3, tmp_path)
+    assert check.ir_drop > 1e-3
 
 
 @pytest.mark.parametrize("wrong", ["beta", "rs"])
