@@ -17,6 +17,9 @@ codes (an input image) or are all V_read. The analysis is ``.op``; the column cu
 written with ``wrdata`` (12 significant digits) and compared with ``V @ M``. gmin is set to
 1e-18 S (default 1e-12 S would load every node of a nS-scale array by ~0.1 %).
 
+`array_deck` is that network with the cell left open (a callback gives each cell's elements):
+`netlist` puts a resistor there, `spice_qmm.netlist` a QMM memdiode.
+
 CLI: ``xbarflow spice --config C --out DIR [--weights W.npz] [--image N | --vread]``. The
 conductances are the mapped targets of the (trained or given) weights: ideal programming.
 """
