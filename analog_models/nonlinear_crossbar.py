@@ -13,7 +13,10 @@ are each row node's drop a = V_row - u below its DAC voltage and each column nod
 with the column voltages fixed, then every column wire for w with the row voltages fixed; each
 wire is a chain, a tridiagonal system with the cells linearised at the present voltages, solved
 by the Thomas algorithm written as elementwise operations along the wire. The diode voltage x of
-each cell is updated by one fixed-point step x = t - Rs I per cell evaluation.
+each cell is updated by one fixed-point step x = t - Rs I per cell evaluation. A cell's
+exponentials are tabulated at the DAC levels once per array (inputs take only dac_max + 1
+levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level (see
+`taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
 
 Fixed iteration count, from a contraction bound per array. All node voltages lie in
 [0, v_max] (monotone cells, sources in [0, v_max], ground at 0), so every cell's small-signal
@@ -22,7 +25,7 @@ a column-voltage error by rho_row = max (T_row^-1 D 1) < 1, a column-wire solve 
 error by rho_col, and the fixed-point step for x contracts by q = max Rs d_max. A sweep thus
 contracts the voltage error by rho = max(rho_row rho_col, q), from at most v_max at the start.
 A column current moves by at most 2 (max column sum of d_max) times the voltage error, so
-`sweeps` = ceil(log(tol_v / v_max) / log(rho)) + 2 makes every column current's error below
+`sweeps` = ceil(log(tol_v / v_max) / log(rho)) + 1 makes every column current's error below
 `current_tol` (the caller states it in ADC LSBs: analog_models/array.py). `residual` gives the
 sum of |KCL residual| over all nodes and cells of an image, a bound on any column current's
 error (a current injected at a node of a passive network reaches each TIA by a fraction <= 1).
@@ -98,11 +101,12 @@ class NonlinearCrossbar:
 
         self._i0, self._alpha, self._rs = padded(i0, 0.0), padded(alpha, 1.0), padded(rs, 0.0)
         self._has_rs = bool(np.any(rs > 0))
-        # link k joins column node k to k + 1 (0 above a partition's first real row)
-        between = (real[:, 1:] & real[:, :-1]).astype(np.float64)
-        self._col_links = np.concatenate([between, np.ones((partitions, 1))], axis=1)
-        up = np.concatenate([np.zeros((partitions, 1)), between], axis=1)
-        self._col_base = np.where(real, up + 1.0, 1.0)        # links of each column node
+        # Every column node has a segment below (to the next node, or to the virtual ground) and
+        # one above except at the top. A partition's padding rows sit above its top row: a wire
+        # stub without cells, which carries no current (its nodes sit at the top node's voltage),
+        # so every column wire is the same uniform chain.
+        self._col_base = np.full((partitions, self.depth), 2.0)
+        self._col_base[:, 0] = 1.0
         self._row_base = np.full(cols, 2.0)
         self._row_base[-1] = 1.0                              # the far end of a row wire
 
@@ -134,9 +138,42 @@ class NonlinearCrossbar:
             raise ValueError(f"the line relaxation contracts too slowly (rho = {self.rho:.3g}): wire "
                              "resistance too large against the cells")
         else:
-            self.sweeps = math.ceil(math.log(tol_v / v_max) / math.log(self.rho)) + 2
+            self.sweeps = math.ceil(math.log(tol_v / v_max) / math.log(self.rho)) + 1
         if self.sweeps > _MAX_SWEEPS:
             raise ValueError(f"the array solve would need {self.sweeps} sweeps (rho = {self.rho:.3g})")
+
+        # Exponentials at the DAC levels, once per array: a cell at level k with diode voltage
+        # x = V_k - delta has exp(b alpha x) = exp(b alpha V_k) exp(-b alpha delta). delta (IR
+        # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
+        # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
+        # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
+        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-64,
+        # with a factor 4 margin on the bound); otherwise the full range-reduced expm1 is used.
+        ax = self._alpha * levels                               # (P, depth, cols, levels)
+        e1m = expm1_deterministic(self.beta * ax)
+        e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
+        i0a = self._i0 * self._alpha
+        # per cell and level: current, slope, and the coefficients of the two small factors
+        # (i = I + B1 p1 - B2 p2, d = S + A1 p1 + A2 p2 with p = expm1 of the small arguments)
+        self._tables = np.stack([self._i0 * (e1m - e2m),
+                                 i0a * (self.beta * (e1m + 1.0) + (1.0 - self.beta) * (e2m + 1.0)),
+                                 self._i0 * (e1m + 1.0), self._i0 * (e2m + 1.0),
+                                 i0a * self.beta * (e1m + 1.0), i0a * (1.0 - self.beta) * (e2m + 1.0)]
+                                ).reshape(6, -1)
+        self._c1 = -self.beta * self._alpha
+        self._c2 = (1.0 - self.beta) * self._alpha
+        self._cell_offset = (np.arange(partitions * self.depth * cols).reshape(
+            partitions, self.depth, cols, 1) * levels.size)
+        r = self.wire_r
+        self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
+                          * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
+        y_max = 4.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
+        self.taylor_degree = 0
+        if y_max <= 0.3:
+            term = 1.0
+            while term > 2.0 ** -64:
+                self.taylor_degree += 1
+                term *= y_max / (self.taylor_degree + 1)
 
     # -- cells -----------------------------------------------------------------------------
     def _diode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,82 +184,101 @@ class NonlinearCrossbar:
         return (self._i0 * (e1 - e2),
                 self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0)))
 
-    def _cells(self, t: np.ndarray, h: np.ndarray | None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, current, branch slope) at terminal voltages t: the diode voltage takes one
-        fixed-point step x = t - Rs h from the previous currents h (x = t at the start)."""
-        x = t - self._rs * h if (self._has_rs and h is not None) else t
-        i, d = self._diode(x)
-        return x, i, (d / (1.0 + self._rs * d) if self._has_rs else d)
+    def _expm1_small(self, y: np.ndarray) -> np.ndarray:
+        """expm1(y) for |y| <= 0.3 by the Taylor polynomial of degree `taylor_degree` (Horner)."""
+        n = self.taylor_degree
+        p = y * (1.0 / math.factorial(n))
+        for k in range(n - 1, 0, -1):
+            p = (p + 1.0 / math.factorial(k)) * y
+        return p
+
+    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(current, branch slope) of every cell at diode voltage x = V_level - delta; `tab` are
+        the level tables of `_tables` gathered at each cell's input level."""
+        if self.taylor_degree:
+            p1 = self._expm1_small(self._c1 * delta)
+            p2 = self._expm1_small(self._c2 * delta)
+            i = tab[0] + tab[2] * p1 - tab[3] * p2
+            d = tab[1] + tab[4] * p1 + tab[5] * p2
+        else:
+            ax = self._alpha * (v - delta)
+            e1 = expm1_deterministic(self.beta * ax)
+            e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
+            i = self._i0 * (e1 - e2)
+            d = self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
+        return i, (d / (1.0 + self._rs * d) if self._has_rs else d)
 
     # -- wires: Thomas algorithm along a chain, elementwise over everything else -------------
-    def _solve_rows(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """Row wires: -a[j-1] + diag[j] a[j] - a[j+1] = rhs[j], a[-1] = 0 (the source); axis 2."""
-        n = diag.shape[2]
-        gam, dl = [None] * n, [None] * n
+    @staticmethod
+    def _chain(diag: np.ndarray, rhs: np.ndarray, axis: int) -> np.ndarray:
+        """Solve -x[k-1] + diag[k] x[k] - x[k+1] = rhs[k] along `axis` (1 or 2), x = 0 beyond
+        both ends (the ends' own segments are in diag): the Thomas algorithm, elementwise over
+        the other axes (gam = 1 / pivot, dl = the eliminated right-hand side)."""
+        n = diag.shape[axis]
+        at = (lambda k: (slice(None), k)) if axis == 1 else (lambda k: (slice(None), slice(None), k))
+        gam, dl = [], []
         g_prev = d_prev = 0.0
-        for j in range(n):
-            denom = diag[:, :, j] - g_prev
-            gam[j] = 1.0 / denom
-            dl[j] = (rhs[:, :, j] + d_prev) * gam[j]
-            g_prev, d_prev = gam[j], dl[j]
+        for k in range(n):
+            g_prev = 1.0 / (diag[at(k)] - g_prev)
+            d_prev = (rhs[at(k)] + d_prev) * g_prev
+            gam.append(g_prev)
+            dl.append(d_prev)
         out = np.empty(np.broadcast_shapes(diag.shape, rhs.shape))
-        out[:, :, n - 1] = dl[n - 1]
-        for j in range(n - 2, -1, -1):
-            out[:, :, j] = dl[j] + gam[j] * out[:, :, j + 1]
+        x = out[at(n - 1)] = dl[n - 1]
+        for k in range(n - 2, -1, -1):
+            x = out[at(k)] = dl[k] + gam[k] * x
         return out
+
+    def _solve_rows(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Row wires (axis 2): source at index 0, free far end."""
+        return self._chain(diag, rhs, 2)
 
     def _solve_cols(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """Column wires: -l[i-1] w[i-1] + diag[i] w[i] - l[i] w[i+1] = rhs[i], axis 1, with the
-        links l of `_col_links` (the last one is the segment into the virtual ground)."""
-        n = diag.shape[1]
-        link = self._col_links[:, :, None, None]
-        gam, dl = [None] * n, [None] * n
-        g_prev = d_prev = 0.0
-        for i in range(n):
-            up = link[:, i - 1] if i else 0.0
-            inv = 1.0 / (diag[:, i] - up * g_prev)
-            gam[i] = link[:, i] * inv
-            dl[i] = (rhs[:, i] + up * d_prev) * inv
-            g_prev, d_prev = gam[i], dl[i]
-        out = np.empty(np.broadcast_shapes(diag.shape, rhs.shape))
-        out[:, n - 1] = dl[n - 1]
-        for i in range(n - 2, -1, -1):
-            out[:, i] = dl[i] + gam[i] * out[:, i + 1]
-        return out
+        """Column wires (axis 1): free top end, virtual ground below the last node."""
+        return self._chain(diag, rhs, 1)
 
     # -- the solve ---------------------------------------------------------------------------
-    def _volts(self, codes: np.ndarray) -> np.ndarray:
+    def _levels(self, codes: np.ndarray) -> np.ndarray:
         c = np.asarray(codes)
         if c.ndim != 2 or c.shape[1] != self.rows:
             raise ValueError(f"codes must be shaped (n, {self.rows}), got {c.shape}")
         if c.size and (c.min() < 0 or c.max() >= self.v_levels.size):
             raise ValueError(f"codes must be in 0..{self.v_levels.size - 1}")
-        v = self.v_levels[c.T[np.where(self._row_index >= 0, self._row_index, 0)]]
-        v[self._row_index < 0] = 0.0
-        return v[:, :, None, :]                               # (P, depth, 1, n)
+        k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
+        return k[:, :, None, :]                                        # padded rows: any level
 
     def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        """Node drops a, column voltages w, diode voltages x and cell currents i, each shaped
-        (partition, depth, cols, n), of the input codes shaped (n, rows)."""
-        v = self._volts(codes)
-        shape = v.shape[:2] + (self.cols, v.shape[3])
-        a, w = np.zeros(shape), np.zeros(shape)
-        x, i, d = self._cells(np.broadcast_to(v, shape), None)
-        r = self.wire_r
+        """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
+        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows)."""
+        k = self._levels(codes)
+        shape = k.shape[:2] + (self.cols, k.shape[3])
+        flat = self._cell_offset + k                               # (P, depth, cols, n)
+        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        v = self.v_levels[k]
+        a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
+        r, rs = self.wire_r, self._rs
         for _ in range(self.sweeps):
             if r > 0:
                 a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
-            x, i, d = self._cells(v - a - w, i)
+            delta = a + w + rs * i if self._has_rs else a + w     # x = t - Rs I (fixed point)
+            i, d = self._cells(tab, delta, v)
             if r > 0:
                 w = self._solve_cols(self._col_base[:, :, None, None] + r * d, r * (i + d * w))
-            x, i, d = self._cells(v - a - w, i)
-        return {"a": a, "w": w, "x": x, "i": i, "v": v}
+            delta = a + w + rs * i if self._has_rs else a + w
+            i, d = self._cells(tab, delta, v)
+        return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
-    def column_currents_grid(self, codes: np.ndarray) -> np.ndarray:
-        """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums)."""
-        cells = np.rint(self.solve(codes)["i"] / self.grid).astype(np.int64)
-        return cells.sum(axis=(0, 1)).T
+    def column_currents_grid(self, codes: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
+        `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
+        codes = np.asarray(codes)
+        out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
+        for s in range(0, codes.shape[0], chunk):
+            cells = np.rint(self.solve(codes[s:s + chunk])["i"] / self.grid).astype(np.int64)
+            out[s:s + chunk] = cells.sum(axis=(0, 1)).T
+        return out
 
     def column_currents(self, codes: np.ndarray) -> np.ndarray:
         """Column currents (n, cols) in A into the virtual ground."""
@@ -232,7 +288,7 @@ class NonlinearCrossbar:
         """Per image: sum over all nodes and cells of |KCL residual| (A), Rs mismatch included as
         current (|x + Rs I - t| times the cell's slope). Bounds every column current's error."""
         s = self.solve(codes)
-        a, w, x, i, v = s["a"], s["w"], s["x"], s["i"], s["v"]
+        a, w, t, x, i = s["a"], s["w"], s["t"], s["x"], s["i"]
         if self.wire_r == 0:
             kcl = np.zeros_like(a)
         else:
@@ -241,13 +297,11 @@ class NonlinearCrossbar:
             left = np.concatenate([np.zeros_like(a[:, :, :1]), a[:, :, :-1]], axis=2)
             right = np.concatenate([a[:, :, 1:], a[:, :, -1:]], axis=2)
             row_res = g * ((a - left) + (a - right)) - i
-            link = self._col_links[:, :, None, None]
-            above = np.concatenate([np.zeros_like(w[:, :1]), w[:, :-1]], axis=1)
-            up_link = np.concatenate([np.zeros_like(link[:, :1]), link[:, :-1]], axis=1)
+            above = np.concatenate([w[:, :1], w[:, :-1]], axis=1)     # top: no segment above
             below = np.concatenate([w[:, 1:], np.zeros_like(w[:, :1])], axis=1)
-            col_res = g * (up_link * (w - above) + link * (w - below)) - i
+            col_res = g * ((w - above) + (w - below)) - i
             real = (self._row_index >= 0)[:, :, None, None]
             kcl = np.abs(row_res) * real + np.abs(col_res) * real
         d = self._diode(x)[1]
-        cell = np.abs(x + self._rs * i - (v - a - w)) * d
+        cell = np.abs(x + self._rs * i - t) * d
         return (kcl + cell).sum(axis=(0, 1, 2))

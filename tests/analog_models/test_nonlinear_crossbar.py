@@ -99,20 +99,25 @@ def fitted_params(g_off, g_on):
 LEVELS = np.arange(16) * (0.2 / 15)
 
 
-def test_matches_a_dense_newton_solve_of_the_full_network():
-    # small array, big IR drop (100 uS cells, 3 ohm wires, Rs 100-200 ohm), strongly nonlinear
+@pytest.mark.parametrize("g_range, rs, wire_r, taylor", [
+    ((5e-6, 1e-4), (200.0, 100.0), 3.0, False),   # big IR drop: the full range-reduced expm1
+    ((1e-7, 2e-6), (2e4, 1e4), 1.0, True),        # small drops: Taylor around the DAC levels
+])
+def test_matches_a_dense_newton_solve_of_the_full_network(g_range, rs, wire_r, taylor):
+    # strongly nonlinear cells with a series resistance, partitions of 13 and 12 rows
     rng = np.random.default_rng(1)
-    p = strong_params(5e-6, 1e-4)
-    i0, alpha, rs = random_cells(rng, (25, 10), p, 5e-6, 1e-4)   # partitions of 13 and 12 rows
-    xb = NonlinearCrossbar(i0, alpha, rs, p.beta, 3.0, 2, LEVELS, current_tol=1e-16)
+    p = strong_params(*g_range, rs=rs)
+    i0, alpha, rs = random_cells(rng, (25, 10), p, *g_range)
+    xb = NonlinearCrossbar(i0, alpha, rs, p.beta, wire_r, 2, LEVELS, current_tol=1e-16)
+    assert (xb.taylor_degree > 0) == taylor
     codes = rng.integers(0, 16, (3, 25))
     codes[0] = 15
     got = xb.column_currents(codes)
     ideal = memdiode.diode_current(LEVELS[codes][:, :, None], i0, alpha, p.beta).sum(axis=1)
     for k in range(3):
-        ref = newton_reference(i0, alpha, rs, p.beta, 3.0, 2, LEVELS[codes[k]])
+        ref = newton_reference(i0, alpha, rs, p.beta, wire_r, 2, LEVELS[codes[k]])
         np.testing.assert_allclose(got[k], ref, rtol=1e-10)
-    assert np.max(np.abs(got[0] / ideal[0] - 1)) > 0.03     # the wires and Rs matter here
+    assert np.max(np.abs(got[0] / ideal[0] - 1)) > 0.01     # the wires and Rs matter here
 
 
 @pytest.mark.parametrize("shape, partitions, wire_r, g_range", [
