@@ -13,6 +13,8 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
+from xbarflow.analog_models import adc
+from xbarflow.analog_models.array import QMM_TOL_LSB, AnalogArray
 from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import map_weights
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
@@ -135,10 +137,16 @@ def test_default_tile_with_an_mnist_image(cfg, dataset, weights, tmp_path):
     qcfg = cfg.replace(**{"device.read_model": "qmm"})
     params = QmmParams.from_config(qcfg)
     lam = state_for_conductance(map_weights(weights.w, qcfg).conductance, qcfg.crossbar.v_read, params)
-    v = dac_voltages(to_dac_codes(dataset.x_test[3:4], qcfg)[0], qcfg)
+    codes = to_dac_codes(dataset.x_test[3:4], qcfg)[0]
+    v = dac_voltages(codes, qcfg)
     x = qcfg.crossbar
     assert lam.shape == (196, 20) and (x.wire_r, x.partitions) == (1.0, 8)
-    check_tile("default 196x20", params, lam, v, x.wire_r, x.partitions, tmp_path)
+    check = check_tile("default 196x20", params, lam, v, x.wire_r, x.partitions, tmp_path)
+    # the chip's read path (AnalogArray, qmm) gives ngspice's TIA voltages within its stated bound
+    g = map_weights(weights.w, qcfg).conductance
+    tia = (check.spice[0::2] - check.spice[1::2]) * qcfg.sensing.tia_gain
+    chip = AnalogArray(qcfg, g).scores_volts(codes)
+    assert np.max(np.abs(chip - tia)) <= QMM_TOL_LSB * adc.lsb(qcfg)
 
 
 @pytest.mark.parametrize("wire_r, partitions", [(5.0, 1), (1.0, 2)])
