@@ -15,6 +15,14 @@ threshold then rounds differently), so the VMM is made exact by construction:
     (every product and partial sum is an integer below 2**53) whatever the summation order;
   * one elementwise scalar multiply turns it into TIA volts (v_read / dac_max * q * tia_gain),
     then the ADC rounds elementwise, with noise keyed by event index.
+
+With `device.read_model = "qmm"` the cells are QMM memdiodes (memdiode.py) and the array is a
+nonlinear network: the conductances are mapped once to memory states (the state whose chord
+conductance at V_read is the cell's conductance), and every input vector is solved by
+nonlinear_crossbar.NonlinearCrossbar, which returns column currents on an exact integer grid
+and is bit-identical whatever the batch by construction; the pair is subtracted in integers and
+scaled to volts as above. Residual criterion: every TIA output within QMM_TOL_LSB ADC LSB of the
+exact network solution (the solver's bound; its column-current tolerance is half of that).
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ import math
 
 import numpy as np
 
-from . import adc, crossbar, sensing
+from . import adc, crossbar, memdiode, sensing
 from .dac import dac_voltages, validate_codes
+from .nonlinear_crossbar import NonlinearCrossbar
 from xbarflow.flow.core.config import ChipConfig
 
 _EXACT = 1 << 53          # float64 represents every integer below this exactly
 _GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix
+QMM_TOL_LSB = 1e-3        # qmm: bound on each TIA output's solver error, in ADC LSB
 
 
 class AnalogArray:
@@ -53,6 +63,18 @@ class AnalogArray:
         if rows * dac_max * int(np.abs(self._d_int).max()) >= _EXACT:
             raise ArithmeticError("quantised effective matrix too large for an exact float64 VMM")
         self._volts_per_unit = cfg.crossbar.v_read / dac_max * self.grid * cfg.sensing.tia_gain
+        self.read_model = cfg.device.read_model
+        self.states: np.ndarray | None = None      # qmm: memory state of every cell
+        self.solver: NonlinearCrossbar | None = None
+        if self.read_model == "qmm":
+            params = memdiode.QmmParams.from_config(cfg)
+            self.states = memdiode.state_for_conductance(g, cfg.crossbar.v_read, params)
+            i0, alpha, rs = memdiode.cell_params(params, self.states)
+            levels = dac_voltages(np.arange(dac_max + 1), cfg)
+            tol = QMM_TOL_LSB * adc.lsb(cfg) / cfg.sensing.tia_gain / 2
+            self.solver = NonlinearCrossbar(i0, alpha, rs, params.beta, cfg.crossbar.wire_r,
+                                            cfg.crossbar.partitions, levels, tol)
+            self._qmm_volts_per_unit = self.solver.grid * cfg.sensing.tia_gain
 
     @property
     def rows(self) -> int:
@@ -71,7 +93,12 @@ class AnalogArray:
 
     def scores_volts(self, dac_codes: np.ndarray) -> np.ndarray:
         """Differential TIA voltages before the ADC, (outputs,) or (n, outputs); exact VMM."""
-        return (self._codes(dac_codes).astype(np.float64) @ self._d_int) * self._volts_per_unit
+        codes = self._codes(dac_codes)
+        if self.solver is None:
+            return (codes.astype(np.float64) @ self._d_int) * self._volts_per_unit
+        cur = self.solver.column_currents_grid(codes.reshape(-1, self.rows))
+        volts = (cur[:, 0::2] - cur[:, 1::2]).astype(np.float64) * self._qmm_volts_per_unit
+        return volts.reshape(codes.shape[:-1] + (self.outputs,))
 
     def adc_codes(self, dac_codes: np.ndarray, event_index: int | np.ndarray = 0) -> np.ndarray:
         """ADC codes (int64) for DAC codes shaped (rows,) -> (outputs,) or (n, rows) -> (n, outputs).

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
+
+from ..analysis import spice_qmm
 from ..analysis.spice import SpiceError, cross_check, netlist, ngspice_path, results_file
 from ..core import paths
 from .common import UsageError, load_config, writable_dir
@@ -32,6 +35,9 @@ def add_arguments(parser) -> None:
                      help="drive the rows with the DAC voltages of this test image")
     how.add_argument("--vread", action="store_true", help="all rows at V_read (the default)")
     parser.add_argument("--no-run", action="store_true", help="only write the netlist")
+    parser.add_argument("--read-model", choices=("linear", "qmm"), default=None,
+                        help="cells as conductances (linear) or QMM memdiodes (behavioural sources, "
+                             "compared with the nonlinear array solve); default: device.read_model")
 
 
 def run(args) -> int:
@@ -72,14 +78,29 @@ def run(args) -> int:
     x = cfg.crossbar
     name = f"tile-{cfg.name}"
     title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    qmm = (args.read_model or cfg.device.read_model) == "qmm"
+    if qmm:
+        # QMM cells in the memory states whose chord conductance at V_read is the mapped target
+        params = QmmParams.from_config(cfg)
+        lam = state_for_conductance(g, x.v_read, params)
+        name, what = f"{name}-qmm", f"{what}, QMM cells (preset {cfg.device.preset})"
+        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     if args.no_run:
         path = out / f"{name}.cir"
-        path.write_text(netlist(g, volts, x.wire_r, x.partitions, title=title,
-                                results=results_file(name)))
+        if qmm:
+            i0, alpha, rs = cell_params(params, lam)
+            text = spice_qmm.netlist(i0, alpha, params.beta, rs, volts, x.wire_r, x.partitions,
+                                     title=title, results=results_file(name))
+        else:
+            text = netlist(g, volts, x.wire_r, x.partitions, title=title, results=results_file(name))
+        path.write_text(text)
         print(f"wrote {path} ({g.shape[0]}x{g.shape[1]} cells, {what})")
         return 0
     try:
-        check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
+        if qmm:
+            check = spice_qmm.cross_check(params, lam, volts, x.wire_r, x.partitions, out, name, title)
+        else:
+            check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
     except SpiceError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1

@@ -21,10 +21,27 @@ from .errors import XbarflowError
 
 CONFIG_DIR = paths.CONFIGS
 DEFAULT_CONFIG = CONFIG_DIR / "slp.toml"
+DEVICE_PRESETS_FILE = CONFIG_DIR / "devices" / "presets.toml"  # not a chip config: own folder
 
 
 class ConfigError(XbarflowError, ValueError):
     """A config that cannot be used; the message is one line meant for the user."""
+
+
+def _load_device_presets() -> dict[str, dict[str, Any]]:
+    """configs/devices/presets.toml: preset name -> its qmm_* values (the first preset is the default)."""
+    with open(DEVICE_PRESETS_FILE, "rb") as fh:
+        table = tomllib.load(fh)
+    return {name: {k: v for k, v in entry.items() if k.startswith("qmm_")}
+            for name, entry in table.items()}
+
+
+DEVICE_PRESETS = _load_device_presets()
+DEFAULT_DEVICE_PRESET = next(iter(DEVICE_PRESETS))
+# Device fields that only the read path sees (the QMM read model): recipes that train on the
+# ideal linear crossbar leave them out of their training digest.
+READ_MODEL_FIELDS = ("read_model", "preset", "qmm_alpha_hrs", "qmm_alpha_lrs", "qmm_beta",
+                     "qmm_rs_hrs", "qmm_rs_lrs")
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,20 @@ class DeviceConfig:
     stuck_off_rate: float = 0.0  # fraction of cells stuck at g_off
     dead_partition: int = -1     # row partition whose cells are all open (stuck at g_off, e.g. a
                                  # broken write driver or column segment); -1 = none
+    # Read model: "linear" (I = G V, the effective-matrix path) or "qmm", the quasi-static
+    # memdiode I = I0 [exp(beta alpha V_D) - exp(-(1 - beta) alpha V_D)], V_D = V - I Rs, with I0,
+    # alpha, Rs linear in the memory state between HRS and LRS (analog_models/memdiode.py). I0
+    # is derived so that a cell's chord conductance I(V_read) / V_read is its configured
+    # conductance (g_off at HRS, g_on at LRS): mapping, programming and training keep their
+    # meaning. alpha, beta, Rs come from `preset` (configs/devices/presets.toml); explicit qmm_* fields
+    # override it. Defaults: the authors' fitted HfO2 memdiode (PAPER.md, "A fitted memdiode").
+    read_model: str = "linear"
+    preset: str = DEFAULT_DEVICE_PRESET
+    qmm_alpha_hrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_alpha_hrs"]   # 1/V
+    qmm_alpha_lrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_alpha_lrs"]   # 1/V
+    qmm_beta: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_beta"]
+    qmm_rs_hrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_rs_hrs"]         # ohm
+    qmm_rs_lrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_rs_lrs"]         # ohm
 
 
 @dataclass(frozen=True)
@@ -313,6 +344,11 @@ class ChipConfig:
     def replace(self, **overrides: Any) -> "ChipConfig":
         """Copy with dotted overrides, e.g. replace(**{"crossbar.wire_r": 0.0}); validated."""
         data = self.to_dict()
+        if "device.preset" in overrides:
+            # a new preset replaces the qmm_* values of the old one (unless overridden as well)
+            for key in DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]:
+                if f"device.{key}" not in overrides:
+                    data["device"].pop(key, None)
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
             if not key:
@@ -404,6 +440,8 @@ def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
             raise ConfigError(f"{source}: [{key}] must be a table")
         defaults = cls()
         known = [f.name for f in fields(cls)]
+        if cls is DeviceConfig:
+            value = _with_preset(value, source)
         sect = {}
         for k, v in value.items():
             if k not in known:
@@ -413,6 +451,17 @@ def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
     cfg = ChipConfig(**kwargs)
     validate(cfg, source)
     return cfg
+
+
+def _with_preset(device: dict[str, Any], source: str) -> dict[str, Any]:
+    """[device] with its preset's qmm_* values filled in under the explicit ones."""
+    name = device.get("preset", DEFAULT_DEVICE_PRESET)
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: device.preset: expected a string, got {name!r}")
+    if name not in DEVICE_PRESETS:
+        raise ConfigError(f"{source}: device.preset: unknown preset '{name}'; known presets "
+                          f"({DEVICE_PRESETS_FILE.name}): {', '.join(DEVICE_PRESETS)}")
+    return {**DEVICE_PRESETS[name], **device}
 
 
 def _check(cond: bool, source: str, msg: str) -> None:
@@ -467,6 +516,18 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(-1 <= d.dead_partition < x.partitions, source,
            f"device.dead_partition must be -1 (none) or a partition in 0..{x.partitions - 1}, "
            f"got {d.dead_partition}")
+    _check(d.read_model in ("linear", "qmm"), source,
+           f"device.read_model must be linear or qmm, got '{d.read_model}'")
+    _check(0 < d.qmm_alpha_hrs <= 100 and 0 < d.qmm_alpha_lrs <= 100, source,
+           f"device.qmm_alpha_hrs and qmm_alpha_lrs must be in (0, 100] 1/V, got "
+           f"{d.qmm_alpha_hrs} and {d.qmm_alpha_lrs}")
+    _check(0 < d.qmm_beta < 1, source, f"device.qmm_beta must be in (0, 1), got {d.qmm_beta}")
+    _check(d.qmm_rs_hrs >= 0 and d.qmm_rs_lrs >= 0, source,
+           "device.qmm_rs_hrs and qmm_rs_lrs must be >= 0 ohm")
+    # I(V_read) / V_read < 1 / Rs whatever I0 is: the configured levels must be reachable
+    _check(d.g_off * d.qmm_rs_hrs < 1 and d.g_on * d.qmm_rs_lrs < 1, source,
+           "device.qmm_rs_hrs * g_off and qmm_rs_lrs * g_on must be < 1 (a series resistance "
+           "Rs caps the chord conductance below 1 / Rs)")
     pr = cfg.programming
     _check(1 <= pr.timeout_pulses <= 65535, source, "programming.timeout_pulses must be in 1..65535")
     _check(1 <= pr.amplitude_levels <= 256, source, "programming.amplitude_levels must be in 1..256")

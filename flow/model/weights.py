@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import ChipConfig
+from ..core.config import READ_MODEL_FIELDS, ChipConfig
 from ..data import DataError, Dataset
 from .forward import analog_gain
 
@@ -123,7 +123,9 @@ def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     return {
         "network": d["network"], "quant": d["quant"], "train": d["train"],
-        "seed": cfg.seeds.train, "device_seed": cfg.seeds.device, "device": d["device"],
+        "seed": cfg.seeds.train, "device_seed": cfg.seeds.device,
+        # the read model is not seen by in-situ training (ideal linear crossbar)
+        "device": {k: v for k, v in d["device"].items() if k not in READ_MODEL_FIELDS},
         "programming": {"v_set": cfg.programming.v_set, "v_reset": cfg.programming.v_reset},
         "crossbar": {k: v for k, v in d["crossbar"].items() if k != "wire_r"},
         "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits},

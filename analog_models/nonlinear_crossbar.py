@@ -1,0 +1,307 @@
+"""Crossbar of nonlinear (QMM) cells with wire resistance: the nodal equations solved per input.
+
+The network is the one of `crossbar.py` (read its docstring): per row partition, row i is driven
+at its left end through one wire segment, consecutive row nodes and column nodes are joined by one
+segment each, every column ends in one segment into the TIA virtual ground, and cell (i, j) joins
+row node (i, j) to column node (i, j). Partitions split the rows like np.array_split and share the
+virtual ground. Here a cell is the QMM branch (memdiode.py): I = I0 s(x), x + Rs I = t, with t the
+cell's terminal voltage, so the network is nonlinear and every input vector needs its own solve.
+
+Method: nonlinear block Gauss-Seidel by lines. With the wire conductance scaled out, the unknowns
+are each row node's drop a = V_row - u below its DAC voltage and each column node's voltage w
+(both small, so differences of them keep full precision). A sweep solves every row wire for a
+with the column voltages fixed, then every column wire for w with the row voltages fixed; each
+wire is a chain, a tridiagonal system with the cells linearised at the present voltages, solved
+by the Thomas algorithm written as elementwise operations along the wire. The diode voltage x of
+each cell is updated by one fixed-point step x = t - Rs I per cell evaluation. A cell's
+exponentials are tabulated at the DAC levels once per array (inputs take only dac_max + 1
+levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level (see
+`taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
+
+Fixed iteration count, from a contraction bound per array. All node voltages lie in
+[0, v_max] (monotone cells, sources in [0, v_max], ground at 0), so every cell's small-signal
+slope is at most d_max = its diode slope at |x| = v_max. With those slopes a row-wire solve damps
+a column-voltage error by rho_row = max (T_row^-1 D 1) < 1, a column-wire solve damps a row-drop
+error by rho_col, and the fixed-point step for x contracts by q = max Rs d_max. A sweep thus
+contracts the voltage error by rho = max(rho_row rho_col, q), from at most v_max at the start.
+A column current moves by at most 2 (max column sum of d_max) times the voltage error, so
+`sweeps` = ceil(log(tol_v / v_max) / log(rho)) + 1 makes every column current's error below
+`current_tol` (the caller states it in ADC LSBs: analog_models/array.py). `residual` gives the
+sum of |KCL residual| over all nodes and cells of an image, a bound on any column current's
+error (a current injected at a node of a passive network reaches each TIA by a fraction <= 1).
+
+Bit-identical whatever the batch size or order, by construction: the batch is the last axis and
+every per-image operation is elementwise (+, -, *, /, rint, where, and `expm1_deterministic`,
+built from correctly rounded operations only), with fixed loops along the wires and a fixed sweep
+count; no BLAS call, no reduction over floats, no convergence test that looks at the batch. The
+cell currents are then put on an integer grid (a power of two, ~2**-52 of the largest possible
+column current) and summed along the column as int64, exact in any order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .memdiode import expm1_deterministic
+
+__all__ = ["NonlinearCrossbar"]
+
+_EXACT_BITS = 52      # column sums of grid currents stay below 2**52 (exact in int64 and float64)
+_MAX_SWEEPS = 400
+
+
+class NonlinearCrossbar:
+    """Nonlinear cells (rows, cols) -> column currents for batches of row-voltage level codes.
+
+    `i0`, `alpha`, `rs` are per-cell QMM parameters (memdiode.cell_params), `beta` the shared
+    exponent split; `v_levels[k]` is the row voltage of input code k (the DAC levels);
+    `current_tol` (A) the error allowed on every column current.
+    """
+
+    def __init__(self, i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: float,
+                 wire_r: float, partitions: int, v_levels: np.ndarray, current_tol: float) -> None:
+        i0, alpha, rs = (np.asarray(a, dtype=np.float64) for a in (i0, alpha, rs))
+        if i0.ndim != 2 or 0 in i0.shape or alpha.shape != i0.shape or rs.shape != i0.shape:
+            raise ValueError(f"cell parameters must be equal non-empty 2-D arrays, got {i0.shape}, "
+                             f"{alpha.shape}, {rs.shape}")
+        if not (np.all(i0 >= 0) and np.all(alpha > 0) and np.all(rs >= 0)):
+            raise ValueError("need I0 >= 0, alpha > 0 and Rs >= 0 for every cell")
+        rows, cols = i0.shape
+        if not 1 <= partitions <= rows:
+            raise ValueError(f"partitions must be in 1..{rows} (the row count), got {partitions}")
+        if not (math.isfinite(wire_r) and wire_r >= 0):
+            raise ValueError(f"wire_r must be finite and >= 0 ohm, got {wire_r}")
+        levels = np.asarray(v_levels, dtype=np.float64)
+        if levels.ndim != 1 or levels.size == 0 or levels.min() < 0:
+            raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
+        if not current_tol > 0:
+            raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
+        self.rows, self.cols, self.beta, self.wire_r = rows, cols, float(beta), float(wire_r)
+        self.v_levels = levels
+        self.current_tol = float(current_tol)
+        v_max = float(levels.max())
+
+        # Padded layout (partition, row in partition, column, batch): a partition with fewer rows
+        # gets empty rows at its top, cut off the column wire (link 0), with no cells.
+        sizes = [len(part) for part in np.array_split(np.arange(rows), partitions)]
+        self.partitions, self.depth = partitions, max(sizes)
+        index = np.full((partitions, self.depth), -1, dtype=np.int64)
+        start = 0
+        for p, n in enumerate(sizes):
+            index[p, self.depth - n:] = np.arange(start, start + n)
+            start += n
+        self._row_index = index
+        real = index >= 0
+        take = np.where(real, index, 0)
+
+        def padded(a: np.ndarray, fill: float) -> np.ndarray:
+            return np.where(real[:, :, None], a[take], fill)[..., None]   # (P, depth, cols, 1)
+
+        self._i0, self._alpha, self._rs = padded(i0, 0.0), padded(alpha, 1.0), padded(rs, 0.0)
+        self._has_rs = bool(np.any(rs > 0))
+        # Every column node has a segment below (to the next node, or to the virtual ground) and
+        # one above except at the top. A partition's padding rows sit above its top row: a wire
+        # stub without cells, which carries no current (its nodes sit at the top node's voltage),
+        # so every column wire is the same uniform chain.
+        self._col_base = np.full((partitions, self.depth), 2.0)
+        self._col_base[:, 0] = 1.0
+        self._row_base = np.full(cols, 2.0)
+        self._row_base[-1] = 1.0                              # the far end of a row wire
+
+        # Bounds at |x| = v_max (the slope and current of a cell are largest there).
+        d_max = np.maximum(self._diode(np.full_like(self._i0, v_max))[1],
+                           self._diode(np.full_like(self._i0, -v_max))[1])[..., 0]
+        i_max = np.maximum(np.abs(self._diode(np.full_like(self._i0, v_max))[0]),
+                           np.abs(self._diode(np.full_like(self._i0, -v_max))[0]))[..., 0]
+        column_peak = float(i_max.sum(axis=(0, 1)).max())
+        self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
+            if column_peak > 0 else 1.0
+        self.q_rs = float((self._rs[..., 0] * d_max).max())
+        if self.q_rs >= 0.5:
+            raise ValueError(f"series resistance too large for the array solver: Rs * dI/dV up to "
+                             f"{self.q_rs:.3g} (needs < 0.5)")
+        if self.wire_r == 0:
+            self.rho_row = self.rho_col = 0.0
+        else:
+            rd = self.wire_r * d_max
+            self.rho_row = float(self._solve_rows(self._row_base[:, None] + rd[..., None], rd[..., None]).max())
+            self.rho_col = float(self._solve_cols(self._col_base[..., None, None] + rd[..., None],
+                                                  rd[..., None]).max())
+        self.rho = max(self.rho_row * self.rho_col, self.q_rs)
+        slope_sum = float(d_max.sum(axis=(0, 1)).max())
+        tol_v = self.current_tol / (2.0 * slope_sum) if slope_sum > 0 else v_max
+        if self.rho == 0 or v_max == 0 or tol_v >= v_max:
+            self.sweeps = 0 if (self.wire_r == 0 and not self._has_rs) else 1
+        elif self.rho >= 0.95:
+            raise ValueError(f"the line relaxation contracts too slowly (rho = {self.rho:.3g}): wire "
+                             "resistance too large against the cells")
+        else:
+            self.sweeps = math.ceil(math.log(tol_v / v_max) / math.log(self.rho)) + 1
+        if self.sweeps > _MAX_SWEEPS:
+            raise ValueError(f"the array solve would need {self.sweeps} sweeps (rho = {self.rho:.3g})")
+
+        # Exponentials at the DAC levels, once per array: a cell at level k with diode voltage
+        # x = V_k - delta has exp(b alpha x) = exp(b alpha V_k) exp(-b alpha delta). delta (IR
+        # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
+        # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
+        # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
+        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-64,
+        # with a factor 4 margin on the bound); otherwise the full range-reduced expm1 is used.
+        ax = self._alpha * levels                               # (P, depth, cols, levels)
+        e1m = expm1_deterministic(self.beta * ax)
+        e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
+        i0a = self._i0 * self._alpha
+        # per cell and level: current, slope, and the coefficients of the two small factors
+        # (i = I + B1 p1 - B2 p2, d = S + A1 p1 + A2 p2 with p = expm1 of the small arguments)
+        self._tables = np.stack([self._i0 * (e1m - e2m),
+                                 i0a * (self.beta * (e1m + 1.0) + (1.0 - self.beta) * (e2m + 1.0)),
+                                 self._i0 * (e1m + 1.0), self._i0 * (e2m + 1.0),
+                                 i0a * self.beta * (e1m + 1.0), i0a * (1.0 - self.beta) * (e2m + 1.0)]
+                                ).reshape(6, -1)
+        self._c1 = -self.beta * self._alpha
+        self._c2 = (1.0 - self.beta) * self._alpha
+        self._cell_offset = (np.arange(partitions * self.depth * cols).reshape(
+            partitions, self.depth, cols, 1) * levels.size)
+        r = self.wire_r
+        self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
+                          * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
+        y_max = 4.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
+        self.taylor_degree = 0
+        if y_max <= 0.3:
+            term = 1.0
+            while term > 2.0 ** -64:
+                self.taylor_degree += 1
+                term *= y_max / (self.taylor_degree + 1)
+
+    # -- cells -----------------------------------------------------------------------------
+    def _diode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(I0 s(x), I0 s'(x)) of the padded cells at diode voltages x."""
+        ax = self._alpha * x
+        e1 = expm1_deterministic(self.beta * ax)
+        e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
+        return (self._i0 * (e1 - e2),
+                self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0)))
+
+    def _expm1_small(self, y: np.ndarray) -> np.ndarray:
+        """expm1(y) for |y| <= 0.3 by the Taylor polynomial of degree `taylor_degree` (Horner)."""
+        n = self.taylor_degree
+        p = y * (1.0 / math.factorial(n))
+        for k in range(n - 1, 0, -1):
+            p = (p + 1.0 / math.factorial(k)) * y
+        return p
+
+    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(current, branch slope) of every cell at diode voltage x = V_level - delta; `tab` are
+        the level tables of `_tables` gathered at each cell's input level."""
+        if self.taylor_degree:
+            p1 = self._expm1_small(self._c1 * delta)
+            p2 = self._expm1_small(self._c2 * delta)
+            i = tab[0] + tab[2] * p1 - tab[3] * p2
+            d = tab[1] + tab[4] * p1 + tab[5] * p2
+        else:
+            ax = self._alpha * (v - delta)
+            e1 = expm1_deterministic(self.beta * ax)
+            e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
+            i = self._i0 * (e1 - e2)
+            d = self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
+        return i, (d / (1.0 + self._rs * d) if self._has_rs else d)
+
+    # -- wires: Thomas algorithm along a chain, elementwise over everything else -------------
+    @staticmethod
+    def _chain(diag: np.ndarray, rhs: np.ndarray, axis: int) -> np.ndarray:
+        """Solve -x[k-1] + diag[k] x[k] - x[k+1] = rhs[k] along `axis` (1 or 2), x = 0 beyond
+        both ends (the ends' own segments are in diag): the Thomas algorithm, elementwise over
+        the other axes (gam = 1 / pivot, dl = the eliminated right-hand side)."""
+        n = diag.shape[axis]
+        at = (lambda k: (slice(None), k)) if axis == 1 else (lambda k: (slice(None), slice(None), k))
+        gam, dl = [], []
+        g_prev = d_prev = 0.0
+        for k in range(n):
+            g_prev = 1.0 / (diag[at(k)] - g_prev)
+            d_prev = (rhs[at(k)] + d_prev) * g_prev
+            gam.append(g_prev)
+            dl.append(d_prev)
+        out = np.empty(np.broadcast_shapes(diag.shape, rhs.shape))
+        x = out[at(n - 1)] = dl[n - 1]
+        for k in range(n - 2, -1, -1):
+            x = out[at(k)] = dl[k] + gam[k] * x
+        return out
+
+    def _solve_rows(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Row wires (axis 2): source at index 0, free far end."""
+        return self._chain(diag, rhs, 2)
+
+    def _solve_cols(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Column wires (axis 1): free top end, virtual ground below the last node."""
+        return self._chain(diag, rhs, 1)
+
+    # -- the solve ---------------------------------------------------------------------------
+    def _levels(self, codes: np.ndarray) -> np.ndarray:
+        c = np.asarray(codes)
+        if c.ndim != 2 or c.shape[1] != self.rows:
+            raise ValueError(f"codes must be shaped (n, {self.rows}), got {c.shape}")
+        if c.size and (c.min() < 0 or c.max() >= self.v_levels.size):
+            raise ValueError(f"codes must be in 0..{self.v_levels.size - 1}")
+        k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
+        return k[:, :, None, :]                                        # padded rows: any level
+
+    def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
+        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows)."""
+        k = self._levels(codes)
+        shape = k.shape[:2] + (self.cols, k.shape[3])
+        flat = self._cell_offset + k                               # (P, depth, cols, n)
+        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        v = self.v_levels[k]
+        a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
+        r, rs = self.wire_r, self._rs
+        for _ in range(self.sweeps):
+            if r > 0:
+                a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
+            delta = a + w + rs * i if self._has_rs else a + w     # x = t - Rs I (fixed point)
+            i, d = self._cells(tab, delta, v)
+            if r > 0:
+                w = self._solve_cols(self._col_base[:, :, None, None] + r * d, r * (i + d * w))
+            delta = a + w + rs * i if self._has_rs else a + w
+            i, d = self._cells(tab, delta, v)
+        return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
+
+    def column_currents_grid(self, codes: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
+        `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
+        codes = np.asarray(codes)
+        out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
+        for s in range(0, codes.shape[0], chunk):
+            cells = np.rint(self.solve(codes[s:s + chunk])["i"] / self.grid).astype(np.int64)
+            out[s:s + chunk] = cells.sum(axis=(0, 1)).T
+        return out
+
+    def column_currents(self, codes: np.ndarray) -> np.ndarray:
+        """Column currents (n, cols) in A into the virtual ground."""
+        return self.column_currents_grid(codes) * self.grid
+
+    def residual(self, codes: np.ndarray) -> np.ndarray:
+        """Per image: sum over all nodes and cells of |KCL residual| (A), Rs mismatch included as
+        current (|x + Rs I - t| times the cell's slope). Bounds every column current's error."""
+        s = self.solve(codes)
+        a, w, t, x, i = s["a"], s["w"], s["t"], s["x"], s["i"]
+        if self.wire_r == 0:
+            kcl = np.zeros_like(a)
+        else:
+            g = 1.0 / self.wire_r
+            # row node j: wire currents in = cell current out
+            left = np.concatenate([np.zeros_like(a[:, :, :1]), a[:, :, :-1]], axis=2)
+            right = np.concatenate([a[:, :, 1:], a[:, :, -1:]], axis=2)
+            row_res = g * ((a - left) + (a - right)) - i
+            above = np.concatenate([w[:, :1], w[:, :-1]], axis=1)     # top: no segment above
+            below = np.concatenate([w[:, 1:], np.zeros_like(w[:, :1])], axis=1)
+            col_res = g * ((w - above) + (w - below)) - i
+            real = (self._row_index >= 0)[:, :, None, None]
+            kcl = np.abs(row_res) * real + np.abs(col_res) * real
+        d = self._diode(x)[1]
+        cell = np.abs(x + self._rs * i - t) * d
+        return (kcl + cell).sum(axis=(0, 1, 2))
