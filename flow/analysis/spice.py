@@ -30,8 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from xbarflow.analog_models.crossbar import effective_matrix
 
 from ..core.errors import XbarflowError
+
+__all__ = ["GMIN", "INSTALL_HINT", "CrossCheck", "SpiceError", "SpiceRun", "cross_check", "netlist",
+           "ngspice_path", "results_file", "run_ngspice"]
 
 INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
                 "tools/ensure-ngspice.sh)")
@@ -161,16 +165,9 @@ class CrossCheck:
 def cross_check(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
                 folder: str | Path, name: str = "tile", title: str | None = None) -> CrossCheck:
     """Run ngspice on the tile and compare its column currents with xbarflow.analog_models.crossbar."""
-    from xbarflow.analog_models.crossbar import effective_matrix
-
     g = np.asarray(conductance, dtype=np.float64)
     v = np.asarray(row_volts, dtype=np.float64)
     deck = netlist(g, v, wire_r, partitions, title=title or name, results=results_file(name))
     run = run_ngspice(deck, folder, name)
     model = v @ effective_matrix(g, wire_r, partitions)
     return CrossCheck(spice=run.currents, model=model, ideal=v @ g, run=run)
-
-
-# -- CLI -----------------------------------------------------------------------------------------
-
-
