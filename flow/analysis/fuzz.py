@@ -389,7 +389,10 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
     except SimulatorError as exc:
         raise FuzzError(str(exc)) from None
     else:
-        _, failed = get_results(Path(xml))
+        try:
+            _, failed = get_results(Path(xml))
+        except RuntimeError as exc:   # no results file: the simulator stopped before the bench ended
+            raise FuzzError(f"{sim} fuzz simulation failed ({exc}); see {log}") from None
     if not results.exists():
         raise FuzzError(f"the fuzz bench wrote no results; see {log}")
     summary = json.loads(results.read_text())
