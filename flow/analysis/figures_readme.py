@@ -139,7 +139,7 @@ def mlp_accuracy(f: dict) -> list[str]:
         golden = pct(a["golden"]) if name == "slp" else f"**{pct(a['golden'])}**"
         mult = "-" if a["mult"] is None else str(a["mult"])
         out.append(f"| {_SHAPES[name].format(tiles=a['tiles'])} | {pct(a['software'])} | {golden} | {mult} | "
-                   f"`.venv/bin/python -m xbarflow.flow.model.train configs/{name}.toml` |")
+                   f"`.venv/bin/xbarflow train configs/{name}.toml` |")
     return out
 
 
@@ -151,7 +151,7 @@ def mlp_wire(f: dict) -> list[str]:
         "The targets (>= 97 % and >= 94 %) are checked by `tests/flow/model/test_golden.py`. Training takes",
         "about 23 s (slp, L-BFGS) and 20 s (mlp, 12 epochs) on 2 unloaded cores, but these three",
         "configs come with reference weights (see [Reproducible figures](#reproducible-figures)), so",
-        "`xbarflow.flow.model.train` trains only when a training input changes. Wire resistance costs nothing here",
+        "`xbarflow train` trains only when a training input changes. Wire resistance costs nothing here",
         "(20 nS devices): the golden sums differ from training's ideal-crossbar sums on",
         f"{w['mlp']['sums_differ']} (mlp) and {w['mlp_binary']['sums_differ']} (mlp_binary) of",
         f"{num(w['mlp']['images'])} images, {which}.")
@@ -190,9 +190,9 @@ def mlp_calibration(f: dict) -> list[str]:
 
 
 _INSITU_COMMANDS = {
-    "slp": "`.venv/bin/python -m xbarflow.flow.model.train configs/slp.toml --set train.method=manhattan`",
-    "mlp (defaults)": "`.venv/bin/python -m xbarflow.flow.model.train configs/mlp.toml --set train.method=manhattan`",
-    "mlp, batch 100": "`.venv/bin/python -m xbarflow.flow.model.train configs/mlp.toml --set train.method=manhattan "
+    "slp": "`.venv/bin/xbarflow train configs/slp.toml --set train.method=manhattan`",
+    "mlp (defaults)": "`.venv/bin/xbarflow train configs/mlp.toml --set train.method=manhattan`",
+    "mlp, batch 100": "`.venv/bin/xbarflow train configs/mlp.toml --set train.method=manhattan "
                       "--set train.manhattan_batch=100`",
     "mlp, batch 100, 10 epochs": "the same `--set train.manhattan_epochs=10`",
 }

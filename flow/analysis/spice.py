@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from xbarflow.analog_models.crossbar import effective_matrix
 
 from ..core.errors import XbarflowError
 
@@ -191,8 +192,6 @@ class CrossCheck:
 def cross_check(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
                 folder: str | Path, name: str = "tile", title: str | None = None) -> CrossCheck:
     """Run ngspice on the tile and compare its column currents with xbarflow.analog_models.crossbar."""
-    from xbarflow.analog_models.crossbar import effective_matrix
-
     g = np.asarray(conductance, dtype=np.float64)
     v = np.asarray(row_volts, dtype=np.float64)
     deck = netlist(g, v, wire_r, partitions, title=title or name, results=results_file(name))

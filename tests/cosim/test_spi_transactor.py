@@ -11,7 +11,7 @@ import pytest
 
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
-from xbarflow.flow.sim.runner import TIMESCALE, _runner, build, prepare_toolchain, run
+from xbarflow.flow.sim.runner import TIMESCALE, build, cocotb_runner, prepare_toolchain, run
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_transactor_frames_equal_the_bit_banged_bfm(sim, cfg, tmp_path):
     b = build(cfg, sim, transport="hdl")
     prepare_toolchain(sim)
     out = tmp_path / "transports.json"
-    _runner(sim).test(test_module="tests.support.cocotb_transports", hdl_toplevel=b.toplevel,
+    cocotb_runner(sim).test(test_module="tests.support.cocotb_transports", hdl_toplevel=b.toplevel,
                       hdl_toplevel_lang="verilog", build_dir=b.sim_build, test_dir=tmp_path / "sim",
                       extra_env={"XBARFLOW_TRANSPORT_OUT": str(out),
                                  "XBARFLOW_SPI_HALF_NS": str(1e9 / cfg.clock.freq_hz * cfg.host.spi_clk_div / 2),

@@ -1,7 +1,9 @@
 """CLI: usage errors are one line on stderr with exit status 2; verilog writes its files."""
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +54,34 @@ def test_console_script_exit_status():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "invalid choice" in proc.stderr
+
+
+# -- every subcommand is listed with a help line, and answers --help ------------------------------
+
+#: The subcommands, written out (not read from xbarflow.flow.cli.COMMANDS): one module each in
+#: flow/commands/, and no other entry point (`python -m xbarflow.flow.<module>`) left.
+SUBCOMMANDS = {"demo", "program", "verilog", "report", "waves", "spice", "cost", "sweep", "sim",
+               "classify", "train", "figures", "bench", "fuzz", "mutants"}
+FLOW = Path(__file__).resolve().parent.parent / "flow"
+
+
+def test_help_lists_every_subcommand_with_a_one_line_help():
+    proc = subprocess.run([sys.executable, "-m", "xbarflow.flow.cli", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = dict(re.findall(r"^    ([a-z]+) +(\S.*)$", proc.stdout, flags=re.M))
+    assert set(listed) == SUBCOMMANDS
+    modules = {p.stem for p in (FLOW / "commands").glob("*.py")} - {"__init__", "common"}
+    assert modules == SUBCOMMANDS, "one module per subcommand in flow/commands"
+    mains = sorted(str(p.relative_to(FLOW)) for p in FLOW.rglob("*.py")
+                   if '__name__ == "__main__"' in p.read_text() and p.name != "cli.py")
+    assert mains == [], f"entry points outside xbarflow: {mains}"
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_each_subcommand_answers_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: xbarflow {command}")

@@ -34,6 +34,22 @@ def responses(model, data: bytes) -> list:
 # -- the plan ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("host", fuzz.HOSTS)
+@pytest.mark.parametrize("frames", [50, fuzz.TEST_FRAMES])
+def test_bench_timeout_is_whole_picoseconds(cfg, host, frames):
+    """cocotb refuses a test timeout it cannot represent at the simulator's 1 ps precision
+    (the bench then dies before its first item, as `xbarflow fuzz --frames 50` did): the bound
+    must be whole picoseconds (cocotb's own check: ms * 10**9 an integer), and not below the
+    sum of the items' bounds."""
+    from xbarflow.cocotb_tests.test_fuzz import _test_timeout_ms, item_bound_cycles
+
+    fuzz_cfg = fuzz.fuzz_config(cfg, host)
+    items = fuzz.plan(fuzz_cfg, host, frames)
+    ms = _test_timeout_ms({"config": fuzz_cfg.to_dict(), "items": items})
+    assert ms * 10**9 == int(ms * 10**9)
+    assert ms * 1e6 >= sum(item_bound_cycles(fuzz_cfg, it) for it in items) * 1e9 / cfg.clock.freq_hz
+
+
+@pytest.mark.parametrize("host", fuzz.HOSTS)
 def test_plan_is_deterministic_and_covers_every_kind(cfg, host):
     a = fuzz.plan(cfg, host, 400, seed=3)
     assert a == fuzz.plan(cfg, host, 400, seed=3)

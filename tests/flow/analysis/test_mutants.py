@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from xbarflow.flow.analysis import mutants as mut
+from xbarflow.flow.cli import main as xbarflow
 
 # Each killed by one fast unit test; together they cover hdl/, analog_models/ and flow/.
 FAST_SUBSET = ["argmax_tie_break_last", "write_ack_and_becomes_or", "adc_round_floor",
@@ -47,7 +48,7 @@ def test_every_mutant_applies_to_the_current_code(catalogue):
 
 
 def test_check_command_says_every_mutant_applies():
-    out = subprocess.run([sys.executable, "-m", "xbarflow.flow.analysis.mutants", "--check"], cwd=mut.ROOT,
+    out = subprocess.run([sys.executable, "-m", "xbarflow.flow.cli", "mutants", "--check"], cwd=mut.ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "each original found exactly once" in out.stdout
@@ -78,7 +79,7 @@ HARMLESS = {
 def test_a_harmless_mutant_survives_and_fails_the_run(tmp_path):
     cat = write_catalogue(tmp_path / "cat.toml", [HARMLESS])
     out = tmp_path / "out"
-    code = mut.main(["--catalogue", str(cat), "--out", str(out), "--no-baseline"])
+    code = xbarflow(["mutants", "--catalogue", str(cat), "--out", str(out), "--no-baseline"])
     assert code == 1
     report = json.loads((out / "mutants.json").read_text())
     assert (report["mutants"], report["killed"], report["score"]) == (1, 0, 0.0)
@@ -105,7 +106,7 @@ def test_a_mutant_whose_code_moved_stops_the_run_naming_it(tmp_path, capsys, ori
         mut.run_catalogue(mutants, mut.ROOT, work_dir=tmp_path)   # before any test runs
     with pytest.raises(mut.CatalogueError, match="moved_code"):
         mut.apply_mutant(mutants[1], mut.ROOT)                     # (raises before writing)
-    assert mut.main(["--catalogue", str(cat), "--check"]) == 1
+    assert xbarflow(["mutants", "--catalogue", str(cat), "--check"]) == 1
     err = capsys.readouterr().err
     assert f"mutant moved_code: original text {found} in hdl/argmax.py" in err
     assert "argmax_comment_only" not in err
@@ -140,7 +141,7 @@ def test_duplicate_names_and_unknown_mutants_are_refused(tmp_path):
     mutants = mut.load_catalogue(write_catalogue(tmp_path / "b.toml", [HARMLESS]))
     with pytest.raises(mut.CatalogueError, match="no mutant named nope"):
         mut.select(mutants, ["nope"])
-    assert mut.main(["--catalogue", str(tmp_path / "b.toml"), "--only", "nope"]) == 2
+    assert xbarflow(["mutants", "--catalogue", str(tmp_path / "b.toml"), "--only", "nope"]) == 2
 
 
 # -- outcomes on a tiny tree: killed, timeout (a hang is no kill), collection error -------------
@@ -205,6 +206,6 @@ def test_readme_table_lists_every_mutant_killed(catalogue):
     block = text[text.index(mut.README_BEGIN) + len(mut.README_BEGIN):text.index(mut.README_END)]
     rows = [line.split("|") for line in block.splitlines() if line.startswith("| `")]
     assert [r[1].strip().strip("`") for r in rows] == [m.name for m in catalogue], \
-        "refresh it: python -m xbarflow.flow.analysis.mutants --readme README.md"
+        "refresh it: xbarflow mutants --readme README.md"
     assert {r[3].strip() for r in rows} == {"killed"}
     assert f"Mutation score: {len(catalogue)}/{len(catalogue)} killed (100.0 %)" in block

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xbarflow.analog_models.programming import logistic_rate
+from xbarflow.flow.cli import main as xbarflow
 from xbarflow.flow.core import config
 from xbarflow.flow.model import insitu, train
 from xbarflow.flow.model import weights as weights_mod
@@ -177,14 +178,14 @@ def test_digest_cache_and_cli(tmp_path, slp_weights, capsys):
     args = ["--set", "network.input_size=4", "--set", "train.method=manhattan",
             "--set", "train.manhattan_epochs=3", "--set", "train.manhattan_batch=50",
             "--cache-dir", str(tmp_path / "cache"), "--data", str(data)]
-    assert train.main(args) == 0
+    assert xbarflow(["train", *args]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["training_digest"] == base
     assert out["golden_test_accuracy"] == slp_weights.meta["mapped_golden_test_accuracy"]
     assert out["device_golden_test_accuracy"] == slp_weights.meta["device_golden_test_accuracy"]
     assert out["pulses_total"] == slp_weights.meta["pulses_total"]
     # a hardware-only change reuses the trained devices and re-evaluates them under it
-    assert train.main(args + ["--set", "crossbar.wire_r=50.0"]) == 0
+    assert xbarflow(["train", *args, "--set", "crossbar.wire_r=50.0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["cached"] and out["wire_r"] == 50.0 and out["device_golden_test_accuracy"] > 0.9
 

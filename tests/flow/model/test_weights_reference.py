@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+from xbarflow.flow.cli import main as xbarflow
 from xbarflow.flow.core import config
 from xbarflow.flow.model import train
 from xbarflow.flow.model import weights as weights_mod
@@ -119,13 +120,13 @@ def test_the_training_command_writes_reference_weights(tmp_path, capsys):
     np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
     argv = ["--set", "network.input_size=4", "--set", "train.maxiter=20", "--data", str(npz),
             "--cache-dir", str(tmp_path / "cache"), "--reference-dir", str(tmp_path / "ref")]
-    assert train.main([*argv, "--reference"]) == 0
+    assert xbarflow(["train", *argv, "--reference"]) == 0
     made = json.loads(capsys.readouterr().out)
     assert made["weights"] == "trained" and made["reference_weights"] == str(tmp_path / "ref" / "slp-lbfgs.npz")
     entry = json.loads((tmp_path / "ref" / "manifest.json").read_text())["weights"]["slp-lbfgs"]
-    assert entry["command"] == ("python -m xbarflow.flow.model.train configs/slp.toml --set network.input_size=4 "
+    assert entry["command"] == ("xbarflow train configs/slp.toml --set network.input_size=4 "
                                 "--set train.maxiter=20 --reference")
-    assert train.main(argv) == 0
+    assert xbarflow(["train", *argv]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["weights"] == "reference" and again["golden_test_accuracy"] == made["golden_test_accuracy"]
     assert not (tmp_path / "cache").exists()
