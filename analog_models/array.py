@@ -27,6 +27,8 @@ from . import adc, crossbar, sensing
 from .dac import dac_voltages, validate_codes
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["AnalogArray"]
+
 _EXACT = 1 << 53          # float64 represents every integer below this exactly
 _GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
+__all__ = ["AnalogBridge", "VmmEvent", "pack_bus", "unpack_bus"]
+
 
 
 def unpack_bus(value: int, count: int, width: int, signed: bool = False) -> np.ndarray:

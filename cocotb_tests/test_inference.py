@@ -47,6 +47,11 @@ from xbarflow.flow.host.driver import HostDriver
 from xbarflow.flow.sim.schema import BenchJob, BenchResult
 from xbarflow.hdl import protocol
 
+__all__ = [
+    "BIT_TIMES_PER_IMAGE", "DeltaHost", "EXCHANGES_PER_IMAGE", "InferenceTestbench", "Progress",
+    "Scoreboard", "check_registers", "classify_images", "reset",
+]
+
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
 BIT_TIMES_PER_IMAGE = 40_000
 #: Host exchanges per image at most: classify, read-back and the four cycle counters.

@@ -35,7 +35,7 @@ from .frame_receiver import RX_FIFO_DEPTH, FrameReceiver
 from .frame_transmitter import TX_FIFO_DEPTH, FrameTransmitter
 from .ports import FrameCountersSignature, ReadSignature, RegisterSignature, WriteSignature
 
-__all__ = ["RX_FIFO_DEPTH", "TX_FIFO_DEPTH", "CommandLayer"]
+__all__ = ["CommandLayer", "RX_FIFO_DEPTH", "TX_FIFO_DEPTH"]
 
 
 class CommandLayer(wiring.Component):

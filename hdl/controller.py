@@ -12,7 +12,7 @@ from .activation import Activation
 from .argmax import Argmax
 from .ports import InferenceStatusSignature
 
-__all__ = ["Controller", "adcs_per_tile", "adc_groups", "sum_bits"]
+__all__ = ["Controller", "adc_groups", "adcs_per_tile", "sum_bits"]
 
 
 def adcs_per_tile(cfg: ChipConfig) -> int:

@@ -24,8 +24,10 @@ benches and the sidecar depend on (`xbarflow.hdl.top.Top`).
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisterSignature", "WriteSignature", "ReadSignature", "FrameCountersSignature",
-           "InferenceStatusSignature", "ProgrammingStatusSignature"]
+__all__ = [
+    "FrameCountersSignature", "InferenceStatusSignature", "ProgrammingStatusSignature",
+    "ReadSignature", "RegisterSignature", "WriteSignature",
+]
 
 
 class RegisterSignature(wiring.Signature):

@@ -48,6 +48,12 @@ import numpy as np
 
 from ..core.errors import XbarflowError
 
+__all__ = [
+    "CostError", "CostReport", "ICE40_DEVICE", "REFERENCE_CHIPS", "SYNTH_HINT", "SYNTH_TOOLS",
+    "SynthUnavailable", "evaluate", "fmax_wrapper", "host_io_cycles", "markdown_table",
+    "phase_cycles", "synth_rows", "synth_tools_missing", "synthesize",
+]
+
 #: TOPS/W of the reference chips quoted in the paper (shared/PAPER.md).
 REFERENCE_CHIPS: dict[str, float] = {"NVIDIA T4": 0.32, "TPU v1": 2.3, "ISAAC": 0.63, "PUMA": 0.42}
 SYNTH_TOOLS = ("yosys", "nextpnr-ice40")

@@ -31,6 +31,11 @@ from ..core.hold import hold
 from ..core.overrides import toml_value
 from .plots import value_label
 
+__all__ = [
+    "RESULT_COLUMNS", "SweepError", "cached_dataset", "ensure_weights", "evaluate_point", "grid",
+    "map_points", "parse_param", "sweep", "write_csv",
+]
+
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
                   "tops", "tops_per_w", "analog_area_um2", "ir_drop", "seconds")

@@ -37,9 +37,11 @@ from ..core import paths
 from ..core.config import ChipConfig
 from .golden import GoldenChip
 
-__all__ = ["WEIGHTS_DIR", "ProgrammedAccuracy", "ProgrammingResult", "accuracy_after_programming",
-           "default_accuracy_after_programming", "place_levels", "program_array",
-           "program_array_stepwise", "programmed_chip", "tile_target_levels"]
+__all__ = [
+    "ProgrammedAccuracy", "ProgrammingResult", "WEIGHTS_DIR", "accuracy_after_programming",
+    "default_accuracy_after_programming", "place_levels", "program_array",
+    "program_array_stepwise", "programmed_chip", "tile_target_levels",
+]
 
 WEIGHTS_DIR = paths.WEIGHTS
 

@@ -39,6 +39,11 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "FORMAT", "MAX_SHARD", "RUN_KEYS", "ShardJob", "merge", "plan_shards", "read_result",
+    "run_shard", "shard_key", "stable_view", "write_result",
+]
+
 
 FORMAT = 2                # 2: shards carry the chip's read-back sums and DAC codes
 MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per shard
