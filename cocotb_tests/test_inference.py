@@ -23,6 +23,7 @@ cProfile of the image loop (read it with `python -m pstats <file>`).
 
 from __future__ import annotations
 
+import cProfile
 import os
 import time
 from dataclasses import replace
@@ -310,7 +311,6 @@ class InferenceTestbench:
             await self.prepare_chip()
             profiler = None
             if os.environ.get("XBARFLOW_PROFILE"):
-                import cProfile   # only when a profile is asked for
                 profiler = cProfile.Profile()
                 profiler.enable()
             t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")

