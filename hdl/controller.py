@@ -12,7 +12,7 @@ from .activation import Activation
 from .argmax import Argmax
 from .ports import InferenceStatusSignature
 
-__all__ = ["Controller", "adc_groups", "analog_members", "adcs_per_tile", "sum_bits"]
+__all__ = ["Controller", "adc_groups", "adcs_per_tile", "analog_members", "sum_bits"]
 
 
 def adcs_per_tile(cfg: ChipConfig) -> int:

@@ -1,8 +1,8 @@
 """Repository-wide style rules of the four source folders (issue #13), checked on the source text
 with `ast`, one test per module so a failure names its file:
 
-* every module has a docstring and declares ``__all__``: a literal list or tuple of names the
-  module defines or imports;
+* every module has a docstring and declares ``__all__``: a sorted literal list or tuple of
+  names the module defines or imports;
 * no module imports another module's ``_private`` name (``from .x import _y``, ``import x._y``,
   or ``module._y`` on a project module it imported): a shared name is public;
 * an import inside a function carries a comment on its line saying why (an optional heavy
@@ -132,6 +132,8 @@ def problems(source: str, rel: str, root: Path = ROOT) -> list[str]:
         found.append(names)
     else:
         bound = top_level_names(tree)
+        if names != sorted(names):
+            found.append("__all__ is not sorted")
         found += [f"__all__ lists {n!r}, which the module neither defines nor imports"
                   for n in names if n not in bound]
 
@@ -215,6 +217,7 @@ def f():
     (GOOD.replace('__all__ = ["f", "public_name"]', ""), "no __all__"),
     (GOOD.replace('__all__ = ["f", "public_name"]', "__all__ = names()"), "not a literal list"),
     (GOOD.replace('"f", "public_name"', '"f", "g"'), "'g', which the module neither"),
+    (GOOD.replace('"f", "public_name"', '"public_name", "f"'), "__all__ is not sorted"),
     (GOOD.replace("import public_name", "import _helper"), "imports private xbarflow.flow.core.b._helper"),
     (GOOD.replace("return protocol.SYNC", "return protocol._crc"), "uses private protocol._crc"),
     (GOOD.replace("  # heavy: only plots need it", ""), "import inside f() without a comment"),
