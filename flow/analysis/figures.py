@@ -53,7 +53,7 @@ from .metrics import classification_metrics, logit_scale
 from .spice import SpiceError, cross_check
 from .sweep import evaluate_point
 
-__all__ = ["FIGURES_JSON", "GROUPS", "SPICE_ARRAYS", "Context", "FiguresError", "Group", "check",
+__all__ = ["Context", "FIGURES_JSON", "FiguresError", "GROUPS", "Group", "SPICE_ARRAYS", "check",
            "compute", "load_stored", "reference_digests", "reference_view", "rewrite_readme",
            "set_step_levels", "update"]
 
