@@ -57,11 +57,13 @@ class NonlinearCrossbar:
 
     `i0`, `alpha`, `rs` are per-cell QMM parameters (memdiode.cell_params), `beta` the shared
     exponent split; `v_levels[k]` is the row voltage of input code k (the DAC levels);
-    `current_tol` (A) the error allowed on every column current.
+    `current_tol` (A) the error allowed on every column current. `scale_max` bounds the per-read
+    I0 factors (read noise) that `solve` may be given.
     """
 
     def __init__(self, i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: float,
-                 wire_r: float, partitions: int, v_levels: np.ndarray, current_tol: float) -> None:
+                 wire_r: float, partitions: int, v_levels: np.ndarray, current_tol: float,
+                 scale_max: float = 1.0) -> None:
         i0, alpha, rs = (np.asarray(a, dtype=np.float64) for a in (i0, alpha, rs))
         if i0.ndim != 2 or 0 in i0.shape or alpha.shape != i0.shape or rs.shape != i0.shape:
             raise ValueError(f"cell parameters must be equal non-empty 2-D arrays, got {i0.shape}, "
@@ -78,6 +80,9 @@ class NonlinearCrossbar:
             raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
         if not current_tol > 0:
             raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
+        if not (math.isfinite(scale_max) and scale_max >= 1):
+            raise ValueError(f"scale_max must be finite and >= 1, got {scale_max}")
+        self.scale_max = float(scale_max)
         self.rows, self.cols, self.beta, self.wire_r = rows, cols, float(beta), float(wire_r)
         self.v_levels = levels
         self.current_tol = float(current_tol)
@@ -115,6 +120,7 @@ class NonlinearCrossbar:
                            self._diode(np.full_like(self._i0, -v_max))[1])[..., 0]
         i_max = np.maximum(np.abs(self._diode(np.full_like(self._i0, v_max))[0]),
                            np.abs(self._diode(np.full_like(self._i0, -v_max))[0]))[..., 0]
+        d_max, i_max = d_max * self.scale_max, i_max * self.scale_max   # read noise scales I0
         column_peak = float(i_max.sum(axis=(0, 1)).max())
         self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
             if column_peak > 0 else 1.0
@@ -248,13 +254,23 @@ class NonlinearCrossbar:
         k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
         return k[:, :, None, :]                                        # padded rows: any level
 
-    def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+    def solve(self, codes: np.ndarray, scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
-        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows)."""
+        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows);
+        `scale` (n, rows, cols) multiplies every cell's I0 for that read (read noise)."""
         k = self._levels(codes)
         shape = k.shape[:2] + (self.cols, k.shape[3])
         flat = self._cell_offset + k                               # (P, depth, cols, n)
         tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        if scale is not None:
+            sc = np.asarray(scale, dtype=np.float64)
+            if sc.shape != (k.shape[3], self.rows, self.cols):
+                raise ValueError(f"scale must be shaped ({k.shape[3]}, {self.rows}, {self.cols}), "
+                                 f"got {sc.shape}")
+            if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
+                raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
+            rows = np.where(self._row_index >= 0, self._row_index, 0)
+            tab = tab * sc.transpose(1, 2, 0)[rows]                 # every table scales with I0
         v = self.v_levels[k]
         a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
@@ -270,24 +286,26 @@ class NonlinearCrossbar:
             i, d = self._cells(tab, delta, v)
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
-    def column_currents_grid(self, codes: np.ndarray, chunk: int = 64) -> np.ndarray:
+    def column_currents_grid(self, codes: np.ndarray, scale: np.ndarray | None = None,
+                             chunk: int = 64) -> np.ndarray:
         """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
         `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
         codes = np.asarray(codes)
         out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
         for s in range(0, codes.shape[0], chunk):
-            cells = np.rint(self.solve(codes[s:s + chunk])["i"] / self.grid).astype(np.int64)
+            part = None if scale is None else scale[s:s + chunk]
+            cells = np.rint(self.solve(codes[s:s + chunk], part)["i"] / self.grid).astype(np.int64)
             out[s:s + chunk] = cells.sum(axis=(0, 1)).T
         return out
 
-    def column_currents(self, codes: np.ndarray) -> np.ndarray:
+    def column_currents(self, codes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Column currents (n, cols) in A into the virtual ground."""
-        return self.column_currents_grid(codes) * self.grid
+        return self.column_currents_grid(codes, scale) * self.grid
 
-    def residual(self, codes: np.ndarray) -> np.ndarray:
+    def residual(self, codes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Per image: sum over all nodes and cells of |KCL residual| (A), Rs mismatch included as
         current (|x + Rs I - t| times the cell's slope). Bounds every column current's error."""
-        s = self.solve(codes)
+        s = self.solve(codes, scale)
         a, w, t, x, i = s["a"], s["w"], s["t"], s["x"], s["i"]
         if self.wire_r == 0:
             kcl = np.zeros_like(a)

@@ -3,7 +3,7 @@
 20 MNIST images go through the SLP chip with the shipped reference weights: the analog bridge
 answers every event with the nonlinear array solve of `AnalogArray` (one vector at a time), the
 golden model solves all 20 at once, and the sums the RTL read back, its RESULT class and the DAC
-codes it drove must equal the golden model's. Not vacuous: the nonlinear read moves the sums
+codes it drove must equal the golden model's, also with read noise and drift on. Not vacuous: the nonlinear read moves the sums
 against the linear read model, and a golden model with a wrong memory state for one column's
 cells disagrees with what the RTL computed. With ADC noise on, the bridge's noise key is
 perturbed (the test-only fault ``noise_key_off_by_one``) and the scoreboard must report it.
@@ -101,3 +101,24 @@ def test_wrong_noise_key_is_caught_with_qmm(sim, qmm_cfg, chip, images, sim_root
     assert (readback != golden.adc_codes).any(axis=1).sum() >= IMAGES - 2
     # the chip computed exactly on the next event's noise and the qmm currents: the named fault
     assert np.array_equal(readback, noisy_chip.infer(codes, indices + 1).adc_codes)
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_qmm_with_read_noise_and_drift_matches_golden(sim, qmm_cfg, chip, images, sim_root, tmp_path):
+    indices, x, y = images
+    varied = qmm_cfg.replace(**{"device.read_noise_sigma": 0.03, "device.drift_nu": 0.05,
+                                "device.drift_nu_sigma": 0.3, "device.read_time_s": 1e4})
+    codes = to_dac_codes(x, varied)
+    golden = GoldenChip(varied, chip.array.conductance).infer(codes, indices, trace=True)
+    result = run(build(varied, sim, root=sim_root), chip.array.conductance, x, y, indices,
+                 tmp_path, timeout_s=900)
+    assert result.mismatches == []
+    assert parity.check(result, golden, codes).same.all()
+    assert np.array_equal(result.sums, golden.adc_codes), "sums the RTL read back"
+    assert np.array_equal(result.classes, golden.classes), "RESULT class"
+    # Not vacuous: the noise and drift moved what the RTL computed, and the read noise of the
+    # next event (a wrong key) would not have matched.
+    plain = chip.infer(codes, indices)
+    assert (result.sums != plain.adc_codes).any(axis=1).sum() >= IMAGES - 2
+    shifted = GoldenChip(varied, chip.array.conductance).infer(codes, indices + 1, trace=True)
+    assert (~parity.check(result, shifted, codes).same).sum() >= IMAGES // 2
