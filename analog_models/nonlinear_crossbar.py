@@ -196,7 +196,8 @@ class NonlinearCrossbar:
         # contracts by kappa = max d_max (R (cols (cols + 1) + depth (depth + 1)) / 2 + Rs) (the
         # largest shared wire resistance a cell sees, summed over the cells that share it).
         # Chosen when kappa <= FIXED_POINT_KAPPA; the count makes rows * kappa**n * the first
-        # guess's error (max d_max * delta_max) <= current_tol, plus one.
+        # guess's error (max d_max * delta_max) <= current_tol, plus one, so that the a-posteriori
+        # residual (which measures the last iteration's step) meets the criterion as well.
         shared = r * (cols * (cols + 1) + self.depth * (self.depth + 1)) / 2
         self.kappa = float((d_max * (shared + self._rs[..., 0])).max())
         first = rows * float(d_max.max()) * self.delta_max
