@@ -23,6 +23,11 @@ nonlinear_crossbar.NonlinearCrossbar, which returns column currents on an exact 
 and is bit-identical whatever the batch by construction; the pair is subtracted in integers and
 scaled to volts as above. Residual criterion: every TIA output within QMM_TOL_LSB ADC LSB of the
 exact network solution (the solver's bound; its column-current tolerance is half of that).
+
+Drift and read noise (read_variation.py): drift scales the conductances the array is read with
+(linear) or each cell's I0 (qmm) once per array; read noise (qmm only) scales each cell's I0 per
+read, drawn per event from a generator keyed by (seeds.noise, tile, event), so one-at-a-time and
+batched reads see the same factors.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import math
 
 import numpy as np
 
-from . import adc, crossbar, memdiode, sensing
+from . import adc, crossbar, memdiode, read_variation, sensing
 from .dac import dac_voltages, validate_codes
 from .nonlinear_crossbar import NonlinearCrossbar
 from xbarflow.flow.core.config import ChipConfig
@@ -41,6 +46,7 @@ __all__ = ["AnalogArray"]
 _EXACT = 1 << 53          # float64 represents every integer below this exactly
 _GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix
 QMM_TOL_LSB = 1e-3        # qmm: bound on each TIA output's solver error, in ADC LSB
+_NOISE_CHUNK = 512        # qmm read noise: events whose draws are held at once (memory only)
 
 
 class AnalogArray:
@@ -55,7 +61,10 @@ class AnalogArray:
         self.cfg = cfg
         self.tile = tile
         self.conductance = g
-        self.matrix = crossbar.effective_matrix(g, cfg.crossbar.wire_r, cfg.crossbar.partitions)
+        # drift: the conductances (linear) or I0 (qmm) the array is read with, at read_time_s
+        self.drift = read_variation.drift_factor(cfg, tile, g.shape)
+        read_g = g if self.drift is None or cfg.device.read_model == "qmm" else g * self.drift
+        self.matrix = crossbar.effective_matrix(read_g, cfg.crossbar.wire_r, cfg.crossbar.partitions)
         rows, dac_max = g.shape[0], cfg.quant.dac_max
         budget = min(_GRID_MAX, (_EXACT // 2 - 1) // (rows * dac_max))
         peak = float(np.abs(self.matrix).max())
@@ -72,10 +81,13 @@ class AnalogArray:
             params = memdiode.QmmParams.from_config(cfg)
             self.states = memdiode.state_for_conductance(g, cfg.crossbar.v_read, params)
             i0, alpha, rs = memdiode.cell_params(params, self.states)
+            if self.drift is not None:
+                i0 = i0 * self.drift
             levels = dac_voltages(np.arange(dac_max + 1), cfg)
             tol = QMM_TOL_LSB * adc.lsb(cfg) / cfg.sensing.tia_gain / 2
             self.solver = NonlinearCrossbar(i0, alpha, rs, params.beta, cfg.crossbar.wire_r,
-                                            cfg.crossbar.partitions, levels, tol)
+                                            cfg.crossbar.partitions, levels, tol,
+                                            scale_max=read_variation.read_noise_max(cfg))
             self._qmm_volts_per_unit = self.solver.grid * cfg.sensing.tia_gain
 
     @property
@@ -93,22 +105,34 @@ class AnalogArray:
                              f"got {codes.shape}")
         return codes
 
-    def scores_volts(self, dac_codes: np.ndarray) -> np.ndarray:
-        """Differential TIA voltages before the ADC, (outputs,) or (n, outputs); exact VMM."""
+    def scores_volts(self, dac_codes: np.ndarray, event_index: int | np.ndarray = 0) -> np.ndarray:
+        """Differential TIA voltages before the ADC, (outputs,) or (n, outputs); exact VMM.
+
+        `event_index` (as for `adc_codes`) keys the read noise (qmm with read_noise_sigma > 0)."""
         codes = self._codes(dac_codes)
         if self.solver is None:
             return (codes.astype(np.float64) @ self._d_int) * self._volts_per_unit
-        cur = self.solver.column_currents_grid(codes.reshape(-1, self.rows))
+        flat = codes.reshape(-1, self.rows)
+        if self.cfg.device.read_noise_sigma > 0:
+            events = adc.event_indices(event_index, flat.shape[0])
+            cur = np.empty((flat.shape[0], self.conductance.shape[1]), dtype=np.int64)
+            for s in range(0, flat.shape[0], _NOISE_CHUNK):   # the draws of a chunk at a time
+                scale = read_variation.read_noise_factors(self.cfg, self.tile, events[s:s + _NOISE_CHUNK],
+                                                          self.conductance.shape)
+                cur[s:s + _NOISE_CHUNK] = self.solver.column_currents_grid(flat[s:s + _NOISE_CHUNK], scale)
+        else:
+            cur = self.solver.column_currents_grid(flat)
         volts = (cur[:, 0::2] - cur[:, 1::2]).astype(np.float64) * self._qmm_volts_per_unit
         return volts.reshape(codes.shape[:-1] + (self.outputs,))
 
     def adc_codes(self, dac_codes: np.ndarray, event_index: int | np.ndarray = 0) -> np.ndarray:
         """ADC codes (int64) for DAC codes shaped (rows,) -> (outputs,) or (n, rows) -> (n, outputs).
 
-        `event_index` keys the ADC noise: the event's index for one vector; for a batch either the
-        first event's index (rows are events e0, e0+1, ...) or an array of n indices.
+        `event_index` keys the ADC noise (and the read noise): the event's index for one vector;
+        for a batch either the first event's index (rows are events e0, e0+1, ...) or an array of
+        n indices.
         """
-        return adc.convert(self.scores_volts(dac_codes), self.cfg, tile=self.tile,
+        return adc.convert(self.scores_volts(dac_codes, event_index), self.cfg, tile=self.tile,
                            event_index=event_index)
 
     def ideal_scores_volts(self, dac_codes: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ import numpy as np
 from xbarflow.flow.core.config import ChipConfig, ConfigError
 
 __all__ = ["QmmParams", "branch_slope", "cell_params", "chord_conductance", "current",
-           "diode_current", "diode_slope", "expm1_deterministic", "state_for_conductance"]
+           "diode_current", "diode_slope", "diode_voltage", "expm1_deterministic",
+           "state_for_conductance"]
 
 _LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10

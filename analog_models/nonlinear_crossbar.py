@@ -7,18 +7,27 @@ row node (i, j) to column node (i, j). Partitions split the rows like np.array_s
 virtual ground. Here a cell is the QMM branch (memdiode.py): I = I0 s(x), x + Rs I = t, with t the
 cell's terminal voltage, so the network is nonlinear and every input vector needs its own solve.
 
-Method: nonlinear block Gauss-Seidel by lines. With the wire conductance scaled out, the unknowns
+Two methods, chosen per array from contraction bounds (`method`):
+
+* "fixed_point", when the wires are small against the cells (the shipped nS configs): given the
+  cell currents, every wire is a tree fed from one end, so its node voltages are sequential
+  cumulative sums of the currents (`_wire_drops`); iterate i = I0 s(V - a(i) - w(i) - Rs i).
+  It contracts by kappa (see __init__), ~1e-5 on the default tile: two iterations.
+* "lines", otherwise (uS cells, long wires): nonlinear block Gauss-Seidel by lines, below.
+
+Lines: nonlinear block Gauss-Seidel. With the wire conductance scaled out, the unknowns
 are each row node's drop a = V_row - u below its DAC voltage and each column node's voltage w
 (both small, so differences of them keep full precision). A sweep solves every row wire for a
 with the column voltages fixed, then every column wire for w with the row voltages fixed; each
 wire is a chain, a tridiagonal system with the cells linearised at the present voltages, solved
 by the Thomas algorithm written as elementwise operations along the wire. The diode voltage x of
-each cell is updated by one fixed-point step x = t - Rs I per cell evaluation. A cell's
-exponentials are tabulated at the DAC levels once per array (inputs take only dac_max + 1
-levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level (see
-`taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
+each cell is updated by one fixed-point step x = t - Rs I per cell evaluation.
 
-Fixed iteration count, from a contraction bound per array. All node voltages lie in
+In both, a cell's exponentials are tabulated at the DAC levels once per array (inputs take only
+dac_max + 1 levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level
+(see `taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
+
+Fixed sweep count of "lines", from a contraction bound per array. All node voltages lie in
 [0, v_max] (monotone cells, sources in [0, v_max], ground at 0), so every cell's small-signal
 slope is at most d_max = its diode slope at |x| = v_max. With those slopes a row-wire solve damps
 a column-voltage error by rho_row = max (T_row^-1 D 1) < 1, a column-wire solve damps a row-drop
@@ -32,10 +41,10 @@ error (a current injected at a node of a passive network reaches each TIA by a f
 
 Bit-identical whatever the batch size or order, by construction: the batch is the last axis and
 every per-image operation is elementwise (+, -, *, /, rint, where, and `expm1_deterministic`,
-built from correctly rounded operations only), with fixed loops along the wires and a fixed sweep
-count; no BLAS call, no reduction over floats, no convergence test that looks at the batch. The
-cell currents are then put on an integer grid (a power of two, ~2**-52 of the largest possible
-column current) and summed along the column as int64, exact in any order.
+built from correctly rounded operations only), with fixed loops along the wires and a fixed
+iteration or sweep count; no BLAS call, no reduction over floats, no convergence test that looks
+at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
+largest possible column current) and summed along the column as int64, exact in any order.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ __all__ = ["NonlinearCrossbar"]
 
 _EXACT_BITS = 52      # column sums of grid currents stay below 2**52 (exact in int64 and float64)
 _MAX_SWEEPS = 400
+FIXED_POINT_KAPPA = 0.05   # largest contraction for which the cumsum fixed point is used
 
 
 class NonlinearCrossbar:
@@ -57,11 +67,13 @@ class NonlinearCrossbar:
 
     `i0`, `alpha`, `rs` are per-cell QMM parameters (memdiode.cell_params), `beta` the shared
     exponent split; `v_levels[k]` is the row voltage of input code k (the DAC levels);
-    `current_tol` (A) the error allowed on every column current.
+    `current_tol` (A) the error allowed on every column current. `scale_max` bounds the per-read
+    I0 factors (read noise) that `solve` may be given.
     """
 
     def __init__(self, i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: float,
-                 wire_r: float, partitions: int, v_levels: np.ndarray, current_tol: float) -> None:
+                 wire_r: float, partitions: int, v_levels: np.ndarray, current_tol: float,
+                 scale_max: float = 1.0, method: str = "auto") -> None:
         i0, alpha, rs = (np.asarray(a, dtype=np.float64) for a in (i0, alpha, rs))
         if i0.ndim != 2 or 0 in i0.shape or alpha.shape != i0.shape or rs.shape != i0.shape:
             raise ValueError(f"cell parameters must be equal non-empty 2-D arrays, got {i0.shape}, "
@@ -78,6 +90,9 @@ class NonlinearCrossbar:
             raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
         if not current_tol > 0:
             raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
+        if not (math.isfinite(scale_max) and scale_max >= 1):
+            raise ValueError(f"scale_max must be finite and >= 1, got {scale_max}")
+        self.scale_max = float(scale_max)
         self.rows, self.cols, self.beta, self.wire_r = rows, cols, float(beta), float(wire_r)
         self.v_levels = levels
         self.current_tol = float(current_tol)
@@ -115,6 +130,7 @@ class NonlinearCrossbar:
                            self._diode(np.full_like(self._i0, -v_max))[1])[..., 0]
         i_max = np.maximum(np.abs(self._diode(np.full_like(self._i0, v_max))[0]),
                            np.abs(self._diode(np.full_like(self._i0, -v_max))[0]))[..., 0]
+        d_max, i_max = d_max * self.scale_max, i_max * self.scale_max   # read noise scales I0
         column_peak = float(i_max.sum(axis=(0, 1)).max())
         self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
             if column_peak > 0 else 1.0
@@ -126,7 +142,8 @@ class NonlinearCrossbar:
             self.rho_row = self.rho_col = 0.0
         else:
             rd = self.wire_r * d_max
-            self.rho_row = float(self._solve_rows(self._row_base[:, None] + rd[..., None], rd[..., None]).max())
+            self.rho_row = float(self._solve_rows(self._row_base[:, None] + rd[..., None],
+                                                  rd[..., None]).max())
             self.rho_col = float(self._solve_cols(self._col_base[..., None, None] + rd[..., None],
                                                   rd[..., None]).max())
         self.rho = max(self.rho_row * self.rho_col, self.q_rs)
@@ -147,8 +164,8 @@ class NonlinearCrossbar:
         # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
         # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
         # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
-        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-64,
-        # with a factor 4 margin on the bound); otherwise the full range-reduced expm1 is used.
+        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-56
+        # relative, with a factor 2 margin on the bound); otherwise the full range-reduced expm1.
         ax = self._alpha * levels                               # (P, depth, cols, levels)
         e1m = expm1_deterministic(self.beta * ax)
         e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
@@ -167,13 +184,37 @@ class NonlinearCrossbar:
         r = self.wire_r
         self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
                           * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
-        y_max = 4.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
+        y_max = 2.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
         self.taylor_degree = 0
         if y_max <= 0.3:
             term = 1.0
-            while term > 2.0 ** -64:
+            while term > 2.0 ** -56:
                 self.taylor_degree += 1
                 term *= y_max / (self.taylor_degree + 1)
+
+        # Fixed-point alternative: given the cell currents, the wires are trees fed from one end,
+        # so their voltages are cumulative sums (`_wire_drops`); iterating i = I0 s(V - delta(i))
+        # contracts by kappa = max d_max (R (cols (cols + 1) + depth (depth + 1)) / 2 + Rs) (the
+        # largest shared wire resistance a cell sees, summed over the cells that share it).
+        # Chosen when kappa <= FIXED_POINT_KAPPA; the count makes rows * kappa**n * the first
+        # guess's error (max d_max * delta_max) <= current_tol, plus one, so that the a-posteriori
+        # residual (which measures the last iteration's step) meets the criterion as well.
+        shared = r * (cols * (cols + 1) + self.depth * (self.depth + 1)) / 2
+        self.kappa = float((d_max * (shared + self._rs[..., 0])).max())
+        first = rows * float(d_max.max()) * self.delta_max
+        if first <= self.current_tol or self.kappa == 0:
+            self.iterations = 1 if (r > 0 or self._has_rs) else 0
+        elif self.kappa < 1:
+            self.iterations = math.ceil(math.log(self.current_tol / first) / math.log(self.kappa)) + 1
+        else:
+            self.iterations = _MAX_SWEEPS + 1
+        if method not in ("auto", "fixed_point", "lines"):
+            raise ValueError(f"method must be auto, fixed_point or lines, got '{method}'")
+        if method == "auto":
+            method = "fixed_point" if self.kappa <= FIXED_POINT_KAPPA else "lines"
+        if method == "fixed_point" and self.iterations > _MAX_SWEEPS:
+            raise ValueError(f"the fixed-point iteration does not contract (kappa = {self.kappa:.3g})")
+        self.method = method
 
     # -- cells -----------------------------------------------------------------------------
     def _diode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,14 +233,50 @@ class NonlinearCrossbar:
             p = (p + 1.0 / math.factorial(k)) * y
         return p
 
-    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _wire_drops(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row drops a and column voltages w that cell currents i cause: the row segment into
+        node j carries the currents of nodes j.. (a = R cumsum(revcumsum(i))), the column
+        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i))). Each sum is a
+        sequential accumulation along the wire over whole slices: the same for every input."""
+        r = self.wire_r
+        a, w = np.empty_like(i), np.empty_like(i)
+        n = i.shape[2]
+        seg = [None] * n                   # current of row segment k (into node k)
+        acc = i[:, :, n - 1]
+        seg[n - 1] = acc
+        for k in range(n - 2, -1, -1):
+            acc = acc + i[:, :, k]
+            seg[k] = acc
+        acc = seg[0]
+        a[:, :, 0] = r * acc
+        for k in range(1, n):
+            acc = acc + seg[k]
+            a[:, :, k] = r * acc
+        m = i.shape[1]
+        seg = [None] * m                   # current of the column segment below node k
+        acc = i[:, 0]
+        seg[0] = acc
+        for k in range(1, m):
+            acc = acc + i[:, k]
+            seg[k] = acc
+        acc = seg[m - 1]
+        w[:, m - 1] = r * acc
+        for k in range(m - 2, -1, -1):
+            acc = acc + seg[k]
+            w[:, k] = r * acc
+        return a, w
+
+    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray, slope: bool = True
+               ) -> tuple[np.ndarray, np.ndarray | None]:
         """(current, branch slope) of every cell at diode voltage x = V_level - delta; `tab` are
         the level tables of `_tables` gathered at each cell's input level."""
         if self.taylor_degree:
             p1 = self._expm1_small(self._c1 * delta)
-            p2 = self._expm1_small(self._c2 * delta)
+            # beta = 1/2: expm1(-y) = -expm1(y) / (1 + expm1(y)), one polynomial instead of two
+            p2 = -p1 / (1.0 + p1) if self.beta == 0.5 else self._expm1_small(self._c2 * delta)
             i = tab[0] + tab[2] * p1 - tab[3] * p2
+            if not slope:
+                return i, None
             d = tab[1] + tab[4] * p1 + tab[5] * p2
         else:
             ax = self._alpha * (v - delta)
@@ -248,17 +325,34 @@ class NonlinearCrossbar:
         k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
         return k[:, :, None, :]                                        # padded rows: any level
 
-    def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+    def solve(self, codes: np.ndarray, scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
-        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows)."""
+        cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows);
+        `scale` (n, rows, cols) multiplies every cell's I0 for that read (read noise)."""
         k = self._levels(codes)
         shape = k.shape[:2] + (self.cols, k.shape[3])
         flat = self._cell_offset + k                               # (P, depth, cols, n)
         tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        if scale is not None:
+            sc = np.asarray(scale, dtype=np.float64)
+            if sc.shape != (k.shape[3], self.rows, self.cols):
+                raise ValueError(f"scale must be shaped ({k.shape[3]}, {self.rows}, {self.cols}), "
+                                 f"got {sc.shape}")
+            if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
+                raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
+            rows = np.where(self._row_index >= 0, self._row_index, 0)
+            tab = tab * sc.transpose(1, 2, 0)[rows]                 # every table scales with I0
         v = self.v_levels[k]
         a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
         r, rs = self.wire_r, self._rs
+        if self.method == "fixed_point":
+            i = tab[0]
+            for _ in range(self.iterations):
+                a, w = self._wire_drops(i)
+                delta = a + w + rs * i if self._has_rs else a + w
+                i = self._cells(tab, delta, v, slope=False)[0]
+            return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
+        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
         for _ in range(self.sweeps):
             if r > 0:
                 a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
@@ -270,24 +364,28 @@ class NonlinearCrossbar:
             i, d = self._cells(tab, delta, v)
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
-    def column_currents_grid(self, codes: np.ndarray, chunk: int = 64) -> np.ndarray:
+    def column_currents_grid(self, codes: np.ndarray, scale: np.ndarray | None = None,
+                             chunk: int | None = None) -> np.ndarray:
         """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
-        `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
+        `chunk` inputs at a time (speed and memory only: every input's result is the same in any
+        chunk; 32 keeps the working set in cache)."""
         codes = np.asarray(codes)
+        chunk = chunk or 32
         out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
         for s in range(0, codes.shape[0], chunk):
-            cells = np.rint(self.solve(codes[s:s + chunk])["i"] / self.grid).astype(np.int64)
+            part = None if scale is None else scale[s:s + chunk]
+            cells = np.rint(self.solve(codes[s:s + chunk], part)["i"] / self.grid).astype(np.int64)
             out[s:s + chunk] = cells.sum(axis=(0, 1)).T
         return out
 
-    def column_currents(self, codes: np.ndarray) -> np.ndarray:
+    def column_currents(self, codes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Column currents (n, cols) in A into the virtual ground."""
-        return self.column_currents_grid(codes) * self.grid
+        return self.column_currents_grid(codes, scale) * self.grid
 
-    def residual(self, codes: np.ndarray) -> np.ndarray:
+    def residual(self, codes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Per image: sum over all nodes and cells of |KCL residual| (A), Rs mismatch included as
         current (|x + Rs I - t| times the cell's slope). Bounds every column current's error."""
-        s = self.solve(codes)
+        s = self.solve(codes, scale)
         a, w, t, x, i = s["a"], s["w"], s["t"], s["x"], s["i"]
         if self.wire_r == 0:
             kcl = np.zeros_like(a)

@@ -48,7 +48,8 @@ DEFAULT_DEVICE_PRESET = next(iter(DEVICE_PRESETS))
 # Device fields that only the read path sees (the QMM read model): recipes that train on the
 # ideal linear crossbar leave them out of their training digest.
 READ_MODEL_FIELDS = ("read_model", "preset", "qmm_alpha_hrs", "qmm_alpha_lrs", "qmm_beta",
-                     "qmm_rs_hrs", "qmm_rs_lrs")
+                     "qmm_rs_hrs", "qmm_rs_lrs", "read_noise_sigma", "drift_nu", "drift_nu_sigma",
+                     "drift_t0_s", "read_time_s")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,17 @@ class DeviceConfig:
     qmm_beta: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_beta"]
     qmm_rs_hrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_rs_hrs"]         # ohm
     qmm_rs_lrs: float = DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]["qmm_rs_lrs"]         # ohm
+    # Read noise and drift (analog_models/read_variation.py), off by default: no measured values
+    # come with the fitted memdiode. Read noise scales each cell's I0 by 1 + sigma N(0, 1) per
+    # read, keyed by (seeds.noise, tile, event, cell); it needs read_model = "qmm" (a per-read
+    # solve). Drift scales each cell's conductance (linear) or I0 (qmm) by (t / t0)^-nu at
+    # t = read_time_s, nu per cell = drift_nu * max(0, 1 + drift_nu_sigma N(0, 1)) keyed by
+    # (seeds.device, tile, cell); PCM-like cells drift with nu ~ 0.05, filamentary RRAM less.
+    read_noise_sigma: float = 0.0  # relative, per read
+    drift_nu: float = 0.0          # drift exponent (0 = no drift)
+    drift_nu_sigma: float = 0.0    # relative per-cell spread of nu
+    drift_t0_s: float = 1.0        # s after programming where G is the programmed value
+    read_time_s: float = 1.0       # s after programming when the array is read
 
 
 @dataclass(frozen=True)
@@ -535,6 +547,14 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(d.g_off * d.qmm_rs_hrs < 1 and d.g_on * d.qmm_rs_lrs < 1, source,
            "device.qmm_rs_hrs * g_off and qmm_rs_lrs * g_on must be < 1 (a series resistance "
            "Rs caps the chord conductance below 1 / Rs)")
+    _check(0 <= d.read_noise_sigma <= 0.5, source,
+           f"device.read_noise_sigma must be in 0..0.5 (relative), got {d.read_noise_sigma}")
+    _check(d.read_noise_sigma == 0 or d.read_model == "qmm", source,
+           "device.read_noise_sigma > 0 needs device.read_model = 'qmm' (a solve per read)")
+    _check(0 <= d.drift_nu <= 1 and 0 <= d.drift_nu_sigma <= 1, source,
+           "device.drift_nu and drift_nu_sigma must be in 0..1")
+    _check(d.drift_t0_s > 0 and d.read_time_s >= d.drift_t0_s, source,
+           f"need 0 < device.drift_t0_s <= device.read_time_s, got {d.drift_t0_s} and {d.read_time_s}")
     pr = cfg.programming
     _check(1 <= pr.timeout_pulses <= 65535, source, "programming.timeout_pulses must be in 1..65535")
     _check(1 <= pr.amplitude_levels <= 256, source, "programming.amplitude_levels must be in 1..256")

@@ -100,8 +100,8 @@ LEVELS = np.arange(16) * (0.2 / 15)
 
 
 @pytest.mark.parametrize("g_range, rs, wire_r, taylor", [
-    ((5e-6, 1e-4), (200.0, 100.0), 3.0, False),   # big IR drop: the full range-reduced expm1
-    ((1e-7, 2e-6), (2e4, 1e4), 1.0, True),        # small drops: Taylor around the DAC levels
+    ((5e-6, 1e-4), (200.0, 100.0), 3.0, False),   # big IR drop, lines, the full expm1
+    ((1e-7, 2e-6), (2e4, 1e4), 1.0, True),        # small drops: fixed point, Taylor
 ])
 def test_matches_a_dense_newton_solve_of_the_full_network(g_range, rs, wire_r, taylor):
     # strongly nonlinear cells with a series resistance, partitions of 13 and 12 rows
@@ -109,7 +109,10 @@ def test_matches_a_dense_newton_solve_of_the_full_network(g_range, rs, wire_r, t
     p = strong_params(*g_range, rs=rs)
     i0, alpha, rs = random_cells(rng, (25, 10), p, *g_range)
     xb = NonlinearCrossbar(i0, alpha, rs, p.beta, wire_r, 2, LEVELS, current_tol=1e-16)
-    assert (xb.taylor_degree > 0) == taylor
+    assert xb.taylor_degree > 0
+    if not taylor:
+        xb.taylor_degree = 0                  # the full range-reduced expm1 instead of Taylor
+    assert xb.method == ("fixed_point" if taylor else "lines")   # both methods checked here
     codes = rng.integers(0, 16, (3, 25))
     codes[0] = 15
     got = xb.column_currents(codes)
@@ -157,9 +160,13 @@ def test_default_cells_need_few_sweeps_and_meet_the_lsb_criterion():
     i0, alpha, rs = random_cells(rng, (196, 20), p, 1e-9, 2e-8)
     lsb_current = (1.0 / 128) / 1e8
     xb = NonlinearCrossbar(i0, alpha, rs, p.beta, 1.0, 8, LEVELS, 1e-3 * lsb_current)
-    assert xb.sweeps <= 3 and xb.rho < 1e-6
+    assert xb.method == "fixed_point" and xb.iterations <= 2 and xb.kappa < 1e-4
     codes = rng.integers(0, 16, (4, 196))
     assert np.all(xb.residual(codes) <= 1e-3 * lsb_current)
+    lines = NonlinearCrossbar(i0, alpha, rs, p.beta, 1.0, 8, LEVELS, 1e-3 * lsb_current, method="lines")
+    assert lines.sweeps <= 3 and lines.rho < 1e-6
+    assert np.all(lines.residual(codes) <= 1e-3 * lsb_current)
+    np.testing.assert_allclose(xb.column_currents(codes), lines.column_currents(codes), rtol=1e-13)
 
 
 def test_residual_criterion_fails_with_too_few_sweeps():
@@ -168,10 +175,19 @@ def test_residual_criterion_fails_with_too_few_sweeps():
     i0, alpha, rs = random_cells(rng, (196, 40), p, 1e-6, 1e-5)
     tol = 1e-3 * (1.0 / 128) / 1e4
     xb = NonlinearCrossbar(i0, alpha, rs, p.beta, 1.0, 1, LEVELS, tol)
+    assert xb.method == "lines"
     codes = np.full((1, 196), 15)
     assert xb.residual(codes)[0] <= tol
     xb.sweeps //= 2
     assert xb.residual(codes)[0] > tol
+    # the fixed point on a default-like tile: one iteration fewer than the count fails too
+    q = strong_params(1e-9, 2e-7, rs=(1.0, 1.0))
+    i0, alpha, rs = random_cells(rng, (196, 20), q, 1e-9, 2e-7)
+    fp = NonlinearCrossbar(i0, alpha, rs, q.beta, 1.0, 1, LEVELS, 1e-3 * (1.0 / 128) / 1e8)
+    assert fp.method == "fixed_point"
+    assert fp.residual(codes)[0] <= fp.current_tol
+    fp.iterations -= 2
+    assert fp.residual(codes)[0] > fp.current_tol
 
 
 def test_result_is_bit_identical_whatever_the_batch():
