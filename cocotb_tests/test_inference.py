@@ -149,6 +149,8 @@ async def reset(dut, cycles: int = 4) -> None:
         dut.spi_cs_n.value = 1
         dut.spi_sclk.value = 0
         dut.spi_mosi.value = 0
+    if hasattr(dut, "uart_rx"):
+        dut.uart_rx.value = 1      # the host's UART line idles high from power-on
     await ClockCycles(dut.clk, cycles, rising=False)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2, rising=False)
