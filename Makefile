@@ -32,7 +32,7 @@ demo: setup-sim
 # One BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads stall the numpy-heavy
 # tests (measured: 111 s instead of 12 s to build the MLP golden chip); results do not change.
 test: setup
-	$(ONE_BLAS_THREAD) $(PY) -m pytest -q
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=15
 
 verilog: setup-sim
 	$(VENV)/bin/xbarflow verilog --out build/verilog
