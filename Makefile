@@ -40,48 +40,50 @@ verilog: setup-sim
 # Speed figures of this machine (golden model, co-simulation per core, builds, the full test
 # set sharded over 2 jobs, profiles) -> BENCHMARKS.md; takes ~5 minutes.
 bench: setup-sim
-	$(PY) -m xbarflow.flow.analysis.bench --out BENCHMARKS.md
+	$(VENV)/bin/xbarflow bench --out BENCHMARKS.md
 
 # Every README figure that comes from running the flow -> figures.json, then the README's
 # marked blocks are rewritten from it (retrains the "what limits it" rows into build/weights,
 # co-simulates on Verilator, synthesises with Yosys/nextpnr; ~15-30 min). `make test` checks the
-# README against the JSON and recomputes the fast reference figures (tests/test_figures.py).
+# README against the JSON (tests/flow/analysis/test_figures_readme.py) and recomputes the fast
+# reference figures (tests/flow/analysis/test_figures.py).
 # One BLAS thread, as for the reference weights: retrained rows then repeat on this machine
 # whatever its core count (and a busy machine does not stall in OpenBLAS's spinning threads).
 ONE_BLAS_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 figures: setup
-	$(ONE_BLAS_THREAD) $(PY) -m xbarflow.flow.analysis.figures
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow figures
 
 # Recompute every figure of the shipped reference weights and compare with figures.json and
 # the README (writes nothing; a few minutes).
 figures-check: setup
-	$(PY) -m xbarflow.flow.analysis.figures --check
+	$(VENV)/bin/xbarflow figures --check
 
 # Retrain the shipped configs' reference weights (data/weights + manifest.json) with one BLAS
 # thread, so a rerun on this machine gives the same bytes; then run `make figures`.
 reference-weights: setup
-	$(ONE_BLAS_THREAD) $(PY) -m xbarflow.flow.model.train configs/slp.toml --reference
-	$(ONE_BLAS_THREAD) $(PY) -m xbarflow.flow.model.train configs/slp.toml --set train.method=manhattan --reference
-	$(ONE_BLAS_THREAD) $(PY) -m xbarflow.flow.model.train configs/mlp.toml --reference
-	$(ONE_BLAS_THREAD) $(PY) -m xbarflow.flow.model.train configs/mlp_binary.toml --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/slp.toml --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/slp.toml --set train.method=manhattan --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/mlp.toml --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/mlp_binary.toml --reference
 
 # Retrain every shipped config (not from the reference weights) and require its golden accuracy
 # within 0.3 points of the reference weights' (~2 min idle; `make test` retrains only the SLPs).
 retrain-check: setup
-	$(PY) -m pytest -q -m retrain tests/test_reference_weights.py
+	$(PY) -m pytest -q -m retrain tests/flow/model/test_weights_reference.py
 
 # Host-interface fuzzing: 10,000 seeded random and mutated frames per host (SPI, then UART) on
 # Verilator against the reference model; figures in runs/fuzz/fuzz.json (README, Robustness).
-# `make test` runs 500 per host (tests/test_fuzz.py).
+# `make test` runs 500 per host (tests/cosim/test_fuzz.py).
 fuzz: setup-sim
-	$(PY) -m xbarflow.flow.analysis.fuzz --frames 10000
+	$(VENV)/bin/xbarflow fuzz --frames 10000
 
 # Mutation testing: every mutant of tests/mutants/catalogue.toml applied to a clean copy of the
 # tree must be killed by its tests (2 workers, ~4 minutes here); table and score in
 # runs/mutants/ (`--readme README.md` also refreshes the README's table). `make test` checks that
-# the catalogue applies and runs a fast subset through the runner (tests/test_mutants.py).
+# the catalogue applies and runs a fast subset through the runner
+# (tests/flow/analysis/test_mutants.py).
 mutants: setup
-	$(PY) -m xbarflow.flow.analysis.mutants
+	$(VENV)/bin/xbarflow mutants
 
 # Yosys, nextpnr-ice40 and icestorm alone, for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:

@@ -8,7 +8,7 @@ Asked for with ``XBARFLOW_TEST_FAULT`` in the environment (or ``"test_fault"`` i
 ``noise_key_off_by_one``
     the analog bridge answers every event with the ADC noise of the next event's key, so with
     ``adc.noise_lsb > 0`` the chip computes on codes the golden model did not draw and the
-    scoreboard must report it (tests/test_cosim_noise.py).
+    scoreboard must report it (tests/cosim/test_inference_noise.py).
 ``flip_sum:image=K,output=J``
     bit 0 of read-back sum J of image K (K counts the run's images from 0).
 ``flip_class:image=K``

@@ -24,6 +24,7 @@ model's target memory (the black-box check that bad frames never wrote a target)
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -72,7 +73,8 @@ def _test_timeout_ms(job: dict | None) -> float:
     cfg = config_mod.from_dict(job["config"])
     period = 1e9 / cfg.clock.freq_hz
     items = sum(item_bound_cycles(cfg, it) for it in job["items"])
-    return (items * period + 2e8) / 1e6     # + 200 ms for the end checks (programming)
+    # + 200 ms for the end checks (programming); whole ms, which cocotb can always represent
+    return float(math.ceil((items * period + 2e8) / 1e6))
 
 
 def byte_cycles(cfg) -> int:

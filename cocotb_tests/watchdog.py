@@ -17,7 +17,7 @@ naming a state.
 `bridge_task` is a test-only fault hook for benches: with ``"test_fault": "adc_never_answers"``
 in the job (or ``XBARFLOW_TEST_FAULT=adc_never_answers`` in the environment) the analog side
 answers ``vmm_start`` as usual but never answers ``adc_start``, so the controller stalls in
-CONVERT and the watchdog must say so (tests/test_faults.py). The other test faults, and their
+CONVERT and the watchdog must say so (tests/cosim/test_watchdog.py). The other test faults, and their
 syntax, are in `xbarflow.cocotb_tests.sabotage`.
 """
 

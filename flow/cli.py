@@ -1,12 +1,12 @@
-"""`xbarflow` command line: demo, verilog.
+"""`xbarflow` command line: the chip flow's commands (demo, verilog, train, ...).
 
 Usage errors (bad arguments, missing or malformed files, invalid configs) print one line on
 stderr and exit with status 2; a co-simulation that disagrees with the golden model exits 1.
 
 Every subcommand lives in its own module of xbarflow.flow.commands, with
 `add_arguments(parser)` and `run(args) -> int`. The parser imports a command's module only
-when that command runs (all of them for `--help`), so `xbarflow waves ...` never loads the
-simulator or training code.
+when that command runs (none for `xbarflow --help`, which lists the commands with their help
+lines), so `xbarflow waves ...` never loads the simulator or training code.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim", "co-simulate the test set in shards over local processes or a Dask cluster"),
     "classify": ("classify", "classify one image (.npy or .pgm) with the golden model, "
                              "optionally co-simulated"),
+    "train": ("train", "load or train a config's weights (or ship them as reference weights), "
+                       "print software and golden accuracy"),
+    "figures": ("figures", "compute the README's figures into figures.json and rewrite the README "
+                           "(--check: recompute and compare)"),
+    "bench": ("bench", "measure the flow's speed on this machine and write BENCHMARKS.md"),
+    "fuzz": ("fuzz", "fuzz the host interface (SPI, UART) on Verilator against the reference model"),
+    "mutants": ("mutants", "run the mutant catalogue: every mutant must be killed by its tests"),
 }
 
 
@@ -50,12 +57,12 @@ def _command_module(name: str):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, only that command's module is imported and its options declared
-    (the other commands are listed, without options)."""
+    (the other commands are listed, without options); without, no command module is imported."""
     parser = _Parser(prog="xbarflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (_, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
-        if only is None or name == only:
+        if name == only:
             _command_module(name).add_arguments(command)
     return parser
 

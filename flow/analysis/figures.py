@@ -1,18 +1,18 @@
 """Every figure of README.md that comes from running the flow, computed into one JSON file.
 
-`make figures` (`python -m xbarflow.flow.analysis.figures`) computes them into figures.json (in git, like
+`make figures` (`xbarflow figures`, xbarflow.flow.commands.figures) computes them into figures.json (in git, like
 BENCHMARKS.md: a source of the README's numbers) and rewrites the README's marked blocks from it
 (`flow/analysis/figures_readme.py`). Each figure, or each row of a table, says where it comes from:
 
 * "reference": the shipped reference weights (see `xbarflow.flow.model.weights`, "reference weights") through
   the golden model, the programming replay and the cost model. These are the same bits on every
   machine, core count and BLAS kernel: the golden model works on an integer grid, the replay is
-  elementwise, `xbarflow.flow.model.lbfgs.float_scores` sums in a fixed order. tests/test_figures.py recomputes
-  the fast ones and requires them exactly equal to the JSON; `python -m xbarflow.flow.analysis.figures --check`
-  recomputes all of them.
+  elementwise, `xbarflow.flow.model.lbfgs.float_scores` sums in a fixed order.
+  tests/flow/analysis/test_figures.py recomputes the fast ones and requires them exactly equal to
+  the JSON; `xbarflow figures --check` recomputes all of them.
 * "retrained": rows whose config changes a training input, so the flow trains them (cached in
   build/weights like any training). Deterministic on one machine, but another BLAS kernel or
-  thread count moves their last digits (tests/test_reference_weights.py bounds the drift).
+  thread count moves their last digits (tests/flow/model/test_weights_reference.py bounds the drift).
 * "cosim": short Verilator co-simulations through the CLI (the demo's 100 images, `program`
   runs): parity, cycle counters and the programming cycle count (the programmer has no cycle
   model). The cycle counters must equal `xbarflow.flow.analysis.cost.phase_cycles`, or this command fails.
@@ -23,7 +23,6 @@ Timing figures (images/s, seconds) are not figures here: `make bench` writes BEN
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -34,16 +33,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.programming import level_step, logistic_rate
 
+from ..core import config as config_mod
 from ..core import paths
 from ..core.errors import XbarflowError
+from ..data import load_dataset, to_dac_codes
+from ..model.context import RunContext
+from ..model.programming import program_array, programmed_chip, tile_target_levels
+from ..model.train import load_or_train, software_accuracy, software_scores
+from ..model.weights import reference_manifest, reference_path, training_digest
+from .cost import SynthUnavailable, evaluate, phase_cycles, synthesize
 from .figure_cases import (COSIM_PROGRAMMING, DEMO_IMAGES, INSITU, INSITU_LIMITS,
                            MLP_CALIBRATION, MLP_LIMITS, PROGRAMMING_CASES, SHIPPED, SLOW_PROGRAMMING,
                            SWEEP, Row)
 from .figures_readme import README, check_readme, render_readme
+from .metrics import classification_metrics, logit_scale
+from .spice import SpiceError, cross_check
+from .sweep import evaluate_point
 
-__all__ = ["FIGURES_JSON", "GROUPS", "FiguresError", "Context", "compute", "reference_view",
-           "set_step_levels", "main"]
+__all__ = ["FIGURES_JSON", "GROUPS", "SPICE_ARRAYS", "Context", "FiguresError", "Group", "check",
+           "compute", "load_stored", "reference_digests", "reference_view", "rewrite_readme",
+           "set_step_levels", "update"]
 
 FIGURES_JSON = paths.ROOT / "figures.json"
 SCHEMA = 1
@@ -69,7 +81,6 @@ def sig(x: float, digits: int = 6) -> float:
 def set_step_levels(cfg, v: float | None = None) -> float:
     """Level steps one set pulse of amplitude v (default programming.v_set) moves a device from
     g_off, at the nominal rate (no d2d or c2c spread): rate(v) (g_on - g_off) / level step."""
-    from xbarflow.analog_models.programming import level_step, logistic_rate
     d = cfg.device
     return logistic_rate(cfg.programming.v_set if v is None else v, cfg) * (d.g_on - d.g_off) / level_step(cfg)
 
@@ -79,12 +90,11 @@ def _say(text: str) -> None:
 
 
 class Context:
-    """The data set, DAC codes and weights every group shares; `reference_only` leaves out every
-    row that would train."""
+    """The data set, DAC codes, weights and run contexts (xbarflow.flow.model.context) every group
+    shares, each made once per config; `reference_only` leaves out every row that would train."""
 
     def __init__(self, *, reference_only: bool = False, include_slow: bool = True,
                  cache_dir: str | Path | None = None, data: str | Path | None = None) -> None:
-        from ..data import load_dataset
         self.dataset = load_dataset(data)
         self.labels = self.dataset.y_test.astype(np.int64)
         self.reference_only = reference_only
@@ -92,16 +102,15 @@ class Context:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else paths.WEIGHTS
         self._codes: dict[tuple[int, int], np.ndarray] = {}
         self._weights: dict[str, Any] = {}
+        self._runs: dict[tuple, RunContext] = {}
         self._golden: dict[tuple, Any] = {}
         self._reference: dict[str, bool] = {}
 
     def config(self, name: str, overrides: dict[str, Any] | None = None):
-        from ..core import config as config_mod
         cfg = config_mod.load(config_mod.CONFIG_DIR / f"{name}.toml")
         return cfg.replace(**overrides) if overrides else cfg
 
     def codes(self, cfg) -> np.ndarray:
-        from ..data import to_dac_codes
         key = (cfg.network.input_size, cfg.quant.dac_bits)
         if key not in self._codes:
             self._codes[key] = to_dac_codes(self.dataset.x_test, cfg)
@@ -109,7 +118,6 @@ class Context:
 
     def is_reference(self, cfg) -> bool:
         """Whether shipped reference weights apply to cfg (memoised per training digest)."""
-        from ..model.weights import reference_path, training_digest
         key = training_digest(cfg)
         if key not in self._reference:
             self._reference[key] = reference_path(cfg, self.dataset) is not None
@@ -120,8 +128,6 @@ class Context:
 
     def weights(self, cfg):
         """(weights, "reference" | "retrained")."""
-        from ..model.train import load_or_train
-        from ..model.weights import training_digest
         key = training_digest(cfg)
         kind = "reference" if self.is_reference(cfg) else "retrained"
         if kind == "retrained" and self.reference_only:
@@ -132,17 +138,24 @@ class Context:
             self._weights[key] = load_or_train(cfg, self.dataset, self.cache_dir)
         return self._weights[key], kind
 
+    def run_context(self, cfg, device: bool = False) -> RunContext:
+        """The setup chain of cfg on this data set, with this run's weights and codes: its
+        golden chip is the level mapping, or with `device` the in-situ devices' own
+        conductances."""
+        key = (cfg.digest(), training_digest(cfg), device)
+        if key not in self._runs:
+            w, _ = self.weights(cfg)
+            self._runs[key] = RunContext.build(cfg, self.dataset, weights=w,
+                                               test_codes=self.codes(cfg), device=device)
+        return self._runs[key]
+
     def golden(self, cfg, device: bool = False):
-        """The golden chip's result on the full test set for cfg's weights (mapped, or with
-        `device` the in-situ devices' own conductances); cached, an MLP's tiles take seconds."""
-        from ..model.golden import GoldenChip
-        from ..model.insitu import device_chip
-        from ..model.weights import training_digest
+        """The golden chip's result on the full test set (`run_context`); cached, an MLP's tiles
+        take seconds."""
         key = (cfg.digest(), training_digest(cfg), device)
         if key not in self._golden:
-            w, _ = self.weights(cfg)
-            chip = device_chip(cfg, w) if device else GoldenChip.from_weights(cfg, w)
-            self._golden[key] = chip.infer(self.codes(cfg))
+            context = self.run_context(cfg, device)
+            self._golden[key] = context.golden.infer(context.test_codes)
         return self._golden[key]
 
     def golden_accuracy(self, cfg, device: bool = False) -> float:
@@ -156,7 +169,6 @@ class Context:
 
 def group_accuracy(ctx: Context) -> dict:
     """Software and golden accuracy (full test set, wire resistance on) of each shipped config."""
-    from ..model.train import software_accuracy
     out = {}
     for name in SHIPPED:
         cfg = ctx.config(name)
@@ -173,7 +185,6 @@ def group_accuracy(ctx: Context) -> dict:
 def group_golden_slp(ctx: Context) -> dict:
     """The default config's golden run as the demo reports it: the paper's metrics on the full
     test set, and the golden accuracy of the images the demo co-simulates."""
-    from .metrics import classification_metrics, logit_scale
     cfg = ctx.config("slp")
     w, kind = ctx.weights(cfg)
     full = ctx.golden(cfg)
@@ -188,8 +199,7 @@ def group_golden_slp(ctx: Context) -> dict:
 
 def group_cycles(ctx: Context) -> dict:
     """Clock cycles per inference by controller phase (the cost model's phase lengths, which
-    tests/test_cost.py and the demo co-simulation check against the chip's counters)."""
-    from .cost import phase_cycles
+    tests/flow/analysis/test_cost.py and the demo co-simulation check against the chip's counters)."""
     out = {}
     for name in SHIPPED:
         phases = phase_cycles(ctx.config(name))
@@ -200,7 +210,6 @@ def group_cycles(ctx: Context) -> dict:
 def group_programming(ctx: Context) -> dict:
     """Golden write-verify replay of the default config's trained SLP, per fault case, and the
     golden accuracy on the programmed conductances (full test set)."""
-    from ..model.programming import program_array, programmed_chip, tile_target_levels
     base = ctx.config("slp")
     w, kind = ctx.weights(base)
     ideal = ctx.golden_accuracy(base)
@@ -224,7 +233,6 @@ def group_programming(ctx: Context) -> dict:
 
 def group_cost(ctx: Context) -> dict:
     """`xbarflow cost` of the default config (without --synth; the synth group adds those rows)."""
-    from .cost import evaluate
     cfg = ctx.config("slp")
     w, kind = ctx.weights(cfg)
     report = evaluate(cfg, w, ctx.codes(cfg)[:cfg.cost.images])
@@ -237,7 +245,6 @@ def group_cost(ctx: Context) -> dict:
 
 def group_sweep(ctx: Context) -> dict:
     """`xbarflow sweep --param adc.bits=4,6,8` on the default config."""
-    from .sweep import evaluate_point
     key, values = SWEEP
     cfg = ctx.config("slp")
     rows = []
@@ -255,7 +262,6 @@ def group_sweep(ctx: Context) -> dict:
 
 def group_mlp_wire(ctx: Context) -> dict:
     """How often the golden sums (1 ohm wires) differ from training's ideal-crossbar sums."""
-    from ..model.train import software_scores
     out = {}
     for name in ("mlp", "mlp_binary"):
         cfg = ctx.config(name)
@@ -330,7 +336,6 @@ def group_insitu_limits(ctx: Context) -> list:
 
 def group_device(ctx: Context) -> dict:
     """Nominal pulse steps of the shipped configs' write drivers (device model, no training)."""
-    from xbarflow.analog_models.programming import logistic_rate
     out = {}
     for name in ("slp", "mlp"):
         cfg = ctx.config(name)
@@ -357,7 +362,6 @@ def _cli(argv: list[str], out: Path) -> dict:
 def group_cosim(ctx: Context) -> dict:
     """The demo's co-simulation (100 images, Verilator) and the chip programming itself (default,
     stuck-at, dead partition 3): parity, cycle counters, programming cycles."""
-    from .cost import phase_cycles
     out: dict[str, Any] = {}
     cfg = ctx.config("slp")
     with tempfile.TemporaryDirectory(prefix="xbarflow-figures-") as tmp:
@@ -392,7 +396,6 @@ def group_cosim(ctx: Context) -> dict:
 
 def group_synth(ctx: Context) -> dict:
     """Yosys area and nextpnr-ice40 fmax of the default config (`xbarflow cost --synth`)."""
-    from .cost import SynthUnavailable, synthesize
     try:
         s = synthesize(ctx.config("slp"), paths.SYNTH)
     except SynthUnavailable as exc:
@@ -401,16 +404,13 @@ def group_synth(ctx: Context) -> dict:
 
 
 #: (rows, cols, wire_r ohm, partitions, seed): random 10-100 uS arrays whose 1-5 ohm wires move
-#: the column currents by whole percents (tests/test_spice.py checks the same kind of array)
+#: the column currents by whole percents (tests/flow/analysis/test_spice.py checks the same kind of array)
 SPICE_ARRAYS = ((32, 8, 1.0, 1), (24, 6, 5.0, 3), (40, 10, 2.0, 4))
 
 
 def group_spice(ctx: Context) -> dict:
     """ngspice against the crossbar model: the default tile (mapped reference weights, every
     row at V_read) and random 10-100 uS arrays with visible IR drop (`xbarflow spice`)."""
-    from xbarflow.analog_models.mapping import map_weights
-
-    from .spice import SpiceError, cross_check
     cfg = ctx.config("slp")
     w, _ = ctx.weights(cfg)
     g = map_weights(w.w, cfg).conductance
@@ -492,68 +492,68 @@ def reference_view(figures: dict[str, Any], *, include_slow: bool = True) -> dic
 
 
 def reference_digests() -> dict[str, str]:
-    from ..model.weights import reference_manifest
     return {k: v["sha256"] for k, v in reference_manifest()["weights"].items()}
 
 
-# -- command line ---------------------------------------------------------------------------------
+# -- figures.json and the README -------------------------------------------------------------------
 
 def _stored(figures: dict[str, Any]) -> dict[str, Any]:
     return {"schema": SCHEMA,
             "about": "Every README figure that comes from running the flow: make figures "
-                     "(python -m xbarflow.flow.analysis.figures). Rows say where they come from: reference "
+                     "(xbarflow figures). Rows say where they come from: reference "
                      "(shipped reference weights, the same on every machine), retrained, "
                      "cosim, synth. Timing figures are in BENCHMARKS.md.",
             "reference_weights": reference_digests(),
             "figures": {k: figures[k] for k in GROUPS if k in figures}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xbarflow.flow.analysis.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=FIGURES_JSON, help="figures JSON (default figures.json)")
-    parser.add_argument("--readme", type=Path, default=README, help="README to rewrite (default README.md)")
-    parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=None,
-                        help="recompute only these groups (the others are kept from --out)")
-    parser.add_argument("--check", action="store_true",
-                        help="recompute every reference figure and compare with --out and the README; "
-                             "write nothing (exit 1 on a difference)")
-    parser.add_argument("--readme-only", action="store_true", help="only re-render the README from --out")
-    args = parser.parse_args(argv)
-
-    stored = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    if args.check:
-        fresh = compute(ctx=Context(reference_only=True))
-        want = reference_view(stored.get("figures", {}))
-        problems = [f"{name}: recomputed {json.dumps(fresh.get(name))[:300]} != stored "
-                    f"{json.dumps(want.get(name))[:300]}" for name in sorted(want.keys() | fresh.keys())
-                    if fresh.get(name) != want.get(name)]
-        if stored.get("reference_weights") != reference_digests():
-            problems.append("the reference weights are not the ones the figures were made with")
-        problems += check_readme(args.readme.read_text(), stored)
-        for p in problems:
-            print(f"xbarflow.flow.analysis.figures: {p}", file=sys.stderr)
-        print(f"[figures] {'DIFFER' if problems else 'all reference figures equal'} ({args.out})")
-        return 1 if problems else 0
-    if not args.readme_only:
-        figures = dict(stored.get("figures", {}))
-        ctx = Context()
-        for name in (args.only or list(GROUPS)):
-            # saved after every group, so a failure keeps what was done (trained weights are
-            # cached in build/weights anyway)
-            try:
-                figures.update(compute([name], ctx))
-            except FiguresError as exc:
-                print(f"xbarflow.flow.analysis.figures: {name}: {exc}", file=sys.stderr)
-                return 1
-            finally:
-                stored = _stored(figures)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(stored, indent=1) + "\n")
-        print(f"[figures] wrote {args.out}")
-    args.readme.write_text(render_readme(args.readme.read_text(), stored))
-    print(f"[figures] rewrote the marked blocks of {args.readme}")
-    return 0
+def load_stored(path: Path = FIGURES_JSON) -> dict[str, Any]:
+    """The figures JSON at `path` ({} if there is none yet); FiguresError if it is not one."""
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FiguresError(f"{path} is not a readable figures JSON: {' '.join(str(exc).split())}") from None
+    if not isinstance(stored, dict):
+        raise FiguresError(f"{path} is not a figures JSON (not an object)")
+    return stored
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def check(path: Path = FIGURES_JSON, readme: Path = README) -> list[str]:
+    """Recompute every reference figure; what differs from the JSON at `path` and the README
+    (one line each; empty when all agree). Writes nothing."""
+    stored = load_stored(path)
+    fresh = compute(ctx=Context(reference_only=True))
+    want = reference_view(stored.get("figures", {}))
+    problems = [f"{name}: recomputed {json.dumps(fresh.get(name))[:300]} != stored "
+                f"{json.dumps(want.get(name))[:300]}" for name in sorted(want.keys() | fresh.keys())
+                if fresh.get(name) != want.get(name)]
+    if stored.get("reference_weights") != reference_digests():
+        problems.append("the reference weights are not the ones the figures were made with")
+    return problems + check_readme(readme.read_text(), stored)
+
+
+def update(path: Path = FIGURES_JSON, only: list[str] | None = None) -> dict[str, Any]:
+    """Recompute the groups `only` (default all) into the JSON at `path`, keeping the others;
+    the JSON is saved after every group, so a failure keeps what was done (trained weights
+    are cached in build/weights anyway). Returns what was stored; raises FiguresError naming
+    the group that failed."""
+    figures = dict(load_stored(path).get("figures", {}))
+    ctx = Context()
+    stored = _stored(figures)
+    for name in (only or list(GROUPS)):
+        try:
+            figures.update(compute([name], ctx))
+        except FiguresError as exc:
+            raise FiguresError(f"{name}: {exc}") from None
+        finally:
+            stored = _stored(figures)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(stored, indent=1) + "\n")
+    return stored
+
+
+def rewrite_readme(readme: Path, stored: dict[str, Any]) -> None:
+    """Rewrite the marked blocks of `readme` from the stored figures."""
+    readme.write_text(render_readme(readme.read_text(), stored))

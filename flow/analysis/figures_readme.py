@@ -1,8 +1,8 @@
 """README.md's figure blocks, rendered from figures.json (`xbarflow.flow.analysis.figures`).
 
 Each block sits between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->` lines; `make
-figures` rewrites what is between them with `BLOCKS[NAME](figures)`, and tests/test_figures.py
-renders the README in memory and requires it to equal the file, so a number typed into the
+figures` rewrites what is between them with `BLOCKS[NAME](figures)`, and
+tests/flow/analysis/test_figures_readme.py renders the README in memory and requires it to equal the file, so a number typed into the
 README, or a figure changed in the JSON, fails `make test`. Text outside the markers is the
 README's own; wording inside a block lives here.
 """
@@ -95,7 +95,7 @@ def figures_table(f: dict) -> list[str]:
         f"| co-simulation vs golden, {demo['images']} images, Verilator | parity {demo['parity']:.3f} | "
         "`make demo` (`parity`) |",
         "| co-simulation vs golden, 20 images each, Icarus and Verilator | every RESULT class, "
-        "read-back sum and DAC code driven equal | `make test` (`tests/test_cosim.py`) |",
+        "read-back sum and DAC code driven equal | `make test` (`tests/cosim/test_inference.py`) |",
         f"| cycles per inference ({_phases(cyc)}) | {cyc['total']} | `make demo` (`cycles_per_inference`) |",
         f"| macro F1 / Cohen's kappa / cross-entropy (golden, 10k) | {g['f1_macro']:.4f} / "
         f"{g['cohen_kappa']:.4f} / {g['cross_entropy']:.4f} | `make demo` then `report_golden.md` |",
@@ -139,7 +139,7 @@ def mlp_accuracy(f: dict) -> list[str]:
         golden = pct(a["golden"]) if name == "slp" else f"**{pct(a['golden'])}**"
         mult = "-" if a["mult"] is None else str(a["mult"])
         out.append(f"| {_SHAPES[name].format(tiles=a['tiles'])} | {pct(a['software'])} | {golden} | {mult} | "
-                   f"`.venv/bin/python -m xbarflow.flow.model.train configs/{name}.toml` |")
+                   f"`.venv/bin/xbarflow train configs/{name}.toml` |")
     return out
 
 
@@ -148,10 +148,10 @@ def mlp_wire(f: dict) -> list[str]:
     changed = sum(v["classes_differ"] for v in w.values())
     which = "none of which changes the class" if changed == 0 else f"{changed} of which change the class"
     return para(
-        "The targets (>= 97 % and >= 94 %) are checked by `tests/test_golden.py`. Training takes",
+        "The targets (>= 97 % and >= 94 %) are checked by `tests/flow/model/test_golden.py`. Training takes",
         "about 23 s (slp, L-BFGS) and 20 s (mlp, 12 epochs) on 2 unloaded cores, but these three",
         "configs come with reference weights (see [Reproducible figures](#reproducible-figures)), so",
-        "`xbarflow.flow.model.train` trains only when a training input changes. Wire resistance costs nothing here",
+        "`xbarflow train` trains only when a training input changes. Wire resistance costs nothing here",
         "(20 nS devices): the golden sums differ from training's ideal-crossbar sums on",
         f"{w['mlp']['sums_differ']} (mlp) and {w['mlp_binary']['sums_differ']} (mlp_binary) of",
         f"{num(w['mlp']['images'])} images, {which}.")
@@ -190,9 +190,9 @@ def mlp_calibration(f: dict) -> list[str]:
 
 
 _INSITU_COMMANDS = {
-    "slp": "`.venv/bin/python -m xbarflow.flow.model.train configs/slp.toml --set train.method=manhattan`",
-    "mlp (defaults)": "`.venv/bin/python -m xbarflow.flow.model.train configs/mlp.toml --set train.method=manhattan`",
-    "mlp, batch 100": "`.venv/bin/python -m xbarflow.flow.model.train configs/mlp.toml --set train.method=manhattan "
+    "slp": "`.venv/bin/xbarflow train configs/slp.toml --set train.method=manhattan`",
+    "mlp (defaults)": "`.venv/bin/xbarflow train configs/mlp.toml --set train.method=manhattan`",
+    "mlp, batch 100": "`.venv/bin/xbarflow train configs/mlp.toml --set train.method=manhattan "
                       "--set train.manhattan_batch=100`",
     "mlp, batch 100, 10 epochs": "the same `--set train.manhattan_epochs=10`",
 }
@@ -344,7 +344,8 @@ def faults_cosim(f: dict) -> list[str]:
     return para(
         "A dead partition costs only its own cells: the other partitions receive exactly the pulses",
         "and end in exactly the states of a healthy chip (the write-ack only holds each address",
-        "longer). Co-simulated (Verilator, SPI, `tests/test_faults.py`), the chip with partition 3",
+        "longer). Co-simulated (Verilator, SPI, `tests/flow/model/test_programming_faults.py`),",
+        "the chip with partition 3",
         f"dead programs itself in {num(c['programming_cycles'])} cycles with PROG_FAILURES =",
         f"{c['failures']} and {num(c['pulse_events'])} pulse events, every cell's pulse count and",
         f"final state {same} the golden replay, and the inference after it equal to the golden chip",

@@ -1,7 +1,7 @@
 """Host-interface fuzzing: seeded frame generators and mutators, and the runner of the cocotb
 fuzz bench (`cocotb_tests/test_fuzz.py`) used by pytest and `make fuzz`.
 
-    .venv/bin/python -m xbarflow.flow.analysis.fuzz [--frames N] [--host spi uart] [--seed S] [--sim verilator]
+    xbarflow fuzz [--frames N] [--host spi uart] [--seed S] [--sim verilator]   (xbarflow.flow.commands.fuzz)
 
 A fuzz *plan* is a list of items; each item is what the host does in one go (over SPI: one
 chip-select window; over UART: one burst of characters) as a list of JSON-able ops:
@@ -26,19 +26,22 @@ responses by status and error, the chip's error counters, simulated and wall tim
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Reg
 
-from ..core import paths
 from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
+from ..host.driver import ChipProtocolModel
+from ..sim.runner import TIMESCALE, SimulatorError, build, cocotb_runner
+
+__all__ = ["BENCH_MODULE", "DEFAULT_FRAMES", "FrameGen", "FuzzError", "HOSTS", "JOB_ENV", "KINDS",
+           "MUTATIONS", "TEST_FRAMES", "format_summary", "fuzz_config", "make_item", "plan",
+           "plan_summary", "run_fuzz", "starts_programming"]
 
 BENCH_MODULE = "xbarflow.cocotb_tests.test_fuzz"
 JOB_ENV = "XBARFLOW_FUZZ_JOB"
@@ -294,8 +297,6 @@ def starts_programming(cfg: ChipConfig, item: dict, host: str) -> bool:
     mutation)? The bench keeps the programmer idle during fuzzing (a run takes ~10^5 clocks and
     is checked once, at the end), so the plan leaves such items out. The check replays the item
     on a fresh reference model, SPI filler bytes included."""
-    from ..host.driver import ChipProtocolModel
-
     model = ChipProtocolModel.from_config(cfg)
     for op in item["ops"]:
         if op[0] == "tx":
@@ -357,9 +358,7 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
 
     Raises `FuzzError` with the bench's first problem if the chip and the model disagreed,
     an exchange hung, or the bench did not finish."""
-    from cocotb_tools.check_results import get_results
-
-    from ..sim.runner import TIMESCALE, SimulatorError, _runner, build
+    from cocotb_tools.check_results import get_results   # why: cocotb only where a bench runs
 
     cfg = fuzz_config(cfg, host)
     out = Path(out_dir).resolve()
@@ -376,7 +375,7 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
     log = out / f"fuzz-{sim}.log"
     t1 = time.perf_counter()
     try:
-        xml = _runner(sim).test(
+        xml = cocotb_runner(sim).test(
             test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel, hdl_toplevel_lang="verilog",
             build_dir=sim_build.sim_build, test_dir=out / f"sim-{sim}",
             extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
@@ -390,7 +389,10 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
     except SimulatorError as exc:
         raise FuzzError(str(exc)) from None
     else:
-        _, failed = get_results(Path(xml))
+        try:
+            _, failed = get_results(Path(xml))
+        except RuntimeError as exc:   # no results file: the simulator stopped before the bench ended
+            raise FuzzError(f"{sim} fuzz simulation failed ({exc}); see {log}") from None
     if not results.exists():
         raise FuzzError(f"the fuzz bench wrote no results; see {log}")
     summary = json.loads(results.read_text())
@@ -418,39 +420,3 @@ def format_summary(s: dict) -> str:
                  f"max exchange {s['max_exchange_cycles']} cycles (bound {s['exchange_bound_cycles']})")
     lines.append(f"  end checks: {', '.join(f'{k} {v}' for k, v in s['end_checks'].items())}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ..core import config as config_mod
-
-    p = argparse.ArgumentParser(prog="python -m xbarflow.flow.analysis.fuzz", description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="fuzz frames per host")
-    p.add_argument("--host", nargs="+", choices=HOSTS, default=list(HOSTS))
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--sim", default="verilator")
-    p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=paths.RUNS / "fuzz")
-    args = p.parse_args(argv)
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"fuzz: {exc}", file=sys.stderr)
-        return 2
-    status = 0
-    report = {}
-    for host in args.host:
-        try:
-            s = run_fuzz(cfg, host, args.frames, args.out / host, seed=args.seed, sim=args.sim)
-        except FuzzError as exc:
-            print(f"[fuzz] {host}: FAILED: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        report[host] = s
-        print(format_summary(s), flush=True)
-    (args.out).mkdir(parents=True, exist_ok=True)
-    (args.out / "fuzz.json").write_text(json.dumps(report, indent=1) + "\n")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """Mutation testing: a catalogue of named, hand-written bugs that the tests must catch.
 
-    .venv/bin/python -m xbarflow.flow.analysis.mutants                  # the whole catalogue (`make mutants`)
-    .venv/bin/python -m xbarflow.flow.analysis.mutants --check          # does every mutant still apply? (~0.1 s)
-    .venv/bin/python -m xbarflow.flow.analysis.mutants --only adc_round_floor argmax_tie_break_last
+    xbarflow mutants                  # the whole catalogue (`make mutants`)
+    xbarflow mutants --check          # does every mutant still apply? (~0.1 s)
+    xbarflow mutants --only adc_round_floor argmax_tie_break_last
 
 The catalogue (`tests/mutants/catalogue.toml`) is data: each entry names a file, the exact
 original text, its replacement, a one-line description and the tests that must kill it. For
@@ -23,12 +23,12 @@ failing anyway; if it fails, the run does not count.
 
 Results: a table (mutant, outcome, killing test, seconds) as markdown and JSON in --out
 (default runs/mutants/, never tracked), and the mutation score. Exit 0 when every mutant was
-killed, 1 when any survived (or timed out, or errored, or the baseline failed), 2 on bad usage.
+killed, 1 when any survived (or timed out, or errored, or the baseline failed), 2 on bad usage
+(the command line is xbarflow.flow.commands.mutants).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -44,12 +44,14 @@ from typing import Callable, Iterable, Sequence
 
 from ..core import paths
 from ..core.errors import XbarflowError
+from ..sim.executor import map_jobs
 
 __all__ = [
-    "CATALOGUE", "DEFAULT_JOBS", "DEFAULT_TIMEOUT_S", "README_BEGIN", "README_END",
+    "CATALOGUE", "DEFAULT_JOBS", "DEFAULT_OUT", "DEFAULT_TIMEOUT_S", "README_BEGIN", "README_END",
     "CatalogueError", "Mutant", "Outcome", "PACKAGE_DIRS", "Report", "apply_mutant", "baseline",
-    "catalogue_problems", "check_catalogue", "copy_tree", "load_catalogue", "main",
-    "markdown_table", "namespace_shim", "run_catalogue", "run_mutant", "run_tests", "select", "tracked_files",
+    "catalogue_problems", "check_catalogue", "copy_tree", "load_catalogue", "markdown_table",
+    "namespace_shim", "run_catalogue", "run_mutant", "run_tests", "select", "tracked_files",
+    "update_readme", "write_report",
 ]
 
 ROOT = paths.ROOT
@@ -172,7 +174,7 @@ def select(mutants: Sequence[Mutant], names: Iterable[str] | None) -> list[Mutan
 
 
 def _test_file_and_function(test_id: str) -> tuple[str, str | None]:
-    """("tests/test_x.py", "test_y") of "tests/test_x.py::test_y[param]"; None for a file."""
+    """("tests/hdl/test_x.py", "test_y") of "tests/hdl/test_x.py::test_y[param]"; None for a file."""
     path, _, rest = test_id.partition("::")
     func = rest.split("[", 1)[0].split("::")[-1]
     return path, func or None
@@ -418,8 +420,6 @@ def run_catalogue(mutants: Sequence[Mutant], root: str | Path = ROOT, *,
     """Check that every mutant applies (raises `CatalogueError` before any test runs), then run
     the baseline and every mutant on `jobs` workers (the baseline first, beside the mutants: its
     verdict only decides whether the run counts)."""
-    from ..sim.executor import map_jobs
-
     check_catalogue(mutants, root)
     t0 = time.perf_counter()
     common = (str(root), timeout_s, None if work_dir is None else str(work_dir), keep)
@@ -458,11 +458,11 @@ def markdown_table(report: Report, mutants: Sequence[Mutant] | None = None, *,
     return "\n".join(lines)
 
 
-README_BEGIN = "<!-- mutants:begin (python -m xbarflow.flow.analysis.mutants --readme README.md) -->"
+README_BEGIN = "<!-- mutants:begin (xbarflow mutants --readme README.md) -->"
 README_END = "<!-- mutants:end -->"
 
 
-def _update_readme(path: Path, report: Report, mutants: Sequence[Mutant]) -> None:
+def update_readme(path: Path, report: Report, mutants: Sequence[Mutant]) -> None:
     """Replace the text between the README markers by this run's table."""
     text = path.read_text()
     begin, end = text.find(README_BEGIN), text.find(README_END)
@@ -472,98 +472,9 @@ def _update_readme(path: Path, report: Report, mutants: Sequence[Mutant]) -> Non
     path.write_text(text[:begin + len(README_BEGIN)] + "\n" + table + "\n" + text[end:])
 
 
-def _write_report(report: Report, mutants: Sequence[Mutant], out: Path) -> tuple[Path, Path]:
+def write_report(report: Report, mutants: Sequence[Mutant], out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "mutants.md", out / "mutants.json"
     md.write_text(markdown_table(report, mutants) + "\n")
     js.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return md, js
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ..sim.executor import JobError
-
-    parser = argparse.ArgumentParser(prog="python -m xbarflow.flow.analysis.mutants",
-                                     description="Run the mutant catalogue: every mutant must "
-                                                 "be killed by its tests.")
-    parser.add_argument("--catalogue", default=str(CATALOGUE), help="catalogue TOML file")
-    parser.add_argument("--root", default=str(ROOT), help="the tree to mutate (a git work tree)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
-    parser.add_argument("--check", action="store_true",
-                        help="only check that every mutant applies to the tree (no tests)")
-    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="parallel workers (2)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                        help=f"seconds per mutant ({DEFAULT_TIMEOUT_S:.0f})")
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
-                        help="folder for mutants.md and mutants.json (runs/mutants)")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the run of the selected tests on the unmutated tree")
-    parser.add_argument("--keep", action="store_true", help="keep the mutated copies (debugging)")
-    parser.add_argument("--readme", metavar="FILE",
-                        help="also write the table into FILE between the markers "
-                             f"{README_BEGIN} and {README_END}")
-    args = parser.parse_args(argv)
-    if args.jobs < 1 or args.timeout <= 0:
-        print("xbarflow.flow.analysis.mutants: --jobs and --timeout must be positive", file=sys.stderr)
-        return 2
-    try:
-        mutants = select(load_catalogue(args.catalogue), args.only)
-    except CatalogueError as exc:
-        print(f"xbarflow.flow.analysis.mutants: {exc}", file=sys.stderr)
-        return 2
-    if args.list:
-        for m in mutants:
-            print(f"{m.name:40s} {m.file:28s} {m.description}")
-        return 0
-    problems = catalogue_problems(mutants, args.root)
-    if problems:
-        for p in problems:
-            print(f"xbarflow.flow.analysis.mutants: {p}", file=sys.stderr)
-        return 1
-    if args.readme:
-        text = Path(args.readme).read_text() if Path(args.readme).is_file() else ""
-        if README_BEGIN not in text or README_END not in text:
-            print(f"xbarflow.flow.analysis.mutants: {args.readme} has no {README_BEGIN} ... {README_END} block",
-                  file=sys.stderr)
-            return 2
-    if args.check:
-        print(f"catalogue OK: {len(mutants)} mutants, each original found exactly once")
-        return 0
-
-    def progress(done: int, total: int, o: Outcome) -> None:
-        by = f" by {o.killed_by}" if o.killed_by else ""
-        print(f"[{done}/{total}] {o.status:8s} {o.name}{by} ({o.seconds:.1f} s)", file=sys.stderr,
-              flush=True)
-        if o.status != "killed":
-            print(f"    {o.detail}".replace("\n", "\n    "), file=sys.stderr, flush=True)
-
-    def on_baseline(ok: bool, detail: str) -> None:
-        print(f"[baseline] {'passed' if ok else 'FAILED'}: {detail}", file=sys.stderr, flush=True)
-
-    print(f"xbarflow.flow.analysis.mutants: {len(mutants)} mutants"
-          f"{'' if args.no_baseline else ' and the baseline'} on {args.jobs} workers",
-          file=sys.stderr, flush=True)
-    try:
-        report = run_catalogue(mutants, args.root, jobs=args.jobs, timeout_s=args.timeout,
-                               keep=args.keep, with_baseline=not args.no_baseline,
-                               progress=progress, on_baseline=on_baseline)
-    except KeyboardInterrupt:   # the workers have stopped their pytest runs and copies
-        print("xbarflow.flow.analysis.mutants: interrupted", file=sys.stderr)
-        return 130
-    except JobError as exc:     # the runner itself failed (e.g. no room to copy the tree)
-        print(f"xbarflow.flow.analysis.mutants: {exc}", file=sys.stderr)
-        return 1
-    md, js = _write_report(report, mutants, Path(args.out))
-    print(markdown_table(report, mutants))
-    if args.readme:
-        _update_readme(Path(args.readme), report, mutants)
-    print(f"\n(written to {md} and {js}{f', table in {args.readme}' if args.readme else ''})",
-          file=sys.stderr)
-    if not report.baseline_ok:
-        print(f"xbarflow.flow.analysis.mutants: the run does not count: {report.baseline_detail}", file=sys.stderr)
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

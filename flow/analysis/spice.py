@@ -17,6 +17,9 @@ codes (an input image) or are all V_read. The analysis is ``.op``; the column cu
 written with ``wrdata`` (12 significant digits) and compared with ``V @ M``. gmin is set to
 1e-18 S (default 1e-12 S would load every node of a nS-scale array by ~0.1 %).
 
+`array_deck` is that network with the cell left open (a callback gives each cell's elements):
+`netlist` puts a resistor there, `spice_qmm.netlist` a QMM memdiode.
+
 CLI: ``xbarflow spice --config C --out DIR [--weights W.npz] [--image N | --vread]``. The
 conductances are the mapped targets of the (trained or given) weights: ideal programming.
 """
@@ -28,10 +31,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from xbarflow.analog_models.crossbar import effective_matrix
 
 from ..core.errors import XbarflowError
+
+__all__ = ["GMIN", "INSTALL_HINT", "CellLines", "CrossCheck", "SpiceError", "SpiceRun", "array_deck",
+           "cross_check", "netlist", "ngspice_path", "results_file", "run_ngspice", "spice_number"]
 
 INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
                 "tools/ensure-ngspice.sh)")
@@ -42,28 +50,35 @@ class SpiceError(XbarflowError, RuntimeError):
     """ngspice missing or failing; one line."""
 
 
-def _fmt(x: float) -> str:
+def spice_number(x: float) -> str:
+    """A float as a SPICE literal with full double precision."""
     return f"{x:.15g}"
 
 
-def netlist(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
-            *, title: str = "xbarflow crossbar tile", results: str | Path = "currents.txt") -> str:
-    """ngspice deck of the tile (module docstring) with an .op that writes the column currents."""
-    g = np.asarray(conductance, dtype=np.float64)
+CellLines = Callable[[int, int, str, str], list[str]]
+
+
+def array_deck(row_volts: np.ndarray, cols: int, wire_r: float, partitions: int, cell: CellLines,
+               *, title: str, results: str | Path, what: str = "",
+               options: tuple[str, ...] = (f".options gmin={GMIN:g}",)) -> str:
+    """The tile's network (module docstring) with the cells left to `cell(i, j, row_node,
+    col_node)`, which returns the element lines of cell (i, j) between those two nodes; an .op
+    that writes the column currents to `results`. Shared by the linear and the QMM decks."""
     v = np.asarray(row_volts, dtype=np.float64)
-    rows, cols = g.shape
-    if v.shape != (rows,):
-        raise ValueError(f"need one row voltage per row: expected ({rows},), got {v.shape}")
-    if not (np.isfinite(g).all() and g.min() >= 0):
-        raise ValueError("conductances must be finite and >= 0 S")
+    if v.ndim != 1 or not np.isfinite(v).all():
+        raise ValueError(f"need one finite row voltage per row, got shape {v.shape}")
+    rows = len(v)
     if not 1 <= partitions <= rows:
         raise ValueError(f"partitions must be in 1..{rows}, got {partitions}")
+    if not (np.isfinite(wire_r) and wire_r >= 0):
+        raise ValueError(f"wire_r must be finite and >= 0 ohm, got {wire_r}")
     wired = wire_r > 0
-    rw = _fmt(wire_r)
+    rw = spice_number(wire_r)
     out = [f"* {title}",
-           f"* {rows} rows x {cols} columns, {partitions} row partition(s), wire {wire_r} ohm/segment",
+           f"* {rows} rows x {cols} columns, {partitions} row partition(s), wire {wire_r} ohm/segment"
+           + (f", {what}" if what else ""),
            "* nodes: in<i> DAC output, r<i>_<j> row wire, c<i>_<j> column wire, t<j> TIA input"]
-    out += [f"Vin{i} in{i} 0 DC {_fmt(v[i])}" for i in range(rows)]
+    out += [f"Vin{i} in{i} 0 DC {spice_number(v[i])}" for i in range(rows)]
     out += [f"Vtia{j} t{j} 0 DC 0" for j in range(cols)]
     row_node = (lambda i, j: f"r{i}_{j}") if wired else (lambda i, j: f"in{i}")
     col_node = (lambda i, j: f"c{i}_{j}") if wired else (lambda i, j: f"t{j}")
@@ -79,9 +94,8 @@ def netlist(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, parti
                 else:
                     out += [f"Rt{i}_{j} c{i}_{j} t{j} {rw}" for j in range(cols)]
             for j in range(cols):
-                if g[i, j] > 0:
-                    out.append(f"Rx{i}_{j} {row_node(i, j)} {col_node(i, j)} {_fmt(1.0 / g[i, j])}")
-    out += [f".options gmin={GMIN:g}",
+                out += cell(i, j, row_node(i, j), col_node(i, j))
+    out += [*options,
             ".control",
             "set wr_singlescale",
             "set wr_vecnames",
@@ -92,6 +106,23 @@ def netlist(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, parti
             ".endc",
             ".end", ""]
     return "\n".join(out)
+
+
+def netlist(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
+            *, title: str = "xbarflow crossbar tile", results: str | Path = "currents.txt") -> str:
+    """ngspice deck of the tile (module docstring) with an .op that writes the column currents."""
+    g = np.asarray(conductance, dtype=np.float64)
+    v = np.asarray(row_volts, dtype=np.float64)
+    rows, cols = g.shape
+    if v.shape != (rows,):
+        raise ValueError(f"need one row voltage per row: expected ({rows},), got {v.shape}")
+    if not (np.isfinite(g).all() and g.min() >= 0):
+        raise ValueError("conductances must be finite and >= 0 S")
+
+    def cell(i: int, j: int, a: str, b: str) -> list[str]:
+        return [f"Rx{i}_{j} {a} {b} {spice_number(1.0 / g[i, j])}"] if g[i, j] > 0 else []
+
+    return array_deck(v, cols, wire_r, partitions, cell, title=title, results=results)
 
 
 def ngspice_path() -> str:
@@ -144,7 +175,7 @@ def run_ngspice(deck_text: str, folder: str | Path, name: str = "tile") -> Spice
 class CrossCheck:
     spice: np.ndarray      # (cols,) A
     model: np.ndarray      # (cols,) A, V @ effective_matrix
-    ideal: np.ndarray      # (cols,) A, V @ G
+    ideal: np.ndarray      # (cols,) A, without wire resistance (V @ G for linear cells)
     run: SpiceRun
 
     @property
@@ -161,16 +192,9 @@ class CrossCheck:
 def cross_check(conductance: np.ndarray, row_volts: np.ndarray, wire_r: float, partitions: int,
                 folder: str | Path, name: str = "tile", title: str | None = None) -> CrossCheck:
     """Run ngspice on the tile and compare its column currents with xbarflow.analog_models.crossbar."""
-    from xbarflow.analog_models.crossbar import effective_matrix
-
     g = np.asarray(conductance, dtype=np.float64)
     v = np.asarray(row_volts, dtype=np.float64)
     deck = netlist(g, v, wire_r, partitions, title=title or name, results=results_file(name))
     run = run_ngspice(deck, folder, name)
     model = v @ effective_matrix(g, wire_r, partitions)
     return CrossCheck(spice=run.currents, model=model, ideal=v @ g, run=run)
-
-
-# -- CLI -----------------------------------------------------------------------------------------
-
-

@@ -19,14 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from ..core import paths
+from ..data import DataError, image_to_codes, load_image
+from ..model.context import RunContext
+from ..sim import parity
+from ..sim.runner import SIMULATORS, SimulatorError, build
+from ..sim.runner import run as cosim
 from .common import UsageError, dataset_or_usage, load_config, toolchain_or_usage, writable_dir
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
-    from ..sim.runner import SIMULATORS
-
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("image", type=Path, help="the image: .npy or binary .pgm, square")
     parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
@@ -39,8 +42,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..data import DataError, image_to_codes, load_image
-
     cfg = load_config(args.config)
     try:
         image = load_image(args.image)
@@ -55,8 +56,6 @@ def run(args) -> int:
         out = writable_dir(args.out or paths.RUNS / f"classify-{cfg.name}-{args.sim}")
         toolchain_or_usage(args.sim)
 
-    from ..model.context import RunContext
-
     dataset = dataset_or_usage(args.data)
     # the demo's chain: weights trained in situ classify on the trained devices themselves
     golden = RunContext.build(cfg, dataset).golden
@@ -65,10 +64,6 @@ def run(args) -> int:
     print(f"[xbarflow] {args.image}: class {cls} (golden model, config {cfg.name}), ADC codes {adc}")
     if not args.sim:
         return 0
-
-    from ..sim import parity
-    from ..sim.runner import SimulatorError, build
-    from ..sim.runner import run as cosim
 
     try:
         conductance = golden.array.conductance

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from ..core import config as config_mod
 from ..core.errors import UsageError
 from ..core.overrides import OverrideError, parse_override
+from ..data import DataError, load_dataset
 
 __all__ = ["UsageError", "dataset_or_usage", "load_config", "override", "positive_int",
            "toolchain_or_usage", "with_overrides", "writable_dir"]
@@ -72,8 +73,6 @@ def with_overrides(cfg: config_mod.ChipConfig, overrides: dict[str, Any] | Itera
 
 def dataset_or_usage(path: Path | None = None):
     """The data set at `path` (the shipped MNIST for None); a bad one is a usage error."""
-    from ..data import DataError, load_dataset   # deferred: numpy and the data loader
-
     try:
         return load_dataset(path)
     except DataError as exc:
@@ -82,7 +81,8 @@ def dataset_or_usage(path: Path | None = None):
 
 def toolchain_or_usage(sim: str) -> None:
     """Check `sim` is installed and usable; if not, the usage error says how to install it."""
-    from ..sim.runner import SimulatorError, prepare_toolchain   # deferred: only co-simulating commands
+    # why: sim.runner loads amaranth (~0.6 s); waves, report, cost and sweep start without it
+    from ..sim.runner import SimulatorError, prepare_toolchain
 
     try:
         prepare_toolchain(sim)

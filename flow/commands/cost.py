@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..analysis.cost import CostError, SynthUnavailable, evaluate, phase_cycles, synthesize
 from ..core import paths
+from ..model.context import RunContext
 from .common import UsageError, dataset_or_usage, load_config, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -48,7 +49,6 @@ def _report_cycles(path: Path, cfg) -> dict[str, int]:
 
 
 def run(args) -> int:
-    from ..model.context import RunContext
 
     cfg = load_config(args.config)
     if args.json:   # refuse an unwritable --json before the work, not after it

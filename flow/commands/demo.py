@@ -15,8 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.metrics import logit_scale
+from ..analysis.plots import plot_pulse_histogram
+from ..analysis.report import write_report
 from ..core import paths
-from ..sim.runner import SIMULATORS
+from ..model.context import RunContext
+from ..model.programming import program_array, programmed_chip, tile_target_levels
+from ..model.train import software_accuracy
+from ..sim import parity
+from ..sim.runner import SIMULATORS, SimulatorError, build, run as cosim
 from .common import (
     UsageError,
     dataset_or_usage,
@@ -58,9 +65,6 @@ def run(args) -> int:
 def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
     """Golden programming of the whole tile through the write-verify replay, and the golden
     chip on the programmed conductances (what the co-simulation must then match)."""
-    from ..model.programming import program_array, programmed_chip, tile_target_levels
-    from ..analysis.plots import plot_pulse_histogram
-
     targets = tile_target_levels(cfg, weights.w)
     result = program_array(cfg, targets)
     chip = programmed_chip(cfg, result)
@@ -82,13 +86,6 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
 def run_demo(args, program: bool) -> int:
     """The demo (or, with `program`, the chip programs its own array first): train if needed,
     co-simulate the first `args.images` test images, check parity, write the run folder."""
-    from ..analysis.metrics import logit_scale
-    from ..analysis.report import write_report
-    from ..model.context import RunContext
-    from ..model.train import software_accuracy
-    from ..sim import parity
-    from ..sim.runner import SimulatorError, build, run
-
     t_start = time.perf_counter()
     overrides = dict(args.set)
     if args.host:
@@ -138,12 +135,12 @@ def run_demo(args, program: bool) -> int:
         print(f"[xbarflow] {args.sim} model built in {sim_build.build_seconds:.1f} s "
               f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
         indices = np.arange(args.images)
-        result = run(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
+        result = cosim(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
                      indices, out, targets=targets, requant_mult=golden.requant_mult)
         waves = None
         if args.waves:
             waves_build = build(cfg, args.sim, waves=True)
-            waves = run(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
+            waves = cosim(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
                         indices[:1], out / "waves", requant_mult=reference.requant_mult).waves
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)

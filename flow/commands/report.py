@@ -15,7 +15,9 @@ import numpy as np
 
 from ..analysis.metrics import logit_scale
 from ..analysis.report import GOLDEN_SUFFIX, NPZ_COSIM, NPZ_GOLDEN, write_report
+from ..core import config as config_mod
 from ..core import paths
+from ..model.weights import WeightsError, load, weights_path
 from .common import UsageError
 
 __all__ = ["add_arguments", "run"]
@@ -93,8 +95,6 @@ def _find_scale(report: dict) -> float | None:
 
 
 def _scale_from_config(args, report: dict) -> tuple[float | None, str]:
-    from ..core import config as config_mod
-    from ..model.weights import WeightsError, load, weights_path
 
     path = args.config
     if path is None:

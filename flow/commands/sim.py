@@ -13,8 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..core import paths
+from ..model.context import RunContext
+from ..sim import parity
+from ..sim.executor import ExecutorError, JobError, default_jobs, map_jobs
+from ..sim.runner import SIMULATORS, SimulatorError, build
 from ..sim.shards import (
     MAX_SHARD,
     ShardJob,
@@ -47,9 +52,6 @@ def _images_arg(text: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..sim.executor import default_jobs
-    from ..sim.runner import SIMULATORS
-
     parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
     parser.add_argument("--images", type=_images_arg, required=True, metavar="all|N",
@@ -67,8 +69,6 @@ class _ProgressBar:
     """tqdm over images: finished shards plus what running benches report in their work dirs."""
 
     def __init__(self, total: int, desc: str, work_dirs: dict[int, Path], sizes: dict[int, int]):
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True,
                         disable=total == 0 or None)   # None: off when stderr is not a terminal
         self.work_dirs, self.sizes = work_dirs, sizes
@@ -97,11 +97,6 @@ class _ProgressBar:
 
 
 def run(args) -> int:
-    from ..model.context import RunContext
-    from ..sim import parity
-    from ..sim.executor import ExecutorError, JobError, map_jobs
-    from ..sim.runner import SimulatorError, build
-
     t_start = time.perf_counter()
     cfg = load_config(args.config)
     out = writable_dir(args.out or paths.RUNS / f"sim-{cfg.name}-{args.sim}")

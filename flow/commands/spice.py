@@ -7,12 +7,20 @@ arguments and reports.
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
+from xbarflow.analog_models.dac import dac_voltages
+from xbarflow.analog_models.mapping import map_weights
 
+from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
+
+from ..analysis import spice_qmm
 from ..analysis.spice import SpiceError, cross_check, netlist, ngspice_path, results_file
-from ..core import paths
+from ..data import DataError, load_dataset
+from ..model import weights as weights_mod
+from ..model.context import RunContext
 from .common import UsageError, load_config, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -32,18 +40,12 @@ def add_arguments(parser) -> None:
                      help="drive the rows with the DAC voltages of this test image")
     how.add_argument("--vread", action="store_true", help="all rows at V_read (the default)")
     parser.add_argument("--no-run", action="store_true", help="only write the netlist")
+    parser.add_argument("--read-model", choices=("linear", "qmm"), default=None,
+                        help="cells as conductances (linear) or QMM memdiodes (behavioural sources, "
+                             "compared with the nonlinear array solve); default: device.read_model")
 
 
 def run(args) -> int:
-    import sys
-
-    from xbarflow.analog_models.dac import dac_voltages
-    from xbarflow.analog_models.mapping import map_weights
-
-    from ..model import train as train_mod
-    from ..model import weights as weights_mod
-    from ..data import DataError, load_dataset, to_dac_codes
-
     cfg = load_config(args.config)
     out = writable_dir(args.out)
     if not args.no_run:
@@ -52,19 +54,19 @@ def run(args) -> int:
         except SpiceError as exc:
             raise UsageError(str(exc)) from None
     try:
+        # the data set only when it is used: for the weights or the image
         dataset = load_dataset(args.data) if (args.weights is None or args.image is not None) else None
-        if args.weights is not None:
-            weights = weights_mod.load(args.weights, cfg)
-        else:
-            weights = train_mod.load_or_train(cfg, dataset, paths.WEIGHTS)
+        weights = weights_mod.load(args.weights, cfg) if args.weights is not None else None
+        context = RunContext.build(cfg, dataset, weights=weights) if dataset is not None else None
+        weights = context.weights if context is not None else weights
     except DataError as exc:
         raise UsageError(str(exc)) from None
     g = map_weights(weights.w, cfg).conductance
     if args.image is not None:
-        n = len(dataset.y_test)
+        n = len(context.labels)
         if not 0 <= args.image < n:
             raise UsageError(f"--image {args.image} is outside the {n} test images")
-        volts = dac_voltages(to_dac_codes(dataset.x_test[args.image:args.image + 1], cfg)[0], cfg)
+        volts = dac_voltages(context.test_codes[args.image], cfg)
         what = f"test image {args.image}"
     else:
         volts = np.full(g.shape[0], cfg.crossbar.v_read)
@@ -72,14 +74,29 @@ def run(args) -> int:
     x = cfg.crossbar
     name = f"tile-{cfg.name}"
     title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    qmm = (args.read_model or cfg.device.read_model) == "qmm"
+    if qmm:
+        # QMM cells in the memory states whose chord conductance at V_read is the mapped target
+        params = QmmParams.from_config(cfg)
+        lam = state_for_conductance(g, x.v_read, params)
+        name, what = f"{name}-qmm", f"{what}, QMM cells (preset {cfg.device.preset})"
+        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     if args.no_run:
         path = out / f"{name}.cir"
-        path.write_text(netlist(g, volts, x.wire_r, x.partitions, title=title,
-                                results=results_file(name)))
+        if qmm:
+            i0, alpha, rs = cell_params(params, lam)
+            text = spice_qmm.netlist(i0, alpha, params.beta, rs, volts, x.wire_r, x.partitions,
+                                     title=title, results=results_file(name))
+        else:
+            text = netlist(g, volts, x.wire_r, x.partitions, title=title, results=results_file(name))
+        path.write_text(text)
         print(f"wrote {path} ({g.shape[0]}x{g.shape[1]} cells, {what})")
         return 0
     try:
-        check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
+        if qmm:
+            check = spice_qmm.cross_check(params, lam, volts, x.wire_r, x.partitions, out, name, title)
+        else:
+            check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)
     except SpiceError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1

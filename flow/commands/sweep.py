@@ -21,7 +21,10 @@ from ..analysis.sweep import (
     write_csv,
 )
 from ..analysis.plots import plot_sweep, value_label
+from ..core import config as config_mod
 from ..core import paths
+from ..data import DataError
+from ..sim.executor import ExecutorError
 from .common import UsageError, load_config, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -44,9 +47,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..core import config as config_mod
-    from ..data import DataError
-    from ..sim.executor import ExecutorError
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")

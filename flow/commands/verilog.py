@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..sim.verilog import generate
 from .common import load_config, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -15,7 +16,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..sim.verilog import generate   # deferred: loads amaranth
 
     cfg = load_config(args.config)
     out = writable_dir(args.out)

@@ -282,9 +282,14 @@ class ChipConfig:
         return self.adc.adcs_per_tile or self.crossbar.tile_cols // 2
 
     @property
+    def tile_adc_groups(self) -> tuple[int, ...]:
+        """Column-multiplexer steps of each tile: its outputs over the tile's ADCs, rounded up."""
+        return tuple(math.ceil(t.outputs / self.tile_adcs) for t in self.tiles)
+
+    @property
     def adc_groups(self) -> int:
         """Most column-multiplexer steps any tile needs (1 when ADCs are not shared)."""
-        return max(math.ceil(t.outputs / self.tile_adcs) for t in self.tiles)
+        return max(self.tile_adc_groups)
 
     @property
     def partition_rows(self) -> tuple[int, ...]:

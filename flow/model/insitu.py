@@ -42,13 +42,13 @@ where the mapping's whole span is 31 steps), which that mapping cannot hold. So 
 * `device_conductance` (+ `device_requant_mult`, calibrated on it): the trained devices' own
   conductances, saved in the weights file; `device_chip(cfg, weights)` is the golden chip on
   them (wire resistance and ADC of the config it is given). This is the in-situ figure,
-  `meta["device_golden_test_accuracy"]`, re-evaluated by `python -m xbarflow.flow.model.train` as
+  `meta["device_golden_test_accuracy"]`, re-evaluated by `xbarflow train` as
   device_golden_test_accuracy.
 * `layers`: the trained differential conductances in level units, (G+ - G-) / level step, so
   `map_weights` / `from_weights` round them to the nearest levels of the span-normalised grid (a
   common scale change, which argmax ignores; the hidden requantiser register `requant_mult` is
   recalibrated for the mapped weights). `meta["mapped_golden_test_accuracy"]`, printed by
-  `python -m xbarflow.flow.model.train` as golden_test_accuracy: what the chip reaches if the in-situ result is
+  `xbarflow train` as golden_test_accuracy: what the chip reaches if the in-situ result is
   written to fresh devices with write-verify.
 
 Measured (full MNIST, 14x14, 4-bit DAC, golden on the 10k test set, wire resistance on;

@@ -15,25 +15,20 @@ The recipes, one per module, each aware of what the chip can realise:
 The weights themselves, their training digest, the weights file and the shipped reference
 weights are flow/model/weights.py.
 
-`python -m xbarflow.flow.model.train CONFIG [--set KEY=VALUE ...]` loads the shipped reference
-weights (see "reference weights" in flow/model/weights.py) or the cached weights, or trains, and
-prints software and golden test accuracies as one JSON line (for in-situ weights also the golden
-accuracy on the device state, device_golden_test_accuracy); with `--reference` it trains afresh
-and ships the result.
+`xbarflow train CONFIG [--set KEY=VALUE ...]` (xbarflow.flow.commands.train) loads the shipped
+reference weights (see "reference weights" in flow/model/weights.py) or the cached weights, or
+trains (`obtain`), and prints software and golden test accuracies as one JSON line; with
+`--reference` it trains afresh and ships the result.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.config import ChipConfig
-from ..data import DataError, Dataset, to_dac_codes
+from ..data import DataError, Dataset
 from .forward import ChipModel, sums_in_chunks
 from .insitu import train_manhattan
 from .lbfgs import float_accuracy, train_lbfgs
@@ -46,12 +41,10 @@ from .weights import (
     load,
     load_reference,
     save,
-    training_digest,
     write_reference,
 )
 
-__all__ = ["add_arguments", "load_or_train", "main", "run", "software_accuracy",
-           "software_scores", "train"]
+__all__ = ["load_or_train", "obtain", "software_accuracy", "software_scores", "train"]
 
 
 def train(cfg: ChipConfig, dataset: Dataset) -> Weights:
@@ -119,117 +112,24 @@ def software_scores(weights: Weights, codes: np.ndarray, cfg: ChipConfig) -> np.
 
 
 
-# -- command line: `python -m xbarflow.flow.model.train [CONFIG] [--set KEY=VALUE ...]` -------------------------
+def obtain(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path, *,
+           reference_command: str | None = None, reference_dir: str | Path | None = None
+           ) -> tuple[Weights, str, Path | None]:
+    """(weights, source, reference file) for `xbarflow train`: with `reference_command`, trained
+    afresh (no cache, no shipped weights) and shipped as cfg's reference weights, recording that
+    command; otherwise the shipped reference weights in `reference_dir`, else `load_or_train`.
+    source is "trained", "reference" or "cache"."""
+    if reference_command is not None:
+        weights = train(cfg, dataset)
+        return weights, "trained", write_reference(cfg, weights, dataset, reference_command, reference_dir)
+    shipped = load_reference(cfg, dataset, reference_dir)
+    if shipped is not None:
+        return shipped, "reference", None
+    cached = cache_path(cfg, cache_dir)
 
-def add_arguments(parser: Any) -> None:
-    """Options of the training command (argparse; usable as an `xbarflow` plugin)."""
-    parser.add_argument("config", nargs="?", default=None, help="ChipConfig TOML (default configs/slp.toml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, TOML value syntax, e.g. --set adc.bits=6 "
-                             "--set 'network.layers=[128, 10]' (repeatable)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="weights cache (default build/weights, the CLI's cache)")
-    parser.add_argument("--data", default=None, help="dataset (default: the shipped MNIST)")
-    parser.add_argument("--reference", action="store_true",
-                        help="train afresh (no cache, no shipped weights) and ship the result as "
-                             "this config's reference weights (data/weights, manifest.json)")
-    parser.add_argument("--reference-dir", default=None,
-                        help="folder of the reference weights (default data/weights)")
+    def stamp() -> int | None:
+        return cached.stat().st_mtime_ns if cached.is_file() else None
 
-
-def run(args: Any) -> int:
-    """Load or train the weights of a config and print software and golden test accuracies."""
-    import tomllib
-
-    from ..core import config as config_mod
-    from ..data import load_dataset
-    from .golden import GoldenChip
-
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise config_mod.ConfigError(f"--set needs KEY=VALUE, got '{item}'")
-        try:
-            overrides[key.strip()] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            overrides[key.strip()] = text
-    cfg = config_mod.load(args.config)
-    if overrides:
-        cfg = cfg.replace(**overrides)
-    if args.cache_dir is None:
-        from ..core.paths import WEIGHTS
-        cache_dir: str | Path = WEIGHTS
-    else:
-        cache_dir = args.cache_dir
-    dataset = load_dataset(args.data)
-    t0 = time.perf_counter()
-    reference = None
-    if args.reference:
-        weights, source = train(cfg, dataset), "trained"
-        import shlex
-
-        from ..core.paths import ROOT
-        where = Path(args.config or config_mod.CONFIG_DIR / "slp.toml").resolve()
-        shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
-        command = shlex.join(["python", "-m", "xbarflow.flow.model.train", str(shown),
-                              *(a for item in args.set for a in ("--set", item)), "--reference"])
-        reference = write_reference(cfg, weights, dataset, command, args.reference_dir)
-    elif (shipped := load_reference(cfg, dataset, args.reference_dir)) is not None:
-        weights, source = shipped, "reference"
-    else:
-        cached = cache_path(cfg, cache_dir)
-
-        def stamp() -> int | None:
-            return cached.stat().st_mtime_ns if cached.is_file() else None
-
-        before = stamp()
-        weights = load_or_train(cfg, dataset, cache_dir)
-        source = "cache" if before is not None and stamp() == before else "trained"
-    load_s = time.perf_counter() - t0
-    codes = to_dac_codes(dataset.x_test, cfg)
-    labels = dataset.y_test.astype(np.int64)
-    t1 = time.perf_counter()
-    golden = GoldenChip.from_weights(cfg, weights).infer(codes)
-    golden_s = time.perf_counter() - t1
-    summary = {
-        "config": cfg.name, "overrides": overrides, "training_digest": training_digest(cfg),
-        "layers": [list(s) for s in cfg.network.layer_shapes], "tiles": len(cfg.tiles),
-        "requant_mult": list(weights.requant_mult),
-        "weights": source, "cached": source != "trained",
-        "train_seconds": round(load_s, 1) if source == "trained" else None,
-        "software_test_accuracy": software_accuracy(weights, codes, labels, cfg),
-        "golden_test_accuracy": float(np.mean(golden.classes == labels)),
-        "golden_seconds": round(golden_s, 3), "wire_r": cfg.crossbar.wire_r,
-    }
-    if weights.device_conductance:
-        # in-situ training: the golden chip on the trained devices' own conductances, next to
-        # golden_test_accuracy of their level mapping (flow/model/insitu.py)
-        from .insitu import device_chip
-        device = device_chip(cfg, weights).infer(codes)
-        summary["device_golden_test_accuracy"] = float(np.mean(device.classes == labels))
-        summary.update({k: weights.meta[k] for k in ("pulses_total", "pulses_per_device_mean",
-                                                     "pulses_per_device_max", "steps")})
-    if reference is not None:
-        summary["reference_weights"] = str(reference)
-    print(json.dumps(summary))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from ..core.config import ConfigError
-
-    parser = argparse.ArgumentParser(prog="python -m xbarflow.flow.model.train", description=run.__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, DataError) as exc:
-        print(f"xbarflow.flow.model.train: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    before = stamp()
+    weights = load_or_train(cfg, dataset, cache_dir)
+    return weights, "cache" if before is not None and stamp() == before else "trained", None

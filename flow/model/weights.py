@@ -243,7 +243,7 @@ def weights_path(cfg: ChipConfig, cache_dir: str | Path, dataset: Dataset | None
 # whenever a config's training digest (and the dataset) is the one they were trained for.
 # Everything computed from them (the golden model on its integer grid, the programming replay,
 # `float_scores` in a fixed order) is then the same bits everywhere. Regenerate with
-# `python -m xbarflow.flow.model.train CONFIG [--set ...] --reference` (`make reference-weights`); a test
+# `xbarflow train CONFIG [--set ...] --reference` (`make reference-weights`); a test
 # retrains each one and requires the retrained golden accuracy within 0.3 points.
 
 REFERENCE_MANIFEST = "manifest.json"

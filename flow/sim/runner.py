@@ -42,8 +42,8 @@ JOB_ENV = "XBARFLOW_JOB"
 TRANSPORTS = ("pins", "hdl")
 
 __all__ = ["BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
-           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "prepare_toolchain",
-           "run"]
+           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "cocotb_runner",
+           "prepare_toolchain", "run"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -81,13 +81,14 @@ def prepare_toolchain(sim: str) -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str] | None = None):
-    """cocotb's runner; for Icarus with waves, one that lets vvp write VCD (the stock runner
-    asks for FST, or passes -none, which silences our dump module). With `top_only`, Verilator
-    makes only the top module's signals visible to cocotb (--public-depth 1 instead of
-    --public-flat-rw, which keeps every internal net un-optimised: ~3.5x slower here). `keep`
-    names object files in the build folder that make must take as current (see RUNTIME_CACHE:
-    every object depends on the makefile Verilator has just rewritten)."""
+def cocotb_runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str] | None = None):
+    """cocotb's runner for `sim` (public: the fuzz bench runs its own test module through it);
+    for Icarus with waves, one that lets vvp write VCD (the stock runner asks for FST, or passes
+    -none, which silences our dump module). With `top_only`, Verilator makes only the top
+    module's signals visible to cocotb (--public-depth 1 instead of --public-flat-rw, which
+    keeps every internal net un-optimised: ~3.5x slower here). `keep` names object files in the
+    build folder that make must take as current (see RUNTIME_CACHE: every object depends on
+    the makefile Verilator has just rewritten)."""
     from cocotb_tools.runner import Icarus, Verilator, get_runner
 
     if sim == "icarus" and vcd:
@@ -200,7 +201,7 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     log = log_file or directory / "build.log"
     runtime = _runtime_cache(build_args, waves) if sim == "verilator" else None
     kept = _restore_runtime(runtime, directory / "sim_build") if runtime is not None else []
-    runner = _runner(sim, top_only=transport == "hdl", keep=kept)
+    runner = cocotb_runner(sim, top_only=transport == "hdl", keep=kept)
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "sim_build",
                      build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
@@ -346,7 +347,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     job_path = job.write(out_dir, JobArrays(layers, np.asarray(requant_mult), images, labels,
                                             indices, targets))
 
-    runner = _runner(sim_build.sim, vcd=sim_build.waves)
+    runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves)
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
     log = out_dir / f"cosim-{sim_build.sim}.log"
     t0 = time.perf_counter()

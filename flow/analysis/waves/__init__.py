@@ -1,6 +1,6 @@
 """Waveform debugging for co-simulation VCDs (`xbarflow waves`), one concept per module.
 
-Imports go downward only (tests/test_waves.py checks it):
+Imports go downward only (tests/flow/analysis/test_waves.py checks it):
 
 * `errors`: WavesError, the one-line error every module raises;
 * `format`: aligned columns and hex dumps for the text output;

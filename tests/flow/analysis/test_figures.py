@@ -1,0 +1,60 @@
+"""Figures (flow/analysis/figures.py): the figures of the shipped reference weights recompute to
+exactly figures.json's values, whatever the BLAS thread count (the README blocks made from the
+JSON: test_figures_readme.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from xbarflow.flow.analysis import figures
+from xbarflow.flow.model.weights import reference_manifest
+
+
+def test_figures_were_made_with_the_shipped_reference_weights(stored):
+    assert stored["reference_weights"] == {k: v["sha256"] for k, v in reference_manifest()["weights"].items()}
+
+
+def test_reference_figures_recompute_exactly(stored):
+    """Golden accuracies and metrics of the shipped configs, the default config's programming
+    replay (all fault cases but the slow weak-driver one), the cost table, the sweep row and the
+    reference rows of the tables, recomputed from the reference weights: EXACTLY the JSON."""
+    ctx = figures.Context(reference_only=True, include_slow=False)
+    fresh = figures.compute(ctx=ctx)
+    want = figures.reference_view(stored["figures"], include_slow=False)
+    assert set(fresh) == set(want)
+    for name in want:
+        assert fresh[name] == want[name], name
+    assert len(want["programming"]) == 4 and len(want["sweep"]["rows"]) == 3
+    assert [r["change"] for r in want["mlp_limits"]] == ["none", "crossbar.wire_r=20.0"]
+
+
+SCRIPT = """
+import hashlib, json
+from xbarflow.flow.core import config; from xbarflow.flow.analysis import figures; from xbarflow.flow.model import lbfgs, train, weights
+from xbarflow.flow.data import load_dataset, to_dac_codes
+cfg = config.load(); ds = load_dataset()
+w = weights.load_reference(cfg, ds)
+codes = to_dac_codes(ds.x_test, cfg)
+z = lbfgs.float_scores(w.w, codes)
+ctx = figures.Context(reference_only=True, include_slow=False)
+out = figures.compute(["golden_slp", "programming", "cost"], ctx)
+out["software_accuracy"] = train.software_accuracy(w, codes, ds.y_test)
+out["float_scores_sha256"] = hashlib.sha256(z.tobytes()).hexdigest()
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_figures_do_not_depend_on_the_blas_thread_count():
+    """One BLAS thread and two (this machine's cores) print the same figures of the default
+    config, bit for bit: the software accuracy's float sums included (xbarflow.flow.model.lbfgs.float_scores,
+    a fixed order). `make figures-check` under both settings covers every reference figure."""
+    outputs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                              check=True)
+        outputs.append(json.loads(proc.stdout))
+    assert outputs[0] == outputs[1]

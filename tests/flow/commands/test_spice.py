@@ -1,0 +1,37 @@
+"""The `spice` subcommand (flow/commands/spice.py): the configured tile exported and checked,
+usage errors, and the install command when ngspice is missing."""
+
+import re
+
+import pytest
+
+from xbarflow.flow.analysis import spice
+from xbarflow.flow.cli import main
+
+
+def test_cli_exports_and_checks_the_configured_tile(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--image", "3"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"max \|SPICE - model\| / model = ([0-9.e+-]+)", out)
+    assert m and float(m.group(1)) < 1e-3
+    csv_rows = (tmp_path / "tile-slp.columns.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 20
+    assert "Vtia19 t19 0 DC 0" in (tmp_path / "tile-slp.cir").read_text()
+    assert main(["spice", "--out", str(tmp_path / "n"), "--no-run"]) == 0
+    assert (tmp_path / "n" / "tile-slp.cir").is_file()
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--image", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the" in err and err.count("\n") == 1
+    assert main(["spice"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_missing_ngspice_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(spice.SpiceError, match="apt-get install ngspice"):
+        spice.ngspice_path()
+    assert main(["spice", "--out", str(tmp_path / "o")]) == 2    # usage error: not installed
+    assert "apt-get install ngspice" in capsys.readouterr().err

@@ -1,0 +1,162 @@
+"""The golden replay of the write-verify algorithm (flow/model/programming.py) on the device model."""
+
+import numpy as np
+import pytest
+
+from xbarflow.analog_models.programming import logistic_rate
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.programming import (
+    accuracy_after_programming,
+    place_levels,
+    program_array,
+    program_array_stepwise,
+    tile_target_levels,
+)
+
+SMALL = ChipConfig().replace(**{"crossbar.tile_rows": 10, "crossbar.tile_cols": 6,
+                                "crossbar.partitions": 3})       # partitions of 4, 3, 3 rows
+
+
+def random_targets(cfg, seed=0):
+    shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
+    return np.random.default_rng(seed).integers(0, cfg.quant.weight_levels, shape)
+
+
+# -- golden replay of the write-verify ---------------------------------------------------------
+
+def deterministic_tiny():
+    """2 partitions x 2 rows x 2 cols (the smallest valid tile is 4 x 4: a 2 x 2-input, 2-class
+    layer; columns 2, 3 target level 0 and take no pulses); rate = rate_max = 1/2 exactly at
+    every amplitude, lambda_t(level) = (16/18) * level/4, window +- 0.4 * 16/72 = +- 0.0889."""
+    return ChipConfig().replace(**{
+        "network.input_size": 2, "network.layers": [2],
+        "crossbar.tile_rows": 4, "crossbar.tile_cols": 4, "crossbar.partitions": 2,
+        "quant.weight_levels": 5, "device.g_on": 2e-8, "device.g_off": 2e-9,
+        "device.rate_max": 0.5, "device.set_v_half": 0.2, "device.reset_v_half": 0.2,
+        "device.v_slope": 0.001, "device.c2c_sigma": 0.0, "device.d2d_sigma": 0.0})
+
+
+def test_tiny_hand_checked_case():
+    cfg = deterministic_tiny()
+    assert logistic_rate(1.2, cfg) == 0.5 and logistic_rate(-1.25, cfg) == 0.5
+    # windows: L1 [.133, .311]  L2 [.356, .533]  L3 [.578, .756]  L4 [.800, .978]
+    # set from 0: .5, .75, .875 -> L1: .5 high, reset .25 -> 2 pulses; L2: 1; L3: 2; L4: 3
+    targets = np.array([[1, 4, 0, 0],      # partition 0, i = 0
+                        [0, 2, 0, 0],      # partition 0, i = 1
+                        [3, 0, 0, 0],      # partition 1, i = 0
+                        [2, 1, 0, 0]])     # partition 1, i = 1
+    r = program_array(cfg, targets)
+    expected = np.array([[2, 3, 0, 0], [0, 1, 0, 0], [2, 0, 0, 0], [1, 2, 0, 0]])
+    assert np.array_equal(r.pulses_per_cell, expected)
+    # addresses (i, j): (0,0) max(2,2)  (0,1) max(3,0)  (1,0) max(0,1)  (1,1) max(1,2)
+    assert (r.total_pulses, r.steps, r.failures) == (8, 8 + 2 * 4, 0)   # 2 x 4 addresses
+    np.testing.assert_array_equal(r.lam[:, :2], [[0.25, 0.875], [0.0, 0.5], [0.75, 0.0], [0.5, 0.25]])
+    # with a 2-pulse timeout the level-4 cell (0, 1) fails at 0.75
+    r2 = program_array(cfg.replace(**{"programming.timeout_pulses": 2}), targets)
+    assert r2.failures == 1 and r2.failed[0, 1] and r2.failed.sum() == 1
+    assert r2.pulses_per_cell[0, 1] == 2 and r2.lam[0, 1] == 0.75
+    assert (r2.total_pulses, r2.steps) == (7, 7 + 2 * 4)
+    for res, c in ((r, cfg), (r2, cfg.replace(**{"programming.timeout_pulses": 2}))):
+        lit = program_array_stepwise(c, targets)
+        assert np.array_equal(lit.pulses_per_cell, res.pulses_per_cell)
+        assert (lit.total_pulses, lit.steps, lit.failures) == (res.total_pulses, res.steps, res.failures)
+
+
+def check_invariants(cfg, r):
+    dev, prog = r.device, cfg.programming
+    rows, cols = (a.ravel() for a in np.indices(dev.shape))
+    ok, _ = dev.verify_cells(rows, cols, r.target_levels.ravel())
+    ok = ok.reshape(dev.shape)
+    assert r.failures == int(r.failed.sum()) == int((~ok).sum())   # failed <=> outside window
+    assert np.array_equal(r.failed, ~ok)
+    assert r.pulses_per_cell.max() <= prog.timeout_pulses
+    assert np.all(r.pulses_per_cell[r.failed] == prog.timeout_pulses)
+    assert r.steps == r.total_pulses + max(cfg.partition_rows) * cfg.crossbar.tile_cols
+    assert r.total_pulses <= r.pulses_per_cell.sum()
+    assert np.array_equal(r.conductance, dev.conductance())
+
+
+def test_stepwise_literal_loop_equals_fast_replay_bit_for_bit():
+    cfg = SMALL.replace(**{"device.stuck_on_rate": 0.05, "device.stuck_off_rate": 0.05})
+    targets = random_targets(cfg, 3)
+    trace = []
+    fast = program_array(cfg, targets)
+    lit = program_array_stepwise(cfg, targets, trace=trace)
+    assert np.array_equal(fast.lam, lit.lam)
+    assert np.array_equal(fast.pulses_per_cell, lit.pulses_per_cell)
+    assert np.array_equal(fast.failed, lit.failed)
+    assert (fast.failures, fast.total_pulses, fast.steps) == (lit.failures, lit.total_pulses, lit.steps)
+    assert fast.failures > 0                  # the stuck cells exercise the timeout path
+    check_invariants(cfg, fast)
+    # trace: ramp of amplitude codes per address, polarity from the preceding verify,
+    # partition 0 alone present at i = 3 (rows per partition 4, 3, 3)
+    prog = cfg.programming
+    assert sum(e[0] == "verify" for e in trace) == lit.steps
+    n, last = 0, None
+    for e in trace:
+        if e[0] == "verify":
+            if last is None or last[0] == "verify":
+                n = 0                          # a new address
+            last = e
+            if e[1] == 3:
+                assert e[3][1:] == (0, 0) and e[4] >> 1 == 0
+            continue
+        _, i, j, level, enable, polarity = e
+        assert level == min(n // prog.pulses_per_level, prog.amplitude_levels - 1)
+        assert enable & last[4] == 0 and polarity == enable & last[5]
+        n, last = n + 1, e
+
+
+def test_full_array_invariants_and_literal_parity_on_trained_targets(cfg, weights):
+    targets = tile_target_levels(cfg, weights.w)
+    r = program_array(cfg, targets)
+    check_invariants(cfg, r)
+    assert r.failures == 0 and r.pulses_per_cell.mean() < 15
+    lit = program_array_stepwise(cfg, targets)
+    assert np.array_equal(r.lam, lit.lam) and r.total_pulses == lit.total_pulses
+
+
+def test_all_levels_converge_with_default_parameters(cfg):
+    """Every one of the 32 levels, equally often: the ISPP ramp with a weaker first reset pulse
+    converges without set/reset limit cycles (with v_reset = v_set, mid levels time out)."""
+    c = cfg
+    levels = c.quant.weight_levels
+    n_cells = c.crossbar.tile_rows * c.crossbar.tile_cols
+    targets = np.random.default_rng(0).permutation(np.arange(n_cells) % levels).reshape(
+        c.crossbar.tile_rows, c.crossbar.tile_cols)
+    r = program_array(c, targets)
+    check_invariants(c, r)
+    n = r.pulses_per_cell
+    assert r.failures == 0
+    assert n[targets > 0].mean() < 15
+    assert max(n[targets == lv].mean() for lv in range(levels)) < 25
+
+
+def test_five_percent_stuck_terminates_and_counts_unreachable_cells(cfg, weights):
+    c = cfg.replace(**{"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025})
+    targets = tile_target_levels(c, weights.w)
+    r = program_array(c, targets)
+    check_invariants(c, r)
+    dev = r.device
+    unreachable = dev.stuck_on | (dev.stuck_off & (targets > 0))   # stuck-off meets level 0 only
+    assert unreachable.sum() > 50
+    assert np.array_equal(r.failed, unreachable)
+
+
+def test_target_placement():
+    cfg = ChipConfig()
+    t = place_levels(np.full((3, 4), 7), cfg)
+    assert t.shape == (196, 20) and t[:3, :4].min() == 7 and t.sum() == 7 * 12
+    with pytest.raises(ValueError):
+        place_levels(np.zeros((197, 2), dtype=int), cfg)
+    with pytest.raises(ValueError):
+        program_array(cfg, np.full((196, 20), 32))
+
+
+def test_accuracy_after_programming_within_one_point(cfg, dataset, weights):
+    codes = to_dac_codes(dataset.x_test, cfg)
+    a = accuracy_after_programming(cfg, weights.w, codes, dataset.y_test)
+    assert a.result.failures == 0
+    assert a.ideal >= 0.90
+    assert abs(a.drop) <= 0.01, f"ideal {a.ideal:.4f} programmed {a.programmed:.4f}"
