@@ -163,8 +163,8 @@ class NonlinearCrossbar:
         # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
         # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
         # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
-        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-64,
-        # with a factor 4 margin on the bound); otherwise the full range-reduced expm1 is used.
+        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-56
+        # relative, with a factor 2 margin on the bound); otherwise the full range-reduced expm1.
         ax = self._alpha * levels                               # (P, depth, cols, levels)
         e1m = expm1_deterministic(self.beta * ax)
         e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
@@ -183,11 +183,11 @@ class NonlinearCrossbar:
         r = self.wire_r
         self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
                           * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
-        y_max = 4.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
+        y_max = 2.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
         self.taylor_degree = 0
         if y_max <= 0.3:
             term = 1.0
-            while term > 2.0 ** -64:
+            while term > 2.0 ** -56:
                 self.taylor_degree += 1
                 term *= y_max / (self.taylor_degree + 1)
 
@@ -196,7 +196,8 @@ class NonlinearCrossbar:
         # contracts by kappa = max d_max (R (cols (cols + 1) + depth (depth + 1)) / 2 + Rs) (the
         # largest shared wire resistance a cell sees, summed over the cells that share it).
         # Chosen when kappa <= FIXED_POINT_KAPPA; the count makes rows * kappa**n * the first
-        # guess's error (max d_max * delta_max) <= current_tol, plus one.
+        # guess's error (max d_max * delta_max) <= current_tol, plus one, so that the a-posteriori
+        # residual (which measures the last iteration's step) meets the criterion as well.
         shared = r * (cols * (cols + 1) + self.depth * (self.depth + 1)) / 2
         self.kappa = float((d_max * (shared + self._rs[..., 0])).max())
         first = rows * float(d_max.max()) * self.delta_max
@@ -270,7 +271,8 @@ class NonlinearCrossbar:
         the level tables of `_tables` gathered at each cell's input level."""
         if self.taylor_degree:
             p1 = self._expm1_small(self._c1 * delta)
-            p2 = self._expm1_small(self._c2 * delta)
+            # beta = 1/2: expm1(-y) = -expm1(y) / (1 + expm1(y)), one polynomial instead of two
+            p2 = -p1 / (1.0 + p1) if self.beta == 0.5 else self._expm1_small(self._c2 * delta)
             i = tab[0] + tab[2] * p1 - tab[3] * p2
             if not slope:
                 return i, None
@@ -362,10 +364,12 @@ class NonlinearCrossbar:
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
     def column_currents_grid(self, codes: np.ndarray, scale: np.ndarray | None = None,
-                             chunk: int = 32) -> np.ndarray:
+                             chunk: int | None = None) -> np.ndarray:
         """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
-        `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
+        `chunk` inputs at a time (speed and memory only: every input's result is the same in any
+        chunk; 32 keeps the working set in cache)."""
         codes = np.asarray(codes)
+        chunk = chunk or 32
         out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
         for s in range(0, codes.shape[0], chunk):
             part = None if scale is None else scale[s:s + chunk]
