@@ -13,6 +13,8 @@ import numpy as np
 
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["code_range", "convert", "event_indices", "lsb", "noise_lsb"]
+
 
 def lsb(cfg: ChipConfig) -> float:
     """Volts per code step."""

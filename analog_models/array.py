@@ -41,6 +41,8 @@ from .dac import dac_voltages, validate_codes
 from .nonlinear_crossbar import NonlinearCrossbar
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["AnalogArray"]
+
 _EXACT = 1 << 53          # float64 represents every integer below this exactly
 _GRID_MAX = 1 << 40       # largest |M_int| of the quantised effective matrix
 QMM_TOL_LSB = 1e-3        # qmm: bound on each TIA output's solver error, in ADC LSB

@@ -31,6 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+__all__ = ["Distortion", "distortion", "effective_matrix", "ideal_matrix"]
+
 
 def _check_conductance(g: np.ndarray) -> np.ndarray:
     arr = np.asarray(g, dtype=np.float64)

@@ -11,6 +11,8 @@ import numpy as np
 
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["dac_voltages", "validate_codes"]
+
 
 def validate_codes(codes: np.ndarray | list[int] | int, dac_bits: int) -> np.ndarray:
     """Return `codes` as int64 after checking they are integers in 0 .. 2**dac_bits - 1."""

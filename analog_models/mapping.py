@@ -17,6 +17,8 @@ import numpy as np
 
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["Mapping", "level_conductance", "map_weights", "normalize", "quantize_normalized"]
+
 
 @dataclass(frozen=True)
 class Mapping:

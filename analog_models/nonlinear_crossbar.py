@@ -43,8 +43,8 @@ Bit-identical whatever the batch size or order, by construction: the batch is th
 every per-image operation is elementwise (+, -, *, /, rint, where, and `expm1_deterministic`,
 built from correctly rounded operations only), with fixed loops along the wires and a fixed
 iteration or sweep count; no BLAS call, no reduction over floats, no convergence test that looks
-at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the largest possible
-column current) and summed along the column as int64, exact in any order.
+at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
+largest possible column current) and summed along the column as int64, exact in any order.
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ class NonlinearCrossbar:
             self.rho_row = self.rho_col = 0.0
         else:
             rd = self.wire_r * d_max
-            self.rho_row = float(self._solve_rows(self._row_base[:, None] + rd[..., None], rd[..., None]).max())
+            self.rho_row = float(self._solve_rows(self._row_base[:, None] + rd[..., None],
+                                                  rd[..., None]).max())
             self.rho_col = float(self._solve_cols(self._col_base[..., None, None] + rd[..., None],
                                                   rd[..., None]).max())
         self.rho = max(self.rho_row * self.rho_col, self.q_rs)

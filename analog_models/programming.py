@@ -47,6 +47,11 @@ import numpy as np
 from .mapping import level_conductance
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = [
+    "D2D_KEY", "DeviceArray", "STUCK_KEY", "TAG", "c2c_factor", "d2d_map", "level_step",
+    "logistic_rate", "stuck_maps", "verify_window",
+]
+
 TAG = 0xFFFF_FFFF     # first key word after the seed of the tile-wide (static) draws
 D2D_KEY = 1
 STUCK_KEY = 2

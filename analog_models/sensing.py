@@ -14,6 +14,8 @@ import numpy as np
 
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["differential_voltage", "settling_cycles", "settling_time"]
+
 
 def differential_voltage(i_cols: np.ndarray, cfg: ChipConfig) -> np.ndarray:
     """TIA outputs (V) of column currents (A) shaped (..., 2 * outputs) -> (..., outputs)."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
+__all__ = ["AnalogBridge", "VmmEvent", "pack_bus", "unpack_bus"]
+
 
 
 def unpack_bus(value: int, count: int, width: int, signed: bool = False) -> np.ndarray:
@@ -58,12 +60,10 @@ class AnalogBridge:
     noise_key_offset: int = 0
 
     def __post_init__(self) -> None:
-        from xbarflow.hdl.controller import adc_groups, adcs_per_tile
-
         cfg = self.chip.cfg
         self._tile_rows, self._dac_bits = cfg.crossbar.tile_rows, cfg.quant.dac_bits
-        self._adc_bits, self._adcs = cfg.adc.bits, adcs_per_tile(cfg)
-        self._shared = adc_groups(cfg) > 1
+        self._adc_bits, self._adcs = cfg.adc.bits, cfg.tile_adcs
+        self._shared = cfg.adc_groups > 1
         self._settle, self._convert = self.chip.tiles[0].array.latency_cycles()
         self.dut.vmm_done.value = 0
         self.dut.adc_valid.value = 0

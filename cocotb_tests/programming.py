@@ -17,6 +17,8 @@ from .sabotage import WireFaults
 from xbarflow.flow.core.config import ChipConfig
 from xbarflow.flow.model.programming import ProgrammingResult, program_array
 
+__all__ = ["compare_programming", "program_chip", "programming_timeout_ns"]
+
 
 def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
     cells = np.argwhere(mask)[:limit]

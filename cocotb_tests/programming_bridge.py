@@ -19,6 +19,8 @@ from xbarflow.analog_models.programming import DeviceArray
 from .analog_bridge import unpack_bus
 from xbarflow.flow.core.config import ChipConfig
 
+__all__ = ["ProgrammingBridge", "selected"]
+
 
 def selected(value: int) -> list[int]:
     """Indices of the set bits of a select bus."""

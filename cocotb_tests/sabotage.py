@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TEST_FAULT_ENV", "KINDS", "Fault", "WireFaults", "parse", "requested"]
+__all__ = ["Fault", "KINDS", "TEST_FAULT_ENV", "WireFaults", "parse", "requested"]
 
 TEST_FAULT_ENV = "XBARFLOW_TEST_FAULT"
 #: Every fault kind and the integer arguments it takes (all required).

@@ -28,6 +28,8 @@ from cocotb.utils import get_sim_time
 
 from xbarflow.hdl import protocol
 
+__all__ = ["JITTER_STREAM", "SpiJitter", "SpiMaster", "SpiTransport"]
+
 #: Extra key word of the jitter generator (b"SPI"), so it never shares a stream with the ADC
 #: noise draws keyed [seed, tile, event] even when given the same seed.
 JITTER_STREAM = 0x535049

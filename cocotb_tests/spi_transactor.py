@@ -10,6 +10,8 @@ either transport.
 
 from __future__ import annotations
 
+from cocotb.triggers import RisingEdge
+
 from xbarflow.flow.sim.harness import (CHIP_TOP, HARNESS_TOP, MAX_FILLER, REQ_BYTES, RESP_BYTES,
                                        SPI_PINS, harness_verilog, write_harness)
 from xbarflow.hdl import protocol
@@ -28,8 +30,6 @@ class TransactorTransport:
         dut.xtor_en.value = 1
 
     async def exchange(self, request: bytes) -> bytes:
-        from cocotb.triggers import RisingEdge
-
         request = bytes(request)
         if not 1 <= len(request) <= REQ_BYTES:
             raise ValueError(f"request of {len(request)} bytes; 1..{REQ_BYTES} allowed")

@@ -51,6 +51,11 @@ from xbarflow.flow.model.programming import program_array
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Error, Reg, Status
 
+__all__ = [
+    "ERR_NAMES", "FuzzBench", "GLITCH_CYCLES", "JOB_ENV", "Mismatch", "QUIET_BYTES",
+    "STALL_MARGIN", "TallyModel", "byte_cycles", "fuzz_host_interface", "item_bound_cycles",
+]
+
 JOB_ENV = "XBARFLOW_FUZZ_JOB"
 ERR_NAMES = ("err_crc", "err_cmd", "err_len", "err_timeout", "err_framing")
 QUIET_BYTES = 3            # SPI filler bytes that must stay 0x00 after the last response

@@ -23,6 +23,7 @@ cProfile of the image loop (read it with `python -m pstats <file>`).
 
 from __future__ import annotations
 
+import cProfile
 import os
 import time
 from dataclasses import replace
@@ -46,6 +47,11 @@ from xbarflow.flow.core.hold import hold
 from xbarflow.flow.host.driver import HostDriver
 from xbarflow.flow.sim.schema import BenchJob, BenchResult
 from xbarflow.hdl import protocol
+
+__all__ = [
+    "BIT_TIMES_PER_IMAGE", "DeltaHost", "EXCHANGES_PER_IMAGE", "InferenceTestbench", "Progress",
+    "Scoreboard", "check_registers", "classify_images", "reset",
+]
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
 BIT_TIMES_PER_IMAGE = 40_000
@@ -143,6 +149,8 @@ async def reset(dut, cycles: int = 4) -> None:
         dut.spi_cs_n.value = 1
         dut.spi_sclk.value = 0
         dut.spi_mosi.value = 0
+    if hasattr(dut, "uart_rx"):
+        dut.uart_rx.value = 1      # the host's UART line idles high from power-on
     await ClockCycles(dut.clk, cycles, rising=False)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2, rising=False)
@@ -305,7 +313,6 @@ class InferenceTestbench:
             await self.prepare_chip()
             profiler = None
             if os.environ.get("XBARFLOW_PROFILE"):
-                import cProfile   # only when a profile is asked for
                 profiler = cProfile.Profile()
                 profiler.enable()
             t_loop, sim_ns0 = time.perf_counter(), get_sim_time("ns")

@@ -12,6 +12,8 @@ from cocotbext.uart import UartSink, UartSource
 
 from xbarflow.hdl import protocol
 
+__all__ = ["UartTransport"]
+
 
 class UartTransport:
     """`xbarflow.flow.host.driver.Transport` over a UART link to the chip (8 data bits, no parity, 1 stop)."""

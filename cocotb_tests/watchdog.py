@@ -32,6 +32,11 @@ from xbarflow.flow.core.errors import XbarflowError
 
 from .sabotage import requested
 
+__all__ = [
+    "FsmState", "HOST_PACED", "IDLE_STATES", "StallError", "Watchdog", "analog_fault_requested",
+    "bridge_task",
+]
+
 #: States in which an FSM is waiting for work rather than stalled.
 IDLE_STATES = frozenset({"IDLE", "HUNT"})
 #: FSMs paced by the host link (a frame half-received when the host gave up is not a stall of

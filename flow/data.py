@@ -23,6 +23,11 @@ from .core import paths
 from .core.config import ChipConfig
 from .core.errors import XbarflowError
 
+__all__ = [
+    "CLASSES", "DEFAULT_DATASET", "DataError", "Dataset", "image_to_codes", "load_dataset",
+    "load_image", "pack_codes", "read_idx", "resize", "to_dac_codes", "unpack_codes",
+]
+
 DEFAULT_DATASET = paths.DEFAULT_DATASET
 CLASSES = 10
 _KEYS = ("x_train", "y_train", "x_test", "y_test")

@@ -4,6 +4,8 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["Activation"]
+
 
 class Activation(wiring.Component):
     """One neuron's activation code from its accumulated sum (combinational).

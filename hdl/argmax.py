@@ -4,6 +4,8 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["Argmax"]
+
 
 class Argmax(wiring.Component):
     """Index of the largest of `count` signed codes, one comparison per clock.

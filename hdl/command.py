@@ -35,7 +35,7 @@ from .frame_receiver import RX_FIFO_DEPTH, FrameReceiver
 from .frame_transmitter import TX_FIFO_DEPTH, FrameTransmitter
 from .ports import FrameCountersSignature, ReadSignature, RegisterSignature, WriteSignature
 
-__all__ = ["RX_FIFO_DEPTH", "TX_FIFO_DEPTH", "CommandLayer"]
+__all__ = ["CommandLayer", "RX_FIFO_DEPTH", "TX_FIFO_DEPTH"]
 
 
 class CommandLayer(wiring.Component):
@@ -43,41 +43,24 @@ class CommandLayer(wiring.Component):
 
     Parameters
     ----------
-    input_bytes : int
-        Size of the input buffer (WRITE_BUF bounds).
-    output_bytes : int
-        Size of the output buffer (READ_BUF bounds).
-    timeout_cycles : int
-        A partial frame that receives no byte for this many clocks is dropped.
-    target_bytes : int
-        Size of the programming target memory (WRITE_TARGETS bounds); 0 means none, and
-        every WRITE_TARGETS is answered NACK BAD_ADDR.
+    input_bytes, output_bytes, target_bytes, timeout_cycles
+        The buffer bounds and the frame timeout that `FrameReceiver` checks (see there);
+        ``target_bytes`` defaults to 0 (no target memory: every WRITE_TARGETS is answered
+        NACK BAD_ADDR), ``timeout_cycles`` to `protocol.FRAME_TIMEOUT_CYCLES`.
 
     Attributes
     ----------
     rx : In(stream.Signature(8))
-        Received bytes. ``ready`` is high whenever the rx FIFO has room (it drops for one
-        cycle while an abort marker is queued).
+        Received bytes (`FrameReceiver.rx`).
     tx : Out(stream.Signature(8))
-        Response bytes, straight from the tx FIFO.
+        Response bytes, straight from the tx FIFO (`FrameTransmitter.tx`).
     abort : In(1)
         Pulse: drop a partial request and any pending response (wire to SPI ``deselect``).
-    registers : Out(RegisterSignature())
-        Register port: ``r_data`` must be the combinational read of ``addr``; ``w_stb`` is
-        high one cycle per WRITE_REG.
-    input_buffer : Out(WriteSignature(addr_width=16))
-        Input buffer writes; a committed WRITE_BUF writes one byte per clock.
-    targets : Out(WriteSignature(addr_width=16))
-        Target memory writes; a committed WRITE_TARGETS writes one byte per clock.
-    output_buffer : Out(ReadSignature(addr_width=16))
-        Output buffer reads for READ_BUF; ``data`` must be the combinational read of ``addr``.
-    start : Out(1)
-        One-cycle pulse when a START command is executed.
-    start_program : Out(1)
-        One-cycle pulse when a START_PROGRAM command is executed.
-    busy : In(1)
-        An inference or a programming run is going on: START, START_PROGRAM, WRITE_BUF and
-        WRITE_TARGETS are answered with NACK BUSY.
+    registers, input_buffer, targets, output_buffer, start, start_program, busy
+        The `CommandExecutor` ports of those names, passed through: the register port, the
+        buffer and target memory writes of a committed frame, the output buffer reads of
+        READ_BUF, the START and START_PROGRAM pulses, and the busy input that makes START,
+        START_PROGRAM, WRITE_BUF and WRITE_TARGETS answer NACK BUSY.
     counters : Out(FrameCountersSignature())
         Frames executed, and frames answered NACK or dropped, by cause (FRAMES_OK, ERR_*).
     clear_errors : In(1)

@@ -24,7 +24,7 @@ from .frame_transmitter import ResponseHeader
 from .ports import ReadSignature, RegisterSignature, WriteSignature
 from .protocol import Cmd, Error, Reg, Status
 
-__all__ = ["ResponsePayload", "CommandExecutor"]
+__all__ = ["CommandExecutor", "ResponsePayload"]
 
 
 class ResponsePayload(enum.Enum, shape=2):

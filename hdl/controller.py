@@ -12,7 +12,7 @@ from .activation import Activation
 from .argmax import Argmax
 from .ports import InferenceStatusSignature
 
-__all__ = ["Controller", "adcs_per_tile", "adc_groups", "sum_bits"]
+__all__ = ["Controller", "adc_groups", "adcs_per_tile", "analog_members", "sum_bits"]
 
 
 def adcs_per_tile(cfg: ChipConfig) -> int:
@@ -23,6 +23,22 @@ def adcs_per_tile(cfg: ChipConfig) -> int:
 def adc_groups(cfg: ChipConfig) -> int:
     """Most column-multiplexer steps any tile needs (1 when ADCs are not shared)."""
     return cfg.adc_groups
+
+
+def analog_members(cfg: ChipConfig, *, column_select: bool = True) -> dict[str, wiring.Member]:
+    """The controller's side of the analog boundary, in port order; `xbarflow.hdl.top.Top` has
+    the same ports, with ``adc_col_sel`` only when ADCs are shared (`column_select`)."""
+    groups = adc_groups(cfg)
+    return {
+        "tile_sel": Out(range(max(2, len(cfg.tiles)))),
+        "dac_codes": Out(cfg.crossbar.tile_rows * cfg.quant.dac_bits),
+        "vmm_start": Out(1),
+        "vmm_done": In(1),
+        "adc_start": Out(1),
+        **({"adc_col_sel": Out(range(max(2, groups)))} if column_select else {}),
+        "adc_codes": In(adcs_per_tile(cfg) * cfg.adc.bits),
+        "adc_valid": In(1),
+    }
 
 
 def sum_bits(cfg: ChipConfig) -> int:
@@ -93,14 +109,7 @@ class Controller(wiring.Component):
             "status": Out(InferenceStatusSignature()),
             "buffer_codes": In(layers[0][0] * cfg.quant.dac_bits),
             "requant_mult": In(32),
-            "tile_sel": Out(range(max(2, len(cfg.tiles)))),
-            "dac_codes": Out(cfg.crossbar.tile_rows * cfg.quant.dac_bits),
-            "vmm_start": Out(1),
-            "vmm_done": In(1),
-            "adc_start": Out(1),
-            "adc_col_sel": Out(range(max(2, self.groups))),
-            "adc_codes": In(self.adcs * cfg.adc.bits),
-            "adc_valid": In(1),
+            **analog_members(cfg),
             "output_codes": Out(layers[-1][1] * self.sum_bits),
         })
 

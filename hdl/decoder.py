@@ -9,6 +9,8 @@ from amaranth.hdl import Cat, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["AddressDecoder", "address_bits"]
+
 
 def address_bits(n: int) -> int:
     """Bits of a binary address of ``n`` lines (at least 1, so a 1-line decoder has a port)."""

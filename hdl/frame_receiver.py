@@ -33,7 +33,7 @@ from . import protocol
 from .ports import WriteSignature
 from .protocol import Cmd, Error
 
-__all__ = ["RX_FIFO_DEPTH", "Frame", "FrameReceiver"]
+__all__ = ["Frame", "FrameReceiver", "RX_FIFO_DEPTH"]
 
 RX_FIFO_DEPTH = 16
 

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from . import protocol
 from .ports import ReadSignature
 
-__all__ = ["TX_FIFO_DEPTH", "ResponseHeader", "FrameTransmitter"]
+__all__ = ["FrameTransmitter", "ResponseHeader", "TX_FIFO_DEPTH"]
 
 TX_FIFO_DEPTH = 4 + protocol.MAX_PAYLOAD   # one maximal response frame
 

@@ -24,8 +24,10 @@ benches and the sidecar depend on (`xbarflow.hdl.top.Top`).
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisterSignature", "WriteSignature", "ReadSignature", "FrameCountersSignature",
-           "InferenceStatusSignature", "ProgrammingStatusSignature"]
+__all__ = [
+    "FrameCountersSignature", "InferenceStatusSignature", "ProgrammingStatusSignature",
+    "ReadSignature", "RegisterSignature", "WriteSignature",
+]
 
 
 class RegisterSignature(wiring.Signature):
@@ -78,7 +80,35 @@ class RegisterSignature(wiring.Signature):
         return f"RegisterSignature(addr_width={self.addr_width}, data_width={self.data_width})"
 
 
-class WriteSignature(wiring.Signature):
+class _ByteSignature(wiring.Signature):
+    """A byte port with an address of `addr_width` bits; equal to another of its class and width."""
+
+    def __init__(self, addr_width: int, members: dict):
+        self._addr_width = addr_width   # checked by the caller, before it builds `members`
+        super().__init__(members)
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.addr_width == self.addr_width
+
+    def __repr__(self):
+        return f"{type(self).__name__}(addr_width={self.addr_width})"
+
+
+class _FixedSignature(wiring.Signature):
+    """A signature without parameters: all of its class are equal."""
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class WriteSignature(_ByteSignature):
     """A byte write port, the writer's view: one byte per clock at most.
 
     Parameters
@@ -97,25 +127,14 @@ class WriteSignature(wiring.Signature):
     """
 
     def __init__(self, *, addr_width: int = 16):
-        self._addr_width = _width("addr_width", addr_width)
-        super().__init__({
+        super().__init__(_width("addr_width", addr_width), {
             "addr": Out(addr_width),
             "data": Out(8),
             "en": Out(1),
         })
 
-    @property
-    def addr_width(self) -> int:
-        return self._addr_width
 
-    def __eq__(self, other):
-        return type(other) is WriteSignature and other.addr_width == self.addr_width
-
-    def __repr__(self):
-        return f"WriteSignature(addr_width={self.addr_width})"
-
-
-class ReadSignature(wiring.Signature):
+class ReadSignature(_ByteSignature):
     """A combinational byte read port, the reader's view: ``data`` follows ``addr`` in the same
     clock. Reads have no side effect.
 
@@ -133,24 +152,13 @@ class ReadSignature(wiring.Signature):
     """
 
     def __init__(self, *, addr_width: int = 16):
-        self._addr_width = _width("addr_width", addr_width)
-        super().__init__({
+        super().__init__(_width("addr_width", addr_width), {
             "addr": Out(addr_width),
             "data": In(8),
         })
 
-    @property
-    def addr_width(self) -> int:
-        return self._addr_width
 
-    def __eq__(self, other):
-        return type(other) is ReadSignature and other.addr_width == self.addr_width
-
-    def __repr__(self):
-        return f"ReadSignature(addr_width={self.addr_width})"
-
-
-class FrameCountersSignature(wiring.Signature):
+class FrameCountersSignature(_FixedSignature):
     """The command layer's frame counters, the counting side's view (registers FRAMES_OK,
     ERR_CRC, ERR_CMD, ERR_LEN, ERR_TIMEOUT).
 
@@ -172,14 +180,8 @@ class FrameCountersSignature(wiring.Signature):
         super().__init__({name: Out(32) for name in
                           ("frames_ok", "err_crc", "err_cmd", "err_len", "err_timeout")})
 
-    def __eq__(self, other):
-        return type(other) is FrameCountersSignature
 
-    def __repr__(self):
-        return "FrameCountersSignature()"
-
-
-class InferenceStatusSignature(wiring.Signature):
+class InferenceStatusSignature(_FixedSignature):
     """The controller's state and counters, the controller's view (STATUS bits 0-2, RESULT,
     CYCLES_*, INFERENCES).
 
@@ -209,14 +211,8 @@ class InferenceStatusSignature(wiring.Signature):
             "inferences": Out(32),
         })
 
-    def __eq__(self, other):
-        return type(other) is InferenceStatusSignature
 
-    def __repr__(self):
-        return "InferenceStatusSignature()"
-
-
-class ProgrammingStatusSignature(wiring.Signature):
+class ProgrammingStatusSignature(_FixedSignature):
     """The programmer's state and counters, the programmer's view (STATUS bits 3-4, PROG_*).
 
     Members
@@ -244,12 +240,6 @@ class ProgrammingStatusSignature(wiring.Signature):
             "cycles": Out(32),
             "steps": Out(32),
         })
-
-    def __eq__(self, other):
-        return type(other) is ProgrammingStatusSignature
-
-    def __repr__(self):
-        return "ProgrammingStatusSignature()"
 
 
 def _width(name: str, value: int) -> int:

@@ -53,12 +53,32 @@ from .ports import ProgrammingStatusSignature, WriteSignature
 from .selector import Selector
 from .write_ack import WriteAck
 
-__all__ = ["Programmer", "level_bits"]
+__all__ = ["Programmer", "analog_members", "level_bits"]
 
 
 def level_bits(cfg) -> int:
     """Width of one weight level code (bits for ``weight_levels - 1``)."""
     return address_bits(cfg.quant.weight_levels)
+
+
+def analog_members(cfg) -> dict[str, wiring.Member]:
+    """The programmer's side of the analog boundary (the write path), in port order;
+    `xbarflow.hdl.top.Top` has the same ports."""
+    nparts = cfg.crossbar.partitions
+    return {
+        "prog_row_sel": Out(cfg.crossbar.tile_rows),
+        "prog_col_sel": Out(cfg.crossbar.tile_cols),
+        "prog_partition_en": Out(nparts),
+        "prog_pulse": Out(1),
+        "prog_polarity": Out(nparts),
+        "prog_level": Out(unsigned(address_bits(cfg.programming.amplitude_levels))),
+        "verify_start": Out(1),
+        "verify_ref": Out(nparts * level_bits(cfg)),
+        "verify_ok": In(nparts),
+        "verify_high": In(nparts),
+        "verify_done": In(1),
+        "rw_mode": Out(1),
+    }
 
 
 class Programmer(wiring.Component):
@@ -143,25 +163,13 @@ class Programmer(wiring.Component):
         # Submodules built here so that tests can observe them.
         self.write_ack = WriteAck(self.partitions, self.timeout_pulses)
         self.selector = Selector(self.partition_rows, self.cols)
-        np_ = self.partitions
         super().__init__({
             "start": In(1),
             "status": Out(ProgrammingStatusSignature()),
             "row": Out(unsigned(address_bits(self.max_rows))),
             "col": Out(unsigned(address_bits(self.cols))),
             "targets": In(WriteSignature(addr_width=16)),
-            "prog_row_sel": Out(self.rows),
-            "prog_col_sel": Out(self.cols),
-            "prog_partition_en": Out(np_),
-            "prog_pulse": Out(1),
-            "prog_polarity": Out(np_),
-            "prog_level": Out(unsigned(address_bits(self.amplitude_levels))),
-            "verify_start": Out(1),
-            "verify_ref": Out(np_ * self.level_bits),
-            "verify_ok": In(np_),
-            "verify_high": In(np_),
-            "verify_done": In(1),
-            "rw_mode": Out(1),
+            **analog_members(cfg),
         })
 
     def elaborate(self, platform):

@@ -34,13 +34,12 @@ from amaranth.lib.crc import catalog
 from xbarflow.flow.core.errors import XbarflowError
 
 __all__ = [
-    "SYNC", "MAX_PAYLOAD", "FRAME_TIMEOUT_CYCLES", "CHIP_ID", "CRC", "crc8",
-    "Cmd", "Status", "Error", "Reg",
-    "STATUS_BUSY", "STATUS_DONE", "STATUS_IRQ", "STATUS_PROG_BUSY", "STATUS_WRITE_OK",
-    "CTRL_START", "CTRL_CLEAR_ERRORS", "NUM_REGS", "WRITABLE_REGS", "geometry_word",
-    "ProtocolError", "encode_request", "encode_response", "Response", "decode_response",
-    "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES", "request_length", "response_length",
-    "FrameSplitter",
+    "CHIP_ID", "CRC", "CTRL_CLEAR_ERRORS", "CTRL_START", "Cmd", "Error", "FRAME_TIMEOUT_CYCLES",
+    "FrameSplitter", "MAX_PAYLOAD", "NUM_REGS", "ProtocolError", "REQUEST_HEADER_BYTES",
+    "RESPONSE_HEADER_BYTES", "Reg", "Response", "STATUS_BUSY", "STATUS_DONE", "STATUS_IRQ",
+    "STATUS_PROG_BUSY", "STATUS_WRITE_OK", "SYNC", "Status", "WRITABLE_REGS", "crc8",
+    "decode_response", "encode_request", "encode_response", "geometry_word", "request_length",
+    "response_length",
 ]
 
 SYNC = 0xA5

@@ -13,6 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from .decoder import AddressDecoder, address_bits
 
+__all__ = ["Selector"]
+
 
 class Selector(wiring.Component):
     """Decodes the write address into the physical select lines the analog bridge reads.

@@ -32,6 +32,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["SPISlave"]
+
 
 class SPISlave(wiring.Component):
     """SPI mode 0 slave, MSB first, oversampled by the ``sync`` clock (SCLK <= clk/4).

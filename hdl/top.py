@@ -10,11 +10,11 @@ from xbarflow.flow.core.config import ChipConfig
 
 from . import protocol
 from .command import CommandLayer
-from .controller import Controller, adc_groups, adcs_per_tile
-from .decoder import address_bits
+from . import controller, programmer
+from .controller import Controller, adc_groups
 from .input_buffer import InputBuffer
 from .output_buffer import OutputBuffer
-from .programmer import Programmer, level_bits
+from .programmer import Programmer
 from .registers import RegisterFile
 from .spi import SPISlave
 from .uart import UART
@@ -94,8 +94,6 @@ class Top(wiring.Component):
 
     def __init__(self, cfg: ChipConfig):
         self.cfg = cfg
-        shared_adcs = adc_groups(cfg) > 1
-        nparts = cfg.crossbar.partitions
         if cfg.host.interface == "spi":
             host_pins = {
                 "spi_sclk": In(1),
@@ -113,26 +111,8 @@ class Top(wiring.Component):
         super().__init__({
             **host_pins,
             "irq": Out(1),
-            "tile_sel": Out(range(max(2, len(cfg.tiles)))),
-            "dac_codes": Out(cfg.crossbar.tile_rows * cfg.quant.dac_bits),
-            "vmm_start": Out(1),
-            "vmm_done": In(1),
-            "adc_start": Out(1),
-            **({"adc_col_sel": Out(range(adc_groups(cfg)))} if shared_adcs else {}),
-            "adc_codes": In(adcs_per_tile(cfg) * cfg.adc.bits),
-            "adc_valid": In(1),
-            "prog_row_sel": Out(cfg.crossbar.tile_rows),
-            "prog_col_sel": Out(cfg.crossbar.tile_cols),
-            "prog_partition_en": Out(nparts),
-            "prog_pulse": Out(1),
-            "prog_polarity": Out(nparts),
-            "prog_level": Out(address_bits(cfg.programming.amplitude_levels)),
-            "verify_start": Out(1),
-            "verify_ref": Out(nparts * level_bits(cfg)),
-            "verify_ok": In(nparts),
-            "verify_high": In(nparts),
-            "verify_done": In(1),
-            "rw_mode": Out(1),
+            **controller.analog_members(cfg, column_select=adc_groups(cfg) > 1),
+            **programmer.analog_members(cfg),
         })
 
     def elaborate(self, platform):
@@ -192,22 +172,13 @@ class Top(wiring.Component):
             outputs.codes.eq(ctrl.output_codes),
         ]
 
-        # Analog boundary: the top-level ports keep their names (benches and sidecar use them).
-        m.d.comb += [
-            self.tile_sel.eq(ctrl.tile_sel),
-            self.dac_codes.eq(ctrl.dac_codes),
-            self.vmm_start.eq(ctrl.vmm_start),
-            ctrl.vmm_done.eq(self.vmm_done),
-            self.adc_start.eq(ctrl.adc_start),
-            ctrl.adc_codes.eq(self.adc_codes),
-            ctrl.adc_valid.eq(self.adc_valid),
-            self.irq.eq(ctrl.status.done),
-        ]
-        if adc_groups(cfg) > 1:
-            m.d.comb += self.adc_col_sel.eq(ctrl.adc_col_sel)
-        for name in ("prog_row_sel", "prog_col_sel", "prog_partition_en", "prog_pulse",
-                     "prog_polarity", "prog_level", "verify_start", "verify_ref", "rw_mode"):
-            m.d.comb += getattr(self, name).eq(getattr(prog, name))
-        for name in ("verify_ok", "verify_high", "verify_done"):
-            m.d.comb += getattr(prog, name).eq(getattr(self, name))
+        # Analog boundary: the top-level ports keep their names (benches and sidecar use them),
+        # each wired to the same port of the controller or the programmer.
+        m.d.comb += self.irq.eq(ctrl.status.done)
+        shared_adcs = adc_groups(cfg) > 1
+        for block, members in ((ctrl, controller.analog_members(cfg, column_select=shared_adcs)),
+                               (prog, programmer.analog_members(cfg))):
+            for name, member in members.items():
+                pin, port = getattr(self, name), getattr(block, name)
+                m.d.comb += port.eq(pin) if member.flow == In else pin.eq(port)
         return m

@@ -15,6 +15,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["UART"]
+
 
 class UART(wiring.Component):
     """8N1 UART, ``divider`` clocks per bit.

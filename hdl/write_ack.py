@@ -19,6 +19,8 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["SYNC_STAGES", "WriteAck", "popcount"]
+
 SYNC_STAGES = 2   # the paper's two-flop synchroniser
 
 

@@ -48,7 +48,19 @@ from pathlib import Path
 
 import numpy as np
 
+from xbarflow.analog_models.crossbar import distortion
+from xbarflow.analog_models.sensing import settling_cycles
+from xbarflow.hdl import protocol
+
 from ..core.errors import XbarflowError
+from ..model.golden import GoldenChip
+from ..sim.verilog import generate
+
+__all__ = [
+    "CostError", "CostReport", "ICE40_DEVICE", "REFERENCE_CHIPS", "SYNTH_HINT", "SYNTH_TOOLS",
+    "SynthUnavailable", "evaluate", "fmax_wrapper", "host_io_cycles", "markdown_table",
+    "phase_cycles", "synth_rows", "synth_tools_missing", "synthesize",
+]
 
 #: TOPS/W of the reference chips quoted in the paper (shared/PAPER.md).
 REFERENCE_CHIPS: dict[str, float] = {"NVIDIA T4": 0.32, "TPU v1": 2.3, "ISAAC": 0.63, "PUMA": 0.42}
@@ -72,8 +84,6 @@ def phase_cycles(cfg) -> dict[str, int]:
     code per cycle, done); DONE 1. Per tile for DRIVE and CONVERT (one VMM event per tile);
     ACCUMULATE, NEXT_TILE and ACTIVATE as counted below.
     """
-    from xbarflow.analog_models.sensing import settling_cycles
-
     tiles = len(cfg.tiles)
     phases = {
         "load": tiles,
@@ -98,8 +108,6 @@ def host_io_cycles(cfg) -> int:
     bytes) and their 4-byte ACKs, START and its ACK, one READ_RESULT and its 6-byte answer.
     SPI: 8 * spi_clk_div clocks per byte; UART: 10 bits * uart_divider per byte.
     """
-    from xbarflow.hdl import protocol
-
     chunks = math.ceil(cfg.input_bytes / protocol.MAX_PAYLOAD)
     wire = cfg.input_bytes + chunks * (6 + 4) + (6 + 4) + (6 + 6)
     return wire * cfg.host.byte_cycles
@@ -225,11 +233,6 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     `weights`: a `xbarflow.flow.model.weights.Weights` (or per-layer arrays); `test_codes`: (n, inputs) DAC codes,
     the first `cost.images` of which are the representative input set.
     """
-    from xbarflow.analog_models.crossbar import distortion
-    from xbarflow.analog_models.sensing import settling_cycles
-
-    from ..model.golden import GoldenChip
-
     c = cfg.cost
     chip = GoldenChip.from_weights(cfg, weights)
     codes = np.asarray(test_codes)[:c.images]
@@ -339,8 +342,6 @@ def synthesize(cfg, workdir: str | Path, *, timeout_s: float = 1800) -> dict:
     missing = synth_tools_missing()
     if missing:
         raise SynthUnavailable(f"{', '.join(missing)} not found; {SYNTH_HINT}")
-    from ..sim.verilog import generate
-
     workdir = Path(workdir)
     rtl = generate(cfg, workdir / "rtl")
     verilog = rtl.verilog.read_text()

@@ -53,7 +53,7 @@ from .metrics import classification_metrics, logit_scale
 from .spice import SpiceError, cross_check
 from .sweep import evaluate_point
 
-__all__ = ["FIGURES_JSON", "GROUPS", "SPICE_ARRAYS", "Context", "FiguresError", "Group", "check",
+__all__ = ["Context", "FIGURES_JSON", "FiguresError", "GROUPS", "Group", "SPICE_ARRAYS", "check",
            "compute", "load_stored", "reference_digests", "reference_view", "rewrite_readme",
            "set_step_levels", "update"]
 
@@ -286,10 +286,14 @@ def _rows(ctx: Context, rows, figures_of) -> list:
     return out
 
 
+def _row_head(row: Row) -> dict:
+    """The keys every row of a case table starts with: what changed, on which config, how."""
+    return {"change": row.change, "config": row.config, "overrides": row.overrides}
+
+
 def _golden_row(ctx: Context, row: Row, cfg, w, kind: str) -> dict:
     relu = "relu" in cfg.network.activations[:-1]
-    out = {"change": row.change, "config": row.config, "overrides": row.overrides,
-           "tiles": len(cfg.tiles), "golden": ctx.golden_accuracy(cfg),
+    out = {**_row_head(row), "tiles": len(cfg.tiles), "golden": ctx.golden_accuracy(cfg),
            "mult": int(w.requant_mult[0]) if relu else None, "weights": kind}
     _say(f"{row.config} {row.change}: golden {out['golden']:.4f} ({kind})")
     return out
@@ -308,8 +312,7 @@ def _insitu_row(ctx: Context, row: Row, cfg, w, kind: str) -> dict:
     m = w.meta
     history = m["train_loss_history"]
     lam = [(g - cfg.device.g_off) / (cfg.device.g_on - cfg.device.g_off) for g in w.device_conductance]
-    out = {"change": row.change, "config": row.config, "overrides": row.overrides,
-           "device": ctx.golden_accuracy(cfg, device=True),
+    out = {**_row_head(row), "device": ctx.golden_accuracy(cfg, device=True),
            "mapped": ctx.golden_accuracy(cfg),
            "steps": int(m["steps"]), "epochs": int(m["epochs"]), "pulses_total": int(m["pulses_total"]),
            "pulses_per_step": m["pulses_per_step"], "init_pulses": int(m["init_pulses"]),

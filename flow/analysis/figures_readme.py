@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ..core import paths
 from ..core.errors import XbarflowError
+from .cost import markdown_table, synth_rows
 from .figure_cases import INSITU_LIMITS, MLP_LIMITS, PROGRAMMING_CASES
 
 __all__ = ["BLOCKS", "README", "ReadmeError", "check_readme", "render_readme"]
@@ -300,7 +301,6 @@ def spice_item(f: dict) -> list[str]:
 
 
 def cost_table(f: dict) -> list[str]:
-    from .cost import markdown_table, synth_rows
     c = f["cost"]
     return markdown_table([tuple(r) for r in c["rows"]] + synth_rows(f["synth"], c["clock_hz"]))
 

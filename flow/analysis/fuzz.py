@@ -31,6 +31,8 @@ import random
 import time
 from pathlib import Path
 
+from cocotb_tools.check_results import get_results
+
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Reg
 
@@ -358,7 +360,6 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
 
     Raises `FuzzError` with the bench's first problem if the chip and the model disagreed,
     an exchange hung, or the bench did not finish."""
-    from cocotb_tools.check_results import get_results   # why: cocotb only where a bench runs
 
     cfg = fuzz_config(cfg, host)
     out = Path(out_dir).resolve()

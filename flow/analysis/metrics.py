@@ -58,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from xbarflow.analog_models.adc import lsb
+
 from ..core.config import ChipConfig
 
 __all__ = ["accuracy", "classification_metrics", "cohen_kappa", "confusion_matrix", "cross_entropy",
@@ -201,8 +203,6 @@ def cross_entropy_from_scores(scores: Any, labels: Any, scale: float = 1.0) -> f
 def logit_scale(cfg: ChipConfig, weights: Any) -> float:
     """ADC codes per logit unit of the layer whose weight matrix is `weights` (a
     `xbarflow.flow.model.weights.Weights` or an array), logits = (dac_codes / dac_max) @ W; see the module doc."""
-    from xbarflow.analog_models.adc import lsb
-
     w = np.asarray(getattr(weights, "w", weights), dtype=np.float64)
     span = float(w.max() - w.min()) if w.size else 0.0
     if not (span > 0 and math.isfinite(span)):

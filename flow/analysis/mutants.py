@@ -46,13 +46,11 @@ from ..core import paths
 from ..core.errors import XbarflowError
 from ..sim.executor import map_jobs
 
-__all__ = [
-    "CATALOGUE", "DEFAULT_JOBS", "DEFAULT_OUT", "DEFAULT_TIMEOUT_S", "README_BEGIN", "README_END",
-    "CatalogueError", "Mutant", "Outcome", "PACKAGE_DIRS", "Report", "apply_mutant", "baseline",
-    "catalogue_problems", "check_catalogue", "copy_tree", "load_catalogue", "markdown_table",
-    "namespace_shim", "run_catalogue", "run_mutant", "run_tests", "select", "tracked_files",
-    "update_readme", "write_report",
-]
+__all__ = ["CATALOGUE", "CatalogueError", "DEFAULT_JOBS", "DEFAULT_OUT", "DEFAULT_TIMEOUT_S",
+           "Mutant", "Outcome", "PACKAGE_DIRS", "README_BEGIN", "README_END", "Report",
+           "apply_mutant", "baseline", "catalogue_problems", "check_catalogue", "copy_tree",
+           "load_catalogue", "markdown_table", "namespace_shim", "run_catalogue", "run_mutant",
+           "run_tests", "select", "tracked_files", "update_readme", "write_report"]
 
 ROOT = paths.ROOT
 CATALOGUE = ROOT / "tests" / "mutants" / "catalogue.toml"

@@ -15,9 +15,9 @@ __all__ = ["plot_confusion", "plot_pulse_histogram", "plot_sweep", "pyplot", "va
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend; imported on first use since matplotlib is
     heavy and only the plotting commands need it."""
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s): only the plotting commands need it
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"), as above
     return plt
 
 

@@ -38,8 +38,9 @@ from xbarflow.analog_models.crossbar import effective_matrix
 
 from ..core.errors import XbarflowError
 
-__all__ = ["GMIN", "INSTALL_HINT", "CellLines", "CrossCheck", "SpiceError", "SpiceRun", "array_deck",
-           "cross_check", "netlist", "ngspice_path", "results_file", "run_ngspice", "spice_number"]
+__all__ = ["CellLines", "CrossCheck", "GMIN", "INSTALL_HINT", "SpiceError", "SpiceRun",
+           "array_deck", "cross_check", "netlist", "ngspice_path", "results_file", "run_ngspice",
+           "spice_number"]
 
 INSTALL_HINT = ("install it with 'sudo apt-get install ngspice' (or 'make setup', which runs "
                 "tools/ensure-ngspice.sh)")

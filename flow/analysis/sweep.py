@@ -25,11 +25,25 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
+from ..core import config as config_mod
 from ..core import paths
 from ..core.errors import XbarflowError
 from ..core.hold import hold
 from ..core.overrides import toml_value
+from ..data import load_dataset
+from ..model.context import RunContext
+from ..model.train import load_or_train, software_accuracy
+from ..model.weights import training_digest, weights_path
+from ..sim.executor import JobError, map_jobs
+from .cost import evaluate
 from .plots import value_label
+
+__all__ = [
+    "RESULT_COLUMNS", "SweepError", "cached_dataset", "ensure_weights", "evaluate_point", "grid",
+    "map_points", "parse_param", "sweep", "write_csv",
+]
 
 #: columns of the CSV after the swept parameters, in order
 RESULT_COLUMNS = ("golden_accuracy", "software_accuracy", "energy_pj", "latency_ns", "cycles",
@@ -87,16 +101,11 @@ def grid(params: Iterable[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
 
 @functools.lru_cache(maxsize=4)
 def cached_dataset(path: str | None):
-    from ..data import load_dataset
     return load_dataset(path)
 
 
 def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) -> str:
     """Train (or find the reference or cached) weights of one point; returns their file's path."""
-    from ..core import config as config_mod
-    from ..model.train import load_or_train
-    from ..model.weights import weights_path
-
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
     dataset = cached_dataset(data_path)
     load_or_train(cfg, dataset, paths.WEIGHTS)
@@ -105,13 +114,6 @@ def ensure_weights(base: dict, overrides: dict, data_path: str | None = None) ->
 
 def evaluate_point(base: dict, overrides: dict, data_path: str | None = None) -> dict[str, Any]:
     """Pure function of one grid point: config (base + overrides) -> flat dict of results."""
-    import numpy as np
-
-    from ..core import config as config_mod
-    from ..model.context import RunContext
-    from ..model.train import software_accuracy
-    from .cost import evaluate
-
     hold("sweep-" + ",".join(f"{k}={value_label(v)}" for k, v in overrides.items()))   # test hook
     t0 = time.perf_counter()
     cfg = config_mod.from_dict(base, source="sweep base").replace(**overrides)
@@ -136,8 +138,6 @@ def map_points(fn: Callable[[dict], Any], points: list[dict], jobs: int,
                dask_address: str | None = None) -> list[Any]:
     """[fn(p) for p in points], in order, wherever `xbarflow.flow.sim.executor.map_jobs` runs them. `fn`
     must be picklable (a module-level function or a functools.partial of one)."""
-    from ..sim.executor import JobError, map_jobs
-
     try:
         return map_jobs(fn, points, jobs=jobs, dask_address=dask_address)
     except JobError as exc:   # the point's own error (e.g. a config the model rejects)
@@ -147,9 +147,6 @@ def map_points(fn: Callable[[dict], Any], points: list[dict], jobs: int,
 def sweep(base: dict, params: list[tuple[str, list[Any]]], *, jobs: int = 1,
           data_path: str | None = None, dask_address: str | None = None) -> list[dict[str, Any]]:
     """Validate every point, train what needs training (once per training digest), evaluate."""
-    from ..core import config as config_mod
-    from ..model.weights import training_digest
-
     points = grid(params)
     base_cfg = config_mod.from_dict(base, source="sweep base")
     digests: dict[str, dict] = {}

@@ -81,8 +81,7 @@ def dataset_or_usage(path: Path | None = None):
 
 def toolchain_or_usage(sim: str) -> None:
     """Check `sim` is installed and usable; if not, the usage error says how to install it."""
-    # why: sim.runner loads amaranth (~0.6 s); waves, report, cost and sweep start without it
-    from ..sim.runner import SimulatorError, prepare_toolchain
+    from ..sim.runner import SimulatorError, prepare_toolchain   # why: amaranth, ~0.6 s
 
     try:
         prepare_toolchain(sim)

@@ -1,1 +1,3 @@
 """flow.core: see the module map in README.md."""
+
+__all__: list[str] = []

@@ -19,6 +19,13 @@ from typing import Any
 from . import paths
 from .errors import XbarflowError
 
+__all__ = [
+    "AdcConfig", "CONFIG_DIR", "ChipConfig", "ClockConfig", "ConfigError", "CostConfig",
+    "CrossbarConfig", "DEFAULT_CONFIG", "DeviceConfig", "HostConfig", "NetworkConfig",
+    "ProgrammingConfig", "QuantConfig", "SeedConfig", "SensingConfig", "TileSpec", "TrainConfig",
+    "from_dict", "load", "validate",
+]
+
 CONFIG_DIR = paths.CONFIGS
 DEFAULT_CONFIG = CONFIG_DIR / "slp.toml"
 DEVICE_PRESETS_FILE = CONFIG_DIR / "devices" / "presets.toml"  # not a chip config: own folder

@@ -18,6 +18,11 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Error, ProtocolError, Reg, Status
 
+__all__ = [
+    "COUNTER_REGS", "ChipProtocolModel", "HostDriver", "InferenceTimeout", "NackError",
+    "PROGRAM_REGS", "ProgrammingTimeout", "Transport", "decode_outputs", "encode_outputs",
+]
+
 # The register counters returned by `HostDriver.counters`, keyed by lower-case names.
 COUNTER_REGS = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX,
                 Reg.INFERENCES, Reg.FRAMES_OK, Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN,

@@ -26,8 +26,10 @@ from xbarflow.analog_models.mapping import map_weights
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
 
-__all__ = ["CALIB_IMAGES", "EVAL_CHUNK", "ChipModel", "analog_gain", "calibrate_requant",
-           "sums_in_chunks", "training_set"]
+__all__ = [
+    "CALIB_IMAGES", "ChipModel", "EVAL_CHUNK", "analog_gain", "calibrate_requant",
+    "sums_in_chunks", "training_set",
+]
 
 CALIB_IMAGES = 10000   # training images the requantiser registers are calibrated on
 EVAL_CHUNK = 5000      # images per forward pass when evaluating many

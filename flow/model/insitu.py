@@ -82,10 +82,11 @@ from .forward import CALIB_IMAGES, ChipModel, analog_gain, calibrate_requant, tr
 from .golden import GoldenChip
 from .weights import Weights, dataset_fingerprint, training_digest
 
-__all__ = ["INIT_KEY", "LOGIT_CODES", "TILE_KEY", "InsituResult", "PairCells", "PulsePlan",
-           "apply_plan", "device_chip", "differential_levels", "layer_conductances",
-           "mapped_weights", "pair_cells", "pulse_plan", "random_init", "tile_config",
-           "tile_devices", "train_devices", "train_manhattan"]
+__all__ = [
+    "INIT_KEY", "InsituResult", "LOGIT_CODES", "PairCells", "PulsePlan", "TILE_KEY", "apply_plan",
+    "device_chip", "differential_levels", "layer_conductances", "mapped_weights", "pair_cells",
+    "pulse_plan", "random_init", "tile_config", "tile_devices", "train_devices", "train_manhattan",
+]
 
 TILE_KEY = 3           # SeedSequence key word of the per-tile device seeds (after TAG)
 INIT_KEY = 0x1A17      # key word of the hidden layers' random initial pulses (after seeds.train)

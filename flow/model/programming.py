@@ -27,7 +27,6 @@ agree bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -37,9 +36,11 @@ from ..core import paths
 from ..core.config import ChipConfig
 from .golden import GoldenChip
 
-__all__ = ["WEIGHTS_DIR", "ProgrammedAccuracy", "ProgrammingResult", "accuracy_after_programming",
-           "default_accuracy_after_programming", "place_levels", "program_array",
-           "program_array_stepwise", "programmed_chip", "tile_target_levels"]
+__all__ = [
+    "ProgrammedAccuracy", "ProgrammingResult", "WEIGHTS_DIR", "accuracy_after_programming",
+    "place_levels", "program_array", "program_array_stepwise", "programmed_chip",
+    "tile_target_levels",
+]
 
 WEIGHTS_DIR = paths.WEIGHTS
 
@@ -223,13 +224,3 @@ def accuracy_after_programming(cfg: ChipConfig, weights: np.ndarray, codes: np.n
     return ProgrammedAccuracy(ideal=float(np.mean(ideal == labels)),
                               programmed=float(np.mean(programmed == labels)), result=result)
 
-
-def default_accuracy_after_programming(cfg: ChipConfig,
-                                       weights_dir: str | Path = WEIGHTS_DIR
-                                       ) -> ProgrammedAccuracy:
-    """The shipped MNIST test set with the cached trained weights (trains once if needed)."""
-    from ..data import load_dataset, to_dac_codes
-    from .train import load_or_train   # training (scipy) only here: the cocotb benches import this module
-    ds = load_dataset()
-    w = load_or_train(cfg, ds, weights_dir).w
-    return accuracy_after_programming(cfg, w, to_dac_codes(ds.x_test, cfg), ds.y_test)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import paths
 from ..core.config import READ_MODEL_FIELDS, ChipConfig
 from ..data import DataError, Dataset
 from .forward import analog_gain
@@ -257,8 +258,7 @@ def reference_name(cfg: ChipConfig) -> str:
 def reference_manifest(directory: str | Path | None = None) -> dict[str, Any]:
     """The manifest of the shipped reference weights ({"weights": {stem: entry}}); empty when
     there is none."""
-    from ..core.paths import REFERENCE_WEIGHTS
-    p = Path(directory if directory is not None else REFERENCE_WEIGHTS) / REFERENCE_MANIFEST
+    p = Path(directory if directory is not None else paths.REFERENCE_WEIGHTS) / REFERENCE_MANIFEST
     if not p.is_file():
         return {"weights": {}}
     try:
@@ -279,8 +279,7 @@ def reference_path(cfg: ChipConfig, dataset: Dataset | None = None,
     """The shipped reference weights file trained for cfg's training digest (and `dataset`, if
     given), after checking its SHA-256 against the manifest; None if none applies. A file that
     does not match its recorded digest is not used (one line on stderr)."""
-    from ..core.paths import REFERENCE_WEIGHTS
-    folder = Path(directory if directory is not None else REFERENCE_WEIGHTS)
+    folder = Path(directory if directory is not None else paths.REFERENCE_WEIGHTS)
     digest = training_digest(cfg)
     fingerprint = dataset_fingerprint(dataset) if dataset is not None else None
     for entry in reference_manifest(folder)["weights"].values():
@@ -309,8 +308,7 @@ def write_reference(cfg: ChipConfig, weights: Weights, dataset: Dataset, command
     """Ship `weights` as cfg's reference weights: <directory>/<reference_name>.npz (fixed bytes,
     no wall-clock figures in meta) and its manifest entry (SHA-256, size, training digest,
     dataset fingerprint, the command that made it)."""
-    from ..core.paths import REFERENCE_WEIGHTS
-    folder = Path(directory if directory is not None else REFERENCE_WEIGHTS)
+    folder = Path(directory if directory is not None else paths.REFERENCE_WEIGHTS)
     if weights.config_digest != training_digest(cfg):
         raise WeightsError(f"weights trained for digest {weights.config_digest}, not for this "
                            f"config ({training_digest(cfg)})")

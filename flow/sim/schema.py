@@ -25,6 +25,12 @@ RESULTS_FILE = "cosim.json"  # what the bench saw
 CYCLE_COUNTERS = ("total", "drive", "convert", "argmax")
 
 
+def _file(path: str | Path, name: str) -> Path:
+    """`path`, or the file `name` in it when it is a folder."""
+    path = Path(path)
+    return path / name if path.is_dir() else path
+
+
 @dataclass
 class JobArrays:
     """The job's arrays: one conductance array per layer, the hidden layers' ReLU multipliers,
@@ -107,10 +113,7 @@ class BenchJob:
     @classmethod
     def read(cls, path: str | Path) -> "BenchJob":
         """From a job file, or the folder holding one."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / JOB_FILE
-        return cls.from_json(json.loads(path.read_text()))
+        return cls.from_json(json.loads(_file(path, JOB_FILE).read_text()))
 
     def arrays(self) -> JobArrays:
         return JobArrays.read(self.data)
@@ -167,14 +170,9 @@ class BenchResult:
 
     def write(self, path: str | Path) -> None:
         """Write the results file (`path`: the job's `results`, or the folder to hold it)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / RESULTS_FILE
-        path.write_text(json.dumps(self.to_json()))
+        _file(path, RESULTS_FILE).write_text(json.dumps(self.to_json()))
 
     @classmethod
     def read(cls, path: str | Path) -> "BenchResult":
-        path = Path(path)
-        if path.is_dir():
-            path = path / RESULTS_FILE
-        return cls.from_json(json.loads(path.read_text()))
+        """From a results file, or the folder holding one."""
+        return cls.from_json(json.loads(_file(path, RESULTS_FILE).read_text()))

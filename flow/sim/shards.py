@@ -39,6 +39,14 @@ from typing import Any
 
 import numpy as np
 
+from .parity import ChipAnswers, check, readback_digest
+from .runner import run
+
+__all__ = [
+    "FORMAT", "MAX_SHARD", "RUN_KEYS", "ShardJob", "merge", "plan_shards", "read_result",
+    "run_shard", "shard_key", "stable_view", "write_result",
+]
+
 
 FORMAT = 2                # 2: shards carry the chip's read-back sums and DAC codes
 MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per shard
@@ -46,8 +54,6 @@ MAX_SHARD = 1000          # default shard size cap: ~10-15 s of Verilator per sh
 # and which part of it was reused (both depend on --jobs/--shard-size and on earlier runs).
 RUN_KEYS = ("wall_s", "cosim_wall_s", "images_per_s", "shards", "shards_reused", "shards_run")
 
-
-# -- arguments -------------------------------------------------------------------------------------
 
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -129,8 +135,6 @@ class ShardJob:
 
 def run_shard(job: ShardJob) -> dict:
     """Co-simulate one shard; return its per-image results (JSON-ready)."""
-    from .runner import run
-
     work = Path(job.work_dir)
     if work.exists():
         shutil.rmtree(work)          # leftovers of an interrupted attempt
@@ -155,8 +159,6 @@ def merge(payloads: list[dict], golden: Any, codes: np.ndarray, labels: np.ndarr
     """The deterministic part of the report, from shard payloads in shard order; `golden` is the
     traced golden result of the same images (`GoldenChip.infer(..., trace=True)`), `codes` their
     DAC codes."""
-    from .parity import ChipAnswers, check, readback_digest
-
     answers = ChipAnswers.concatenate([ChipAnswers.from_json(p) for p in payloads])
     n = len(labels)
     if not np.array_equal(answers.indices, np.arange(n)):

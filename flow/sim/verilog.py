@@ -17,6 +17,8 @@ from amaranth.hdl import Fragment, Shape, Value, ValueCastable
 from amaranth.hdl._ir import PortDirection  # amaranth's own convert() builds ports with it
 from amaranth.lib import wiring
 
+from xbarflow.hdl.top import TOP_NAME, Top
+
 from ..core.config import ChipConfig
 
 __all__ = ["GeneratedRTL", "fsm_encodings", "generate", "prepared_design"]
@@ -79,8 +81,6 @@ def fsm_encodings(design, top_name: str) -> dict[str, dict[str, str]]:
 
 def generate(cfg: ChipConfig, out_dir: str | Path) -> GeneratedRTL:
     """Write `<top>.v` and `<top>.json` into `out_dir` and return their paths."""
-    from xbarflow.hdl.top import TOP_NAME, Top  # imported late: amaranth elaboration is the slow part
-
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

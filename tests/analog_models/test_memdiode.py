@@ -95,7 +95,8 @@ def test_state_for_conductance_inverts_the_chord_conductance():
     d = cfg.device
     g = np.linspace(d.g_off, d.g_on, 33).reshape(3, 11)
     lam = memdiode.state_for_conductance(g, 0.2, p)
-    assert lam.shape == g.shape and lam.flat[0] == pytest.approx(0.0, abs=1e-15) and lam.flat[-1] == pytest.approx(1.0, abs=1e-15)
+    assert lam.shape == g.shape
+    assert lam.flat[0] == pytest.approx(0.0, abs=1e-15) and lam.flat[-1] == pytest.approx(1.0, abs=1e-15)
     assert np.all(np.diff(lam.ravel()) > 0)
     np.testing.assert_allclose(memdiode.chord_conductance(lam, 0.2, p), g, rtol=1e-14)
     # one by one: the same states

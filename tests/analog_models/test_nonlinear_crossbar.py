@@ -42,7 +42,6 @@ def newton_reference(i0, alpha, rs, beta, wire_r, partitions, volts, dense=True)
             lap[w_of[r - 1, j], w_of[r - 1, j]] += gw
         lap = lap.tocsr()
         z = np.concatenate([np.repeat(vin, c), np.zeros(n), np.repeat(vin, c)])  # u, w, x
-        cell = np.arange(n)
 
         def parts(x):
             e1, e2 = np.exp(beta * ca * x), np.exp(-(1 - beta) * ca * x)

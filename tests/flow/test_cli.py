@@ -62,7 +62,7 @@ def test_console_script_exit_status():
 #: flow/commands/, and no other entry point (`python -m xbarflow.flow.<module>`) left.
 SUBCOMMANDS = {"demo", "program", "verilog", "report", "waves", "spice", "cost", "sweep", "sim",
                "classify", "train", "figures", "bench", "fuzz", "mutants"}
-FLOW = Path(__file__).resolve().parent.parent / "flow"
+FLOW = Path(__file__).resolve().parents[2] / "flow"
 
 
 def test_help_lists_every_subcommand_with_a_one_line_help():

@@ -12,6 +12,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from xbarflow.hdl import protocol
+
 from .format import hex_bytes
 from .reader import Trace
 
@@ -52,8 +54,6 @@ class Frame:
         return bytes(self.raw[3:-1]) if self.complete else bytes(self.raw[3:])
 
     def describe(self) -> str:
-        from xbarflow.hdl import protocol  # deferred: loads amaranth (~0.3 s); xbarflow.flow.cli imports this package
-
         if self.direction == "request":
             try:
                 name = protocol.Cmd(self.code).name
@@ -111,32 +111,24 @@ class HostTraffic:
 
 
 def _split_frames(data: bytes, direction: str) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, raw, complete) of each frame in a byte stream: hunt for SYNC, read by LEN.
-
-    The one place that splits frames here; to be replaced by xbarflow.hdl.protocol's shared splitter.
-    """
-    from xbarflow.hdl import protocol  # deferred, as in Frame.describe
-
-    k = 0
-    header = 5 if direction == "request" else 3   # bytes up to and including LEN
-    while k < len(data):
-        if data[k] != protocol.SYNC:
-            k += 1
-            continue
-        if k + header > len(data):
-            yield k, data[k:], False
-            return
-        head = data[k:k + header]
-        total = (6 + head[4]) if direction == "request" else protocol.response_length(head)
-        raw = data[k:k + total]
-        yield k, raw, len(raw) == total
-        k += total
+    """(offset, raw, complete) of each frame in a byte stream, split as the chip's receiver does
+    (`protocol.FrameSplitter`); a frame cut off by the end of `data` comes last, incomplete."""
+    splitter = protocol.FrameSplitter(direction)
+    start = 0
+    for k, byte in enumerate(data):
+        hunting = not splitter.in_frame
+        frame = splitter.push(byte)
+        if hunting and splitter.in_frame:      # this byte is a frame's SYNC
+            start = k
+        if frame is not None:
+            yield start, frame, True
+    if splitter.in_frame:
+        yield start, splitter.partial, False
 
 
 def parse_frames(data: list[TimedByte], direction: str, link: str) -> list[Frame]:
     """Command-layer frames in a byte stream, each stamped with the time of its SYNC byte and
     checked against its CRC (xbarflow.hdl.protocol)."""
-    from xbarflow.hdl import protocol  # deferred, as in Frame.describe
 
     frames = []
     for k, raw, complete in _split_frames(bytes(b.value for b in data), direction):

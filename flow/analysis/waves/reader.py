@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import vcdvcd
 
 from .errors import WavesError
 
@@ -92,8 +93,6 @@ class Vcd:
     """A VCD file: header read at once, value changes loaded per signal on demand."""
 
     def __init__(self, path: str | Path):
-        import vcdvcd   # deferred: xbarflow.flow.cli imports this package for every subcommand's parser
-
         self.path = Path(path)
         if not self.path.is_file():
             raise WavesError(f"VCD file not found: {self.path}")
@@ -179,8 +178,6 @@ class Vcd:
                 times, values = found.get(self.signals[n].ident, ([], []))
                 self._cache[n] = Trace(self.signals[n], times, values)
         elif missing:
-            import vcdvcd   # deferred, as in __init__
-
             refs = [self.signals[n].reference for n in missing]
             data = vcdvcd.VCDVCD(str(self.path), signals=refs)
             self.end_time = int(data.endtime)

@@ -13,6 +13,8 @@ import bisect
 import re
 from pathlib import Path
 
+from vcd.gtkw import GTKWSave
+
 from .errors import WavesError
 from .expressions import parse
 from .format import columns
@@ -257,8 +259,6 @@ class Waves:
     # GTKWave ----------------------------------------------------------------------------------
     def write_gtkw(self, out: str | Path) -> tuple[Path, list[Path]]:
         """A .gtkw save file (signals grouped) and one translate-filter file per FSM."""
-        from vcd.gtkw import GTKWSave   # deferred: xbarflow.flow.cli imports this package for every parser
-
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         filters: dict[str, Path] = {}

@@ -14,17 +14,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from xbarflow.hdl.top import TOP_NAME
+
 from ...core import config as config_mod
 from .errors import WavesError
 
 __all__ = ["SIDECAR_SUFFIX", "find_config", "find_sidecar", "load_sidecar"]
 
 SIDECAR_SUFFIX = ".json"          # <top>.json, written by xbarflow.flow.sim.verilog.generate
-
-
-def _top_name() -> str:
-    from xbarflow.hdl.top import TOP_NAME  # deferred: xbarflow.hdl.top loads amaranth (~0.4 s), only lookups need it
-    return TOP_NAME
 
 
 def find_sidecar(vcd_path: Path, explicit: Path | None = None) -> Path | None:
@@ -34,7 +31,7 @@ def find_sidecar(vcd_path: Path, explicit: Path | None = None) -> Path | None:
             raise WavesError(f"sidecar not found: {explicit}")
         return explicit
     folder = vcd_path.resolve().parent
-    name = _top_name() + SIDECAR_SUFFIX
+    name = TOP_NAME + SIDECAR_SUFFIX
     for cand in (folder / name, folder / "rtl" / name):
         if cand.is_file():
             return cand

@@ -289,6 +289,24 @@ def test_uart_decoding_from_pins(cfg, tmp_path):
     assert traffic.framing_errors == 0
 
 
+def test_uart_frames_of_a_cosimulation_equal_what_the_host_sent(cfg, dataset, weights, tmp_path):
+    """A co-simulated UART chip: every request the bench sent decodes from uart_rx, the first
+    one included (the host's line idles high from reset, as a real UART's does)."""
+    ucfg = cfg.replace(**{"host.interface": "uart"})
+    chip = GoldenChip.from_weights(ucfg, weights)
+    indices = np.array([3])
+    result = run(build(ucfg, "icarus", waves=True), chip.array.conductance, dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, cycles_every_image=True, timeout_s=600)
+    traffic = Waves(result.waves).uart()
+    requests, responses = traffic.requests(), traffic.responses()
+    assert traffic.framing_errors == 0
+    assert all(f.complete and f.crc_ok for f in traffic.frames)
+    collapsed = [k for k, _ in itertools.groupby(f.raw for f in requests)]
+    assert collapsed == _expected_requests(ucfg, to_dac_codes(dataset.x_test[indices], ucfg))
+    assert len(responses) == len(requests)
+    assert all(r.raw[1] == protocol.Status.ACK for r in responses)
+
+
 def test_uart_framing_error_is_reported(cfg, tmp_path):
     vcd = tmp_path / "frame.vcd"
     period_ps = round(1e12 / cfg.clock.freq_hz)

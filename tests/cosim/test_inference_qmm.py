@@ -3,11 +3,11 @@
 20 MNIST images go through the SLP chip with the shipped reference weights: the analog bridge
 answers every event with the nonlinear array solve of `AnalogArray` (one vector at a time), the
 golden model solves all 20 at once, and the sums the RTL read back, its RESULT class and the DAC
-codes it drove must equal the golden model's, also with read noise and drift on. Not vacuous: the nonlinear read moves the sums
-against the linear read model, and a golden model with a wrong memory state for one column's
-cells disagrees with what the RTL computed. With ADC noise on, the bridge's noise key is
-perturbed (the test-only fault ``noise_key_off_by_one``) and the scoreboard must report it.
-Builds go into a temporary folder, never build/sim of the checkout.
+codes it drove must equal the golden model's, also with read noise and drift on. Not vacuous:
+the nonlinear read moves the sums against the linear read model, and a golden model with a wrong
+memory state for one column's cells disagrees with what the RTL computed. With ADC noise on, the
+bridge's noise key is perturbed (the test-only fault ``noise_key_off_by_one``) and the
+scoreboard must report it. Builds go into a temporary folder, never build/sim of the checkout.
 """
 
 import json
