@@ -394,11 +394,13 @@ def qmm_table(f: dict) -> list[str]:
                f"--param device.read_time_s={times}`" if k == 0 else "the same sweep")
         out.append(f"| slp, drift read at `device.read_time_s={seconds(r['read_time_s'])}` | {pct(r['linear'])} "
                    f"| {pct(r['qmm'])} | {cmd} |")
-    for change, label in (("qmm, read noise 3 %", "mlp, read noise `device.read_noise_sigma=0.03`"),
-                          ("qmm, drift to 1e4 s", "mlp, drift read at `device.read_time_s=10000`")):
-        if change in mlp:
-            out.append(f"| {label} | - | {pct(mlp[change])} | `.venv/bin/xbarflow demo {mlp_cmd}"
-                       "--set ...` with the row's values |")
+    for r in f.get("qmm_mlp", []):
+        if r["change"] in ("linear", "qmm"):
+            continue
+        sets = " ".join(f"--set {k}={seconds(v) if k == 'device.read_time_s' else v}"
+                        for k, v in r["overrides"].items())
+        out.append(f"| mlp, {r['change'].removeprefix('qmm, ')} | - | {pct(r['golden'])} "
+                   f"| `.venv/bin/xbarflow demo {mlp_cmd}{sets}` |")
     return out
 
 
@@ -420,8 +422,9 @@ def qmm_note(f: dict) -> list[str]:
         "at full scale, for both models), not the",
         f"device. Drift: nu = {drift['drift_nu']:g} with a {100 * drift['drift_nu_sigma']:.0f} % per-cell",
         f"spread (PCM-like, not a measured default; off as shipped), t0 = {drift['t0_s']:g} s; at",
-        f"{seconds(last['read_time_s'])} s the spread of the cells costs {points(q['slp']['qmm'] - last['qmm'])}",
-        "points. Read noise draws per read and cell (keyed, so the co-simulation draws the same).")
+        f"{seconds(last['read_time_s'])} s (conductances at ~{(last['read_time_s'] / drift['t0_s']) ** -drift['drift_nu']:.2f}",
+        f"of their programmed values, spread apart by the per-cell nu) drift costs",
+        f"{points(q['slp']['qmm'] - last['qmm'])} points. Read noise draws per read and cell (keyed, so the co-simulation draws the same).")
 
 
 BLOCKS: dict[str, Callable[[dict], list[str]]] = {
