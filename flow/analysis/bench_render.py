@@ -210,6 +210,13 @@ def _qmm(run: _Run) -> list[str]:
                   f"{sp['max_rel_error']:.1e} of the largest ({sp['max_error_lsb']:.1e} ADC LSB)."]
     elif sp:
         lines += ["", f"ngspice not measured: {sp.get('error', 'no results')}."]
+    vq, vl = run.cosim_qmm, run.cosim("verilator", "hdl")
+    if vq.get("loop_images_per_s") and vl.get("loop_images_per_s"):
+        lines += ["", f"Verilator over SPI with QMM cells: {fmt(vq['loop_images_per_s'])} images/s "
+                  f"without start-up against {fmt(vl['loop_images_per_s'])} with linear cells in the "
+                  f"same run ({fmt(vq['loop_images_per_s'] / vl['loop_images_per_s'], 2)}x; the bridge "
+                  "solves one image per event), parity "
+                  f"{fmt(vq.get('parity'), 3)} on {vq.get('images')} images."]
     return lines
 
 

@@ -129,6 +129,7 @@ def test_render_qmm_targets_with_their_figures():
     section = text.split("## QMM read model", 1)[1].split("\n## ", 1)[0]
     assert "| stress tile, 100 uS cells, 1.0 ohm, 1 partition | lines |" in section
     assert "8,000x" in section
+    assert "300.0 images/s without start-up against 200.0 with linear cells in the same run (1.50x" in section
 
 
 def test_render_marks_missed_qmm_targets():
