@@ -378,6 +378,21 @@ class NonlinearCrossbar:
             out[s:s + chunk] = cells.sum(axis=(0, 1)).T
         return out
 
+    def row_currents(self, codes: np.ndarray, scale: np.ndarray | None = None,
+                     chunk: int = 32) -> np.ndarray:
+        """Current each row's driver delivers, (n, rows) in A: the sum of the row's cell currents
+        (a row wire is a chain whose only outlets are its cells). sum_i V_i I_i is then the power
+        the drivers put into the array, wires and series resistances included (the virtual
+        grounds sit at 0 V and take none); used by the cost model (flow/analysis/cost.py)."""
+        codes = np.asarray(codes)
+        out = np.empty((codes.shape[0], self.rows))
+        real = self._row_index >= 0
+        for s in range(0, codes.shape[0], chunk):
+            part = None if scale is None else scale[s:s + chunk]
+            per_row = self.solve(codes[s:s + chunk], part)["i"].sum(axis=2)   # (P, depth, n)
+            out[s:s + chunk][:, self._row_index[real]] = per_row[real].T
+        return out
+
     def column_currents(self, codes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Column currents (n, cols) in A into the virtual ground."""
         return self.column_currents_grid(codes, scale) * self.grid

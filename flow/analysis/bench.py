@@ -13,7 +13,12 @@ its own and a crash is contained):
 * cycles per inference by phase (read from the chip's counters);
 * Verilog generation and simulator build times, cold (a fresh build folder), compiler peak RSS;
 * the sharded run `xbarflow sim --images all --jobs 2` (full 10k test set);
-* cProfile of the bench process for each transport: how much of the image loop is Python.
+* cProfile of the bench process for each transport: how much of the image loop is Python;
+* the QMM read model (`device.read_model = "qmm"`, issue #14): the golden model on the full test
+  set (default config, wire resistance on); a stress tile (196 x 20, uS cells, one partition,
+  1 ohm: IR drop of whole percents) through the golden model, and ngspice on the same tile and
+  inputs in the same run (per image, and the column currents compared); Verilator over SPI with
+  qmm cells (`phase_qmm`, and `phase_cosim` with `set`).
 
 Every figure is stated with the machine (cores, CPU model, load average while it ran): the
 numbers are only comparable between runs on the same, equally loaded machine. `--quick` uses
@@ -36,6 +41,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from xbarflow.analog_models import adc
+from xbarflow.analog_models.dac import dac_voltages
+from xbarflow.analog_models.memdiode import QmmParams
 
 from ..core import paths
 from ..core.config import load
@@ -46,9 +54,11 @@ from ..sim.executor import default_jobs
 from ..sim.parity import check
 from .bench_render import render
 from .cost import phase_cycles
+from .spice import SpiceError
+from .spice_qmm import cross_check
 
-__all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "TARGETS", "collect", "cores", "cpu_model",
-           "failed", "load_average", "machine", "measure", "phase_build", "phase_cosim", "phase_golden", "phase_shard",
+__all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "collect", "cores", "cpu_model",
+           "failed", "load_average", "machine", "measure", "phase_build", "phase_cosim", "phase_golden", "phase_qmm", "phase_shard",
            "render", "run_phase"]
 
 ROOT = paths.ROOT
@@ -60,7 +70,22 @@ TARGETS = {
     "icarus_ips": 8,
     "full_set_s": 300,             # 10k images with 2 jobs
     "build_s": 30,                 # Verilog generation + Verilator build, cold
+    "qmm_golden_ips": 10_000,      # images/s, full test set, qmm cells, wire resistance
+    "qmm_stress_ips": 1_000,       # images/s, QMM stress tile (CrossSim: 228 vectors/s, linear)
+    "qmm_spice_ratio": 1_000,      # ngspice s per image / golden s per image, stress tile
+    "qmm_verilator_ips": 100,      # images/s per process over SPI, qmm cells
 }
+
+#: device.read_model = "qmm" on the default config
+QMM = {"device.read_model": "qmm"}
+#: the stress tile: the default SLP tile with uS cells (g_on 100 uS, on/off 20 as shipped), one
+#: partition and 1 ohm segments, the TIA gain scaled with g_on so the ADC range is the same
+QMM_STRESS_G_ON = 1.0e-4
+QMM_STRESS = {**QMM, "device.g_on": QMM_STRESS_G_ON, "device.g_off": QMM_STRESS_G_ON / 20,
+              "crossbar.partitions": 1, "crossbar.wire_r": 1.0,
+              "sensing.tia_gain": 1.0e8 * 2.0e-8 / QMM_STRESS_G_ON}
+#: images of each qmm measurement: (golden stress, ngspice, Verilator), (full, --quick)
+QMM_IMAGES = {"stress": (2000, 500), "spice": (3, 1), "verilator": (300, 100)}
 
 # Images per single-process co-simulation: (full, --quick).
 COSIM_IMAGES = {("verilator", "hdl"): (1000, 200), ("verilator", "pins"): (100, 30),
@@ -185,7 +210,7 @@ def _profile_summary(path: Path, loop_s: float, top: int = 8) -> dict:
 
 
 def phase_cosim(params: dict) -> dict:
-    context = RunContext.load()
+    context = RunContext.load(overrides=params.get("set", {}))   # set: config overrides (qmm)
     cfg, dataset = context.cfg, context.dataset
     sim, transport, n = params["sim"], params["transport"], params["images"]
     chip = context.golden
@@ -204,7 +229,8 @@ def phase_cosim(params: dict) -> dict:
         profile = _profile_summary(prof, r.loop_s) if params.get("profile") else None
     verdict = check(r, golden, codes)   # on the chip's read-back class and sums, DAC codes driven
     period_ns = 1e9 / cfg.clock.freq_hz
-    return {"sim": sim, "transport": transport, "images": n, "build_cached": b.build_seconds == 0,
+    return {"sim": sim, "transport": transport, "images": n, "set": params.get("set", {}),
+            "read_model": cfg.device.read_model, "build_cached": b.build_seconds == 0,
             "wall_s": wall, "loop_s": r.loop_s,
             "images_per_s": n / wall, "loop_images_per_s": n / r.loop_s if r.loop_s else None,
             "clocks_per_image": r.loop_sim_ns / period_ns / n if r.loop_sim_ns else None,
@@ -228,7 +254,74 @@ def phase_shard(params: dict) -> dict:
             "wall_s": wall, "report": report, "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN)}
 
 
-PHASES = {"golden": phase_golden, "build": phase_build, "cosim": phase_cosim, "shard": phase_shard}
+def _best_infer(chip, codes, repeats: int) -> tuple[float, object]:
+    """(best wall time of `chip.infer(codes)` over `repeats`, the result)."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = chip.infer(codes)
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def phase_qmm(params: dict) -> dict:
+    """QMM read model: golden on the default config and on the stress tile, ngspice on the stress
+    tile with the same inputs (module docstring)."""
+    context = RunContext.load(overrides=QMM)
+    cfg, weights, codes, labels = context.cfg, context.weights, context.test_codes, context.labels
+    repeats = params.get("repeats", 3)
+    out: dict = {"images": int(len(codes))}
+    t0 = time.perf_counter()
+    chip = GoldenChip.from_weights(cfg, weights.w)
+    setup = time.perf_counter() - t0
+    best, result = _best_infer(chip, codes, repeats)
+    out["golden"] = {"wire_r": cfg.crossbar.wire_r, "partitions": cfg.crossbar.partitions,
+                     "preset": cfg.device.preset, "method": chip.array.solver.method,
+                     "setup_s": setup, "infer_s": best, "images_per_s": len(codes) / best,
+                     "accuracy": float(np.mean(result.classes == labels))}
+    stress_cfg = cfg.replace(**QMM_STRESS)
+    n = min(int(params.get("stress_images", QMM_IMAGES["stress"][0])), len(codes))
+    t0 = time.perf_counter()
+    stress = GoldenChip.from_weights(stress_cfg, weights.w)
+    setup = time.perf_counter() - t0
+    array = stress.array
+    best, result = _best_infer(stress, codes[:n], repeats)
+    per_image = best / n
+    out["stress"] = {"rows": array.rows, "cols": array.conductance.shape[1],
+                     "g_on": stress_cfg.device.g_on, "g_off": stress_cfg.device.g_off,
+                     "wire_r": stress_cfg.crossbar.wire_r, "partitions": stress_cfg.crossbar.partitions,
+                     "method": array.solver.method, "ir_drop": array.distortion().max_rel,
+                     "images": n, "setup_s": setup, "infer_s": best, "images_per_s": n / best,
+                     "accuracy": float(np.mean(result.classes == labels[:n]))}
+    # ngspice on the same tile and the first images' inputs: its .op time per image, and its
+    # column currents against the golden solve's (relative, and in ADC LSB at the TIA)
+    qmm = QmmParams.from_config(stress_cfg)
+    lsb_a = adc.lsb(stress_cfg) / stress_cfg.sensing.tia_gain
+    spice_s, rel, lsb, drops = [], [], [], []
+    try:
+        with tempfile.TemporaryDirectory(prefix="xbarflow-bench-spice-") as tmp:
+            for k in range(int(params.get("spice_images", QMM_IMAGES["spice"][0]))):
+                volts = dac_voltages(codes[k], stress_cfg)
+                c = cross_check(qmm, array.states, volts, stress_cfg.crossbar.wire_r,
+                                stress_cfg.crossbar.partitions, tmp, f"img{k}")
+                golden_a = array.solver.column_currents(codes[k:k + 1])[0]
+                spice_s.append(c.run.seconds)
+                rel.append(float(np.max(np.abs(c.spice - golden_a)) / np.max(np.abs(c.spice))))
+                lsb.append(float(np.max(np.abs(c.spice - golden_a)) / lsb_a))
+                drops.append(c.ir_drop)
+    except SpiceError as exc:
+        out["spice"] = {"error": f"ngspice: {exc}"}
+        return out
+    spice_per_image = float(np.mean(spice_s))
+    out["spice"] = {"images": len(spice_s), "seconds_per_image": spice_per_image,
+                    "golden_seconds_per_image": per_image,
+                    "ratio": spice_per_image / per_image,
+                    "max_rel_error": max(rel), "max_error_lsb": max(lsb), "ir_drop": max(drops)}
+    out["peak_rss_mb"] = _peak_mb(resource.RUSAGE_SELF)
+    return out
+
+
+PHASES = {"golden": phase_golden, "qmm": phase_qmm, "build": phase_build, "cosim": phase_cosim, "shard": phase_shard}
 
 
 def run_phase(name: str, params: dict) -> dict:
@@ -272,6 +365,13 @@ def collect(quick: bool = False, log=print) -> dict:
         log(f"[bench] profile: {sim}, {transport} transport, {sizes[pick]} images")
         results["profiles"].append(run_phase("cosim", {"sim": sim, "transport": transport,
                                                        "images": sizes[pick], "profile": True}))
+    log("[bench] QMM read model: golden, stress tile, ngspice on the stress tile")
+    results["qmm"] = run_phase("qmm", {"stress_images": QMM_IMAGES["stress"][pick],
+                                       "spice_images": QMM_IMAGES["spice"][pick]})
+    n = QMM_IMAGES["verilator"][pick]
+    log(f"[bench] co-simulation with QMM cells: verilator, hdl transport, {n} images")
+    results["cosim_qmm"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
+                                               "set": QMM})
     n_full = 1000 if quick else "all"
     log(f"[bench] sharded run: {n_full} images, 2 jobs")
     results["shard"] = run_phase("shard", {"sim": "verilator", "images": n_full, "jobs": 2})
@@ -289,4 +389,5 @@ def measure(quick: bool = False, log=print) -> dict:
 def failed(results: dict) -> bool:
     """Whether any phase of the results failed (`xbarflow bench` then exits 1)."""
     return (any("error" in r for key in ("builds", "cosim", "profiles") for r in results.get(key, []))
-            or "error" in results.get("golden", {}) or "error" in results.get("shard", {}))
+            or any("error" in results.get(key, {}) for key in ("golden", "shard", "qmm", "cosim_qmm"))
+            or "error" in results.get("qmm", {}).get("spice", {}))

@@ -70,6 +70,14 @@ class _Run:
         return self.shard.get("report", {})
 
     @property
+    def qmm(self) -> dict:
+        return self.results.get("qmm", {})
+
+    @property
+    def cosim_qmm(self) -> dict:
+        return self.results.get("cosim_qmm", {})
+
+    @property
     def cosims(self) -> list[dict]:
         return [r for r in self.results.get("cosim", []) if "parity" in r]
 
@@ -77,8 +85,8 @@ class _Run:
 def render(results: dict) -> str:
     """BENCHMARKS.md from the collected results."""
     run = _Run(results)
-    lines = [*_header(run), *_targets(run), *_golden(run), *_cosim(run), *_phases(run), *_builds(run),
-             *_shard(run), *_profiles(run), "", *findings(results), ""]
+    lines = [*_header(run), *_targets(run), *_qmm_targets(run), *_golden(run), *_qmm(run), *_cosim(run),
+             *_phases(run), *_builds(run), *_shard(run), *_profiles(run), "", *findings(results), ""]
     return "\n".join(lines)
 
 
@@ -141,6 +149,75 @@ def _targets(run: _Run) -> list[str]:
         f"| {fmt(all_parity, 3)} | 1.000 | {mark(None if all_parity is None else all_parity == 1.0)} "
         f"| {box} | all runs below |",
     ]
+
+
+def _qmm_targets(run: _Run) -> list[str]:
+    """The QMM read model's target rows (issue #14), continuing the targets table."""
+    t, q, where = run.results["targets"], run.qmm, run.where
+    g, st, sp, vq = q.get("golden", {}), q.get("stress", {}), q.get("spice", {}), run.cosim_qmm
+    parity = vq.get("parity")
+    return [
+        f"| Golden model, QMM cells (`device.read_model = \"qmm\"`), full test set, wire resistance "
+        f"| {fmt(g.get('images_per_s'), 0)} images/s | >= {t['qmm_golden_ips']:,} "
+        f"| {mark(_ok(g.get('images_per_s'), t['qmm_golden_ips']))} | {where(q)} "
+        f"| `GoldenChip.infer` on {q.get('images', '?')} images, best of the repeats |",
+        f"| Golden model, QMM stress tile ({st.get('rows', '?')} x {st.get('cols', '?')}, "
+        f"{fmt((st.get('g_on') or 0) * 1e6, 0)} uS cells, {st.get('partitions', '?')} partition, "
+        f"{st.get('wire_r', '?')} ohm, IR drop {fmt((st.get('ir_drop') or 0) * 100)} %) "
+        f"| {fmt(st.get('images_per_s'), 0)} images/s | >= {t['qmm_stress_ips']:,} (CrossSim, linear "
+        f"cells: 228) | {mark(_ok(st.get('images_per_s'), t['qmm_stress_ips']))} | {where(q)} "
+        f"| `GoldenChip.infer` on {st.get('images', '?')} images |",
+        f"| ngspice / golden time per image, QMM stress tile, same inputs | {fmt(sp.get('ratio'), 0)}x "
+        f"({fmt(sp.get('seconds_per_image'), 2)} s vs {fmt((sp.get('golden_seconds_per_image') or 0) * 1e3, 2)} ms; "
+        f"column currents within {sp.get('max_rel_error', float('nan')):.1e} relative, "
+        f"{sp.get('max_error_lsb', float('nan')):.1e} ADC LSB) | >= {t['qmm_spice_ratio']:,}x "
+        f"| {mark(_ok(sp.get('ratio'), t['qmm_spice_ratio']))} | {where(q)} "
+        f"| `spice_qmm.cross_check` (.op) on {sp.get('images', '?')} images |",
+        f"| Verilator over SPI, 1 core, QMM cells | {fmt(vq.get('images_per_s'))} images/s "
+        f"({fmt(vq.get('loop_images_per_s'))} without start-up), parity {fmt(parity, 3)} "
+        f"| >= {t['qmm_verilator_ips']} per process, parity 1.000 "
+        f"| {mark(None if parity is None else (parity == 1.0 and vq['images_per_s'] >= t['qmm_verilator_ips']))} "
+        f"| {where(vq)} | `xbarflow.flow.sim.runner.run`, {vq.get('images', '?')} images, "
+        "`--set device.read_model=qmm` |",
+    ]
+
+
+def _qmm(run: _Run) -> list[str]:
+    q = run.qmm
+    lines = ["", "## QMM read model (nonlinear cells, solved per image)", ""]
+    if "golden" not in q:
+        return lines + [f"Not measured: {q.get('error', 'no results')}."]
+    g, st, sp = q["golden"], q.get("stress", {}), q.get("spice", {})
+    lines += [
+        "| Array | Solver | Setup | Inference | Images | Images/s | Accuracy | Machine |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| default SLP tile, preset {g.get('preset')}, {g.get('wire_r')} ohm, {g.get('partitions')} "
+        f"partitions | {g.get('method')} | {fmt(g.get('setup_s', 0) * 1e3)} ms "
+        f"| {fmt(g.get('infer_s'), 2)} s | {q.get('images')} | {fmt(g.get('images_per_s'), 0)} "
+        f"| {fmt(g.get('accuracy'), 4)} | {run.where(q)} |",
+    ]
+    if st:
+        lines.append(
+            f"| stress tile, {fmt(st['g_on'] * 1e6, 0)} uS cells, {st['wire_r']} ohm, "
+            f"{st['partitions']} partition | {st.get('method')} | {fmt(st['setup_s'] * 1e3)} ms "
+            f"| {fmt(st['infer_s'], 2)} s | {st['images']} | {fmt(st['images_per_s'], 0)} "
+            f"| {fmt(st['accuracy'], 4)} | {run.where(q)} |")
+    if "ratio" in sp:
+        lines += ["", f"ngspice on the stress tile (IR drop {fmt(sp['ir_drop'] * 100)} %), "
+                  f"{sp['images']} images with the same inputs: {fmt(sp['seconds_per_image'], 2)} s per "
+                  f".op against {fmt(sp['golden_seconds_per_image'] * 1e3, 3)} ms per image for the golden "
+                  f"solve, {fmt(sp['ratio'], 0)}x; the column currents agree to "
+                  f"{sp['max_rel_error']:.1e} of the largest ({sp['max_error_lsb']:.1e} ADC LSB)."]
+    elif sp:
+        lines += ["", f"ngspice not measured: {sp.get('error', 'no results')}."]
+    vq, vl = run.cosim_qmm, run.cosim("verilator", "hdl")
+    if vq.get("loop_images_per_s") and vl.get("loop_images_per_s"):
+        lines += ["", f"Verilator over SPI with QMM cells: {fmt(vq['loop_images_per_s'])} images/s "
+                  f"without start-up against {fmt(vl['loop_images_per_s'])} with linear cells in the "
+                  f"same run ({fmt(vq['loop_images_per_s'] / vl['loop_images_per_s'], 2)}x; the bridge "
+                  "solves one image per event), parity "
+                  f"{fmt(vq.get('parity'), 3)} on {vq.get('images')} images."]
+    return lines
 
 
 def _golden(run: _Run) -> list[str]:

@@ -3,13 +3,15 @@
 Energy per inference, summed over the chip's tiles (`GoldenChip.tiles`), with the figures of
 merit of the config's `[cost]` section:
 
-* crossbar read: the power the row drivers deliver into the array, P = sum_i V_i I_i, with the
-  row current taken as I_i = V_i * sum_j M_ij (M = the tile's effective matrix from the exact
-  wire-network solve, `AnalogArray.matrix`), averaged over `cost.images` test images (their DAC
-  voltages; hidden layers get the golden model's activations), times the read time (DRIVE +
-  CONVERT: the DACs hold the rows from vmm_start until the ADC has its sample). Exact for
-  wire_r = 0, and exact in total for equal row voltages (then P = V * sum of column currents,
-  by KCL); otherwise it neglects the wires' own dissipation (first order in wire_r * G);
+* crossbar read: the power the row drivers deliver into the array, P = sum_i V_i I_i, averaged
+  over `cost.images` test images (their DAC voltages; hidden layers get the golden model's
+  activations), times the read time (DRIVE + CONVERT: the DACs hold the rows from vmm_start
+  until the ADC has its sample); `read_power`. Linear cells: the row current taken as
+  I_i = V_i * sum_j M_ij (M = the tile's effective matrix from the exact wire-network solve,
+  `AnalogArray.matrix`): exact for wire_r = 0, and exact in total for equal row voltages (then
+  P = V * sum of column currents, by KCL); otherwise it neglects the wires' own dissipation
+  (first order in wire_r * G). QMM cells (`device.read_model = "qmm"`): I_i is the sum of the
+  row's cell currents from the nonlinear solve of each image, exact;
 * row DACs: one conversion per row per tile, `dac_fom_j * 2**dac_bits` each;
 * TIAs: `tia_power_w` per differential TIA during the read time;
 * ADCs: one conversion per output per tile, Walden FoM `adc_fom_j * 2**bits` each;
@@ -249,10 +251,8 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     xbar_j, tia_j, ir = 0.0, 0.0, 0.0
     rows_total = outputs_total = 0
     for tile, tile_s in zip(chip.tiles, tile_read_s):
-        v = layer_inputs[tile.layer][:, tile.row_slice].astype(np.float64) * scale
         m = tile.array.matrix
-        power = float(np.mean((v * v) @ m.sum(axis=1)))      # sum_i V_i^2 sum_j M_ij, per image
-        xbar_j += power * tile_s
+        xbar_j += read_power(tile.array, layer_inputs[tile.layer][:, tile.row_slice], scale) * tile_s
         tia_j += tile.array.outputs * c.tia_power_w * tile_s
         ir = max(ir, distortion(m, tile.array.conductance).max_rel)
         rows_total += tile.array.rows
@@ -279,6 +279,19 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
                       cycles_source=cycles_source or ("controller phase model" if n_tiles == 1 else
                                                       "controller phase model, extrapolated per tile"),
                       meta={"images": int(codes.shape[0]), "tiles": n_tiles})
+
+
+def read_power(array, codes: np.ndarray, volts_per_code: float) -> float:
+    """Mean power (W) the row drivers put into one tile's array over the input vectors `codes`
+    (n, rows): sum_i V_i I_i per image (module docstring). Linear cells: I_i = V_i sum_j M_ij
+    from the effective matrix. QMM cells (`array.solver`): I_i is the sum of row i's solved cell
+    currents (`NonlinearCrossbar.row_currents`), so the power is exact, wires, series resistance
+    and the cells' nonlinearity included (nominal read: no read noise; drift as the array reads)."""
+    codes = np.asarray(codes)
+    v = codes.astype(np.float64) * volts_per_code
+    if array.solver is None:
+        return float(np.mean((v * v) @ array.matrix.sum(axis=1)))
+    return float(np.mean(np.sum(v * array.solver.row_currents(codes), axis=1)))
 
 
 # -- synthesis -------------------------------------------------------------------------------------

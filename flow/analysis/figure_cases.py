@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["COSIM_PROGRAMMING", "DEMO_IMAGES", "INSITU", "INSITU_LIMITS", "MANHATTAN", "MLP_CALIBRATION",
-           "MLP_LIMITS", "PROGRAMMING_CASES", "Row", "SHIPPED", "SLOW_PROGRAMMING", "SWEEP"]
+           "MLP_LIMITS", "PAPER_SPICE_SLP", "PROGRAMMING_CASES", "QMM", "QMM_DRIFT", "QMM_DRIFT_TIMES",
+           "QMM_MLP", "QMM_NOISE", "QMM_V_READ", "Row", "SHIPPED", "SLOW_PROGRAMMING", "SWEEP"]
 
 @dataclass(frozen=True)
 class Row:
@@ -90,3 +91,21 @@ INSITU_LIMITS = (
 SWEEP = ("adc.bits", (4, 6, 8))
 DEMO_IMAGES = 100
 SHIPPED = ("slp", "mlp", "mlp_binary")
+
+# The read model (issue #14): linear cells vs the QMM memdiode (analog_models/memdiode.py, the
+# default preset of configs/devices/presets.toml), full test set, shipped reference weights.
+QMM = {"device.read_model": "qmm"}
+PAPER_SPICE_SLP = 0.91                   # the paper's SPICE SLP with the QMM (shared/PAPER.md)
+QMM_V_READ = (0.1, 0.2, 0.3, 0.5)        # V, the paper's 0.2-0.5 V range and below
+QMM_NOISE = (0.01, 0.03, 0.1)            # device.read_noise_sigma, relative per read
+#: a PCM-like drift (nu ~ 0.05, device.drift_nu's config comment) with a 30 % per-cell spread of
+#: nu, so the cells drift apart (a common nu is only a gain); not a measured default
+QMM_DRIFT = {"device.drift_nu": 0.05, "device.drift_nu_sigma": 0.3}
+QMM_DRIFT_TIMES = (1.0e2, 1.0e4, 1.0e6)  # device.read_time_s, t0 = 1 s after programming
+#: mlp rows (slow: a nonlinear solve per tile and image, minutes; `figures --only qmm_mlp`)
+QMM_MLP = (
+    Row("linear", "mlp"),
+    Row("qmm", "mlp", QMM),
+    Row("qmm, read noise 3 %", "mlp", {**QMM, "device.read_noise_sigma": 0.03}),
+    Row("qmm, drift to 1e4 s", "mlp", {**QMM, **QMM_DRIFT, "device.read_time_s": 1.0e4}),
+)

@@ -46,8 +46,9 @@ from ..model.train import load_or_train, software_accuracy, software_scores
 from ..model.weights import reference_manifest, reference_path, training_digest
 from .cost import SynthUnavailable, evaluate, phase_cycles, synthesize
 from .figure_cases import (COSIM_PROGRAMMING, DEMO_IMAGES, INSITU, INSITU_LIMITS,
-                           MLP_CALIBRATION, MLP_LIMITS, PROGRAMMING_CASES, SHIPPED, SLOW_PROGRAMMING,
-                           SWEEP, Row)
+                           MLP_CALIBRATION, MLP_LIMITS, PAPER_SPICE_SLP, PROGRAMMING_CASES, QMM,
+                           QMM_DRIFT, QMM_DRIFT_TIMES, QMM_MLP, QMM_NOISE, QMM_V_READ, SHIPPED,
+                           SLOW_PROGRAMMING, SWEEP, Row)
 from .figures_readme import README, check_readme, render_readme
 from .metrics import classification_metrics, logit_scale
 from .spice import SpiceError, cross_check
@@ -349,6 +350,50 @@ def group_device(ctx: Context) -> dict:
     return out
 
 
+def _read_models(ctx: Context, name: str, overrides: dict[str, Any]) -> dict:
+    """Golden accuracy of config `name` with `overrides` under each read model (full test set)."""
+    out = {}
+    for model in ("linear", "qmm"):
+        cfg = ctx.config(name, {**overrides, "device.read_model": model})
+        if not ctx.is_reference(cfg):
+            raise FiguresError(f"{name} {overrides}: no reference weights (a read-model row must "
+                               "not change a training input)")
+        out[model] = ctx.golden_accuracy(cfg)
+    return out
+
+
+def group_qmm(ctx: Context) -> dict:
+    """The default SLP read through linear cells vs QMM memdiodes (`device.read_model`), golden
+    on the full test set with the reference weights: as shipped, vs v_read, vs read noise (qmm
+    only: a solve per read) and vs drift time; beside the paper's SPICE figure."""
+    slp = _read_models(ctx, "slp", {})
+    v_read = [{"v_read": v, **_read_models(ctx, "slp", {"crossbar.v_read": v})} for v in QMM_V_READ]
+    noise = [{"read_noise_sigma": s, "qmm": ctx.golden_accuracy(ctx.config(
+        "slp", {**QMM, "device.read_noise_sigma": s}))} for s in QMM_NOISE]
+    drift = [{"read_time_s": t, **_read_models(ctx, "slp", {**QMM_DRIFT, "device.read_time_s": t})}
+             for t in QMM_DRIFT_TIMES]
+    cfg = ctx.config("slp", QMM)
+    d = cfg.device
+    _say(f"qmm slp: linear {slp['linear']:.4f}, qmm {slp['qmm']:.4f}")
+    return {"paper_spice_slp": PAPER_SPICE_SLP, "preset": d.preset, "v_read": cfg.crossbar.v_read,
+            "alpha": [d.qmm_alpha_hrs, d.qmm_alpha_lrs], "beta": d.qmm_beta,
+            "slp": slp, "v_read_rows": v_read, "noise_rows": noise,
+            "drift": {**{k.split(".")[1]: v for k, v in QMM_DRIFT.items()}, "t0_s": d.drift_t0_s},
+            "drift_rows": drift, "weights": "reference"}
+
+
+def _read_model_row(ctx: Context, row: Row, cfg, w, kind: str) -> dict:
+    out = {"change": row.change, "config": row.config, "overrides": row.overrides,
+           "golden": ctx.golden_accuracy(cfg), "weights": kind}
+    _say(f"qmm {row.config} {row.change}: golden {out['golden']:.4f} ({kind})")
+    return out
+
+
+def group_qmm_mlp(ctx: Context) -> list:
+    """The MLP under each read model, read noise and drift (golden, full test set); slow."""
+    return _rows(ctx, QMM_MLP, _read_model_row)
+
+
 # -- co-simulation and synthesis ------------------------------------------------------------------
 
 def _cli(argv: list[str], out: Path) -> dict:
@@ -440,6 +485,7 @@ class Group:
     compute: Callable[[Context], Any]
     kind: str   # "reference" (all rows from reference weights, unless a row says otherwise),
                 # "mixed" (rows say), "cosim", "synth", "tools" (ngspice)
+    slow: bool = False   # minutes: left out of `Context(include_slow=False)` (the fast test)
 
 
 GROUPS: dict[str, Group] = {
@@ -451,6 +497,8 @@ GROUPS: dict[str, Group] = {
     "sweep": Group(group_sweep, "mixed"),
     "mlp_wire": Group(group_mlp_wire, "reference"),
     "device": Group(group_device, "reference"),
+    "qmm": Group(group_qmm, "reference"),
+    "qmm_mlp": Group(group_qmm_mlp, "mixed", slow=True),
     "mlp_limits": Group(group_mlp_limits, "mixed"),
     "mlp_calibration": Group(group_mlp_calibration, "mixed"),
     "insitu": Group(group_insitu, "mixed"),
@@ -470,6 +518,8 @@ def compute(names: list[str] | None = None, ctx: Context | None = None) -> dict[
             continue
         if ctx.reference_only and group.kind in ("cosim", "synth", "tools"):
             continue
+        if group.slow and not ctx.include_slow:
+            continue
         t0 = time.perf_counter()
         out[name] = group.compute(ctx)
         _say(f"{name} done ({time.perf_counter() - t0:.0f} s)")
@@ -483,6 +533,8 @@ def reference_view(figures: dict[str, Any], *, include_slow: bool = True) -> dic
     for name, value in figures.items():
         group = GROUPS.get(name)
         if group is None or group.kind in ("cosim", "synth", "tools"):
+            continue
+        if group.slow and not include_slow:
             continue
         if isinstance(value, list):
             value = [r for r in value if r.get("weights") == "reference"]

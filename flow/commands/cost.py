@@ -13,7 +13,8 @@ from pathlib import Path
 from ..analysis.cost import CostError, SynthUnavailable, evaluate, phase_cycles, synthesize
 from ..core import paths
 from ..model.context import RunContext
-from .common import UsageError, dataset_or_usage, load_config, writable_dir
+from .common import UsageError, dataset_or_usage, load_config, with_overrides, writable_dir
+from .demo import add_set_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -27,6 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--synth", action="store_true",
                         help="also synthesise the Verilog (Yosys, nextpnr-ice40) for area and fmax")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    add_set_argument(parser)   # e.g. --set device.read_model=qmm (read energy from the solved cells)
 
 
 def _report_cycles(path: Path, cfg) -> dict[str, int]:
@@ -50,7 +52,7 @@ def _report_cycles(path: Path, cfg) -> dict[str, int]:
 
 def run(args) -> int:
 
-    cfg = load_config(args.config)
+    cfg = with_overrides(load_config(args.config), args.set)
     if args.json:   # refuse an unwritable --json before the work, not after it
         writable_dir(args.json.parent)
         if args.json.is_dir():

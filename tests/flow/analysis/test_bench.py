@@ -35,3 +35,17 @@ def test_golden_phase_figures():
         assert r[name]["images_per_s"] > 0 and 0.5 < r[name]["accuracy"] <= 1
     assert r["ideal"]["wire_r"] == 0.0 and r["wire"]["wire_r"] > 0
     assert r["ratio_infer"] > 0
+
+
+def test_qmm_phase_figures():
+    """The QMM phase: the default config read through QMM cells, the uS stress tile with its IR
+    drop visible, and ngspice on the same tile and input agreeing with the golden solve."""
+    r = bench.phase_qmm({"repeats": 1, "stress_images": 50, "spice_images": 1})
+    assert r["images"] == 10000
+    g, st, sp = r["golden"], r["stress"], r["spice"]
+    assert g["images_per_s"] > 0 and 0.9 < g["accuracy"] <= 1 and g["wire_r"] > 0
+    assert (st["rows"], st["cols"], st["partitions"], st["wire_r"]) == (196, 20, 1, 1.0)
+    assert st["g_on"] >= 1e-6 and st["ir_drop"] > 0.05 and st["images"] == 50
+    assert 0.5 < st["accuracy"] <= 1
+    assert sp["images"] == 1 and sp["ratio"] > 0 and sp["ir_drop"] > 0.05
+    assert sp["max_rel_error"] < 1e-6 and sp["max_error_lsb"] < 1e-3

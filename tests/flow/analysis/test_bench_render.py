@@ -37,6 +37,18 @@ def _results(**over):
                   "report": {"images": 10000, "cosim_wall_s": 110.0, "parity": 1.0, "shards": 10,
                              "images_per_s": 90.0, "cosim_accuracy": 0.92, "golden_accuracy": 0.92}},
     }
+    r["qmm"] = {"images": 10000, "load": [1.0, 1.2], "peak_rss_mb": 200,
+                "golden": {"wire_r": 1.0, "partitions": 8, "preset": "hfo2_aguirre2024",
+                           "method": "fixed_point", "setup_s": 0.1, "infer_s": 0.5,
+                           "images_per_s": 20000.0, "accuracy": 0.9218},
+                "stress": {"rows": 196, "cols": 20, "g_on": 1e-4, "g_off": 5e-6, "wire_r": 1.0,
+                           "partitions": 1, "method": "lines", "ir_drop": 0.106, "images": 2000,
+                           "setup_s": 0.2, "infer_s": 1.0, "images_per_s": 2000.0, "accuracy": 0.915},
+                "spice": {"images": 3, "seconds_per_image": 4.0, "golden_seconds_per_image": 5e-4,
+                          "ratio": 8000.0, "max_rel_error": 8.7e-12, "max_error_lsb": 1.8e-9,
+                          "ir_drop": 0.113}}
+    r["cosim_qmm"] = dict(cos("verilator", "hdl", 150.0), set={"device.read_model": "qmm"},
+                          read_model="qmm")
     r.update(over)
     return r
 
@@ -50,12 +62,12 @@ def _target_rows(text: str) -> dict[str, list[str]]:
 def test_render_states_every_target_with_the_machine():
     text = bench.render(_results())
     rows = _target_rows(text)
-    assert len(rows) == 7
+    assert len(rows) == 11
     for name, cells in rows.items():
         assert "Test CPU 9000" in cells[4], f"machine beside '{name}'"
         assert cells[3] == "yes", f"{name}: {cells}"
     assert "2 cores Test CPU 9000" in text
-    for heading in ("## Golden model", "## Co-simulation over SPI", "## Cycles per inference",
+    for heading in ("## Golden model", "## QMM read model", "## Co-simulation over SPI", "## Cycles per inference",
                     "## Build times", "## Sharded run", "## Profile"):
         assert heading in text
     assert "Verilator 10.0x" in text, "hdl/pins speed-up from the same run"
@@ -95,3 +107,46 @@ def test_render_survives_failed_phases():
     text = bench.render(r)
     assert "phase cosim failed" in text and "Not measured" in text
     assert _target_rows(text)["Verilator over SPI, 1 core (HDL transactor)"][3] == "n/a"
+
+
+def _qmm_rows(text: str) -> dict[str, list[str]]:
+    rows = _target_rows(text)
+    return {k: v for k, v in rows.items() if "QMM" in k}
+
+
+def test_render_qmm_targets_with_their_figures():
+    text = bench.render(_results())
+    rows = _qmm_rows(text)
+    assert len(rows) == 4 and all(cells[3] == "yes" for cells in rows.values()), rows
+    golden = next(v for k, v in rows.items() if k.startswith("Golden model, QMM cells"))
+    assert golden[1] == "20,000 images/s" and golden[2] == ">= 10,000"
+    stress = next(v for k, v in rows.items() if "stress tile (196 x 20, 100 uS" in k)
+    assert stress[1] == "2,000 images/s" and "10.6 %" in next(k for k in rows if "stress tile (" in k)
+    spice = next(v for k, v in rows.items() if k.startswith("ngspice"))
+    assert spice[1].startswith("8,000x (4.00 s vs 0.50 ms") and "8.7e-12 relative" in spice[1]
+    verilator = next(v for k, v in rows.items() if k.startswith("Verilator"))
+    assert verilator[1] == "150.0 images/s (300.0 without start-up), parity 1.000"
+    section = text.split("## QMM read model", 1)[1].split("\n## ", 1)[0]
+    assert "| stress tile, 100 uS cells, 1.0 ohm, 1 partition | lines |" in section
+    assert "8,000x" in section
+    assert "300.0 images/s without start-up against 200.0 with linear cells in the same run (1.50x" in section
+
+
+def test_render_marks_missed_qmm_targets():
+    r = _results()
+    r["qmm"]["golden"]["images_per_s"] = 3179.0
+    r["qmm"]["stress"]["images_per_s"] = 642.0
+    r["qmm"]["spice"]["ratio"] = 900.0
+    r["cosim_qmm"]["parity"] = 0.99
+    rows = _qmm_rows(bench.render(r))
+    assert [cells[3] for cells in rows.values()] == ["**no**"] * 4, rows
+    assert any(cells[1] == "3,179 images/s" for cells in rows.values())
+
+
+def test_render_survives_a_failed_qmm_phase():
+    r = _results(qmm={"error": "phase qmm failed (exit 1)", "load": [1, 1]},
+                 cosim_qmm={"error": "phase cosim failed (exit 1)", "load": [1, 1]})
+    text = bench.render(r)
+    assert "Not measured: phase qmm failed" in text
+    assert [cells[3] for cells in _qmm_rows(text).values()] == ["n/a"] * 4
+    assert bench.failed(r) and not bench.failed(_results())

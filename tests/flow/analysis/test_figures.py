@@ -58,3 +58,14 @@ def test_figures_do_not_depend_on_the_blas_thread_count():
                               check=True)
         outputs.append(json.loads(proc.stdout))
     assert outputs[0] == outputs[1]
+
+
+def test_slow_groups_are_left_out_of_the_fast_recompute(stored):
+    """Group.slow (the MLP read-model rows take minutes): neither computed nor expected by the
+    fast test, but part of `reference_view` with the slow rows (`xbarflow figures --check`)."""
+    slow = [name for name, g in figures.GROUPS.items() if g.slow]
+    assert "qmm_mlp" in slow
+    ctx = figures.Context(reference_only=True, include_slow=False)
+    assert figures.compute(slow, ctx) == {}
+    assert not set(slow) & set(figures.reference_view(stored["figures"], include_slow=False))
+    assert set(slow) <= set(figures.reference_view(stored["figures"]))

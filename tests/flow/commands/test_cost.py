@@ -31,3 +31,18 @@ def test_cli_synth_without_tools_still_prints_the_rest(tmp_path, capsys, monkeyp
     assert "**efficiency**" in captured.out and "skipped" in captured.out
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "make synth-tools" in err[0] and "yosys" in err[0]
+
+
+def test_cli_set_read_model_qmm(tmp_path, capsys):
+    """--set overrides the config: with QMM cells the crossbar read energy is the solved cells'
+    (less than linear cells at partial inputs: tests/flow/analysis/test_cost_qmm.py); a bad
+    override is a usage error."""
+    energy = {}
+    for model in ("linear", "qmm"):
+        out = tmp_path / f"{model}.json"
+        assert main(["cost", "--set", f"device.read_model={model}", "--json", str(out)]) == 0
+        energy[model] = json.loads(out.read_text())["energy_j"]["crossbar read"]
+    assert 0 < energy["qmm"] < energy["linear"]
+    capsys.readouterr()
+    assert main(["cost", "--set", "device.read_model=spline"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
