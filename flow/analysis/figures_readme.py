@@ -423,7 +423,7 @@ def qmm_note(f: dict) -> list[str]:
         f"device. Drift: nu = {drift['drift_nu']:g} with a {100 * drift['drift_nu_sigma']:.0f} % per-cell",
         f"spread (PCM-like, not a measured default; off as shipped), t0 = {drift['t0_s']:g} s; at",
         f"{seconds(last['read_time_s'])} s (conductances at ~{(last['read_time_s'] / drift['t0_s']) ** -drift['drift_nu']:.2f}",
-        f"of their programmed values, spread apart by the per-cell nu) drift costs",
+        "of their programmed values, spread apart by the per-cell nu) drift costs",
         f"{points(q['slp']['qmm'] - last['qmm'])} points. Read noise draws per read and cell (keyed, so the co-simulation draws the same).")
 
 
