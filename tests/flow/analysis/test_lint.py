@@ -40,11 +40,10 @@ def test_split_writes_each_module_once_under_its_name(slp_modules):
     text = rtl.verilog.read_text()
     declared = re.findall(r"^module (\\?\S+) ?\(", text, re.MULTILINE)
     assert [f.name for f in files] == [name.lstrip("\\") + ".v" for name in declared]
-    assert sum(f.read_text().count("\nendmodule") + f.read_text().startswith("endmodule")
-               for f in files) == text.count("endmodule\n")
+    assert sum(len(f.read_text()) for f in files) > 0.95 * len(text), "a module body lost"
     for f in files:   # every module file holds exactly one module, the one it is named for
         body = f.read_text()
-        assert len(re.findall(r"^module ", body, re.MULTILINE)) == 1
+        assert len(re.findall(r"^module ", body, re.MULTILINE)) == 1 and body.endswith("endmodule\n")
         assert re.search(rf"^module \\?{re.escape(f.name[:-2])} ?\(", body, re.MULTILINE)
 
 
