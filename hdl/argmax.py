@@ -28,8 +28,6 @@ class Argmax(wiring.Component):
         Flat bus, code ``k`` at bits ``[k*width, (k+1)*width)``, two's complement.
     start : In(1)
         One-cycle pulse: scan ``codes`` (held stable until ``done``).
-    busy : Out(1)
-        High while scanning.
     done : Out(1)
         One-cycle pulse when ``index`` and ``value`` are valid; they hold until the next start.
     index : Out(range(count))
@@ -45,7 +43,6 @@ class Argmax(wiring.Component):
         super().__init__({
             "codes": In(count * width),
             "start": In(1),
-            "busy": Out(1),
             "done": Out(1),
             "index": Out(range(count)),
             "value": Out(signed(width)),
@@ -68,7 +65,6 @@ class Argmax(wiring.Component):
                     ]
                     m.next = "SCAN"
             with m.State("SCAN"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(scan_index == count):
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"

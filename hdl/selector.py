@@ -27,8 +27,8 @@ class Selector(wiring.Component):
     * the column whose ``prog_col_sel`` bit is 1 is tied to the sense node (verify) or to
       0 V (program pulse); every other column is held at V_prog/2, so half-selected cells
       see at most V_prog/2 and are not disturbed;
-    * ``dac_enable`` 1 (inference mode) means the RW multiplexer hands the rows to the DACs
-      and every select line is 0.
+    * in inference mode (``rw_mode`` 0, the chip's ``rw_mode`` pin the bridge reads) the RW
+      multiplexer hands the rows to the DACs and every select line is 0.
 
     Parameters
     ----------
@@ -53,8 +53,6 @@ class Selector(wiring.Component):
         ``p`` that has a local row ``row`` (``row < partition_rows[p]``); else 0.
     prog_col_sel : Out(cols)
         Column lines: one-hot at ``col`` in write mode (for ``col < cols``); else 0.
-    dac_enable : Out(1)
-        ``~rw_mode``: the rows belong to the DACs.
     """
 
     def __init__(self, partition_rows, cols: int):
@@ -75,7 +73,6 @@ class Selector(wiring.Component):
             "partition_en": In(len(partition_rows)),
             "prog_row_sel": Out(self.rows),
             "prog_col_sel": Out(cols),
-            "dac_enable": Out(1),
         })
 
     def elaborate(self, platform):
@@ -90,7 +87,6 @@ class Selector(wiring.Component):
             col_dec.addr.eq(self.col),
             col_dec.enable.eq(self.rw_mode),
             self.prog_col_sel.eq(col_dec.onehot),
-            self.dac_enable.eq(~self.rw_mode),
         ]
         for p, (start, n) in enumerate(zip(self.partition_start, self.partition_rows)):
             # Local rows past a short partition's end have no line here: it is "absent".

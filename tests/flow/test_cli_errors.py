@@ -128,6 +128,7 @@ def config_commands(d: Path, out: Path) -> dict[str, list]:
         "classify": ["classify", d / "good.npy"],
         "train": ["train", "--data", d / "missing.npz"],
         "fuzz": ["fuzz", "--out", out],
+        "lint": ["lint"],
     }
 
 
@@ -272,6 +273,11 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["mutants", "--catalogue", d / "missing.toml", "--check"], "cannot read the mutant catalogue"),
         (["mutants", "--catalogue", d / "malformed.toml", "--check"], "malformed.toml"),
         (["mutants", "--check", "--readme", d / "garbage.json"], "has no <!-- mutants:begin"),
+        # lint
+        (["lint", "--set", "adc.bits=4"], "--set needs --config"),
+        (["lint", "--config", "configs/slp.toml", "--set", "adc.bitz=3"], "did you mean 'bits'"),
+        (["lint", "--waivers", d / "missing.vlt"], "waiver file"),
+        (["lint", "--keep", blocked], "not writable"),
     ]
 
 
