@@ -1,8 +1,11 @@
+# amaranth: UnusedElaboratable=no
 """Formal proof (SymbiYosys, tests/support/formal.py): for every sum s and multiplier m of the
 shipped configs' widths, the requantising ReLU gives clip((s * m) >> shift, 0, dac_max) and the
 binary activation dac_max if s > 0 else 0. The reference is written here in signed arithmetic
 (the component clamps first and multiplies unsigned). Combinational: a depth-1 induction covers
 every input (both are free ports)."""
+
+import sys
 
 import pytest
 from amaranth.hdl import Assert, Module, Mux, Signal, signed
@@ -10,7 +13,7 @@ from amaranth.hdl import Assert, Module, Mux, Signal, signed
 from xbarflow.flow.core.config import load
 from xbarflow.hdl import activation
 from xbarflow.hdl.controller import sum_bits
-from tests.support.formal import mutated, prove
+from tests.support.formal import FormalToolMissing, mutated, prove
 
 pytestmark = pytest.mark.formal
 
@@ -54,3 +57,10 @@ def test_a_broken_activation_fails_the_proof(kind, old, new, tmp_path):
     broken = mutated(activation, old, new)
     result = prove(*harness(kind, module=broken, **widths()), tmp_path, depth=1, name="mutant")
     assert result.status == "FAIL", result.summary() + "\n" + result.log[-3000:]
+
+
+def test_a_missing_formal_tool_fails_loudly(tmp_path, monkeypatch):
+    """No yowasp-sby beside the interpreter: the proof raises (the test fails), never skips."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    with pytest.raises(FormalToolMissing, match="yowasp-sby"):
+        prove(*harness("binary", **widths()), tmp_path, depth=1)
