@@ -25,6 +25,13 @@ most `truncation` (the first dropped singular value, ~1e-12 of the table) and a 
 rows by rows * truncation ADC codes. A tile's sums are then r matrix products of gathered tables,
 A[x, j] @ B[j, s], instead of one product per input code. d_level and d_code are projected on the
 same bases (B_level = A^+ d_level, A_code = d_code B^T).
+
+Read noise (device.read_noise_sigma > 0): the golden read scales each cell's I0 by 1 + sigma N(0, 1)
+per read (analog_models/read_variation.py), and with Rs I0 negligible (nS cells, 1 ohm) the
+cell's current scales with it, so a tile's ADC input gets Gaussian noise of standard deviation
+sigma sqrt(sum_i (I+_i^2 + I-_i^2)) codes: `noise_std`, from the table of squared currents
+(factorised like D). Training adds it as a constant offset (no gradient through it), drawn from
+its own generator (forward.py, lbfgs.py), never the golden model's keyed draws.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import level_conductance
 from ..core.config import ChipConfig
 
-__all__ = ["RANK_TOL", "DeviceRead"]
+__all__ = ["DeviceRead", "RANK_TOL"]
 
 RANK_TOL = 1e-12   # singular values below this fraction of the largest are dropped
 
@@ -77,6 +84,11 @@ class DeviceRead:
         self.b = vt[:rank]                                            # (r, signed levels)
         self.b_level = (u[:, :rank].T @ self.d_level) / sv[:rank, None]
         self.a_code = self.d_code @ vt[:rank].T
+        self.sigma = d.read_noise_sigma
+        squares = (cur[:, pos] ** 2 + cur[:, neg] ** 2) * codes_per_amp ** 2
+        u2, sv2, vt2 = np.linalg.svd(squares, full_matrices=False)
+        rank2 = int(np.sum(sv2 > RANK_TOL * sv2[0]))
+        self.a_sq, self.b_sq = u2[:, :rank2] * sv2[:rank2], vt2[:rank2]
 
     def _index(self, x: np.ndarray, lev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(x).astype(np.intp), np.asarray(lev).astype(np.intp) + self.top
@@ -88,6 +100,14 @@ class DeviceRead:
         for j in range(self.rank):
             z += self.a[xi, j] @ self.b[j][li]
         return z
+
+    def noise_std(self, x: np.ndarray, lev: np.ndarray) -> np.ndarray:
+        """(n, outs) standard deviation, in ADC codes, of the read noise of a tile's ADC inputs."""
+        xi, li = self._index(x, lev)
+        var = np.zeros((xi.shape[0], li.shape[1]))
+        for j in range(self.a_sq.shape[1]):
+            var += self.a_sq[xi, j] @ self.b_sq[j][li]
+        return self.sigma * np.sqrt(np.maximum(var, 0.0))
 
     def grad_levels(self, x: np.ndarray, lev: np.ndarray, g: np.ndarray) -> np.ndarray:
         """(rows, outs) sum_n g_nk dD/ds (x_ni, lev_ik), g = dLoss/d(sums) (n, outs)."""

@@ -18,7 +18,9 @@ With `train.device_aware` (lbfgs and qat, read_model "qmm") a tile's ADC input i
 instead: z = sum_i D[x_i, lev_i] (flow/model/device_read.py: each pair's current at its input code
 and programmed state, in ADC codes), and the backward pass uses the read model's derivatives
 dD/dlev and dD/dx at the rounded levels and codes in place of x and lev. The float twin
-(exact=False) stays the linear, unrounded crossbar.
+(exact=False) stays the linear, unrounded crossbar. With device.read_noise_sigma > 0, a forward
+pass with `noisy` adds the read noise to each tile's ADC input (DeviceRead.noise_std), drawn from
+default_rng([seeds.train, TRAIN_NOISE_KEY]): noise injection for training, not the golden draws.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from ..data import Dataset, to_dac_codes
 from .device_read import DeviceRead
 
 __all__ = [
-    "CALIB_IMAGES", "ChipModel", "EVAL_CHUNK", "analog_gain", "calibrate_requant",
+    "CALIB_IMAGES", "ChipModel", "EVAL_CHUNK", "TRAIN_NOISE_KEY", "analog_gain", "calibrate_requant",
     "sums_in_chunks", "training_set",
 ]
 
 CALIB_IMAGES = 10000   # training images the requantiser registers are calibrated on
 EVAL_CHUNK = 5000      # images per forward pass when evaluating many
+TRAIN_NOISE_KEY = 0x54524e4f   # b"TRNO": the generator of training's injected read noise
 
 
 def analog_gain(cfg: ChipConfig) -> float:
@@ -66,14 +69,17 @@ class ChipModel:
         self.shift = 2.0 ** -cfg.network.requant_shift
         self.mult_max = (1 << cfg.network.requant_mult_bits) - 1
         self.read = DeviceRead(cfg) if cfg.train.device_aware else None
+        self.noise = np.random.default_rng([cfg.seeds.train, TRAIN_NOISE_KEY])
 
     def levels(self, w: np.ndarray) -> np.ndarray:
         return map_weights(w, self.cfg).signed_levels.astype(np.float64)
 
     def forward(self, lev: list[np.ndarray], mult: list[int], width: list[float], x: np.ndarray,
-                keep: bool = False, exact: bool = True) -> tuple[list[np.ndarray], list[Any]]:
+                keep: bool = False, exact: bool = True,
+                noisy: bool = False) -> tuple[list[np.ndarray], list[Any]]:
         """Sums of every layer for DAC codes x; with `keep`, what backward needs. exact=False is
-        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping)."""
+        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping);
+        `noisy` adds the device's read noise (device-aware with read_noise_sigma > 0 only)."""
         x = np.asarray(x, dtype=np.float64)
         sums, cache = [], []
         last = len(self.shapes) - 1
@@ -83,6 +89,9 @@ class ChipModel:
             for sl in self.row_tiles[layer]:
                 if exact and self.read is not None:
                     z = self.read.sums(x[:, sl], lev[layer][sl])
+                    if noisy and self.read.sigma > 0:
+                        z += (self.read.noise_std(x[:, sl], lev[layer][sl])
+                              * self.noise.standard_normal(z.shape))
                 else:
                     z = (x[:, sl] @ lev[layer][sl]) * self.unit
                 if exact:

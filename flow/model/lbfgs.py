@@ -26,7 +26,8 @@ levels after steps 2-3):
 With `train.device_aware` (read_model "qmm") steps 2 and 3 judge and fine-tune the levels through
 the device's read model instead (flow/model/device_read.py: every cell's QMM current at its
 input code and programmed state, wire resistance neglected), in the same units as the linear
-loss; step 1 stays the linear float fit, the starting point. Figures: README "Device-aware
+loss, with the read noise when device.read_noise_sigma > 0 (one fixed draw per training image and
+output); step 1 stays the linear float fit, the starting point. Figures: README "Device-aware
 training".
 
 `float_scores` sums codes @ w in a fixed order, so the SLP's software accuracy is the same bits
@@ -45,7 +46,7 @@ from xbarflow.analog_models.mapping import map_weights
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
 from .device_read import DeviceRead
-from .forward import analog_gain
+from .forward import TRAIN_NOISE_KEY, analog_gain
 from .weights import Weights, dataset_fingerprint, training_digest
 
 __all__ = ["float_accuracy", "float_scores", "level_weights", "train_lbfgs"]
@@ -109,12 +110,19 @@ class _DeviceObjective:
         self.cfg = cfg
         self.read = DeviceRead(cfg)
         self.scale = 1.0 / analog_gain(cfg)
+        # read noise: one frozen draw per image and output (a deterministic objective for the
+        # clip scan and the best-iterate choice), scaled by each evaluation's noise_std
+        self.normal = (np.random.default_rng([cfg.seeds.train, TRAIN_NOISE_KEY])
+                       .standard_normal((len(y), classes)) if self.read.sigma > 0 else None)
 
     def loss_grad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and its gradient w.r.t. the dequantised weights, for clipped weights w."""
         span = float(w.max() - w.min())
         lev = level_weights(w, self.cfg)
-        z = self.read.sums(self.codes, lev) * (span * self.scale)
+        z = self.read.sums(self.codes, lev)
+        if self.normal is not None:
+            z += self.read.noise_std(self.codes, lev) * self.normal
+        z *= span * self.scale
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         s = e.sum(axis=1)

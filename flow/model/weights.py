@@ -124,11 +124,13 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 def _device_read_blob(cfg: ChipConfig) -> dict[str, Any]:
     """What device-aware training reads through (flow/model/device_read.py): the QMM parameters
     (the preset only through the qmm_* values it fills in), the level conductances, V_read and
-    the analog scale. Not drift, read noise or wire resistance: training neglects them."""
+    the analog scale, and the read noise it injects. Not drift or wire resistance: training
+    neglects them."""
     d = cfg.to_dict()["device"]
     return {
         "device": {k: d[k] for k in ("read_model", "g_on", "g_off", "qmm_alpha_hrs",
-                                     "qmm_alpha_lrs", "qmm_beta", "qmm_rs_hrs", "qmm_rs_lrs")},
+                                     "qmm_alpha_lrs", "qmm_beta", "qmm_rs_hrs", "qmm_rs_lrs",
+                                     "read_noise_sigma")},
         "v_read": cfg.crossbar.v_read,
         "codes_per_unit": repr(analog_gain(cfg)),
     }

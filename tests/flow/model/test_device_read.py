@@ -127,3 +127,17 @@ def test_gathered_gradients_are_the_table_derivatives_summed():
                 dx[n, i] += g[n, k] * read.d_code[x[n, i], int(lev[i, k]) + 31]
     assert np.allclose(read.grad_levels(x, lev, g), dl, rtol=1e-9, atol=1e-12)
     assert np.allclose(read.grad_inputs(x, lev, g), dx, rtol=1e-9, atol=1e-12)
+
+
+def test_noise_std_is_the_golden_read_noise_spread(slp_case):
+    """The injected noise's standard deviation per output equals the spread of the golden qmm
+    read over 2000 keyed read-noise events of one image (Monte Carlo, 5 % sigma)."""
+    w, x = slp_case
+    cfg = qmm_cfg("strongly_nonlinear", **{"device.read_noise_sigma": 0.05, "crossbar.wire_r": 0.0})
+    model = ChipModel(cfg)
+    image = np.repeat(x[:1], 2000, axis=0)
+    golden = GoldenChip.from_weights(cfg, w).array.scores_volts(image, np.arange(2000)) / lsb(cfg)
+    predicted = model.read.noise_std(x[:1], model.levels(w))[0]
+    assert np.allclose(golden.std(axis=0), predicted, rtol=0.08)
+    assert np.allclose(golden.mean(axis=0), model.read.sums(x[:1], model.levels(w))[0],
+                       atol=4 * predicted.max() / np.sqrt(2000))

@@ -69,3 +69,16 @@ def test_device_aware_enters_the_digest_only_when_true():
         assert training_digest(aware.replace(**{"crossbar.wire_r": 2.0})) == training_digest(aware)
     assert training_digest(slp) == "b42fd63aa9a1"   # the shipped reference weights' digests
     assert training_digest(mlp) == "f324eb829209"
+
+
+def test_read_noise_is_a_training_input_of_device_aware_training_only(subset):
+    base = config.load().replace(**QMM)
+    aware = base.replace(**{"train.device_aware": True})
+    noisy = aware.replace(**{"device.read_noise_sigma": 0.05})
+    assert training_digest(base.replace(**{"device.read_noise_sigma": 0.05})) == training_digest(base)
+    assert training_digest(noisy) != training_digest(aware)
+    small = Dataset(subset.x_train[:500], subset.y_train[:500], subset.x_test[:10], subset.y_test[:10])
+    quiet = {"train.maxiter": 20}
+    w_quiet, w_noisy = (train.train(c.replace(**quiet), small) for c in (aware, noisy))
+    assert not np.array_equal(w_quiet.w, w_noisy.w)   # the noise reached the objective
+    assert w_noisy.meta["train_loss_levels"] > w_quiet.meta["train_loss_levels"]

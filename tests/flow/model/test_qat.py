@@ -46,3 +46,13 @@ def test_device_aware_is_not_worse_than_linear_on_strongly_nonlinear_cells(train
     acc = [float(np.mean(GoldenChip.from_weights(base, w).infer(codes).classes == subset.y_test))
            for w in (w_lin, w_dev)]
     assert acc[1] >= acc[0], acc
+
+
+def test_read_noise_reaches_the_training_steps(subset):
+    aware = config.load("configs/mlp.toml").replace(**{**SMALL, "train.device_aware": True,
+                                                       "train.epochs": 1})
+    small = Dataset(subset.x_train[:500], subset.y_train[:500], subset.x_test[:10], subset.y_test[:10])
+    w_quiet = train.train(aware, small)
+    w_noisy = train.train(aware.replace(**{"device.read_noise_sigma": 0.05}), small)
+    assert not np.array_equal(w_quiet.layers[0], w_noisy.layers[0])
+    assert w_noisy.meta["train_loss_history"][0] > w_quiet.meta["train_loss_history"][0]
