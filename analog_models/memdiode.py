@@ -33,7 +33,7 @@ from xbarflow.flow.core.config import ChipConfig, ConfigError
 
 __all__ = ["QmmParams", "branch_slope", "cell_params", "chord_conductance", "current",
            "diode_current", "diode_slope", "diode_voltage", "expm1_deterministic",
-           "state_for_conductance"]
+           "state_for_conductance", "state_slope"]
 
 _LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
@@ -155,6 +155,23 @@ def current(v: np.ndarray, lam: np.ndarray, params: QmmParams) -> np.ndarray:
     i0, alpha, rs = np.broadcast_arrays(*cell_params(params, lam), np.asarray(v))[:3]
     x = diode_voltage(v, i0, alpha, params.beta, rs)
     return diode_current(x, i0, alpha, params.beta)
+
+
+def state_slope(v: np.ndarray, lam: np.ndarray, params: QmmParams) -> np.ndarray:
+    """dI/dlam (A per unit of state) of cells in state lam at terminal voltage v, analytic.
+
+    Implicit differentiation of I = I0 s(x), x = V - Rs I, with I0, alpha, Rs linear in lam:
+    dI/dlam = [I0' s + d (x alpha' / alpha - Rs' I)] / (1 + Rs d), d = I0 ds/dx (diode_slope),
+    ' = LRS value - HRS value, using ds/dalpha = (x / alpha) ds/dx.
+    """
+    i0, alpha, rs = np.broadcast_arrays(*cell_params(params, lam), np.asarray(v))[:3]
+    x = diode_voltage(v, i0, alpha, params.beta, rs)
+    s = diode_current(x, np.ones_like(i0), alpha, params.beta)
+    d = diode_slope(x, i0, alpha, params.beta)
+    num = ((params.i0_lrs - params.i0_hrs) * s
+           + d * (x * (params.alpha_lrs - params.alpha_hrs) / alpha
+                  - (params.rs_lrs - params.rs_hrs) * i0 * s))
+    return num / (1.0 + rs * d)
 
 
 def chord_conductance(lam: np.ndarray, v_read: float, params: QmmParams) -> np.ndarray:

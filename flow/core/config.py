@@ -222,6 +222,11 @@ class TrainConfig:
     manhattan_batch: int = 300       # minibatch size (one pulse step per minibatch)
     manhattan_threshold: float = 0.35  # fraction of the layer's max |gradient| a pair must exceed
     manhattan_init_pulses: int = 8   # hidden layers start with 0..N random set pulses per device
+    # lbfgs and qat: train through the device's read model (needs device.read_model = "qmm"):
+    # each cell contributes its QMM current I(V_code, lambda_level) instead of G V, so training
+    # sees that a cell's effective weight depends on its input code and state
+    # (flow/model/device_read.py). A training input only when true: false keeps every digest.
+    device_aware: bool = False
 
     def resolved_method(self, layers: int) -> str:
         if self.method != "auto":
@@ -584,6 +589,10 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            f"got {t.manhattan_threshold}")
     _check(0 <= t.manhattan_init_pulses <= 1000, source,
            f"train.manhattan_init_pulses must be in 0..1000, got {t.manhattan_init_pulses}")
+    _check(not t.device_aware or t.resolved_method(len(n.layers)) in ("lbfgs", "qat"), source,
+           "train.device_aware applies to the lbfgs and qat recipes only")
+    _check(not t.device_aware or cfg.device.read_model == "qmm", source,
+           "train.device_aware needs device.read_model = 'qmm' (the read model it trains through)")
     c = cfg.cost
     for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
                 "dac_area_um2", "adc_area_um2", "tia_area_um2"):

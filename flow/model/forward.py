@@ -13,6 +13,14 @@ rails, clip at 0 / dac_max); the binary step passes dac_max / (2 w) for |s| < w,
 spread of s. `calibrate_requant` sets the hidden layers' requantiser registers (the
 calib_percentile of the positive sums maps to dac_max). Used by the quantisation-aware recipe
 (flow/model/qat.py), the in-situ recipe (flow/model/insitu.py) and `software_scores`.
+
+With `train.device_aware` (lbfgs and qat, read_model "qmm") a tile's ADC input is the QMM read
+instead: z = sum_i D[x_i, lev_i] (flow/model/device_read.py: each pair's current at its input code
+and programmed state, in ADC codes), and the backward pass uses the read model's derivatives
+dD/dlev and dD/dx at the rounded levels and codes in place of x and lev. The float twin
+(exact=False) stays the linear, unrounded crossbar. With device.read_noise_sigma > 0, a forward
+pass with `noisy` adds the read noise to each tile's ADC input (DeviceRead.noise_std), drawn from
+default_rng([seeds.train, TRAIN_NOISE_KEY]): noise injection for training, not the golden draws.
 """
 
 from __future__ import annotations
@@ -25,14 +33,16 @@ from xbarflow.analog_models.adc import code_range, lsb as adc_lsb
 from xbarflow.analog_models.mapping import map_weights
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
+from .device_read import DeviceRead
 
 __all__ = [
-    "CALIB_IMAGES", "ChipModel", "EVAL_CHUNK", "analog_gain", "calibrate_requant",
+    "CALIB_IMAGES", "ChipModel", "EVAL_CHUNK", "TRAIN_NOISE_KEY", "analog_gain", "calibrate_requant",
     "sums_in_chunks", "training_set",
 ]
 
 CALIB_IMAGES = 10000   # training images the requantiser registers are calibrated on
 EVAL_CHUNK = 5000      # images per forward pass when evaluating many
+TRAIN_NOISE_KEY = 0x54524e4f   # b"TRNO": the generator of training's injected read noise
 
 
 def analog_gain(cfg: ChipConfig) -> float:
@@ -58,14 +68,18 @@ class ChipModel:
         self.lo, self.hi = (float(v) for v in code_range(cfg.adc.bits))
         self.shift = 2.0 ** -cfg.network.requant_shift
         self.mult_max = (1 << cfg.network.requant_mult_bits) - 1
+        self.read = DeviceRead(cfg) if cfg.train.device_aware else None
+        self.noise = np.random.default_rng([cfg.seeds.train, TRAIN_NOISE_KEY])
 
     def levels(self, w: np.ndarray) -> np.ndarray:
         return map_weights(w, self.cfg).signed_levels.astype(np.float64)
 
     def forward(self, lev: list[np.ndarray], mult: list[int], width: list[float], x: np.ndarray,
-                keep: bool = False, exact: bool = True) -> tuple[list[np.ndarray], list[Any]]:
+                keep: bool = False, exact: bool = True,
+                noisy: bool = False) -> tuple[list[np.ndarray], list[Any]]:
         """Sums of every layer for DAC codes x; with `keep`, what backward needs. exact=False is
-        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping)."""
+        the float twin (unrounded levels passed in, no ADC / requantiser rounding or clipping);
+        `noisy` adds the device's read noise (device-aware with read_noise_sigma > 0 only)."""
         x = np.asarray(x, dtype=np.float64)
         sums, cache = [], []
         last = len(self.shapes) - 1
@@ -73,7 +87,13 @@ class ChipModel:
             s = np.zeros((x.shape[0], self.shapes[layer][1]))
             masks = []
             for sl in self.row_tiles[layer]:
-                z = (x[:, sl] @ lev[layer][sl]) * self.unit
+                if exact and self.read is not None:
+                    z = self.read.sums(x[:, sl], lev[layer][sl])
+                    if noisy and self.read.sigma > 0:
+                        z += (self.read.noise_std(x[:, sl], lev[layer][sl])
+                              * self.noise.standard_normal(z.shape))
+                else:
+                    z = (x[:, sl] @ lev[layer][sl]) * self.unit
                 if exact:
                     s += np.clip(np.floor(z + 0.5), self.lo, self.hi)
                     if keep:
@@ -107,6 +127,12 @@ class ChipModel:
             dlev = np.empty_like(lev[layer])
             dx = np.empty_like(x) if layer > 0 else None
             for sl, m in zip(self.row_tiles[layer], masks):
+                if self.read is not None:
+                    dz = g * m
+                    dlev[sl] = self.read.grad_levels(x[:, sl], lev[layer][sl], dz)
+                    if dx is not None:
+                        dx[:, sl] = self.read.grad_inputs(x[:, sl], lev[layer][sl], dz)
+                    continue
                 dz = g * m * self.unit
                 dlev[sl] = x[:, sl].T @ dz
                 if dx is not None:

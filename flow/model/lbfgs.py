@@ -23,6 +23,13 @@ levels after steps 2-3):
      8 levels, l2 1e-4:  91.92 % -> 88.65 % -> 90.57 %
      4 levels, l2 1e-4:  91.92 % -> 56.48 % -> 90.04 %
 
+With `train.device_aware` (read_model "qmm") steps 2 and 3 judge and fine-tune the levels through
+the device's read model instead (flow/model/device_read.py: every cell's QMM current at its
+input code and programmed state, wire resistance neglected), in the same units as the linear
+loss, with the read noise when device.read_noise_sigma > 0 (one fixed draw per training image and
+output); step 1 stays the linear float fit, the starting point. Figures: README "Device-aware
+training".
+
 `float_scores` sums codes @ w in a fixed order, so the SLP's software accuracy is the same bits
 on every machine. The recipe's version is `xbarflow.flow.model.weights.RECIPE_VERSION`.
 """
@@ -38,6 +45,8 @@ import scipy.optimize
 from xbarflow.analog_models.mapping import map_weights
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
+from .device_read import DeviceRead
+from .forward import TRAIN_NOISE_KEY, analog_gain
 from .weights import Weights, dataset_fingerprint, training_digest
 
 __all__ = ["float_accuracy", "float_scores", "level_weights", "train_lbfgs"]
@@ -89,6 +98,40 @@ class _Objective:
         return loss, self.xt @ (e / s[:, None] - self.onehot) / len(z)
 
 
+class _DeviceObjective:
+    """The same cross-entropy on the level-quantised chip read through the QMM (device_read.py):
+    logits = (span / analog_gain) * sum_i D[code_i, level_i], which is codes / dac_max @
+    dequantised weights for linear cells; gradients straight through the level rounding."""
+
+    def __init__(self, codes: np.ndarray, y: np.ndarray, classes: int, cfg: ChipConfig) -> None:
+        self.codes = np.asarray(codes)
+        self.y = y
+        self.onehot = np.eye(classes)[y]
+        self.cfg = cfg
+        self.read = DeviceRead(cfg)
+        self.scale = 1.0 / analog_gain(cfg)
+        # read noise: one frozen draw per image and output (a deterministic objective for the
+        # clip scan and the best-iterate choice), scaled by each evaluation's noise_std
+        self.normal = (np.random.default_rng([cfg.seeds.train, TRAIN_NOISE_KEY])
+                       .standard_normal((len(y), classes)) if self.read.sigma > 0 else None)
+
+    def loss_grad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss and its gradient w.r.t. the dequantised weights, for clipped weights w."""
+        span = float(w.max() - w.min())
+        lev = level_weights(w, self.cfg)
+        z = self.read.sums(self.codes, lev)
+        if self.normal is not None:
+            z += self.read.noise_std(self.codes, lev) * self.normal
+        z *= span * self.scale
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1)
+        loss = float(np.mean(np.log(s) - z[np.arange(len(z)), self.y]))
+        dz = (e / s[:, None] - self.onehot) / len(z)
+        dlev = self.read.grad_levels(self.codes, lev, dz) * (span * self.scale)
+        return loss, dlev * ((self.cfg.quant.weight_levels - 1) / span)
+
+
 def _dequantised(w: np.ndarray, cfg: ChipConfig) -> np.ndarray:
     """What the chip computes with w, in w's units: levels * (span / (levels - 1))."""
     span = float(w.max() - w.min())
@@ -112,11 +155,18 @@ def _fit_float(obj: _Objective, cfg: ChipConfig) -> tuple[np.ndarray, dict[str, 
     return res.x.reshape(rows, outputs), info
 
 
-def _fit_levels(obj: _Objective, w: np.ndarray, cfg: ChipConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Clip-range search, then a straight-through fine-tune; both judged on level-quantised loss."""
+def _fit_levels(obj: _Objective, w: np.ndarray, cfg: ChipConfig,
+                device: _DeviceObjective | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Clip-range search, then a straight-through fine-tune; both judged on level-quantised loss
+    (through the device's read model when `device` is given)."""
+
+    def level_loss(clipped: np.ndarray) -> tuple[float, np.ndarray]:
+        if device is not None:
+            return device.loss_grad(clipped)
+        return obj.loss_grad(_dequantised(clipped, cfg))
+
     lo0, hi0 = float(w.min()), float(w.max())
-    scan = [(obj.loss_grad(_dequantised(np.clip(w, a * lo0, a * hi0), cfg))[0], float(a))
-            for a in _CLIP_SCALES]
+    scan = [(level_loss(np.clip(w, a * lo0, a * hi0))[0], float(a)) for a in _CLIP_SCALES]
     best_loss, best_scale = min(scan, key=lambda t: t[0])
     lo, hi = best_scale * lo0, best_scale * hi0
     best = np.clip(w, lo, hi)
@@ -127,7 +177,7 @@ def _fit_levels(obj: _Objective, w: np.ndarray, cfg: ChipConfig) -> tuple[np.nda
     b1, b2 = 0.9, 0.999
     for step in range(1, _STE_STEPS + 1):
         clipped = np.clip(latent, lo, hi)
-        loss, grad = obj.loss_grad(_dequantised(clipped, cfg))
+        loss, grad = level_loss(clipped)
         if loss < best_loss:
             best, best_loss, best_step = clipped, loss, step - 1
         grad = grad * ((latent >= lo) & (latent <= hi)) + 2.0 * cfg.train.l2 * latent
@@ -148,7 +198,9 @@ def train_lbfgs(cfg: ChipConfig, dataset: Dataset) -> Weights:
     labels = dataset.y_train.astype(np.int64)
     obj = _Objective(codes / float(cfg.quant.dac_max), labels, cfg.outputs)
     w_float, fit_info = _fit_float(obj, cfg)
-    w, level_info = _fit_levels(obj, w_float, cfg)
+    device = (_DeviceObjective(codes, labels, cfg.outputs, cfg) if cfg.train.device_aware
+              else None)
+    w, level_info = _fit_levels(obj, w_float, cfg, device)
     seconds = time.perf_counter() - t0
 
     test_codes = to_dac_codes(dataset.x_test, cfg)
@@ -160,6 +212,8 @@ def train_lbfgs(cfg: ChipConfig, dataset: Dataset) -> Weights:
         **fit_info,
         **level_info,
     }
+    if device is not None:
+        meta["device_aware"] = True
     for split, c, y in (("train", codes, labels), ("test", test_codes, dataset.y_test)):
         meta[f"float_{split}_accuracy"] = float_accuracy(w_float, c, y)
         meta[f"naive_level_{split}_accuracy"] = float_accuracy(level_weights(w_float, cfg), c, y)

@@ -10,7 +10,9 @@ Adam on minibatches, cosine step decay, deterministic from seeds.train. mult_l i
 (the calib_percentile of the positive sums maps to dac_max) at the start of every epoch on a
 fixed set of training images, so the last epoch trains with the delivered registers.
 `Weights.layers` and `Weights.requant_mult` carry the result to the golden model and the chip's
-registers. On full MNIST (14x14, 4-bit DAC, 32 levels, 128 x 128 tiles, 12 epochs, ~20-30 s on
+registers. With `train.device_aware` the forward pass reads the cells through the QMM (forward.py,
+device_read.py), and with device.read_noise_sigma > 0 the training steps see the read noise too
+(noise injection; calibration and the reported accuracies are noiseless). On full MNIST (14x14, 4-bit DAC, 32 levels, 128 x 128 tiles, 12 epochs, ~20-30 s on
 2 cores): 196-256-10 relu 97.72 %, binary hidden layer 96.53 % (golden model, wire resistance
 on; README "MLP"). The recipe's version is `xbarflow.flow.model.weights.QAT_RECIPE_VERSION`.
 """
@@ -93,7 +95,7 @@ def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
             wd = [delivered(t) for t in theta]
             spans = [float(w.max() - w.min()) or 1.0 for w in wd]
             lev = [model.levels(w) for w in wd]
-            sums, cache = model.forward(lev, mult, width, xb, keep=True)
+            sums, cache = model.forward(lev, mult, width, xb, keep=True, noisy=True)
             tau = float(np.exp(params[-1][0]))
             z = tau * sums[-1]
             z -= z.max(axis=1, keepdims=True)

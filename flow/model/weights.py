@@ -79,7 +79,9 @@ def training_digest(cfg: ChipConfig) -> str:
     The SLP recipe (lbfgs) hashes exactly the fields it always did, so its cached weights stay
     valid as the config grows. Quantisation-aware training also depends on the analog scale
     (ADC codes per unit of weighted input), the ADC range and the row tiling (ADC saturation is
-    per tile), so those are part of its digest.
+    per tile), so those are part of its digest. With `train.device_aware` (both recipes) the
+    read model it trains through is too (`_device_read_blob`); the key is absent when false, so
+    the digests of linear training are what they always were.
     """
     method = cfg.train.resolved_method(len(cfg.network.layers))
     if method == "manhattan":
@@ -99,12 +101,15 @@ def training_digest(cfg: ChipConfig) -> str:
             "network": cfg.to_dict()["network"],
             "quant": cfg.to_dict()["quant"],
             # the manhattan_* knobs do not touch qat: leaving them out keeps cached weights valid
-            "train": {k: v for k, v in cfg.to_dict()["train"].items() if not k.startswith("manhattan_")},
+            "train": {k: v for k, v in cfg.to_dict()["train"].items()
+                      if not k.startswith("manhattan_") and k != "device_aware"},
             "seed": cfg.seeds.train,
             "recipe": QAT_RECIPE_VERSION,
             "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits,
                        "tile_rows": cfg.crossbar.tile_rows},
         }
+    if cfg.train.device_aware:
+        blob["device_aware"] = _device_read_blob(cfg)
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -116,6 +121,21 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     return h.hexdigest()[:12]
 
 
+def _device_read_blob(cfg: ChipConfig) -> dict[str, Any]:
+    """What device-aware training reads through (flow/model/device_read.py): the QMM parameters
+    (the preset only through the qmm_* values it fills in), the level conductances, V_read and
+    the analog scale, and the read noise it injects. Not drift or wire resistance: training
+    neglects them."""
+    d = cfg.to_dict()["device"]
+    return {
+        "device": {k: d[k] for k in ("read_model", "g_on", "g_off", "qmm_alpha_hrs",
+                                     "qmm_alpha_lrs", "qmm_beta", "qmm_rs_hrs", "qmm_rs_lrs",
+                                     "read_noise_sigma")},
+        "v_read": cfg.crossbar.v_read,
+        "codes_per_unit": repr(analog_gain(cfg)),
+    }
+
+
 def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
     """What in-situ training depends on: the network, quantisation, training knobs and seed, and
     the physics the devices and the forward pass see (device model and seed, pulse amplitudes,
@@ -123,7 +143,9 @@ def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
     not: training runs on the ideal crossbar."""
     d = cfg.to_dict()
     return {
-        "network": d["network"], "quant": d["quant"], "train": d["train"],
+        "network": d["network"], "quant": d["quant"],
+        # device_aware (lbfgs / qat only) is left out: in-situ digests stay what they were
+        "train": {k: v for k, v in d["train"].items() if k != "device_aware"},
         "seed": cfg.seeds.train, "device_seed": cfg.seeds.device,
         # the read model is not seen by in-situ training (ideal linear crossbar)
         "device": {k: v for k, v in d["device"].items() if k not in READ_MODEL_FIELDS},

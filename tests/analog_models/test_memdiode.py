@@ -149,3 +149,20 @@ def test_read_model_enters_the_config_digest_but_not_the_lbfgs_training_digest()
     manhattan = {"train.method": "manhattan"}
     assert training_digest(qmm_cfg(**manhattan)) == training_digest(lin.replace(**manhattan))
     assert math.isfinite(QmmParams.from_config(qmm_cfg()).i0_lrs)
+
+
+def test_state_slope_is_the_derivative_of_the_current_in_the_state():
+    """dI/dlam against central differences of the solved current, with every parameter moving
+    with lam (I0, alpha and a large Rs, so each term of the implicit derivative counts)."""
+    p = QmmParams(i0_hrs=1e-9, i0_lrs=2e-8, alpha_hrs=3.0, alpha_lrs=8.0, beta=0.4,
+                  rs_hrs=5e6, rs_lrs=2e6)
+    v = np.array([-0.6, -0.1, 0.05, 0.2, 0.6])
+    lam = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    h = 1e-6
+    fd = (memdiode.current(v, lam + h, p) - memdiode.current(v, lam - h, p)) / (2 * h)
+    assert np.allclose(memdiode.state_slope(v, lam, p), fd, rtol=1e-6, atol=0)
+    # and with one Rs at HRS and LRS (no Rs term: the shipped presets)
+    p0 = QmmParams(p.i0_hrs, p.i0_lrs, p.alpha_hrs, p.alpha_lrs, p.beta, 3e6, 3e6)
+    fd0 = (memdiode.current(v, lam + h, p0) - memdiode.current(v, lam - h, p0)) / (2 * h)
+    assert np.allclose(memdiode.state_slope(v, lam, p0), fd0, rtol=1e-6, atol=0)
+    assert memdiode.state_slope(np.zeros(1), np.array([0.5]), p)[0] == 0.0

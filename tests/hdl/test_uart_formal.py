@@ -20,7 +20,7 @@ character after any gap and one back to back (2 characters + 4 clocks) covers ev
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal
 
 from xbarflow.hdl import uart
 from tests.support.formal import mutated, prove
