@@ -53,8 +53,6 @@ UNTESTED = {
     "flow/core/hold.py": "the SIGINT tests' hook: tests/flow/commands/test_sim.py, test_sweep.py",
     "flow/core/overrides.py": "--set, through the subcommands: tests/flow/test_cli_errors.py",
     "flow/model/context.py": "the subcommands' setup chain: tests/flow/commands/",
-    "flow/model/lbfgs.py": "a training recipe: tests/flow/model/test_train.py",
-    "flow/model/qat.py": "a training recipe: tests/flow/model/test_train.py",
     "flow/sim/schema.py": "every co-simulation's job and result: tests/cosim/",
     "hdl/command_executor.py": "a stage of the command layer: tests/hdl/test_command.py",
     "hdl/frame_receiver.py": "a stage of the command layer: tests/hdl/test_command.py",
