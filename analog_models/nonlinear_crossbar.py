@@ -191,6 +191,18 @@ class NonlinearCrossbar:
             while term > 2.0 ** -56:
                 self.taylor_degree += 1
                 term *= y_max / (self.taylor_degree + 1)
+        # The fixed point needs no slopes: there the two truncated series are merged into one
+        # polynomial in delta per cell and level, i(V_k - delta) = sum_m C_m delta^m with
+        # C_m = I0 [e1 (-b alpha)^m - e2 ((1 - b) alpha)^m] / m! (e1, e2 = exp at V_k): the same
+        # truncation, so the same remainder, evaluated by Horner in 2 * degree passes.
+        if self.taylor_degree:
+            e1, e2 = e1m + 1.0, e2m + 1.0
+            coef = [self._i0 * (e1m - e2m)]
+            for m in range(1, self.taylor_degree + 1):
+                coef.append(self._i0 * (e1 * (-self.beta * self._alpha) ** m
+                                        - e2 * ((1.0 - self.beta) * self._alpha) ** m)
+                            / math.factorial(m))
+            self._poly = np.stack(coef).reshape(len(coef), -1)
 
         # Fixed-point alternative: given the cell currents, the wires are trees fed from one end,
         # so their voltages are cumulative sums (`_wire_drops`); iterating i = I0 s(V - delta(i))
@@ -236,40 +248,50 @@ class NonlinearCrossbar:
     def _wire_drops(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row drops a and column voltages w that cell currents i cause: the row segment into
         node j carries the currents of nodes j.. (a = R cumsum(revcumsum(i))), the column
-        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i))). Each sum is a
-        sequential accumulation along the wire over whole slices: the same for every input."""
-        r = self.wire_r
-        a, w = np.empty_like(i), np.empty_like(i)
-        n = i.shape[2]
-        seg = [None] * n                   # current of row segment k (into node k)
-        acc = i[:, :, n - 1]
-        seg[n - 1] = acc
+        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i)))."""
+        a, w = self._wire_sums(i, split=True)
+        return self.wire_r * a, self.wire_r * w
+
+    @staticmethod
+    def _wire_sums(i: np.ndarray, split: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(a, w) of `_wire_drops` over R, or (a + w, None) unless `split` (the same bits as
+        a + w). Each sum is a sequential accumulation along the wire over whole slices (acc +=
+        next slice): the same operations for every input. (np.cumsum gives the same bits but is
+        several times slower along these axes.)"""
+        m, n = i.shape[1], i.shape[2]
+        at = [(slice(None), slice(None), k) for k in range(n)]
+        a, seg = np.empty_like(i), np.empty_like(i)
+        acc = i[at[n - 1]].copy()                   # row segment k carries nodes k..
+        seg[at[n - 1]] = acc
         for k in range(n - 2, -1, -1):
-            acc = acc + i[:, :, k]
-            seg[k] = acc
-        acc = seg[0]
-        a[:, :, 0] = r * acc
+            acc += i[at[k]]
+            seg[at[k]] = acc
+        acc = seg[at[0]].copy()
+        a[at[0]] = acc
         for k in range(1, n):
-            acc = acc + seg[k]
-            a[:, :, k] = r * acc
-        m = i.shape[1]
-        seg = [None] * m                   # current of the column segment below node k
-        acc = i[:, 0]
-        seg[0] = acc
+            acc += seg[at[k]]
+            a[at[k]] = acc
+        acc = i[:, 0].copy()                        # column segment below k carries nodes ..k
+        seg[:, 0] = acc
         for k in range(1, m):
-            acc = acc + i[:, k]
-            seg[k] = acc
-        acc = seg[m - 1]
-        w[:, m - 1] = r * acc
-        for k in range(m - 2, -1, -1):
-            acc = acc + seg[k]
-            w[:, k] = r * acc
+            acc += i[:, k]
+            seg[:, k] = acc
+        w = np.empty_like(i) if split else None
+        acc = seg[:, m - 1].copy()
+        for k in range(m - 1, -1, -1):
+            if k < m - 1:
+                acc += seg[:, k]
+            if split:
+                w[:, k] = acc
+            else:
+                a[:, k] += acc
         return a, w
 
-    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray, slope: bool = True
-               ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _cells(self, tab: np.ndarray | None, delta: np.ndarray, v: np.ndarray, i0: np.ndarray,
+               slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(current, branch slope) of every cell at diode voltage x = V_level - delta; `tab` are
-        the level tables of `_tables` gathered at each cell's input level."""
+        the level tables of `_tables` gathered at each cell's input level, `i0` the cells' I0 as
+        read (the full-expm1 path, taylor_degree = 0, uses it instead of the tables)."""
         if self.taylor_degree:
             p1 = self._expm1_small(self._c1 * delta)
             # beta = 1/2: expm1(-y) = -expm1(y) / (1 + expm1(y)), one polynomial instead of two
@@ -282,8 +304,8 @@ class NonlinearCrossbar:
             ax = self._alpha * (v - delta)
             e1 = expm1_deterministic(self.beta * ax)
             e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
-            i = self._i0 * (e1 - e2)
-            d = self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
+            i = i0 * (e1 - e2)
+            d = i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
         return i, (d / (1.0 + self._rs * d) if self._has_rs else d)
 
     # -- wires: Thomas algorithm along a chain, elementwise over everything else -------------
@@ -325,43 +347,91 @@ class NonlinearCrossbar:
         k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
         return k[:, :, None, :]                                        # padded rows: any level
 
+    def _read_scale(self, scale: np.ndarray | None, n: int) -> np.ndarray | None:
+        """The per-read I0 factors (n, rows, cols) in the padded layout (P, depth, cols, n)."""
+        if scale is None:
+            return None
+        sc = np.asarray(scale, dtype=np.float64)
+        if sc.shape != (n, self.rows, self.cols):
+            raise ValueError(f"scale must be shaped ({n}, {self.rows}, {self.cols}), got {sc.shape}")
+        if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
+            raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
+        rows = np.where(self._row_index >= 0, self._row_index, 0)
+        return sc.transpose(1, 2, 0)[rows]
+
     def solve(self, codes: np.ndarray, scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
         cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows);
         `scale` (n, rows, cols) multiplies every cell's I0 for that read (read noise)."""
+        return self._solve(codes, scale, full=True)
+
+    def _solve(self, codes: np.ndarray, scale: np.ndarray | None, full: bool
+               ) -> dict[str, np.ndarray]:
+        """`solve`; with full=False only the cell currents "i" (the rest is not formed)."""
         k = self._levels(codes)
-        shape = k.shape[:2] + (self.cols, k.shape[3])
+        sc = self._read_scale(scale, k.shape[3])
         flat = self._cell_offset + k                               # (P, depth, cols, n)
-        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
-        if scale is not None:
-            sc = np.asarray(scale, dtype=np.float64)
-            if sc.shape != (k.shape[3], self.rows, self.cols):
-                raise ValueError(f"scale must be shaped ({k.shape[3]}, {self.rows}, {self.cols}), "
-                                 f"got {sc.shape}")
-            if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
-                raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
-            rows = np.where(self._row_index >= 0, self._row_index, 0)
-            tab = tab * sc.transpose(1, 2, 0)[rows]                 # every table scales with I0
         v = self.v_levels[k]
+        if self.method == "fixed_point":
+            return self._fixed_point(flat, v, sc, full)
+        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        if sc is not None:
+            tab = tab * sc                                          # every table scales with I0
+        shape = k.shape[:2] + (self.cols, k.shape[3])
         a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         r, rs = self.wire_r, self._rs
-        if self.method == "fixed_point":
-            i = tab[0]
-            for _ in range(self.iterations):
-                a, w = self._wire_drops(i)
-                delta = a + w + rs * i if self._has_rs else a + w
-                i = self._cells(tab, delta, v, slope=False)[0]
-            return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
+        i0 = self._i0 if sc is None else self._i0 * sc             # the full-expm1 path's I0
         i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
         for _ in range(self.sweeps):
             if r > 0:
                 a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
             delta = a + w + rs * i if self._has_rs else a + w     # x = t - Rs I (fixed point)
-            i, d = self._cells(tab, delta, v)
+            i, d = self._cells(tab, delta, v, i0)
             if r > 0:
                 w = self._solve_cols(self._col_base[:, :, None, None] + r * d, r * (i + d * w))
             delta = a + w + rs * i if self._has_rs else a + w
-            i, d = self._cells(tab, delta, v)
+            i, d = self._cells(tab, delta, v, i0)
+        if not full:
+            return {"i": i}
+        return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
+
+    def _fixed_point(self, flat: np.ndarray, v: np.ndarray, sc: np.ndarray | None, full: bool
+                     ) -> dict[str, np.ndarray]:
+        """The cumsum fixed point (module docstring) from the no-wire currents, `iterations`
+        times; the cell law by the merged polynomial (or the full expm1 when taylor_degree = 0)."""
+        r, rs = self.wire_r, self._rs
+        n = self.taylor_degree
+        if n:
+            coef = self._poly.take(flat, axis=1)                   # (degree + 1, P, depth, cols, n)
+            if sc is not None:
+                coef *= sc
+            i = coef[0]
+        else:
+            i0 = self._i0 if sc is None else self._i0 * sc
+            tab = None
+            i = self._cells(tab, np.zeros(flat.shape), v, i0, slope=False)[0]
+        a = w = delta = np.zeros(flat.shape)
+        for it in range(self.iterations):
+            if full and it == self.iterations - 1:     # the drops themselves, for `solve`
+                a, w = self._wire_sums(i, split=True)
+                delta = a + w
+            else:
+                delta = self._wire_sums(i)[0]
+            if r != 1.0:
+                delta *= r
+            if self._has_rs:
+                delta += rs * i
+            if n:
+                i = coef[n] * delta
+                for m in range(n - 1, 0, -1):
+                    i += coef[m]
+                    i *= delta
+                i += coef[0]
+            else:
+                i = self._cells(tab, delta, v, i0, slope=False)[0]
+        if not full:
+            return {"i": i}
+        a, w = r * a, r * w        # the drops the last iteration evaluated the cells at
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
     def column_currents_grid(self, codes: np.ndarray, scale: np.ndarray | None = None,
@@ -374,7 +444,11 @@ class NonlinearCrossbar:
         out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
         for s in range(0, codes.shape[0], chunk):
             part = None if scale is None else scale[s:s + chunk]
-            cells = np.rint(self.solve(codes[s:s + chunk], part)["i"] / self.grid).astype(np.int64)
+            cells = self._solve(codes[s:s + chunk], part, full=False)["i"]
+            np.multiply(cells, 1.0 / self.grid, out=cells)         # a power of two: exact
+            np.rint(cells, out=cells)
+            # whole numbers whose absolute sum stays below 2**53: the float sum is exact in any
+            # order (no rounding), so it equals the int64 sum
             out[s:s + chunk] = cells.sum(axis=(0, 1)).T
         return out
 
