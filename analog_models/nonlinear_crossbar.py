@@ -202,6 +202,10 @@ class NonlinearCrossbar:
                 coef.append(self._i0 * (e1 * (-self.beta * self._alpha) ** m
                                         - e2 * ((1.0 - self.beta) * self._alpha) ** m)
                             / math.factorial(m))
+            # and the row-wire sums of the no-wire currents C_0, which depend on the row's level
+            # only: the first iteration's row loops become one more gathered table (the same
+            # sequential sums along the row, so the same bits as the loops per input)
+            coef.append(self._wire_sums(coef[0], split=True)[0])
             self._poly = np.stack(coef).reshape(len(coef), -1)
 
         # Fixed-point alternative: given the cell currents, the wires are trees fed from one end,
@@ -228,6 +232,18 @@ class NonlinearCrossbar:
             raise ValueError(f"the fixed-point iteration does not contract (kappa = {self.kappa:.3g})")
         self.method = method
 
+        # The first row half-sweep starts from the no-wire state (w = 0, cells at their levels),
+        # so its row drops and cell currents and slopes depend on the row's level only: tabulated
+        # here by the same operations (the level as the batch axis), gathered per input in
+        # `_solve` (not with read noise, whose factors differ per read). (taylor degree, tables)
+        self._first_half: tuple[int, np.ndarray] | None = None
+        if method == "lines" and self.sweeps > 0:
+            tab_all = self._tables.reshape((6,) + self._i0.shape[:3] + (levels.size,))
+            zero = np.zeros(tab_all.shape[1:])
+            a, _, i, d = self._row_half(tab_all, levels, self._i0, zero, zero, tab_all[0],
+                                        self._branch(tab_all[1]))
+            self._first_half = (self.taylor_degree, np.stack([a, i, d]).reshape(3, -1))
+
     # -- cells -----------------------------------------------------------------------------
     def _diode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(I0 s(x), I0 s'(x)) of the padded cells at diode voltages x."""
@@ -242,7 +258,8 @@ class NonlinearCrossbar:
         n = self.taylor_degree
         p = y * (1.0 / math.factorial(n))
         for k in range(n - 1, 0, -1):
-            p = (p + 1.0 / math.factorial(k)) * y
+            p += 1.0 / math.factorial(k)
+            p *= y
         return p
 
     def _wire_drops(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,25 +270,30 @@ class NonlinearCrossbar:
         return self.wire_r * a, self.wire_r * w
 
     @staticmethod
-    def _wire_sums(i: np.ndarray, split: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def _wire_sums(i: np.ndarray, split: bool = False, rows: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
         """(a, w) of `_wire_drops` over R, or (a + w, None) unless `split` (the same bits as
-        a + w). Each sum is a sequential accumulation along the wire over whole slices (acc +=
-        next slice): the same operations for every input. (np.cumsum gives the same bits but is
-        several times slower along these axes.)"""
+        a + w); `rows`, when given, is a already (it is overwritten). Each sum is a sequential
+        accumulation along the wire over whole slices (acc += next slice): the same operations
+        for every input. (np.cumsum gives the same bits but is several times slower here.)"""
         m, n = i.shape[1], i.shape[2]
-        at = [(slice(None), slice(None), k) for k in range(n)]
-        a, seg = np.empty_like(i), np.empty_like(i)
-        acc = i[at[n - 1]].copy()                   # row segment k carries nodes k..
-        seg[at[n - 1]] = acc
-        for k in range(n - 2, -1, -1):
-            acc += i[at[k]]
-            seg[at[k]] = acc
-        acc = seg[at[0]].copy()
-        a[at[0]] = acc
-        for k in range(1, n):
-            acc += seg[at[k]]
-            a[at[k]] = acc
-        acc = i[:, 0].copy()                        # column segment below k carries nodes ..k
+        seg = np.empty_like(i)
+        if rows is None:
+            at = [(slice(None), slice(None), k) for k in range(n)]
+            a = np.empty_like(i)
+            acc = i[at[n - 1]].copy()                   # row segment k carries nodes k..
+            seg[at[n - 1]] = acc
+            for k in range(n - 2, -1, -1):
+                acc += i[at[k]]
+                seg[at[k]] = acc
+            acc = seg[at[0]].copy()
+            a[at[0]] = acc
+            for k in range(1, n):
+                acc += seg[at[k]]
+                a[at[k]] = acc
+        else:
+            a = rows
+        acc = i[:, 0].copy()                            # column segment below k carries nodes ..k
         seg[:, 0] = acc
         for k in range(1, m):
             acc += i[:, k]
@@ -293,20 +315,61 @@ class NonlinearCrossbar:
         the level tables of `_tables` gathered at each cell's input level, `i0` the cells' I0 as
         read (the full-expm1 path, taylor_degree = 0, uses it instead of the tables)."""
         if self.taylor_degree:
+            # i = I + B1 p1 - B2 p2, d = S + A1 p1 + A2 p2, formed in place
             p1 = self._expm1_small(self._c1 * delta)
-            # beta = 1/2: expm1(-y) = -expm1(y) / (1 + expm1(y)), one polynomial instead of two
-            p2 = -p1 / (1.0 + p1) if self.beta == 0.5 else self._expm1_small(self._c2 * delta)
-            i = tab[0] + tab[2] * p1 - tab[3] * p2
+            if self.beta == 0.5:
+                # expm1(-y) = -expm1(y) / (1 + expm1(y)): one polynomial; q = -p2 (exactly)
+                q = 1.0 + p1
+                np.divide(p1, q, out=q)
+                q_sign = -1.0
+            else:
+                q, q_sign = self._expm1_small(self._c2 * delta), 1.0
+            i = tab[2] * p1
+            i += tab[0]
+            t = tab[3] * q
+            if q_sign > 0:
+                i -= t
+            else:
+                i += t
             if not slope:
                 return i, None
-            d = tab[1] + tab[4] * p1 + tab[5] * p2
+            d = tab[4] * p1
+            d += tab[1]
+            np.multiply(tab[5], q, out=t)
+            if q_sign > 0:
+                d += t
+            else:
+                d -= t
         else:
             ax = self._alpha * (v - delta)
             e1 = expm1_deterministic(self.beta * ax)
             e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
             i = i0 * (e1 - e2)
             d = i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
-        return i, (d / (1.0 + self._rs * d) if self._has_rs else d)
+        if self._has_rs:
+            den = self._rs * d
+            den += 1.0
+            d /= den
+        return i, d
+
+    def _branch(self, d: np.ndarray) -> np.ndarray:
+        """Branch slope d / (1 + Rs d) of diode slopes d (d itself without Rs)."""
+        return d / (1.0 + self._rs * d) if self._has_rs else d
+
+    def _row_half(self, tab: np.ndarray, v: np.ndarray, i0: np.ndarray, a: np.ndarray,
+                  w: np.ndarray, i: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
+        """First half of a line sweep: the row wires for a at fixed w, then the cells at the new
+        drops (x = t - Rs I as one fixed-point step): (a, delta, i, d)."""
+        r = self.wire_r
+        if r > 0:
+            if r == 1.0:                                   # r * x, skipped where exact
+                diag, rhs = self._row_base[:, None] + d, i + d * a
+            else:
+                diag, rhs = self._row_base[:, None] + r * d, r * (i + d * a)
+            a = self._solve_rows(diag, rhs)
+        delta = a + w + self._rs * i if self._has_rs else a + w
+        i, d = self._cells(tab, delta, v, i0)
+        return a, delta, i, d
 
     # -- wires: Thomas algorithm along a chain, elementwise over everything else -------------
     @staticmethod
@@ -315,18 +378,21 @@ class NonlinearCrossbar:
         both ends (the ends' own segments are in diag): the Thomas algorithm, elementwise over
         the other axes (gam = 1 / pivot, dl = the eliminated right-hand side)."""
         n = diag.shape[axis]
-        at = (lambda k: (slice(None), k)) if axis == 1 else (lambda k: (slice(None), slice(None), k))
-        gam, dl = [], []
+        at = [(slice(None),) * axis + (k,) for k in range(n)]
+        shape = np.broadcast_shapes(diag.shape, rhs.shape)
+        gam, out = np.empty(shape), np.empty(shape)          # out holds dl until the back pass
         g_prev = d_prev = 0.0
         for k in range(n):
-            g_prev = 1.0 / (diag[at(k)] - g_prev)
-            d_prev = (rhs[at(k)] + d_prev) * g_prev
-            gam.append(g_prev)
-            dl.append(d_prev)
-        out = np.empty(np.broadcast_shapes(diag.shape, rhs.shape))
-        x = out[at(n - 1)] = dl[n - 1]
-        for k in range(n - 2, -1, -1):
-            x = out[at(k)] = dl[k] + gam[k] * x
+            g, d = gam[at[k]], out[at[k]]
+            np.subtract(diag[at[k]], g_prev, out=g)
+            np.divide(1.0, g, out=g)
+            np.add(rhs[at[k]], d_prev, out=d)
+            d *= g
+            g_prev, d_prev = g, d
+        for k in range(n - 2, -1, -1):                      # x[k] = dl[k] + gam[k] x[k + 1]
+            g = gam[at[k]]
+            g *= out[at[k + 1]]
+            out[at[k]] += g
         return out
 
     def _solve_rows(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -381,14 +447,21 @@ class NonlinearCrossbar:
         a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         r, rs = self.wire_r, self._rs
         i0 = self._i0 if sc is None else self._i0 * sc             # the full-expm1 path's I0
-        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
-        for _ in range(self.sweeps):
+        i, d = tab[0], self._branch(tab[1])
+        first = sc is None and self._first_half is not None \
+            and self._first_half[0] == self.taylor_degree
+        if first:
+            a, i, d = self._first_half[1].take(flat, axis=1)
+
+        def scaled(x: np.ndarray) -> np.ndarray:            # r * x (skipped when exact: r = 1)
+            return x if r == 1.0 else r * x
+
+        for sweep in range(self.sweeps):
+            if not (first and sweep == 0):
+                a, delta, i, d = self._row_half(tab, v, i0, a, w, i, d)
             if r > 0:
-                a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
-            delta = a + w + rs * i if self._has_rs else a + w     # x = t - Rs I (fixed point)
-            i, d = self._cells(tab, delta, v, i0)
-            if r > 0:
-                w = self._solve_cols(self._col_base[:, :, None, None] + r * d, r * (i + d * w))
+                w = self._solve_cols(self._col_base[:, :, None, None] + scaled(d),
+                                     scaled(i + d * w))
             delta = a + w + rs * i if self._has_rs else a + w
             i, d = self._cells(tab, delta, v, i0)
         if not full:
@@ -402,21 +475,23 @@ class NonlinearCrossbar:
         r, rs = self.wire_r, self._rs
         n = self.taylor_degree
         if n:
-            coef = self._poly.take(flat, axis=1)                   # (degree + 1, P, depth, cols, n)
+            coef = self._poly.take(flat, axis=1)                   # (degree + 2, P, depth, cols, n)
+            rows = coef[n + 1] if sc is None else None             # read noise: per-read sums
             if sc is not None:
                 coef *= sc
             i = coef[0]
         else:
             i0 = self._i0 if sc is None else self._i0 * sc
-            tab = None
+            tab = rows = None
             i = self._cells(tab, np.zeros(flat.shape), v, i0, slope=False)[0]
         a = w = delta = np.zeros(flat.shape)
         for it in range(self.iterations):
+            given = rows if it == 0 else None
             if full and it == self.iterations - 1:     # the drops themselves, for `solve`
-                a, w = self._wire_sums(i, split=True)
+                a, w = self._wire_sums(i, split=True, rows=given)
                 delta = a + w
             else:
-                delta = self._wire_sums(i)[0]
+                delta = self._wire_sums(i, rows=given)[0]
             if r != 1.0:
                 delta *= r
             if self._has_rs:
