@@ -163,9 +163,10 @@ class NonlinearCrossbar:
         # x = V_k - delta has exp(b alpha x) = exp(b alpha V_k) exp(-b alpha delta). delta (IR
         # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
         # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
-        # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
-        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-56
-        # relative, with a factor 2 margin on the bound); otherwise the full range-reduced expm1.
+        # depth R max_col(sum i_max) + max(Rs i_max) (tighter: below). When alpha delta stays
+        # small, expm1 of the small factor is a short Taylor polynomial (degree `taylor_degree`,
+        # remainder < 2**-56 relative, with a factor 2 margin on the bound); otherwise the full
+        # range-reduced expm1.
         ax = self._alpha * levels                               # (P, depth, cols, levels)
         e1m = expm1_deterministic(self.beta * ax)
         e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
@@ -182,8 +183,12 @@ class NonlinearCrossbar:
         self._cell_offset = (np.arange(partitions * self.depth * cols).reshape(
             partitions, self.depth, cols, 1) * levels.size)
         r = self.wire_r
-        self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
-                          * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
+        # (every cell's drop is R times the sum of its row and column wire sums, linear and
+        # positive in the currents, so the wire sums of i_max bound it: about half of
+        # cols R max_row(sum i_max) + depth R max_col(sum i_max), which they imply)
+        row_sums, col_sums = self._wire_sums(i_max[..., None], split=True)
+        self.delta_max = (r * float((row_sums + col_sums).max())
+                          + float((self._rs[..., 0] * i_max).max()))
         y_max = 2.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
         self.taylor_degree = 0
         if y_max <= 0.3:
@@ -419,7 +424,8 @@ class NonlinearCrossbar:
             return None
         sc = np.asarray(scale, dtype=np.float64)
         if sc.shape != (n, self.rows, self.cols):
-            raise ValueError(f"scale must be shaped ({n}, {self.rows}, {self.cols}), got {sc.shape}")
+            raise ValueError(f"scale must be shaped ({n}, {self.rows}, {self.cols}), "
+                             f"got {sc.shape}")
         if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
             raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
         rows = np.where(self._row_index >= 0, self._row_index, 0)
