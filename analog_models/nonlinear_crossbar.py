@@ -469,7 +469,7 @@ class NonlinearCrossbar:
                 w = self._solve_cols(self._col_base[:, :, None, None] + scaled(d),
                                      scaled(i + d * w))
             delta = a + w + rs * i if self._has_rs else a + w
-            i, d = self._cells(tab, delta, v, i0)
+            i, d = self._cells(tab, delta, v, i0, slope=sweep < self.sweeps - 1)   # last: unused
         if not full:
             return {"i": i}
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
