@@ -25,7 +25,9 @@ each cell is updated by one fixed-point step x = t - Rs I per cell evaluation.
 
 In both, a cell's exponentials are tabulated at the DAC levels once per array (inputs take only
 dac_max + 1 levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level
-(see `taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
+(see `taylor_degree`), or the full expm1 where the IR drop bound is too large for that. The
+start of each solve depends on the row levels only, so it is tabulated as well (without read
+noise): the fixed point's first row-wire sums, and the line method's first row half-sweep.
 
 Fixed sweep count of "lines", from a contraction bound per array. All node voltages lie in
 [0, v_max] (monotone cells, sources in [0, v_max], ground at 0), so every cell's small-signal
@@ -42,9 +44,10 @@ error (a current injected at a node of a passive network reaches each TIA by a f
 Bit-identical whatever the batch size or order, by construction: the batch is the last axis and
 every per-image operation is elementwise (+, -, *, /, rint, where, and `expm1_deterministic`,
 built from correctly rounded operations only), with fixed loops along the wires and a fixed
-iteration or sweep count; no BLAS call, no reduction over floats, no convergence test that looks
-at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
-largest possible column current) and summed along the column as int64, exact in any order.
+iteration or sweep count; no BLAS call, no float reduction that rounds, no convergence test
+that looks at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
+largest possible column current) and summed along the column as whole numbers whose absolute
+sum stays below 2**53, exact in any order (float64 holds them exactly; int64 at the end).
 """
 
 from __future__ import annotations
