@@ -25,7 +25,9 @@ each cell is updated by one fixed-point step x = t - Rs I per cell evaluation.
 
 In both, a cell's exponentials are tabulated at the DAC levels once per array (inputs take only
 dac_max + 1 levels), so an evaluation is a Taylor polynomial in the small deviation x - V_level
-(see `taylor_degree`), or the full expm1 where the IR drop bound is too large for that.
+(see `taylor_degree`), or the full expm1 where the IR drop bound is too large for that. The
+start of each solve depends on the row levels only, so it is tabulated as well (without read
+noise): the fixed point's first row-wire sums, and the line method's first row half-sweep.
 
 Fixed sweep count of "lines", from a contraction bound per array. All node voltages lie in
 [0, v_max] (monotone cells, sources in [0, v_max], ground at 0), so every cell's small-signal
@@ -42,9 +44,10 @@ error (a current injected at a node of a passive network reaches each TIA by a f
 Bit-identical whatever the batch size or order, by construction: the batch is the last axis and
 every per-image operation is elementwise (+, -, *, /, rint, where, and `expm1_deterministic`,
 built from correctly rounded operations only), with fixed loops along the wires and a fixed
-iteration or sweep count; no BLAS call, no reduction over floats, no convergence test that looks
-at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
-largest possible column current) and summed along the column as int64, exact in any order.
+iteration or sweep count; no BLAS call, no float reduction that rounds, no convergence test
+that looks at the batch. The cell currents are then put on an integer grid (a power of two, ~2**-52 of the
+largest possible column current) and summed along the column as whole numbers whose absolute
+sum stays below 2**53, exact in any order (float64 holds them exactly; int64 at the end).
 """
 
 from __future__ import annotations
@@ -163,9 +166,10 @@ class NonlinearCrossbar:
         # x = V_k - delta has exp(b alpha x) = exp(b alpha V_k) exp(-b alpha delta). delta (IR
         # drop plus Rs I) is bounded by the wire currents: every segment carries at most the sum
         # of its line's largest cell currents, so delta <= cols R max_row(sum i_max) +
-        # depth R max_col(sum i_max) + max(Rs i_max). When alpha delta stays small, expm1 of the
-        # small factor is a short Taylor polynomial (degree `taylor_degree`, remainder < 2**-56
-        # relative, with a factor 2 margin on the bound); otherwise the full range-reduced expm1.
+        # depth R max_col(sum i_max) + max(Rs i_max) (tighter: below). When alpha delta stays
+        # small, expm1 of the small factor is a short Taylor polynomial (degree `taylor_degree`,
+        # remainder < 2**-56 relative, with a factor 2 margin on the bound); otherwise the full
+        # range-reduced expm1.
         ax = self._alpha * levels                               # (P, depth, cols, levels)
         e1m = expm1_deterministic(self.beta * ax)
         e2m = expm1_deterministic(-(1.0 - self.beta) * ax)
@@ -182,8 +186,12 @@ class NonlinearCrossbar:
         self._cell_offset = (np.arange(partitions * self.depth * cols).reshape(
             partitions, self.depth, cols, 1) * levels.size)
         r = self.wire_r
-        self.delta_max = (cols * r * float(i_max.sum(axis=2).max()) + self.depth * r
-                          * float(i_max.sum(axis=1).max()) + float((self._rs[..., 0] * i_max).max()))
+        # (every cell's drop is R times the sum of its row and column wire sums, linear and
+        # positive in the currents, so the wire sums of i_max bound it: about half of
+        # cols R max_row(sum i_max) + depth R max_col(sum i_max), which they imply)
+        row_sums, col_sums = self._wire_sums(i_max[..., None], split=True)
+        self.delta_max = (r * float((row_sums + col_sums).max())
+                          + float((self._rs[..., 0] * i_max).max()))
         y_max = 2.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
         self.taylor_degree = 0
         if y_max <= 0.3:
@@ -191,6 +199,22 @@ class NonlinearCrossbar:
             while term > 2.0 ** -56:
                 self.taylor_degree += 1
                 term *= y_max / (self.taylor_degree + 1)
+        # The fixed point needs no slopes: there the two truncated series are merged into one
+        # polynomial in delta per cell and level, i(V_k - delta) = sum_m C_m delta^m with
+        # C_m = I0 [e1 (-b alpha)^m - e2 ((1 - b) alpha)^m] / m! (e1, e2 = exp at V_k): the same
+        # truncation, so the same remainder, evaluated by Horner in 2 * degree passes.
+        if self.taylor_degree:
+            e1, e2 = e1m + 1.0, e2m + 1.0
+            coef = [self._i0 * (e1m - e2m)]
+            for m in range(1, self.taylor_degree + 1):
+                coef.append(self._i0 * (e1 * (-self.beta * self._alpha) ** m
+                                        - e2 * ((1.0 - self.beta) * self._alpha) ** m)
+                            / math.factorial(m))
+            # and the row-wire sums of the no-wire currents C_0, which depend on the row's level
+            # only: the first iteration's row loops become one more gathered table (the same
+            # sequential sums along the row, so the same bits as the loops per input)
+            coef.append(self._wire_sums(coef[0], split=True)[0])
+            self._poly = np.stack(coef).reshape(len(coef), -1)
 
         # Fixed-point alternative: given the cell currents, the wires are trees fed from one end,
         # so their voltages are cumulative sums (`_wire_drops`); iterating i = I0 s(V - delta(i))
@@ -216,6 +240,18 @@ class NonlinearCrossbar:
             raise ValueError(f"the fixed-point iteration does not contract (kappa = {self.kappa:.3g})")
         self.method = method
 
+        # The first row half-sweep starts from the no-wire state (w = 0, cells at their levels),
+        # so its row drops and cell currents and slopes depend on the row's level only: tabulated
+        # here by the same operations (the level as the batch axis), gathered per input in
+        # `_solve` (not with read noise, whose factors differ per read). (taylor degree, tables)
+        self._first_half: tuple[int, np.ndarray] | None = None
+        if method == "lines" and self.sweeps > 0:
+            tab_all = self._tables.reshape((6,) + self._i0.shape[:3] + (levels.size,))
+            zero = np.zeros(tab_all.shape[1:])
+            a, _, i, d = self._row_half(tab_all, levels, self._i0, zero, zero, tab_all[0],
+                                        self._branch(tab_all[1]))
+            self._first_half = (self.taylor_degree, np.stack([a, i, d]).reshape(3, -1))
+
     # -- cells -----------------------------------------------------------------------------
     def _diode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(I0 s(x), I0 s'(x)) of the padded cells at diode voltages x."""
@@ -230,61 +266,118 @@ class NonlinearCrossbar:
         n = self.taylor_degree
         p = y * (1.0 / math.factorial(n))
         for k in range(n - 1, 0, -1):
-            p = (p + 1.0 / math.factorial(k)) * y
+            p += 1.0 / math.factorial(k)
+            p *= y
         return p
 
     def _wire_drops(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row drops a and column voltages w that cell currents i cause: the row segment into
         node j carries the currents of nodes j.. (a = R cumsum(revcumsum(i))), the column
-        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i))). Each sum is a
-        sequential accumulation along the wire over whole slices: the same for every input."""
-        r = self.wire_r
-        a, w = np.empty_like(i), np.empty_like(i)
-        n = i.shape[2]
-        seg = [None] * n                   # current of row segment k (into node k)
-        acc = i[:, :, n - 1]
-        seg[n - 1] = acc
-        for k in range(n - 2, -1, -1):
-            acc = acc + i[:, :, k]
-            seg[k] = acc
-        acc = seg[0]
-        a[:, :, 0] = r * acc
-        for k in range(1, n):
-            acc = acc + seg[k]
-            a[:, :, k] = r * acc
-        m = i.shape[1]
-        seg = [None] * m                   # current of the column segment below node k
-        acc = i[:, 0]
-        seg[0] = acc
+        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i)))."""
+        a, w = self._wire_sums(i, split=True)
+        return self.wire_r * a, self.wire_r * w
+
+    @staticmethod
+    def _wire_sums(i: np.ndarray, split: bool = False, rows: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(a, w) of `_wire_drops` over R, or (a + w, None) unless `split` (the same bits as
+        a + w); `rows`, when given, is a already (it is overwritten). Each sum is a sequential
+        accumulation along the wire over whole slices (acc += next slice): the same operations
+        for every input. (np.cumsum gives the same bits but is several times slower here.)"""
+        m, n = i.shape[1], i.shape[2]
+        seg = np.empty_like(i)
+        if rows is None:
+            at = [(slice(None), slice(None), k) for k in range(n)]
+            a = np.empty_like(i)
+            acc = i[at[n - 1]].copy()                   # row segment k carries nodes k..
+            seg[at[n - 1]] = acc
+            for k in range(n - 2, -1, -1):
+                acc += i[at[k]]
+                seg[at[k]] = acc
+            acc = seg[at[0]].copy()
+            a[at[0]] = acc
+            for k in range(1, n):
+                acc += seg[at[k]]
+                a[at[k]] = acc
+        else:
+            a = rows
+        acc = i[:, 0].copy()                            # column segment below k carries nodes ..k
+        seg[:, 0] = acc
         for k in range(1, m):
-            acc = acc + i[:, k]
-            seg[k] = acc
-        acc = seg[m - 1]
-        w[:, m - 1] = r * acc
-        for k in range(m - 2, -1, -1):
-            acc = acc + seg[k]
-            w[:, k] = r * acc
+            acc += i[:, k]
+            seg[:, k] = acc
+        w = np.empty_like(i) if split else None
+        acc = seg[:, m - 1].copy()
+        for k in range(m - 1, -1, -1):
+            if k < m - 1:
+                acc += seg[:, k]
+            if split:
+                w[:, k] = acc
+            else:
+                a[:, k] += acc
         return a, w
 
-    def _cells(self, tab: np.ndarray, delta: np.ndarray, v: np.ndarray, slope: bool = True
-               ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _cells(self, tab: np.ndarray | None, delta: np.ndarray, v: np.ndarray, i0: np.ndarray,
+               slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(current, branch slope) of every cell at diode voltage x = V_level - delta; `tab` are
-        the level tables of `_tables` gathered at each cell's input level."""
+        the level tables of `_tables` gathered at each cell's input level, `i0` the cells' I0 as
+        read (the full-expm1 path, taylor_degree = 0, uses it instead of the tables)."""
         if self.taylor_degree:
+            # i = I + B1 p1 - B2 p2, d = S + A1 p1 + A2 p2, formed in place
             p1 = self._expm1_small(self._c1 * delta)
-            # beta = 1/2: expm1(-y) = -expm1(y) / (1 + expm1(y)), one polynomial instead of two
-            p2 = -p1 / (1.0 + p1) if self.beta == 0.5 else self._expm1_small(self._c2 * delta)
-            i = tab[0] + tab[2] * p1 - tab[3] * p2
+            if self.beta == 0.5:
+                # expm1(-y) = -expm1(y) / (1 + expm1(y)): one polynomial; q = -p2 (exactly)
+                q = 1.0 + p1
+                np.divide(p1, q, out=q)
+                q_sign = -1.0
+            else:
+                q, q_sign = self._expm1_small(self._c2 * delta), 1.0
+            i = tab[2] * p1
+            i += tab[0]
+            t = tab[3] * q
+            if q_sign > 0:
+                i -= t
+            else:
+                i += t
             if not slope:
                 return i, None
-            d = tab[1] + tab[4] * p1 + tab[5] * p2
+            d = tab[4] * p1
+            d += tab[1]
+            np.multiply(tab[5], q, out=t)
+            if q_sign > 0:
+                d += t
+            else:
+                d -= t
         else:
             ax = self._alpha * (v - delta)
             e1 = expm1_deterministic(self.beta * ax)
             e2 = expm1_deterministic(-(1.0 - self.beta) * ax)
-            i = self._i0 * (e1 - e2)
-            d = self._i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
-        return i, (d / (1.0 + self._rs * d) if self._has_rs else d)
+            i = i0 * (e1 - e2)
+            d = i0 * self._alpha * (self.beta * (e1 + 1.0) + (1.0 - self.beta) * (e2 + 1.0))
+        if self._has_rs:
+            den = self._rs * d
+            den += 1.0
+            d /= den
+        return i, d
+
+    def _branch(self, d: np.ndarray) -> np.ndarray:
+        """Branch slope d / (1 + Rs d) of diode slopes d (d itself without Rs)."""
+        return d / (1.0 + self._rs * d) if self._has_rs else d
+
+    def _row_half(self, tab: np.ndarray, v: np.ndarray, i0: np.ndarray, a: np.ndarray,
+                  w: np.ndarray, i: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
+        """First half of a line sweep: the row wires for a at fixed w, then the cells at the new
+        drops (x = t - Rs I as one fixed-point step): (a, delta, i, d)."""
+        r = self.wire_r
+        if r > 0:
+            if r == 1.0:                                   # r * x, skipped where exact
+                diag, rhs = self._row_base[:, None] + d, i + d * a
+            else:
+                diag, rhs = self._row_base[:, None] + r * d, r * (i + d * a)
+            a = self._solve_rows(diag, rhs)
+        delta = a + w + self._rs * i if self._has_rs else a + w
+        i, d = self._cells(tab, delta, v, i0)
+        return a, delta, i, d
 
     # -- wires: Thomas algorithm along a chain, elementwise over everything else -------------
     @staticmethod
@@ -293,18 +386,21 @@ class NonlinearCrossbar:
         both ends (the ends' own segments are in diag): the Thomas algorithm, elementwise over
         the other axes (gam = 1 / pivot, dl = the eliminated right-hand side)."""
         n = diag.shape[axis]
-        at = (lambda k: (slice(None), k)) if axis == 1 else (lambda k: (slice(None), slice(None), k))
-        gam, dl = [], []
+        at = [(slice(None),) * axis + (k,) for k in range(n)]
+        shape = np.broadcast_shapes(diag.shape, rhs.shape)
+        gam, out = np.empty(shape), np.empty(shape)          # out holds dl until the back pass
         g_prev = d_prev = 0.0
         for k in range(n):
-            g_prev = 1.0 / (diag[at(k)] - g_prev)
-            d_prev = (rhs[at(k)] + d_prev) * g_prev
-            gam.append(g_prev)
-            dl.append(d_prev)
-        out = np.empty(np.broadcast_shapes(diag.shape, rhs.shape))
-        x = out[at(n - 1)] = dl[n - 1]
-        for k in range(n - 2, -1, -1):
-            x = out[at(k)] = dl[k] + gam[k] * x
+            g, d = gam[at[k]], out[at[k]]
+            np.subtract(diag[at[k]], g_prev, out=g)
+            np.divide(1.0, g, out=g)
+            np.add(rhs[at[k]], d_prev, out=d)
+            d *= g
+            g_prev, d_prev = g, d
+        for k in range(n - 2, -1, -1):                      # x[k] = dl[k] + gam[k] x[k + 1]
+            g = gam[at[k]]
+            g *= out[at[k + 1]]
+            out[at[k]] += g
         return out
 
     def _solve_rows(self, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -325,43 +421,101 @@ class NonlinearCrossbar:
         k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
         return k[:, :, None, :]                                        # padded rows: any level
 
+    def _read_scale(self, scale: np.ndarray | None, n: int) -> np.ndarray | None:
+        """The per-read I0 factors (n, rows, cols) in the padded layout (P, depth, cols, n)."""
+        if scale is None:
+            return None
+        sc = np.asarray(scale, dtype=np.float64)
+        if sc.shape != (n, self.rows, self.cols):
+            raise ValueError(f"scale must be shaped ({n}, {self.rows}, {self.cols}), "
+                             f"got {sc.shape}")
+        if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
+            raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
+        rows = np.where(self._row_index >= 0, self._row_index, 0)
+        return sc.transpose(1, 2, 0)[rows]
+
     def solve(self, codes: np.ndarray, scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Row-node drops a, column voltages w, cell terminal voltages t, diode voltages x and
         cell currents i, each shaped (partition, depth, cols, n), of codes shaped (n, rows);
         `scale` (n, rows, cols) multiplies every cell's I0 for that read (read noise)."""
+        return self._solve(codes, scale, full=True)
+
+    def _solve(self, codes: np.ndarray, scale: np.ndarray | None, full: bool
+               ) -> dict[str, np.ndarray]:
+        """`solve`; with full=False only the cell currents "i" (the rest is not formed)."""
         k = self._levels(codes)
-        shape = k.shape[:2] + (self.cols, k.shape[3])
+        sc = self._read_scale(scale, k.shape[3])
         flat = self._cell_offset + k                               # (P, depth, cols, n)
-        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
-        if scale is not None:
-            sc = np.asarray(scale, dtype=np.float64)
-            if sc.shape != (k.shape[3], self.rows, self.cols):
-                raise ValueError(f"scale must be shaped ({k.shape[3]}, {self.rows}, {self.cols}), "
-                                 f"got {sc.shape}")
-            if sc.size and not (sc.min() >= 0 and sc.max() <= self.scale_max):
-                raise ValueError(f"I0 scale factors must be in [0, {self.scale_max}]")
-            rows = np.where(self._row_index >= 0, self._row_index, 0)
-            tab = tab * sc.transpose(1, 2, 0)[rows]                 # every table scales with I0
         v = self.v_levels[k]
+        if self.method == "fixed_point":
+            return self._fixed_point(flat, v, sc, full)
+        tab = self._tables.take(flat, axis=1)                      # (6, P, depth, cols, n)
+        if sc is not None:
+            tab = tab * sc                                          # every table scales with I0
+        shape = k.shape[:2] + (self.cols, k.shape[3])
         a, w, delta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         r, rs = self.wire_r, self._rs
-        if self.method == "fixed_point":
-            i = tab[0]
-            for _ in range(self.iterations):
-                a, w = self._wire_drops(i)
-                delta = a + w + rs * i if self._has_rs else a + w
-                i = self._cells(tab, delta, v, slope=False)[0]
-            return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
-        i, d = tab[0], (tab[1] / (1.0 + self._rs * tab[1]) if self._has_rs else tab[1])
-        for _ in range(self.sweeps):
+        i0 = self._i0 if sc is None else self._i0 * sc             # the full-expm1 path's I0
+        i, d = tab[0], self._branch(tab[1])
+        first = sc is None and self._first_half is not None \
+            and self._first_half[0] == self.taylor_degree
+        if first:
+            a, i, d = self._first_half[1].take(flat, axis=1)
+
+        def scaled(x: np.ndarray) -> np.ndarray:            # r * x (skipped when exact: r = 1)
+            return x if r == 1.0 else r * x
+
+        for sweep in range(self.sweeps):
+            if not (first and sweep == 0):
+                a, delta, i, d = self._row_half(tab, v, i0, a, w, i, d)
             if r > 0:
-                a = self._solve_rows(self._row_base[:, None] + r * d, r * (i + d * a))
-            delta = a + w + rs * i if self._has_rs else a + w     # x = t - Rs I (fixed point)
-            i, d = self._cells(tab, delta, v)
-            if r > 0:
-                w = self._solve_cols(self._col_base[:, :, None, None] + r * d, r * (i + d * w))
+                w = self._solve_cols(self._col_base[:, :, None, None] + scaled(d),
+                                     scaled(i + d * w))
             delta = a + w + rs * i if self._has_rs else a + w
-            i, d = self._cells(tab, delta, v)
+            i, d = self._cells(tab, delta, v, i0, slope=sweep < self.sweeps - 1)   # last: unused
+        if not full:
+            return {"i": i}
+        return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
+
+    def _fixed_point(self, flat: np.ndarray, v: np.ndarray, sc: np.ndarray | None, full: bool
+                     ) -> dict[str, np.ndarray]:
+        """The cumsum fixed point (module docstring) from the no-wire currents, `iterations`
+        times; the cell law by the merged polynomial (or the full expm1 when taylor_degree = 0)."""
+        r, rs = self.wire_r, self._rs
+        n = self.taylor_degree
+        if n:
+            coef = self._poly.take(flat, axis=1)                   # (degree + 2, P, depth, cols, n)
+            rows = coef[n + 1] if sc is None else None             # read noise: per-read sums
+            if sc is not None:
+                coef *= sc
+            i = coef[0]
+        else:
+            i0 = self._i0 if sc is None else self._i0 * sc
+            tab = rows = None
+            i = self._cells(tab, np.zeros(flat.shape), v, i0, slope=False)[0]
+        a = w = delta = np.zeros(flat.shape)
+        for it in range(self.iterations):
+            given = rows if it == 0 else None
+            if full and it == self.iterations - 1:     # the drops themselves, for `solve`
+                a, w = self._wire_sums(i, split=True, rows=given)
+                delta = a + w
+            else:
+                delta = self._wire_sums(i, rows=given)[0]
+            if r != 1.0:
+                delta *= r
+            if self._has_rs:
+                delta += rs * i
+            if n:
+                i = coef[n] * delta
+                for m in range(n - 1, 0, -1):
+                    i += coef[m]
+                    i *= delta
+                i += coef[0]
+            else:
+                i = self._cells(tab, delta, v, i0, slope=False)[0]
+        if not full:
+            return {"i": i}
+        a, w = r * a, r * w        # the drops the last iteration evaluated the cells at
         return {"a": a, "w": w, "t": v - a - w, "x": v - delta, "i": i}
 
     def column_currents_grid(self, codes: np.ndarray, scale: np.ndarray | None = None,
@@ -374,7 +528,11 @@ class NonlinearCrossbar:
         out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
         for s in range(0, codes.shape[0], chunk):
             part = None if scale is None else scale[s:s + chunk]
-            cells = np.rint(self.solve(codes[s:s + chunk], part)["i"] / self.grid).astype(np.int64)
+            cells = self._solve(codes[s:s + chunk], part, full=False)["i"]
+            np.multiply(cells, 1.0 / self.grid, out=cells)         # a power of two: exact
+            np.rint(cells, out=cells)
+            # whole numbers whose absolute sum stays below 2**53: the float sum is exact in any
+            # order (no rounding), so it equals the int64 sum
             out[s:s + chunk] = cells.sum(axis=(0, 1)).T
         return out
 

@@ -216,3 +216,20 @@ def test_bad_arguments_are_refused():
     xb = NonlinearCrossbar(**ok)
     with pytest.raises(ValueError, match="codes"):
         xb.column_currents(np.full((1, 4), 16))
+
+
+@pytest.mark.parametrize("g_range, shape, partitions, method", [
+    ((1e-9, 2e-8), (196, 20), 8, "fixed_point"),     # default-like: first row sums tabulated
+    ((1e-6, 1e-5), (196, 40), 1, "lines"),           # stress: first row half-sweep tabulated
+])
+def test_per_level_tables_give_the_bits_of_the_per_read_solve(g_range, shape, partitions, method):
+    # without read noise the solve starts from per-level tables; unit I0 factors force the same
+    # operations per read, so both must agree to the last bit
+    rng = np.random.default_rng(7)
+    p = fitted_params(*g_range)
+    i0, alpha, rs = random_cells(rng, shape, p, *g_range)
+    xb = NonlinearCrossbar(i0, alpha, rs, p.beta, 1.0, partitions, LEVELS, 1e-3 * (1.0 / 128) / 1e8)
+    assert xb.method == method
+    codes = rng.integers(0, 16, (40, shape[0]))
+    per_read = xb.column_currents_grid(codes, scale=np.ones((40,) + shape))
+    assert np.array_equal(xb.column_currents_grid(codes), per_read)
