@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from xbarflow.flow.core import config as cfgmod
-from xbarflow.flow.sim import runner as sim_mod
 from xbarflow.flow.sim import parity
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
@@ -28,15 +27,6 @@ from xbarflow.flow.sim.runner import build, run
 
 IMAGES = 20
 NOISE_LSB = 0.7
-
-
-@pytest.fixture(scope="module")
-def sim_root(tmp_path_factory):
-    """One build folder for the session's co-simulations; Verilator's runtime objects too."""
-    root = tmp_path_factory.getbasetemp() / "sim-builds"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim_mod, "RUNTIME_CACHE", root / ".verilator-runtime")
-        yield root
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import pytest
 from amaranth.sim import Simulator
 
 from xbarflow.cocotb_tests.spi_master import JITTER_STREAM
-from xbarflow.flow.sim import runner as sim_mod
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim.runner import SimulatorError, build, run
@@ -129,15 +128,6 @@ def test_slave_at_clk_over_2_is_too_fast(cfg):
 # -- co-simulation on both simulators --------------------------------------------------------------
 
 IMAGES = 5
-
-
-@pytest.fixture(scope="module")
-def sim_root(tmp_path_factory):
-    """One build folder for the session's co-simulations; Verilator's runtime objects too."""
-    root = tmp_path_factory.getbasetemp() / "sim-builds"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim_mod, "RUNTIME_CACHE", root / ".verilator-runtime")
-        yield root
 
 
 @pytest.fixture(scope="module")
