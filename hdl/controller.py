@@ -12,23 +12,13 @@ from .activation import Activation
 from .argmax import Argmax
 from .ports import InferenceStatusSignature
 
-__all__ = ["Controller", "adc_groups", "adcs_per_tile", "analog_members", "sum_bits"]
-
-
-def adcs_per_tile(cfg: ChipConfig) -> int:
-    """ADCs per tile: the configured count, or one per tile output when 0 (not shared)."""
-    return cfg.tile_adcs
-
-
-def adc_groups(cfg: ChipConfig) -> int:
-    """Most column-multiplexer steps any tile needs (1 when ADCs are not shared)."""
-    return cfg.adc_groups
+__all__ = ["Controller", "analog_members", "sum_bits"]
 
 
 def analog_members(cfg: ChipConfig, *, column_select: bool = True) -> dict[str, wiring.Member]:
     """The controller's side of the analog boundary, in port order; `xbarflow.hdl.top.Top` has
     the same ports, with ``adc_col_sel`` only when ADCs are shared (`column_select`)."""
-    groups = adc_groups(cfg)
+    groups = cfg.adc_groups
     return {
         "tile_sel": Out(range(max(2, len(cfg.tiles)))),
         "dac_codes": Out(cfg.crossbar.tile_rows * cfg.quant.dac_bits),
@@ -36,7 +26,7 @@ def analog_members(cfg: ChipConfig, *, column_select: bool = True) -> dict[str, 
         "vmm_done": In(1),
         "adc_start": Out(1),
         **({"adc_col_sel": Out(range(max(2, groups)))} if column_select else {}),
-        "adc_codes": In(adcs_per_tile(cfg) * cfg.adc.bits),
+        "adc_codes": In(cfg.tile_adcs * cfg.adc.bits),
         "adc_valid": In(1),
     }
 
@@ -97,8 +87,8 @@ class Controller(wiring.Component):
     def __init__(self, cfg: ChipConfig):
         self.cfg = cfg
         self.sum_bits = sum_bits(cfg)
-        self.adcs = adcs_per_tile(cfg)
-        self.groups = adc_groups(cfg)
+        self.adcs = cfg.tile_adcs
+        self.groups = cfg.adc_groups
         layers = cfg.network.layer_shapes
         if self.sum_bits > 16:
             raise ValueError(f"sums of {self.sum_bits} bits do not fit the 16-bit output buffer")

@@ -11,7 +11,7 @@ from xbarflow.flow.core.config import ChipConfig
 from . import protocol
 from .command import CommandLayer
 from . import controller, programmer
-from .controller import Controller, adc_groups
+from .controller import Controller
 from .input_buffer import InputBuffer
 from .output_buffer import OutputBuffer
 from .programmer import Programmer
@@ -111,7 +111,7 @@ class Top(wiring.Component):
         super().__init__({
             **host_pins,
             "irq": Out(1),
-            **controller.analog_members(cfg, column_select=adc_groups(cfg) > 1),
+            **controller.analog_members(cfg, column_select=cfg.adc_groups > 1),
             **programmer.analog_members(cfg),
         })
 
@@ -175,7 +175,7 @@ class Top(wiring.Component):
         # Analog boundary: the top-level ports keep their names (benches and sidecar use them),
         # each wired to the same port of the controller or the programmer.
         m.d.comb += self.irq.eq(ctrl.status.done)
-        shared_adcs = adc_groups(cfg) > 1
+        shared_adcs = cfg.adc_groups > 1
         for block, members in ((ctrl, controller.analog_members(cfg, column_select=shared_adcs)),
                                (prog, programmer.analog_members(cfg))):
             for name, member in members.items():

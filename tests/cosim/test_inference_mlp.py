@@ -13,7 +13,6 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim.runner import build, run
 from xbarflow.flow.model.train import load_or_train
-from xbarflow.hdl.controller import adc_groups
 
 IMAGES = 20
 
@@ -23,7 +22,7 @@ IMAGES = 20
 def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     cfg = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
     assert len(cfg.tiles) == 10
-    assert (adc_groups(cfg) > 1) == (name == "mlp"), "mlp exercises the shared-ADC path"
+    assert (cfg.adc_groups > 1) == (name == "mlp"), "mlp exercises the shared-ADC path"
     weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
     chip = GoldenChip.from_weights(cfg, weights)
     indices = np.linspace(0, len(dataset.y_test) - 1, IMAGES).astype(np.int64)

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
 from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.model.golden import GoldenChip, tile_event_indices
-from xbarflow.hdl.controller import Controller, adc_groups, adcs_per_tile
+from xbarflow.hdl.controller import Controller
 
 SETTLE, CONVERT = 3, 2
 
@@ -33,7 +33,7 @@ async def tick_until(ctx, signal):
 
 def simulate(cfg, chip, codes, mult):
     dut = Controller(cfg)
-    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, adcs_per_tile(cfg)
+    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, cfg.tile_adcs
     log = {"results": [], "sums": [], "events": [], "cycles": []}
     image = {"index": 0}
 
@@ -88,7 +88,7 @@ def simulate(cfg, chip, codes, mult):
 @pytest.mark.parametrize("activation, adcs", [("relu", 1), ("binary", 2), ("relu", 2)])
 def test_tiled_network_matches_golden(activation, adcs):
     cfg = small_cfg(activation, adcs)
-    assert len(cfg.tiles) == 8 and adc_groups(cfg) == (2 if adcs == 1 else 1)
+    assert len(cfg.tiles) == 8 and cfg.adc_groups == (2 if adcs == 1 else 1)
     rng = np.random.default_rng(7)
     weights = [rng.normal(size=(16, 6)), rng.normal(size=(6, 3))]
     mult = 23

@@ -23,7 +23,7 @@ from amaranth.sim import Simulator
 from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
 from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.model.golden import GoldenChip, argmax_lowest, binary_activation, requantize_relu
-from xbarflow.hdl.controller import Controller, adcs_per_tile
+from xbarflow.hdl.controller import Controller
 
 MLP_TOML = cfgmod.CONFIG_DIR / "mlp.toml"
 SMALL = {"network.input_size": 4, "network.layers": [12, 4],
@@ -134,7 +134,7 @@ async def _tick_until(ctx, signal):
 def simulate_rtl(cfg, chip, images, mult):
     """The Controller in amaranth.sim, its analog side answered by the stub tiles."""
     dut = Controller(cfg)
-    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, adcs_per_tile(cfg)
+    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, cfg.tile_adcs
     log = {"class": [], "sums": [], "tile_inputs": []}
 
     async def analog(ctx):
