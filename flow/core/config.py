@@ -227,6 +227,10 @@ class TrainConfig:
     # sees that a cell's effective weight depends on its input code and state
     # (flow/model/device_read.py). A training input only when true: false keeps every digest.
     device_aware: bool = False
+    # A weights file made elsewhere (`xbarflow import`): when set, load_or_train uses it instead
+    # of training (flow/model/imported.py). In a TOML file a relative path is relative to the
+    # file's folder. Not part of any training digest: moving the folder keeps the weights valid.
+    weights: str = ""
 
     def resolved_method(self, layers: int) -> str:
         if self.method != "auto":
@@ -615,4 +619,8 @@ def load(path: str | Path | None = None) -> ChipConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"malformed TOML in {p}: {exc}") from None
+    train = data.get("train")
+    if isinstance(train, dict) and isinstance(train.get("weights"), str) and train["weights"]:
+        # an imported network's weights file sits next to its config
+        train["weights"] = str((p.parent / train["weights"]).resolve())
     return from_dict(data, source=str(p))

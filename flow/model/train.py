@@ -30,6 +30,7 @@ import numpy as np
 from ..core.config import ChipConfig
 from ..data import DataError, Dataset
 from .forward import ChipModel, sums_in_chunks
+from .imported import load_imported
 from .insitu import train_manhattan
 from .lbfgs import float_accuracy, train_lbfgs
 from .qat import train_qat
@@ -63,11 +64,14 @@ def train(cfg: ChipConfig, dataset: Dataset) -> Weights:
 def load_or_train(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path) -> Weights:
     """The shipped reference weights when they were trained for cfg's training digest and this
     dataset (see "reference weights" below); else cached weights when they match cfg and
-    dataset; otherwise train and cache.
+    dataset; otherwise train and cache. A config naming a weights file (`train.weights`, an
+    imported network) uses that file, re-calibrated if needed (flow/model/imported.py).
 
     A stale, foreign or damaged cache file is retrained over rather than reported: the cache is
     ours, the user never wrote it.
     """
+    if cfg.train.weights:   # imported (`xbarflow import`): never trained here
+        return load_imported(cfg, dataset)
     reference = load_reference(cfg, dataset)
     if reference is not None:
         return reference
@@ -118,10 +122,12 @@ def obtain(cfg: ChipConfig, dataset: Dataset, cache_dir: str | Path, *,
     """(weights, source, reference file) for `xbarflow train`: with `reference_command`, trained
     afresh (no cache, no shipped weights) and shipped as cfg's reference weights, recording that
     command; otherwise the shipped reference weights in `reference_dir`, else `load_or_train`.
-    source is "trained", "reference" or "cache"."""
+    source is "trained", "reference", "cache" or "imported" (`train.weights`)."""
     if reference_command is not None:
         weights = train(cfg, dataset)
         return weights, "trained", write_reference(cfg, weights, dataset, reference_command, reference_dir)
+    if cfg.train.weights:
+        return load_imported(cfg, dataset), "imported", None
     shipped = load_reference(cfg, dataset, reference_dir)
     if shipped is not None:
         return shipped, "reference", None

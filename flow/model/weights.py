@@ -102,7 +102,7 @@ def training_digest(cfg: ChipConfig) -> str:
             "quant": cfg.to_dict()["quant"],
             # the manhattan_* knobs do not touch qat: leaving them out keeps cached weights valid
             "train": {k: v for k, v in cfg.to_dict()["train"].items()
-                      if not k.startswith("manhattan_") and k != "device_aware"},
+                      if not k.startswith("manhattan_") and k not in ("device_aware", "weights")},
             "seed": cfg.seeds.train,
             "recipe": QAT_RECIPE_VERSION,
             "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits,
@@ -145,7 +145,7 @@ def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
     return {
         "network": d["network"], "quant": d["quant"],
         # device_aware (lbfgs / qat only) is left out: in-situ digests stay what they were
-        "train": {k: v for k, v in d["train"].items() if k != "device_aware"},
+        "train": {k: v for k, v in d["train"].items() if k not in ("device_aware", "weights")},
         "seed": cfg.seeds.train, "device_seed": cfg.seeds.device,
         # the read model is not seen by in-situ training (ideal linear crossbar)
         "device": {k: v for k, v in d["device"].items() if k not in READ_MODEL_FIELDS},

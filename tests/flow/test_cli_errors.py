@@ -129,6 +129,7 @@ def config_commands(d: Path, out: Path) -> dict[str, list]:
         "train": ["train", "--data", d / "missing.npz"],
         "fuzz": ["fuzz", "--out", out],
         "lint": ["lint"],
+        "import": ["import", d / "missing.onnx", "--out", out],
     }
 
 
@@ -278,6 +279,11 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["lint", "--config", "configs/slp.toml", "--set", "adc.bitz=3"], "did you mean 'bits'"),
         (["lint", "--waivers", d / "missing.vlt"], "waiver file"),
         (["lint", "--keep", blocked], "not writable"),
+        # import (the model's own rejections: tests/flow/commands/test_import_model.py)
+        (["import", "--out", t], "model"),
+        (["import", d / "missing.onnx", "--out", t], "model file not found"),
+        (["import", d / "folder.npy", "--out", t], "is a folder, not a model file"),
+        (["import", d / "garbage.vcd", "--out", t], "not a valid ONNX model"),
     ]
 
 
