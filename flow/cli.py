@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mutants": ("mutants", "run the mutant catalogue: every mutant must be killed by its tests"),
     "lint": ("lint", "verilator --lint-only -Wall on the generated Verilog, with the waiver file"),
     "import": ("import_model", "import an ONNX (or PyTorch) network: a config TOML and its weights file"),
+    "export": ("export", "export per-tile targets, pulse schedule, register map, C header, Verilog"),
 }
 
 

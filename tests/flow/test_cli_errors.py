@@ -130,6 +130,7 @@ def config_commands(d: Path, out: Path) -> dict[str, list]:
         "fuzz": ["fuzz", "--out", out],
         "lint": ["lint"],
         "import": ["import", d / "missing.onnx", "--out", out],
+        "export": ["export", "--out", out],
     }
 
 
@@ -284,6 +285,11 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["import", d / "missing.onnx", "--out", t], "model file not found"),
         (["import", d / "folder.npy", "--out", t], "is a folder, not a model file"),
         (["import", d / "garbage.vcd", "--out", t], "not a valid ONNX model"),
+        # export
+        (["export"], "--out"),
+        (["export", "--out", blocked], "not writable"),
+        (["export", "--set", "adc.bitz=3", "--out", t], "did you mean 'bits'"),
+        (["export", "--data", d / "missing.npz", "--out", t], "dataset not found"),
     ]
 
 
