@@ -1,6 +1,6 @@
-"""`xbarflow import`: an ONNX 196-256-10 ReLU model made from the MLP's reference weights (with
-onnx.helper) reaches exactly the golden accuracy of those weights; every rejection is one line
-on stderr and exit 2."""
+"""`xbarflow import`: ONNX models made from the reference weights (with onnx.helper), the MLP's
+196-256-10 ReLU among them, reach exactly the golden accuracy of those weights; every rejection
+is one line on stderr and exit 2."""
 
 import json
 
@@ -14,34 +14,34 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.model.weights import load_reference
 
-MLP = cfgmod.CONFIG_DIR / "mlp.toml"
-
-
-@pytest.fixture(scope="module")
-def reference(dataset):
-    cfg = cfgmod.load(MLP)
-    return cfg, load_reference(cfg, dataset)
-
 
 def golden_accuracy(cfg, weights, dataset) -> float:
     classes = GoldenChip.from_weights(cfg, weights).infer(to_dac_codes(dataset.x_test, cfg)).classes
     return float(np.mean(classes == dataset.y_test))
 
 
-def test_imported_mlp_reaches_the_golden_accuracy_of_the_same_weights(reference, dataset, tmp_path, capsys):
-    cfg, ref = reference
-    model = save(chain_model(list(ref.layers), ("relu",)), tmp_path / "mlp196.onnx")
-    assert main(["import", str(model), "--out", str(tmp_path / "out"), "--base", str(MLP)]) == 0
+@pytest.mark.parametrize("base, acts", [("mlp", ("relu",)), ("mlp_binary", ("greater_cast",)),
+                                        ("slp", ())])
+def test_imported_model_reaches_the_golden_accuracy_of_the_same_weights(base, acts, dataset, tmp_path,
+                                                                        capsys):
+    """The config's reference weights as an ONNX model (the MLP: 196-256-10 ReLU; its binary twin
+    with Cast(Greater(s, 0)) as the step; the SLP as one Gemm), imported onto the same base."""
+    path = cfgmod.CONFIG_DIR / f"{base}.toml"
+    cfg = cfgmod.load(path)
+    ref = load_reference(cfg, dataset)
+    model = save(chain_model(list(ref.layers), acts), tmp_path / "model196.onnx")
+    assert main(["import", str(model), "--out", str(tmp_path / "out"), "--base", str(path)]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     expected = golden_accuracy(cfg, ref, dataset)
     assert summary["golden_accuracy"] == expected
-    assert expected > 0.97
-    imported = cfgmod.load(tmp_path / "out" / "mlp196.toml")
-    assert imported.network.layers == (256, 10) and imported.network.input_size == 14
+    assert expected > (0.97 if base == "mlp" else 0.92)
+    imported = cfgmod.load(tmp_path / "out" / "model196.toml")
+    assert imported.network == cfg.network
     # and `train` on the written config reports the imported weights, same golden accuracy
-    assert main(["train", str(tmp_path / "out" / "mlp196.toml")]) == 0
+    assert main(["train", str(tmp_path / "out" / "model196.toml")]) == 0
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert line["weights"] == "imported" and line["golden_test_accuracy"] == expected
+    assert line["requant_mult"] == list(ref.requant_mult)
 
 
 def one_line_exit_2(argv, capsys) -> str:
