@@ -27,8 +27,8 @@ from .network import ImportedNetwork, ModelImportError, input_size_of
 
 __all__ = ["SUPPORTED_OPS", "read_onnx"]
 
-SUPPORTED_OPS = ("Cast", "Constant", "Dropout", "Flatten", "Gemm", "Greater", "Identity",
-                 "LogSoftmax", "MatMul", "Relu", "Reshape", "Sign", "Softmax", "Add")
+SUPPORTED_OPS = ("Add", "Cast", "Constant", "Dropout", "Flatten", "Gemm", "Greater", "Identity",
+                 "LogSoftmax", "MatMul", "Relu", "Reshape", "Sign", "Softmax")
 
 
 @dataclass
