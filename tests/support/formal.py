@@ -74,9 +74,13 @@ def _rtlil(harness, ports) -> str:
 
 
 def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
-          timeout: int = 600, name: str = "proof") -> ProofResult:
+          timeout: int = 600, name: str = "proof", free_init: tuple[str, ...] = ()) -> ProofResult:
     """Prove the harness's assertions: ``mode prove`` is k-induction of length ``depth``
-    (a pass is unbounded), ``mode bmc`` a bounded check of ``depth`` steps."""
+    (a pass is unbounded), ``mode bmc`` a bounded check of ``depth`` steps.
+
+    ``free_init`` names registers (wires, in any module of the hierarchy) whose reset value is
+    dropped, so the check starts them at every value: e.g. a 32-bit counter at 2^32 - 1,
+    which no bounded trace from reset reaches."""
     tools = tool_paths()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +88,10 @@ def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
     (folder / f"{name}.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\ntimeout {timeout}\n\n"
         f"[engines]\n{ENGINE}\n\n"
-        f"[script]\nread_rtlil {name}.il\nprep -top top\n\n"
+        f"[script]\nread_rtlil {name}.il\n"
+        + "".join(f"select -assert-min 1 w:{wire}\nsetattr -unset init w:{wire}\n"
+                  for wire in free_init)
+        + "prep -top top\n\n"
         f"[files]\n{name}.il\n")
     env = dict(os.environ,
                PATH=f"{tools['yices-smt2'].parent}{os.pathsep}{os.environ.get('PATH', '')}",
