@@ -14,10 +14,10 @@ wraps it to 0 within `SATURATION_BMC_DEPTH` clocks of reset.
 """
 
 import pytest
-from amaranth.hdl import Assert, Module, Signal
+from amaranth.hdl import Assert, Module, Mux, Signal
 
 from xbarflow.hdl import command, command_executor, frame_receiver
-from tests.support.formal import mutated, prove
+from tests.support.formal import Elaborated, mutated, prove
 
 pytestmark = pytest.mark.formal
 
@@ -80,4 +80,61 @@ def test_a_wrapping_counter_fails_the_proof(where, counter, tmp_path, monkeypatc
         monkeypatch.setattr(command, "FrameReceiver", broken.FrameReceiver)
     result = prove(*counters_harness(), tmp_path, mode="bmc", depth=SATURATION_BMC_DEPTH,
                    name="mutant", free_init=ERROR_COUNTERS)
+    assert result.status == "FAIL", result.summary() + "\n" + result.log[-4000:]
+
+
+# -- back to HUNT within the frame timeout ---------------------------------------------------
+# The receiver alone (`hdl/frame_receiver.py`), every input free: any byte stream and valid
+# pattern, abort at any time, the executor taking frames at any time. The harness counts the
+# clocks the parser has spent in a frame (CMD..CRC) with no byte to read (rx FIFO empty); it
+# asserts that the parser never waits `HUNT_TIMEOUT` clocks: at the last of them it is back in
+# HUNT, the frame dropped; and that it leaves a frame for HUNT only then or at an abort marker.
+# The harness's count equals the receiver's idle counter (asserted too, which makes the
+# property inductive): k-induction of length `HUNT_DEPTH`. (DELIVER, waiting for the
+# executor's answer, ends with the response: `test_every_frame_gets_one_response...`.)
+HUNT_TIMEOUT = 5      # not a power of two: the idle counter has codes above the timeout
+HUNT_DEPTH = 12       # from reset a mutant's late or early drop is reached within 2 + 5 + 2 clocks
+
+
+def hunt_harness(module=frame_receiver):
+    m = Module()
+    dut = Elaborated(module.FrameReceiver(input_bytes=2, output_bytes=2, target_bytes=2,
+                                          timeout_cycles=HUNT_TIMEOUT))
+    m.submodules.dut = dut.fragment
+    rx = dut.component
+    valid, byte, abort, taken, clear = Signal(), Signal(8), Signal(), Signal(), Signal()
+    m.d.comb += [rx.rx.valid.eq(valid), rx.rx.payload.eq(byte), rx.abort.eq(abort),
+                 rx.frames.ready.eq(taken), rx.clear_errors.eq(clear)]
+    hunting, delivering = dut.state("receiver", "HUNT"), dut.state("receiver", "DELIVER")
+    fifo_ready = dut.sub("rx_fifo").component.r_rdy
+    in_frame, starved = Signal(), Signal()
+    m.d.comb += [in_frame.eq(~hunting & ~delivering), starved.eq(in_frame & ~fifo_ready)]
+    waited = Signal(range(HUNT_TIMEOUT + 2))      # clocks in a frame with no byte, before this one
+    m.d.sync += waited.eq(Mux(starved, waited + 1, 0))
+    was_in_frame, was_starved_out, was_abort = Signal(), Signal(), Signal()
+    m.d.sync += [was_in_frame.eq(in_frame), was_starved_out.eq(starved & (waited == HUNT_TIMEOUT - 1)),
+                 was_abort.eq(dut.signal("got_abort"))]
+    with m.If(in_frame):
+        m.d.comb += [Assert(waited < HUNT_TIMEOUT), Assert(dut.signal("idle_cycles") == waited)]
+    with m.If(was_starved_out):
+        m.d.comb += Assert(hunting)                    # the timeout's clock drops the frame
+    with m.If(was_in_frame & hunting):
+        m.d.comb += Assert(was_starved_out | was_abort)   # and nothing else but an abort does
+    return m, [valid, byte, abort, taken, clear]
+
+
+def test_the_parser_is_back_in_hunt_within_the_frame_timeout(tmp_path):
+    result = prove(*hunt_harness(), tmp_path, depth=HUNT_DEPTH, name="hunt")
+    assert result.passed, result.summary() + "\n" + result.log[-4000:]
+
+
+@pytest.mark.parametrize("old, new", [
+    # one clock late: the idle counter never reaches the timeout (it counts 0..4)
+    ("(idle_cycles == self.timeout_cycles - 1)", "(idle_cycles == self.timeout_cycles)"),
+    # the idle counter is not reset by a byte: a slow frame is dropped early
+    ("with m.If(in_frame & ~rx_fifo.r_rdy):", "with m.If(in_frame):"),
+])
+def test_a_broken_timeout_fails_the_proof(old, new, tmp_path):
+    result = prove(*hunt_harness(mutated(frame_receiver, old, new)), tmp_path, depth=HUNT_DEPTH,
+                   name="mutant")
     assert result.status == "FAIL", result.summary() + "\n" + result.log[-4000:]

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import Fragment
 
-__all__ = ["FormalToolMissing", "ProofResult", "mutated", "prove", "tool_paths"]
+__all__ = ["FormalToolMissing", "ProofResult", "Elaborated", "mutated", "prove", "tool_paths"]
 
 ENGINE = "smtbmc yices"
 
@@ -118,3 +119,47 @@ def mutated(module, old: str, new: str):
     copy = importlib.util.module_from_spec(spec)
     exec(compile(source.replace(old, new), f"<mutant of {module.__file__}>", "exec"), copy.__dict__)
     return copy
+
+
+class Elaborated:
+    """A component elaborated ahead of its harness, so the harness can read signals inside it
+    (an FSM's state, a counter that is no port) as well as its ports: add ``fragment`` to the
+    harness in place of the component (``m.submodules.dut = dut.fragment``); the generated
+    hardware is the component's own, unchanged."""
+
+    def __init__(self, component, fragment=None):
+        self.component = component
+        self.fragment = Fragment.get(component, None) if fragment is None else fragment
+
+    def sub(self, *path: str) -> "Elaborated":
+        """The submodule at ``path`` (names as in ``m.submodules``), e.g. ``sub("receiver")``."""
+        frag = self.fragment
+        for name in path:
+            found = [f for f, n, _ in frag.subfragments if n == name]
+            if len(found) != 1:
+                raise KeyError(f"no submodule {name!r} (have {[n for _, n, _ in frag.subfragments]})")
+            frag = found[0]
+        return Elaborated(frag.origins[0] if frag.origins else None, frag)
+
+    def signal(self, name: str):
+        """The one signal called ``name`` that this module's own statements assign."""
+        found = {id(s): s for stmts in self.fragment.statements.values() for stmt in stmts
+                 for s in stmt._lhs_signals() if s.name == name}
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} signals named {name!r} are assigned here, not one")
+        return next(iter(found.values()))
+
+    def state(self, fsm: str, name: str):
+        """A one-bit expression: the FSM called ``fsm`` is in its state ``name``."""
+        sig = self.signal(f"{fsm}_state")
+        codes = [v for v in range(1 << len(sig)) if _state_name(sig, v) == name]
+        if len(codes) != 1:
+            raise KeyError(f"FSM {fsm!r} has no state {name!r}")
+        return sig == codes[0]
+
+
+def _state_name(sig, value):
+    try:
+        return sig.decoder(value).split("/")[0]
+    except KeyError:       # a code no state has
+        return None
