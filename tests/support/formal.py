@@ -75,13 +75,15 @@ def _rtlil(harness, ports) -> str:
 
 
 def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
-          timeout: int = 600, name: str = "proof", free_init: tuple[str, ...] = ()) -> ProofResult:
+          timeout: int = 600, name: str = "proof", free_init: tuple[str, ...] = (),
+          script: tuple[str, ...] = ()) -> ProofResult:
     """Prove the harness's assertions: ``mode prove`` is k-induction of length ``depth``
     (a pass is unbounded), ``mode bmc`` a bounded check of ``depth`` steps.
 
     ``free_init`` names registers (wires, in any module of the hierarchy) whose reset value is
     dropped, so the check starts them at every value: e.g. a 32-bit counter at 2^32 - 1,
-    which no bounded trace from reset reaches."""
+    which no bounded trace from reset reaches. ``script`` adds Yosys commands after ``prep``
+    (e.g. ``memory_map``: small memories as flip-flops, which the solver handles faster)."""
     tools = tool_paths()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +94,7 @@ def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
         f"[script]\nread_rtlil {name}.il\n"
         + "".join(f"select -assert-min 1 w:{wire}\nsetattr -unset init w:{wire}\n"
                   for wire in free_init)
-        + "prep -top top\n\n"
+        + "prep -top top\n" + "".join(f"{line}\n" for line in script) + "\n"
         f"[files]\n{name}.il\n")
     env = dict(os.environ,
                PATH=f"{tools['yices-smt2'].parent}{os.pathsep}{os.environ.get('PATH', '')}",
