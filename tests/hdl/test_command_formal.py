@@ -385,7 +385,6 @@ def test_bad_frames_change_nothing_and_every_frame_gets_one_response(small_fifos
     assert result.passed, result.summary() + "\n" + result.log[-4000:]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("where, old, new", [
     # the executor acts on a frame that failed the command, length or address check
     (command_executor, "with m.If(frame.error.any()):", "with m.If(frame.error == Error.BAD_CRC):"),

@@ -145,6 +145,7 @@ class Elaborated:
 
     def signal(self, name: str):
         """The one signal called ``name`` that this module's own statements assign."""
+        # Amaranth has no public "signals a statement assigns"; _lhs_signals() is what it uses itself
         found = {id(s): s for stmts in self.fragment.statements.values() for stmt in stmts
                  for s in stmt._lhs_signals() if s.name == name}
         if len(found) != 1:
