@@ -23,6 +23,7 @@ from .frame_receiver import Frame
 from .frame_transmitter import ResponseHeader
 from .ports import ReadSignature, RegisterSignature, WriteSignature
 from .protocol import Cmd, Error, Reg, Status
+from .saturating import saturating_increment
 
 __all__ = ["CommandExecutor", "ResponsePayload"]
 
@@ -70,9 +71,9 @@ class CommandExecutor(wiring.Component):
     frames_ok : Out(32)
         Frames executed (ACKed).
     err_crc, err_cmd : Out(32)
-        Frames answered NACK BAD_CRC, NACK BAD_CMD.
+        Frames answered NACK BAD_CRC, NACK BAD_CMD (saturating at 2^32 - 1, never wrapping).
     err_len : Out(32)
-        Frames answered NACK BAD_LEN or BAD_ADDR.
+        Frames answered NACK BAD_LEN or BAD_ADDR (saturating likewise).
     clear_errors : In(1)
         Pulse: clear ``err_crc``, ``err_cmd`` and ``err_len`` (``frames_ok`` keeps counting).
     """
@@ -224,10 +225,10 @@ class CommandExecutor(wiring.Component):
         with m.Elif(fsm.ongoing("IDLE") & self.frames.valid):
             with m.Switch(frame.error):
                 with m.Case(Error.BAD_CRC):
-                    m.d.sync += self.err_crc.eq(self.err_crc + 1)
+                    m.d.sync += self.err_crc.eq(saturating_increment(self.err_crc))
                 with m.Case(Error.BAD_CMD):
-                    m.d.sync += self.err_cmd.eq(self.err_cmd + 1)
+                    m.d.sync += self.err_cmd.eq(saturating_increment(self.err_cmd))
                 with m.Case(Error.BAD_LEN, Error.BAD_ADDR):
-                    m.d.sync += self.err_len.eq(self.err_len + 1)
+                    m.d.sync += self.err_len.eq(saturating_increment(self.err_len))
 
         return m

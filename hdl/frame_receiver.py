@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 from . import protocol
 from .ports import WriteSignature
 from .protocol import Cmd, Error
+from .saturating import saturating_increment
 
 __all__ = ["Frame", "FrameReceiver", "RX_FIFO_DEPTH"]
 
@@ -91,7 +92,8 @@ class FrameReceiver(wiring.Component):
     staging : Out(WriteSignature(addr_width=8))
         Every payload byte of the frame being received, at its index in the payload.
     dropped : Out(32)
-        Partial frames dropped (idle for ``timeout_cycles``, or cut by ``abort``).
+        Partial frames dropped (idle for ``timeout_cycles``, or cut by ``abort``); saturates at
+        2^32 - 1 (never wraps).
     clear_errors : In(1)
         Pulse: clear ``dropped``.
     """
@@ -292,6 +294,6 @@ class FrameReceiver(wiring.Component):
         with m.If(self.clear_errors):
             m.d.sync += self.dropped.eq(0)
         with m.Elif(drop_frame):
-            m.d.sync += self.dropped.eq(self.dropped + 1)
+            m.d.sync += self.dropped.eq(saturating_increment(self.dropped))
 
         return m

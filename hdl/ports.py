@@ -167,7 +167,7 @@ class FrameCountersSignature(_FixedSignature):
     frames_ok : Out(32)
         Frames executed (ACKed).
     err_crc : Out(32)
-        Frames answered NACK BAD_CRC.
+        Frames answered NACK BAD_CRC (every err_* saturates at 2^32 - 1, never wraps).
     err_cmd : Out(32)
         Frames answered NACK BAD_CMD.
     err_len : Out(32)

@@ -14,6 +14,7 @@ so both sides share one definition of the frame check.
 
 A request with a bad CRC, an unknown command, a bad length or an out-of-range address is
 answered with NACK and an `Error` code, counted in an error register, and changes nothing.
+The error registers (ERR_*) saturate at 2^32 - 1: they never wrap back to a small count.
 Bytes that arrive while the parser hunts for SYNC are skipped (resynchronisation). A frame
 that stops arriving for `FRAME_TIMEOUT_CYCLES` clocks is dropped and counted as a timeout
 (for SPI, raising chip-select also drops a partial frame).

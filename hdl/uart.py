@@ -15,6 +15,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from .saturating import saturating_increment
+
 __all__ = ["UART"]
 
 
@@ -39,7 +41,7 @@ class UART(wiring.Component):
         Bytes to send; one is taken (``ready`` for one cycle) whenever the transmitter is
         idle, and sent back to back with no idle bits in between.
     framing_errors : Out(32)
-        Characters dropped because their stop bit was low.
+        Characters dropped because their stop bit was low; saturates at 2^32 - 1 (never wraps).
     clear : In(1)
         Pulse: reset ``framing_errors`` to 0 (wins over a same-cycle increment).
     """
@@ -102,7 +104,7 @@ class UART(wiring.Component):
                         m.d.sync += [self.rx.payload.eq(rx_shift), self.rx.valid.eq(1)]
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
+                        m.d.sync += self.framing_errors.eq(saturating_increment(self.framing_errors))
                         m.next = "BREAK"
             with m.State("BREAK"):
                 with m.If(rxd_sync):

@@ -19,7 +19,7 @@ from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Error, ProtocolError, Reg, Status
 
 __all__ = [
-    "COUNTER_REGS", "ChipProtocolModel", "HostDriver", "InferenceTimeout", "NackError",
+    "COUNTER_REGS", "ChipProtocolModel", "ERROR_REGS", "HostDriver", "InferenceTimeout", "NackError",
     "PROGRAM_REGS", "ProgrammingTimeout", "Transport", "decode_outputs", "encode_outputs",
 ]
 
@@ -27,6 +27,8 @@ __all__ = [
 COUNTER_REGS = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX,
                 Reg.INFERENCES, Reg.FRAMES_OK, Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN,
                 Reg.ERR_TIMEOUT)
+# The error counters: they saturate at 2^32 - 1 in the RTL (`xbarflow.hdl.saturating`).
+ERROR_REGS = (Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN, Reg.ERR_TIMEOUT, Reg.ERR_FRAMING)
 # The programming run's counters returned by `HostDriver.program`.
 PROGRAM_REGS = {"pulses": Reg.PROG_PULSES, "failures": Reg.PROG_FAILURES,
                 "cycles": Reg.PROG_CYCLES, "steps": Reg.PROG_STEPS}
@@ -364,7 +366,10 @@ class ChipProtocolModel:
             Reg.PROG_CYCLES: self.prog_cycles, Reg.PROG_STEPS: self.prog_steps,
             Reg.ERR_FRAMING: self.err_framing,
         }
-        return values.get(reg, 0) & 0xFFFFFFFF   # CTRL and unmapped addresses read 0
+        value = values.get(reg, 0)              # CTRL and unmapped addresses read 0
+        if reg in ERROR_REGS:
+            return min(value, 0xFFFFFFFF)       # the RTL's error counters saturate
+        return value & 0xFFFFFFFF
 
     def write_reg(self, reg: int, value: int) -> None:
         if reg == Reg.SCRATCH:

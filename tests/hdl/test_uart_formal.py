@@ -117,3 +117,38 @@ def test_a_broken_receiver_fails_the_proof(tmp_path):
     broken = mutated(uart, "Cat(rx_shift[1:], rxd_sync)", "Cat(rxd_sync, rx_shift[:-1])")  # MSB first
     result = prove(*rx_harness(RX_DIVIDER, broken), tmp_path, mode="bmc", depth=RX_DEPTH, name="mutant")
     assert result.status == "FAIL", result.summary() + "\n" + result.log[-3000:]
+
+
+# -- framing_errors saturates: started at every value (its reset value dropped, so 2^32 - 1 is
+# a start state), with rxd and clear free, each clock it keeps its value, moves up by one below
+# all-ones, or is 0 right after clear. Two consecutive clocks only: 1-inductive, k-induction of
+# length 2. A wrapping copy fails from all-ones at its first framing error (a start bit, 8 data
+# bits and a low stop bit after the 2-flop synchroniser: 10 * divider + 4 clocks from reset).
+
+def framing_errors_harness(divider, module=uart):
+    m = Module()
+    m.submodules.dut = dut = module.UART(divider)
+    rxd, clear = Signal(), Signal()
+    m.d.comb += [dut.rxd.eq(rxd), dut.clear.eq(clear), dut.rx.ready.eq(1), dut.tx.valid.eq(0)]
+    count = dut.framing_errors
+    prev, prev_clear, past = Signal.like(count), Signal(), Signal()
+    m.d.sync += [prev.eq(count), prev_clear.eq(clear), past.eq(1)]
+    with m.If(past & prev_clear):
+        m.d.comb += Assert(count == 0)
+    with m.Elif(past):
+        m.d.comb += Assert((count == prev) | ((prev != (1 << len(count)) - 1) & (count == prev + 1)))
+    return m, [rxd, clear]
+
+
+def test_framing_errors_saturate_and_never_wrap(tmp_path):
+    result = prove(*framing_errors_harness(4), tmp_path, depth=2, name="framing_errors",
+                   free_init=("framing_errors",))
+    assert result.passed, result.summary() + "\n" + result.log[-3000:]
+
+
+def test_a_wrapping_framing_error_counter_fails_the_proof(tmp_path):
+    broken = mutated(uart, "self.framing_errors.eq(saturating_increment(self.framing_errors))",
+                     "self.framing_errors.eq(self.framing_errors + 1)")
+    result = prove(*framing_errors_harness(4, broken), tmp_path, mode="bmc", depth=10 * 4 + 8,
+                   name="mutant", free_init=("framing_errors",))
+    assert result.status == "FAIL", result.summary() + "\n" + result.log[-3000:]

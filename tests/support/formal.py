@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import Fragment
 
-__all__ = ["FormalToolMissing", "ProofResult", "mutated", "prove", "tool_paths"]
+__all__ = ["FormalToolMissing", "ProofResult", "Elaborated", "mutated", "prove", "tool_paths"]
 
 ENGINE = "smtbmc yices"
 
@@ -74,9 +75,15 @@ def _rtlil(harness, ports) -> str:
 
 
 def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
-          timeout: int = 600, name: str = "proof") -> ProofResult:
+          timeout: int = 600, name: str = "proof", free_init: tuple[str, ...] = (),
+          script: tuple[str, ...] = ()) -> ProofResult:
     """Prove the harness's assertions: ``mode prove`` is k-induction of length ``depth``
-    (a pass is unbounded), ``mode bmc`` a bounded check of ``depth`` steps."""
+    (a pass is unbounded), ``mode bmc`` a bounded check of ``depth`` steps.
+
+    ``free_init`` names registers (wires, in any module of the hierarchy) whose reset value is
+    dropped, so the check starts them at every value: e.g. a 32-bit counter at 2^32 - 1,
+    which no bounded trace from reset reaches. ``script`` adds Yosys commands after ``prep``
+    (e.g. ``memory_map``: small memories as flip-flops, which the solver handles faster)."""
     tools = tool_paths()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,10 @@ def prove(harness, ports, folder: Path, *, depth: int, mode: str = "prove",
     (folder / f"{name}.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\ntimeout {timeout}\n\n"
         f"[engines]\n{ENGINE}\n\n"
-        f"[script]\nread_rtlil {name}.il\nprep -top top\n\n"
+        f"[script]\nread_rtlil {name}.il\n"
+        + "".join(f"select -assert-min 1 w:{wire}\nsetattr -unset init w:{wire}\n"
+                  for wire in free_init)
+        + "prep -top top\n" + "".join(f"{line}\n" for line in script) + "\n"
         f"[files]\n{name}.il\n")
     env = dict(os.environ,
                PATH=f"{tools['yices-smt2'].parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -111,3 +121,48 @@ def mutated(module, old: str, new: str):
     copy = importlib.util.module_from_spec(spec)
     exec(compile(source.replace(old, new), f"<mutant of {module.__file__}>", "exec"), copy.__dict__)
     return copy
+
+
+class Elaborated:
+    """A component elaborated ahead of its harness, so the harness can read signals inside it
+    (an FSM's state, a counter that is no port) as well as its ports: add ``fragment`` to the
+    harness in place of the component (``m.submodules.dut = dut.fragment``); the generated
+    hardware is the component's own, unchanged."""
+
+    def __init__(self, component, fragment=None):
+        self.component = component
+        self.fragment = Fragment.get(component, None) if fragment is None else fragment
+
+    def sub(self, *path: str) -> "Elaborated":
+        """The submodule at ``path`` (names as in ``m.submodules``), e.g. ``sub("receiver")``."""
+        frag = self.fragment
+        for name in path:
+            found = [f for f, n, _ in frag.subfragments if n == name]
+            if len(found) != 1:
+                raise KeyError(f"no submodule {name!r} (have {[n for _, n, _ in frag.subfragments]})")
+            frag = found[0]
+        return Elaborated(frag.origins[0] if frag.origins else None, frag)
+
+    def signal(self, name: str):
+        """The one signal called ``name`` that this module's own statements assign."""
+        # Amaranth has no public "signals a statement assigns"; _lhs_signals() is what it uses itself
+        found = {id(s): s for stmts in self.fragment.statements.values() for stmt in stmts
+                 for s in stmt._lhs_signals() if s.name == name}
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} signals named {name!r} are assigned here, not one")
+        return next(iter(found.values()))
+
+    def state(self, fsm: str, name: str):
+        """A one-bit expression: the FSM called ``fsm`` is in its state ``name``."""
+        sig = self.signal(f"{fsm}_state")
+        codes = [v for v in range(1 << len(sig)) if _state_name(sig, v) == name]
+        if len(codes) != 1:
+            raise KeyError(f"FSM {fsm!r} has no state {name!r}")
+        return sig == codes[0]
+
+
+def _state_name(sig, value):
+    try:
+        return sig.decoder(value).split("/")[0]
+    except KeyError:       # a code no state has
+        return None

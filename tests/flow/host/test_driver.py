@@ -198,6 +198,14 @@ def test_counters_and_clear_errors():
     assert (second["err_crc"], second["err_cmd"], second["err_len"], second["err_timeout"]) == (0, 0, 0, 0)
 
 
+
+def test_model_error_counters_saturate_like_the_rtl():
+    model = ChipProtocolModel(16, 4)
+    model.err_crc = model.err_timeout = (1 << 32) + 5      # more errors than 32 bits count
+    model.frames_ok = (1 << 32) + 5                        # FRAMES_OK is no error counter: it wraps
+    assert model.read_reg(Reg.ERR_CRC) == model.read_reg(Reg.ERR_TIMEOUT) == 0xFFFFFFFF
+    assert model.read_reg(Reg.FRAMES_OK) == 5
+
 # -- the reference model's byte-stream behaviour ----------------------------------------------
 
 def test_model_skips_garbage_and_handles_split_frames():
