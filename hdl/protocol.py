@@ -51,17 +51,22 @@ CHIP_ID = 0x58424631             # "XBF1"
 CRC_POLYNOMIAL, CRC_INITIAL, CRC_XOR_OUTPUT = 0x2F, 0xFF, 0xFF
 
 
-def __getattr__(name: str):
-    """`CRC`: the frame check as `amaranth.lib.crc.Parameters` (8-bit data words), for the RTL's
-    CRC processor (`CRC.create()`); built on first use."""
-    if name == "CRC":
-        from amaranth.lib.crc import Algorithm   # why: amaranth takes ~0.25 s to import; hosts need only crc8
+class _CrcParameters:
+    """The frame check as `amaranth.lib.crc.Parameters` (8-bit data words), for the RTL's CRC
+    processor (`CRC.create()`): every attribute is the amaranth object's, built on first use."""
 
-        crc = Algorithm(crc_width=8, polynomial=CRC_POLYNOMIAL, initial_crc=CRC_INITIAL,
-                        reflect_input=False, reflect_output=False, xor_output=CRC_XOR_OUTPUT)(8)
-        globals()["CRC"] = crc
-        return crc
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(self, name: str):
+        params = self.__dict__.get("params")
+        if params is None:
+            from amaranth.lib.crc import Algorithm   # why: amaranth takes ~0.25 s to import; hosts need only crc8
+
+            params = self.__dict__["params"] = Algorithm(
+                crc_width=8, polynomial=CRC_POLYNOMIAL, initial_crc=CRC_INITIAL, reflect_input=False,
+                reflect_output=False, xor_output=CRC_XOR_OUTPUT)(8)
+        return getattr(params, name)
+
+
+CRC = _CrcParameters()
 
 
 def _byte_table() -> tuple[int, ...]:
