@@ -283,7 +283,10 @@ class NonlinearCrossbar:
         """(a, w) of `_wire_drops` over R, or (a + w, None) unless `split` (the same bits as
         a + w); `rows`, when given, is a already (it is overwritten). Each sum is a sequential
         accumulation along the wire over whole slices (acc += next slice): the same operations
-        for every input. (np.cumsum gives the same bits but is several times slower here.)"""
+        for every input. (np.cumsum gives the same bits but is several times slower here, except
+        for one input, the bridge's case, where it is twice as fast: `_wire_sums_one`.)"""
+        if i.shape[3] == 1:
+            return NonlinearCrossbar._wire_sums_one(i, split, rows)
         m, n = i.shape[1], i.shape[2]
         seg = np.empty_like(i)
         if rows is None:
@@ -316,6 +319,24 @@ class NonlinearCrossbar:
             else:
                 a[:, k] += acc
         return a, w
+
+    @staticmethod
+    def _wire_sums_one(i: np.ndarray, split: bool, rows: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`_wire_sums` of a single input (batch axis of length 1). np.add.accumulate adds
+        sequentially along its axis (out[k] = out[k - 1] + x[k]), so each sum below is the very
+        loop of `_wire_sums`, in the same order; reversed views give the sums from the far end."""
+        x = i[..., 0]                                   # (P, depth, cols)
+        if rows is None:
+            seg = np.cumsum(x[:, :, ::-1], axis=2)[:, :, ::-1]   # row segment k: nodes k..
+            a = np.cumsum(seg, axis=2)
+        else:
+            a = rows[..., 0]
+        seg = np.cumsum(x, axis=1)                      # column segment below k: nodes ..k
+        w = np.cumsum(seg[:, ::-1], axis=1)[:, ::-1]
+        if split:
+            return a[..., None], w[..., None]
+        return (a + w)[..., None], None
 
     def _cells(self, tab: np.ndarray | None, delta: np.ndarray, v: np.ndarray, i0: np.ndarray,
                slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

@@ -8,9 +8,10 @@ Response frame (chip -> host)::
 
     SYNC  STATUS  LEN  payload[LEN]  CRC
 
-CRC is CRC-8/AUTOSAR over every byte after SYNC and before CRC. The same
-`amaranth.lib.crc` algorithm object gives the RTL processor and the Python reference,
-so both sides share one definition of the frame check.
+CRC is CRC-8/AUTOSAR over every byte after SYNC and before CRC. One set of parameters
+(`CRC_POLYNOMIAL`, ...) gives the RTL processor (`CRC`, an `amaranth.lib.crc` algorithm, built
+on first use so that the host side never imports amaranth) and the Python reference (`crc8`, a
+byte table of the same algorithm), so both sides share one definition of the frame check.
 
 A request with a bad CRC, an unknown command, a bad length or an out-of-range address is
 answered with NACK and an `Error` code, counted in an error register, and changes nothing.
@@ -31,11 +32,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from amaranth.lib.crc import catalog
 from xbarflow.flow.core.errors import XbarflowError
 
 __all__ = [
-    "CHIP_ID", "CRC", "CTRL_CLEAR_ERRORS", "CTRL_START", "Cmd", "Error", "FRAME_TIMEOUT_CYCLES",
+    "CHIP_ID", "CRC", "CRC_INITIAL", "CRC_POLYNOMIAL", "CRC_XOR_OUTPUT", "CTRL_CLEAR_ERRORS", "CTRL_START", "Cmd", "Error", "FRAME_TIMEOUT_CYCLES",
     "FrameSplitter", "MAX_PAYLOAD", "NUM_REGS", "ProtocolError", "REQUEST_HEADER_BYTES",
     "RESPONSE_HEADER_BYTES", "Reg", "Response", "STATUS_BUSY", "STATUS_DONE", "STATUS_IRQ",
     "STATUS_PROG_BUSY", "STATUS_WRITE_OK", "SYNC", "Status", "WRITABLE_REGS", "crc8",
@@ -48,11 +48,49 @@ MAX_PAYLOAD = 255
 FRAME_TIMEOUT_CYCLES = 1 << 16   # a stalled partial frame is dropped after this many clocks
 CHIP_ID = 0x58424631             # "XBF1"
 
-CRC = catalog.CRC8_AUTOSAR(data_width=8)
+#: CRC-8/AUTOSAR (amaranth's catalog.CRC8_AUTOSAR): 8 bits, nothing reflected, MSB first
+CRC_POLYNOMIAL, CRC_INITIAL, CRC_XOR_OUTPUT = 0x2F, 0xFF, 0xFF
+
+
+class _CrcParameters:
+    """The frame check as `amaranth.lib.crc.Parameters` (8-bit data words), for the RTL's CRC
+    processor (`CRC.create()`): every attribute is the amaranth object's, built on first use."""
+
+    def __getattr__(self, name: str):
+        params = self.__dict__.get("params")
+        if params is None:
+            from amaranth.lib.crc import Algorithm   # why: amaranth takes ~0.25 s to import; hosts need only crc8
+
+            params = self.__dict__["params"] = Algorithm(
+                crc_width=8, polynomial=CRC_POLYNOMIAL, initial_crc=CRC_INITIAL, reflect_input=False,
+                reflect_output=False, xor_output=CRC_XOR_OUTPUT)(8)
+        return getattr(params, name)
+
+
+CRC = _CrcParameters()
+
+
+def _byte_table() -> tuple[int, ...]:
+    """register = T[register ^ byte]: the CRC register after one byte shifted in MSB first
+    from `register`, for an 8-bit CRC that reflects nothing."""
+    table = []
+    for byte in range(256):
+        register = byte
+        for _ in range(8):
+            register = ((register << 1) ^ CRC_POLYNOMIAL if register & 0x80 else register << 1) & 0xFF
+        table.append(register)
+    return tuple(table)
+
+
+# A co-simulation computes ~8 frame CRCs per image: a table lookup per byte, not 8 shifts
+_CRC_TABLE = _byte_table()
 
 
 def crc8(data: bytes) -> int:
-    return CRC.compute(bytes(data))
+    register, table = CRC_INITIAL, _CRC_TABLE
+    for byte in bytes(data):
+        register = table[register ^ byte]
+    return register ^ CRC_XOR_OUTPUT
 
 
 class Cmd(enum.IntEnum):

@@ -217,6 +217,11 @@ def _qmm(run: _Run) -> list[str]:
                   f"same run ({fmt(vq['loop_images_per_s'] / vl['loop_images_per_s'], 2)}x; the bridge "
                   "solves one image per event), parity "
                   f"{fmt(vq.get('parity'), 3)} on {vq.get('images')} images."]
+        if vq.get("cpu_s") and vl.get("cpu_s"):
+            lines[-1] += (f" By the simulator process's CPU time, start-up included: "
+                          f"{fmt(vq['images'] / vq['cpu_s'])} images per CPU-second against "
+                          f"{fmt(vl['images'] / vl['cpu_s'])} with linear cells ({vq['images']} and "
+                          f"{vl['images']} images).")
     return lines
 
 

@@ -42,9 +42,13 @@ SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "xbarflow.cocotb_tests.test_inference"
 JOB_ENV = "XBARFLOW_JOB"
+#: Environment of every bench process. cocotb installs pytest's assertion rewriting for every
+#: module imported after it ("*.py" by default: numpy, scipy, amaranth, ...), which cost ~2.4 s
+#: of CPU per co-simulation start-up here; only the benches' own modules need it.
+BENCH_ENV = {"COCOTB_REWRITE_ASSERTION_FILES": "*/cocotb_tests/*.py", "COCOTB_LOG_LEVEL": "WARNING"}
 TRANSPORTS = ("pins", "hdl")
 
-__all__ = ["BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
+__all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
            "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "cocotb_runner",
            "prepare_toolchain", "run"]
 
@@ -356,7 +360,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel,
                     hdl_toplevel_lang="verilog",
                     build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
-                    extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
+                    extra_env={**BENCH_ENV, JOB_ENV: str(job_path)},
                     plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
                     timescale=TIMESCALE, log_file=log, results_xml=str(xml))
     except (RuntimeError, SystemExit) as exc:

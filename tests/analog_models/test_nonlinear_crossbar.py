@@ -204,6 +204,23 @@ def test_result_is_bit_identical_whatever_the_batch():
     assert np.array_equal(batch, strided)
 
 
+@pytest.mark.parametrize("partitions", [1, 8])
+def test_fixed_point_floats_of_one_input_are_those_of_the_batch(partitions):
+    # One input (the bridge's call) takes its own path through the wire sums: every node
+    # voltage and cell current must be the batch's to the last bit, not only the grid codes.
+    rng = np.random.default_rng(9)
+    p = strong_params(1e-9, 2e-8, rs=(1.0, 1.0))
+    i0, alpha, rs = random_cells(rng, (196, 20), p, 1e-9, 2e-8)
+    xb = NonlinearCrossbar(i0, alpha, rs, p.beta, 5.0, partitions, LEVELS, 1e-14)
+    assert xb.method == "fixed_point" and xb.iterations >= 2
+    codes = rng.integers(0, 16, (9, 196))
+    batch = xb.solve(codes)
+    for k in range(len(codes)):
+        one = xb.solve(codes[k:k + 1])
+        for name, value in batch.items():
+            assert np.array_equal(one[name][..., 0], value[..., k]), (name, k)
+
+
 def test_bad_arguments_are_refused():
     ok = dict(i0=np.ones((4, 2)) * 1e-9, alpha=np.ones((4, 2)), rs=np.zeros((4, 2)), beta=0.5,
               wire_r=1.0, partitions=2, v_levels=LEVELS, current_tol=1e-15)

@@ -294,3 +294,13 @@ def test_lengths_and_directions():
     assert protocol.response_length(encode_response(Status.ACK, bytes(2))[:3]) == 6
     with pytest.raises(ValueError, match="direction"):
         FrameSplitter("sideways")
+
+
+def test_the_rtl_crc_is_the_catalogue_crc8_autosar():
+    # protocol.CRC (the RTL's CRC processor) is built from protocol's own parameters, on first use
+    from amaranth.lib.crc import catalog
+
+    mine, catalogue = protocol.CRC.algorithm, catalog.CRC8_AUTOSAR
+    fields = ("crc_width", "polynomial", "initial_crc", "reflect_input", "reflect_output", "xor_output")
+    assert [getattr(mine, f) for f in fields] == [getattr(catalogue, f) for f in fields]
+    assert protocol.CRC.data_width == 8 and protocol.CRC.compute(b"123456789") == CHECK

@@ -130,6 +130,16 @@ def test_render_qmm_targets_with_their_figures():
     assert "| stress tile, 100 uS cells, 1.0 ohm, 1 partition | lines |" in section
     assert "8,000x" in section
     assert "300.0 images/s without start-up against 200.0 with linear cells in the same run (1.50x" in section
+    assert "CPU-second" not in section        # older results without the CPU time
+
+
+def test_render_states_images_per_cpu_second():
+    r = _results()
+    r["cosim_qmm"]["cpu_s"] = 0.8                                       # 100 images
+    next(c for c in r["cosim"] if c["transport"] == "hdl")["cpu_s"] = 0.5
+    section = bench.render(r).split("## QMM read model", 1)[1].split("\n## ", 1)[0]
+    assert ("By the simulator process's CPU time, start-up included: 125.0 images per CPU-second "
+            "against 200.0 with linear cells (100 and 100 images).") in section
 
 
 def test_render_marks_missed_qmm_targets():
