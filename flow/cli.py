@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("fuzz", "fuzz the host interface (SPI, UART) on Verilator against the reference model"),
     "mutants": ("mutants", "run the mutant catalogue: every mutant must be killed by its tests"),
     "lint": ("lint", "verilator --lint-only -Wall on the generated Verilog, with the waiver file"),
+    "coverage": ("coverage", "line, toggle, FSM and functional coverage of the co-simulations "
+                             "-> coverage/summary.md"),
 }
 
 
