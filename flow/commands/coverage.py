@@ -50,7 +50,10 @@ def run(args) -> int:
         raise UsageError(str(exc)) from None
     out = writable_dir(args.out)
     if args.reuse:
-        records = coverage_runs.load_records(out / RECORD)
+        try:
+            records = coverage_runs.load_records(out / RECORD)
+        except coverage_runs.CampaignError as exc:
+            raise UsageError(f"{exc} (run without --reuse first)") from None
     else:
         toolchain_or_usage("verilator")
         dataset = dataset_or_usage()

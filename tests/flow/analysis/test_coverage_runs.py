@@ -1,0 +1,67 @@
+"""The coverage campaign (flow/analysis/coverage_runs.py): the ADC groups each tile converts,
+the record of a campaign, and the analysis of runs into the summary, on a fabricated run (the
+co-simulations themselves are `make coverage`)."""
+
+import json
+
+from xbarflow.flow.analysis import coverage as cov
+from xbarflow.flow.analysis import coverage_runs as runs
+from xbarflow.flow.core import config as cfgmod
+
+from .test_coverage import RUN_A, SOURCE
+
+
+def test_design_tiles():
+    # 196-256-10 on 128 x 128 tiles (64 differential outputs each), 16 shared ADCs per tile:
+    # layer 1 is 2 x 4 tiles of 64 outputs (4 groups each), layer 2 is 2 tiles of 10 (1 group).
+    mlp = runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml"))
+    assert sorted(g for _, g in mlp) == [1, 1] + [4] * 8
+    assert [t for t, _ in mlp] == list(range(10))
+    assert runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "slp.toml")) == [(0, 1)]
+    # one ADC per output (the binary MLP): every tile converts once
+    assert {g for _, g in runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "mlp_binary.toml"))} == {1}
+
+
+def fabricated_run(tmp_path, cfg):
+    folder = tmp_path / "slp-inference"
+    folder.mkdir()
+    cov.write_dat(RUN_A, folder / "coverage.dat")
+    verilog = folder / "xbarflow_top.v"
+    verilog.write_text("\n".join(SOURCE) + "\n")
+    sidecar = folder / "xbarflow_top.json"
+    sidecar.write_text(json.dumps({"fsms": {"top.f_state": {"0": "IDLE", "1": "RUN"}},
+                                   "fsm_transitions": {"top.f_state": [["IDLE", "RUN"], ["RUN", "IDLE"]]}}))
+    (folder / "fsm_samples.json").write_text(json.dumps({
+        "states": {"top.f_state": {"IDLE": 2, "RUN": 1}},
+        "transitions": {"top.f_state": {"IDLE->RUN": 1}},
+        "exchanges": {"START ACK": 2, "READ_REG ACK": 1}, "adc_groups": {"0:0": 2}}))
+    spec = next(s for s in runs.CAMPAIGN if s.name == "slp-inference")
+    return runs.RunRecord(spec, cfg, folder, verilog, sidecar, "d1", 3.0, None, 2)
+
+
+def test_analysis_of_a_run(cfg, tmp_path):
+    record = fabricated_run(tmp_path, cfg)
+    out = tmp_path / "out"
+    text, open_items = runs.analyse_campaign([record], out, [])
+    assert "| slp-spi | 100.0 % (1/1) | 50.0 % (1/2) | 0.0 % (0/2) |" in text
+    assert "| slp-spi | top.f_state | 2/2 | 1/2 | none |" in text
+    assert (out / "slp-spi" / "coverage.dat").exists()
+    assert (out / "slp-spi" / "xbarflow_top.v.annotated").read_text().count("%000000") == 1
+    # hit: 2 exchanges, the one tile group, "none (single layer)", spi
+    bins = cov.FunctionalBins({"slp-spi": [(0, 1)]})
+    try:
+        total_bins = sum(len(b) for b in bins.bins.values())
+    finally:
+        bins.close()
+    missing_bins = total_bins - 5
+    assert open_items == 3 + 1 + missing_bins     # code points, RUN->IDLE, bins
+    assert "`fsm_transition` slp-spi/top.f_state" in text and "`RUN->IDLE`" in text
+    waivers = [cov.Waiver("bin:*", "not in this fixture"), cov.Waiver("toggle:*:x:*", "constant")]
+    text, open_items = runs.analyse_campaign([record], out, waivers)
+    assert open_items == 2
+    assert f"- `bin:*` ({missing_bins}): not in this fixture" in text
+
+    path = runs.save_records([record], tmp_path / "campaign.json")
+    (again,) = runs.load_records(path)
+    assert (again.spec, again.folder, again.design, again.images) == (record.spec, record.folder, "d1", 2)
+    assert again.cfg.digest() == cfg.digest()
