@@ -135,8 +135,11 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
 
 def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, frames: int = 300,
                  only: tuple[str, ...] = (), timeout_s: float = 3600.0,
-                 progress: Callable[[str], None] | None = None) -> list[RunRecord]:
-    """Run `CAMPAIGN` (or the runs named in `only`) into out_dir/<run name>."""
+                 progress: Callable[[str], None] | None = None,
+                 record: str | Path | None = None) -> list[RunRecord]:
+    """Run `CAMPAIGN` (or the runs named in `only`) into out_dir/<run name>; with `record`,
+    the records so far are saved there after each run (`save_records`), so an interrupted
+    campaign can still be analysed."""
     specs = [s for s in CAMPAIGN if not only or s.name in only]
     unknown = set(only) - {s.name for s in CAMPAIGN}
     if unknown:
@@ -156,6 +159,8 @@ def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, fram
         records.append(RunRecord(spec, cfg, out, verilog, sim_build.rtl.sidecar,
                                  hashlib.sha256(verilog.read_bytes()).hexdigest()[:12],
                                  time.perf_counter() - t0, programming, n))
+        if record is not None:
+            save_records(records, record)
     return records
 
 

@@ -5,7 +5,8 @@ The runs (`xbarflow.flow.analysis.coverage_runs.CAMPAIGN`) co-simulate on Verila
 builds with a modest number of images and fuzz frames; their raw data, the merged .dat file of
 each design and its annotated Verilog go to OUT (build/coverage), never into git. The summary
 lists every uncovered item: waived in coverage/waivers.toml (with its reason) or open.
-`--reuse` re-analyses the runs recorded in OUT (e.g. after editing the waivers). Exit 1 on a
+`--reuse` re-analyses the runs recorded in OUT (after editing the waivers, or the runs an
+interrupted campaign finished: the record is saved after each run). Exit 1 on a
 failed run, or with `--strict` when an item is open.
 """
 
@@ -60,11 +61,11 @@ def run(args) -> int:
         try:
             records = coverage_runs.run_campaign(
                 dataset, out, images=args.images, frames=args.frames, only=tuple(args.only),
-                progress=lambda msg: print(f"[coverage] {msg}", file=sys.stderr, flush=True))
+                progress=lambda msg: print(f"[coverage] {msg}", file=sys.stderr, flush=True),
+                record=out / RECORD)
         except coverage_runs.CampaignError as exc:
             print(f"[coverage] FAILED: {exc}", file=sys.stderr)
             return 1
-        coverage_runs.save_records(records, out / RECORD)
     text, open_items = coverage_runs.analyse_campaign(records, out, waivers)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(text)
