@@ -181,13 +181,20 @@ def uncovered_code(points: dict[str, int], source_lines: list[str] | None = None
 
 @dataclass(frozen=True)
 class Waiver:
-    match: str     # fnmatch glob on Item.ident
+    match: str     # fnmatch glob on Item.ident (or, with `regex`, a regular expression)
     reason: str
     line: int = 0
+    regex: bool = False
+
+    def covers(self, item: Item) -> bool:
+        if self.regex:
+            return re.fullmatch(self.match, item.ident) is not None
+        return fnmatch.fnmatchcase(item.ident, self.match)
 
 
 def read_waivers(path: str | Path = WAIVERS) -> list[Waiver]:
-    """[[waiver]] tables with `match` and `reason` (both required, the reason one line)."""
+    """[[waiver]] tables with `match` (a glob) or `regex` (a regular expression matching the
+    whole id), and `reason` (required, one line)."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text())
@@ -197,10 +204,15 @@ def read_waivers(path: str | Path = WAIVERS) -> list[Waiver]:
         raise CoverageError(f"{path}: {exc}") from None
     out = []
     for n, w in enumerate(doc.get("waiver", []), 1):
-        match, reason = w.get("match"), w.get("reason", "")
+        match, reason = w.get("match") or w.get("regex"), w.get("reason", "")
         if not match or not reason.strip() or "\n" in reason.strip():
             raise CoverageError(f"{path}: waiver {n} needs a 'match' and a one-line 'reason'")
-        out.append(Waiver(match, reason.strip(), n))
+        if "regex" in w:
+            try:
+                re.compile(match)
+            except re.error as exc:
+                raise CoverageError(f"{path}: waiver {n}: bad regex: {exc}") from None
+        out.append(Waiver(match, reason.strip(), n, "regex" in w))
     return out
 
 
@@ -208,7 +220,7 @@ def waive(items: list[Item], waivers: list[Waiver]) -> tuple[list[tuple[Item, Wa
     """(waived items with their waiver, open items)."""
     waived, open_items = [], []
     for item in items:
-        w = next((w for w in waivers if fnmatch.fnmatchcase(item.ident, w.match)), None)
+        w = next((w for w in waivers if w.covers(item)), None)
         if w is None:
             open_items.append(item)
         else:
@@ -403,6 +415,9 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
     lines.append("| **all** | " + " | ".join(f"**{_pct(*total[k])}**" for k in KINDS) + " |")
     lines += ["", "Toggle points of signals wider than Verilator's --coverage-max-width (256 bits) "
               "are not counted.", "", "## FSMs", "",
+              "Legal transitions are the state changes of the Amaranth FSMs (self-loops left out); "
+              "the write-acknowledge unit and the SPI slave are no FSMs (counters and flags: "
+              "their line, branch and toggle coverage counts above).", "",
               "| design | FSM | states | legal transitions | illegal seen |", "|---|---|---:|---:|---|"]
     for design, figs in fsms.items():
         for f in figs:

@@ -4,7 +4,9 @@ builds, with a modest number of images, each leaving its coverage data in its ow
 `CAMPAIGN` lists them: inference on the SLP (SPI, and SPI asynchronous to the chip clock), the
 ReLU MLP (shared ADCs) and the binary-hidden-layer MLP; programming through the write path
 over SPI and UART, and with stuck-at cells (write-ack timeouts); host-interface fuzzing over
-SPI and UART. Every run must pass its parity checks (a run that disagrees with the golden
+SPI and UART, plus a directed run with every (command, NACK code) the protocol allows outside
+BUSY (`directed_items`: the random plan leaves some out at a few hundred frames; BUSY comes
+from the fuzz bench's refusals while programming). Every run must pass its parity checks (a run that disagrees with the golden
 model raises: its coverage would count behaviour nobody checked).
 
 `run_campaign` returns one `RunRecord` per run; `xbarflow.flow.analysis.coverage` merges their
@@ -22,6 +24,9 @@ from typing import Callable
 
 import numpy as np
 
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Reg
+
 from ..core import config as config_mod
 from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
@@ -33,7 +38,7 @@ from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
 
 __all__ = ["CAMPAIGN", "CampaignError", "RunRecord", "RunSpec", "analyse_campaign", "design_tiles",
-           "load_records", "run_campaign", "save_records"]
+           "directed_items", "load_records", "run_campaign", "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -44,9 +49,10 @@ class CampaignError(XbarflowError, RuntimeError):
 class RunSpec:
     name: str
     config: str                      # configs/<config>.toml
-    kind: str                        # inference | async | program | fuzz
+    kind: str                        # inference | async | program | fuzz | directed
     overrides: dict = field(default_factory=dict)
     what: str = ""
+    frames: int | None = None        # fuzz frames, instead of the campaign's
 
 
 CAMPAIGN: tuple[RunSpec, ...] = (
@@ -57,12 +63,16 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             {"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025},
             what="programming with 5 % stuck-at cells (write-ack timeouts)"),
     RunSpec("slp-fuzz-spi", "slp", "fuzz", what="host-interface fuzzing, SPI"),
+    RunSpec("slp-directed-spi", "slp", "directed",
+            what="every command with a bad CRC, LEN and address, SPI (fuzz bench)"),
     RunSpec("slp-program-uart", "slp", "program", {"host.interface": "uart"},
             what="programming through the write path, UART"),
     RunSpec("slp-fuzz-uart", "slp", "fuzz", {"host.interface": "uart"},
             what="host-interface fuzzing, UART"),
     RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
     RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
+    RunSpec("mlp-fuzz-spi", "mlp", "fuzz", what="host-interface fuzzing on the tiled MLP chip",
+            frames=60),
 )
 
 
@@ -98,6 +108,36 @@ def design_tiles(cfg: ChipConfig) -> list[tuple[int, int]]:
     return [(t.index, -(-t.outputs // cfg.tile_adcs)) for t in cfg.tiles]
 
 
+def directed_items(cfg: ChipConfig) -> list[dict]:
+    """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
+    a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
+    the chip must serve it). None executes, so the bench's model predicts every response."""
+    reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
+    good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
+            Cmd.WRITE_BUF: (0, b"\x01"), Cmd.READ_BUF: (0, b"\x01"), Cmd.START: (0, b""),
+            Cmd.READ_RESULT: (0, b""), Cmd.WRITE_TARGETS: (0, b"\x00"),
+            Cmd.START_PROGRAM: (0, b"")}
+    bad_len = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x01\x02"), Cmd.READ_REG: (Reg.ID, b"\x00"),
+               Cmd.WRITE_BUF: (0, b""), Cmd.READ_BUF: (0, b"\x00"), Cmd.START: (0, b"\x01"),
+               Cmd.READ_RESULT: (0, b"\x01"), Cmd.WRITE_TARGETS: (0, b""),
+               Cmd.START_PROGRAM: (0, b"\x01")}
+    bad_addr = {Cmd.WRITE_REG: (Reg.ID, b"\x00\x00\x00\x00"), Cmd.READ_REG: (protocol.NUM_REGS, b""),
+                Cmd.WRITE_BUF: (cfg.input_bytes, b"\x01"),
+                Cmd.READ_BUF: (2 * cfg.outputs, b"\x01"),
+                Cmd.WRITE_TARGETS: (cfg.target_bytes, b"\x00")}
+    frames = []
+    for cmd, (addr, payload) in good.items():
+        frame = protocol.encode_request(cmd, addr, payload)
+        frames.append(("bad_crc", frame[:-1] + bytes([frame[-1] ^ 0x5A])))
+        frames.append(("bad_len", protocol.encode_request(cmd, *bad_len[cmd])))
+        if cmd in bad_addr:
+            frames.append(("bad_addr", protocol.encode_request(cmd, *bad_addr[cmd])))
+    unknown = protocol.encode_request(0x7E, 0)
+    frames += [("bad_cmd", unknown), ("bad_crc", unknown[:-1] + bytes([unknown[-1] ^ 0x5A]))]
+    return [{"kind": kind, "ops": [["tx", (frame + reg_id).hex()]], "frames": 2, "probe": True}
+            for kind, frame in frames]
+
+
 def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
@@ -107,9 +147,11 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
     if spec.overrides:
         cfg = cfg.replace(**spec.overrides)
-    if spec.kind == "fuzz":
-        fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
-                      timeout_s=timeout_s, coverage=True)
+    if spec.kind in ("fuzz", "directed"):
+        # The directed run replaces the bench's random plan with `directed_items`.
+        extra = {"items": directed_items(cfg)} if spec.kind == "directed" else None
+        fuzz.run_fuzz(cfg, cfg.host.interface, spec.frames or frames, out, seed=cfg.seeds.noise,
+                      timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0
     ctx = RunContext.build(cfg, dataset)
     sim_build = build(cfg, "verilator", coverage=True)

@@ -77,6 +77,8 @@ def test_uncovered_items_annotation_and_waivers(tmp_path):
     waived, open_items = cov.waive(items, waivers)
     assert [i.what for i, _ in waived] == ["x:0->1", "x:1->0"]
     assert [i.kind for i in open_items] == ["branch"]
+    path.write_text('[[waiver]]\nregex = "toggle:top\\\\.ctrl:x:1->0"\nreason = "r"\n')
+    assert [i.what for i, _ in cov.waive(items, cov.read_waivers(path))[0]] == ["x:1->0"]
     path.write_text('[[waiver]]\nmatch = "toggle:*"\n')
     with pytest.raises(cov.CoverageError, match="one-line 'reason'"):
         cov.read_waivers(path)
