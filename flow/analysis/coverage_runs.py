@@ -52,7 +52,6 @@ class RunSpec:
     kind: str                        # inference | async | program | fuzz | directed
     overrides: dict = field(default_factory=dict)
     what: str = ""
-    frames: int | None = None        # fuzz frames, instead of the campaign's
 
 
 CAMPAIGN: tuple[RunSpec, ...] = (
@@ -71,8 +70,6 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             what="host-interface fuzzing, UART"),
     RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
     RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
-    RunSpec("mlp-fuzz-spi", "mlp", "fuzz", what="host-interface fuzzing on the tiled MLP chip",
-            frames=60),
 )
 
 
@@ -150,7 +147,7 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
     if spec.kind in ("fuzz", "directed"):
         # The directed run replaces the bench's random plan with `directed_items`.
         extra = {"items": directed_items(cfg)} if spec.kind == "directed" else None
-        fuzz.run_fuzz(cfg, cfg.host.interface, spec.frames or frames, out, seed=cfg.seeds.noise,
+        fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0
     ctx = RunContext.build(cfg, dataset)

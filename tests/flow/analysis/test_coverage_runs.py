@@ -4,6 +4,7 @@ co-simulations themselves are `make coverage`)."""
 
 import json
 
+from xbarflow.cocotb_tests.coverage_monitor import exchange_key
 from xbarflow.flow.analysis import coverage as cov
 from xbarflow.flow.analysis import coverage_runs as runs
 from xbarflow.flow.core import config as cfgmod
@@ -65,3 +66,24 @@ def test_analysis_of_a_run(cfg, tmp_path):
     (again,) = runs.load_records(path)
     assert (again.spec, again.folder, again.design, again.images) == (record.spec, record.folder, "d1", 2)
     assert again.cfg.digest() == cfg.digest()
+
+
+def test_directed_items_get_the_nack_they_are_named_for(cfg):
+    """Every directed frame, fed to the reference protocol model, is refused with the error of
+    its kind and the READ_REG probe after it is served: together they hit every (command,
+    NACK code) bin outside BUSY."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+    from xbarflow.hdl import protocol
+
+    seen = set()
+    for item in runs.directed_items(cfg):
+        model = ChipProtocolModel.from_config(cfg)
+        ((_, data),) = item["ops"]
+        got = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+        assert len(got) == 2, item
+        nack, probe = got
+        assert nack[1] == protocol.Status.NACK and protocol.Error(nack[3]).name == item["kind"].upper()
+        assert probe[1] == protocol.Status.ACK
+        seen.add(exchange_key(bytes.fromhex(data), nack))
+    wanted = {b for b in cov.legal_exchanges() if "NACK" in b and "BUSY" not in b}
+    assert seen == wanted
