@@ -68,6 +68,8 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             what="programming through the write path, UART"),
     RunSpec("slp-fuzz-uart", "slp", "fuzz", {"host.interface": "uart"},
             what="host-interface fuzzing, UART"),
+    RunSpec("slp-directed-uart", "slp", "directed", {"host.interface": "uart"},
+            what="the directed frames over UART, and a frame cut after each byte (timeout)"),
     RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
     RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
 )
@@ -108,7 +110,9 @@ def design_tiles(cfg: ChipConfig) -> list[tuple[int, int]]:
 def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
     a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
-    the chip must serve it). None executes, so the bench's model predicts every response."""
+    the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
+    ones and back; over UART also a frame cut after each of its bytes and left to time out.
+    The bench's model predicts every response."""
     reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
     good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
             Cmd.WRITE_BUF: (0, b"\x01"), Cmd.READ_BUF: (0, b"\x01"), Cmd.START: (0, b""),
@@ -131,8 +135,19 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
             frames.append(("bad_addr", protocol.encode_request(cmd, *bad_addr[cmd])))
     unknown = protocol.encode_request(0x7E, 0)
     frames += [("bad_cmd", unknown), ("bad_crc", unknown[:-1] + bytes([unknown[-1] ^ 0x5A]))]
-    return [{"kind": kind, "ops": [["tx", (frame + reg_id).hex()]], "frames": 2, "probe": True}
-            for kind, frame in frames]
+    items = [{"kind": kind, "ops": [["tx", (frame + reg_id).hex()]], "frames": 2, "probe": True}
+             for kind, frame in frames]
+    # REQUANT_MULT to all ones and back: every bit of the register toggles both ways.
+    items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
+        Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
+        for value in (0xFFFFFFFF, 0)]
+    if cfg.host.interface == "uart":
+        # A frame cut after each of its bytes, then the frame timeout (the receiver drops it
+        # from every state), then a valid frame.
+        whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
+        items += [{"kind": "stall", "ops": [["tx", whole[:cut].hex()], ["stall"], ["tx", reg_id.hex()]],
+                   "frames": 2, "probe": True} for cut in range(1, len(whole))]
+    return items
 
 
 def _indices(dataset: Dataset, images: int) -> np.ndarray:
