@@ -36,7 +36,7 @@ from ..core import paths
 
 __all__ = ["BIN_GROUPS", "CoverageError", "FsmFigure", "FunctionalBins", "Item", "KINDS",
            "WAIVERS", "Waiver", "annotate", "code_figures", "fields", "fsm_figures", "legal_exchanges",
-           "merge", "parse_dat", "read_dat", "read_waivers", "rebase", "summary_markdown",
+           "merge", "open_items", "parse_dat", "read_dat", "read_waivers", "rebase", "summary_markdown",
            "uncovered_code", "waive", "write_dat"]
 
 #: The point types Verilator's line and toggle coverage write (page prefixes v_line, v_branch,
@@ -370,19 +370,35 @@ def _pct(covered: int, total: int) -> str:
     return f"{100.0 * covered / total:.1f} %" if total else "-"
 
 
-def _group_items(items: list[Item]) -> list[str]:
-    """Uncovered items as markdown bullets; toggles grouped by signal (bits listed)."""
+def _group_items(items: list[Item], names_shown: int = 12) -> list[str]:
+    """Uncovered items as markdown bullets; toggles grouped by module instance, with the
+    number of points and the signals (the first `names_shown`; every point is in the
+    open-items file)."""
     out, toggles = [], {}
     for item in items:
         if item.kind == "toggle":
-            signal = re.sub(r"\[\d+\]", "[*]", item.what.rsplit(":", 1)[0])
-            toggles.setdefault((item.scope, signal), []).append(item.what)
+            signal = re.sub(r"\[\d+\]", "", item.what.rsplit(":", 1)[0])
+            toggles.setdefault(item.scope, {}).setdefault(signal, 0)
+            toggles[item.scope][signal] += 1
         else:
             out.append(f"- `{item.kind}` {item.scope} {item.where}: `{item.what}`")
-    for (scope, signal), whats in sorted(toggles.items()):
-        out.append(f"- `toggle` {scope} `{signal}`: {len(whats)} uncovered "
-                   f"(e.g. `{whats[0]}`)")
+    for scope, signals in sorted(toggles.items()):
+        names = sorted(signals, key=lambda n: (-signals[n], n))
+        shown = ", ".join(f"`{n}` {signals[n]}" for n in names[:names_shown])
+        more = f", and {len(names) - names_shown} more" if len(names) > names_shown else ""
+        out.append(f"- `toggle` {scope}: {sum(signals.values())} points in {len(names)} "
+                   f"signals: {shown}{more}")
     return out
+
+
+def open_items(designs: list[dict], fsms: dict[str, list[FsmFigure]], bins: FunctionalBins,
+               waivers: list[Waiver]) -> list[Item]:
+    """Every uncovered item no waiver covers (the summary's open list, in full)."""
+    items = [Item(i.kind, f"{d['name']}/{i.scope}", i.what, i.where)
+             for d in designs for i in uncovered_code(d["points"], d.get("source_lines"))]
+    items += [Item(i.kind, f"{name}/{i.scope}", i.what) for name, figs in fsms.items()
+              for f in figs for i in f.items()]
+    return waive(items + bins.missing(), waivers)[1]
 
 
 def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
@@ -434,7 +450,8 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
                      f"{', '.join(missing) or 'none'} |")
     all_items += bins.missing()
     waived, open_items = waive(all_items, waivers)
-    lines += ["", f"## Open: {len(open_items)} uncovered items without a waiver", ""]
+    lines += ["", f"## Open: {len(open_items)} uncovered items without a waiver", "",
+              "Each item by id in `open_items.txt` beside the merged data (`--out`).", ""]
     lines += _group_items(open_items) or ["None."]
     lines += ["", f"## Waived: {len(waived)} uncovered items", ""]
     by_waiver: dict[Waiver, list[Item]] = {}

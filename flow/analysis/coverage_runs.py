@@ -225,7 +225,8 @@ def _design_name(cfg: ChipConfig) -> str:
 def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
                      waivers: list[coverage.Waiver]) -> tuple[str, int]:
     """Merge each design's runs (out_dir/<design>/coverage.dat, and the annotated Verilog
-    beside it), compute FSM and functional coverage; return (summary markdown, open items)."""
+    beside it), compute FSM and functional coverage, list the open items in
+    out_dir/open_items.txt; return (summary markdown, number of open items)."""
     out_dir = Path(out_dir)
     by_design: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -252,12 +253,8 @@ def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
         runs_table = [{"name": r.spec.name, "design": names[r.design], "what": r.spec.what,
                        "seconds": r.seconds} for r in records]
         text = coverage.summary_markdown(designs, fsms, bins, waivers, runs_table)
-        items = [coverage.Item(i.kind, f"{d['name']}/{i.scope}", i.what, i.where)
-                 for d in designs for i in coverage.uncovered_code(d["points"], d["source_lines"])]
-        items += [coverage.Item(i.kind, f"{n}/{i.scope}", i.what)
-                  for n, figs in fsms.items() for f in figs for i in f.items()]
-        items += bins.missing()
-        _, open_items = coverage.waive(items, waivers)
+        open_items = coverage.open_items(designs, fsms, bins, waivers)
+        (out_dir / "open_items.txt").write_text("".join(f"{i.ident}\t{i.where}\n" for i in open_items))
     finally:
         bins.close()
     return text, len(open_items)

@@ -56,6 +56,8 @@ def test_analysis_of_a_run(cfg, tmp_path):
         bins.close()
     missing_bins = total_bins - 5
     assert open_items == 3 + 1 + missing_bins     # code points, RUN->IDLE, bins
+    listed = (out / "open_items.txt").read_text().splitlines()
+    assert len(listed) == open_items and "fsm_transition:slp-spi/top.f_state:RUN->IDLE\t" in listed
     assert "`fsm_transition` slp-spi/top.f_state" in text and "`RUN->IDLE`" in text
     waivers = [cov.Waiver("bin:*", "not in this fixture"), cov.Waiver("toggle:*:x:*", "constant")]
     text, open_items = runs.analyse_campaign([record], out, waivers)
