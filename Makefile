@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
 .PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
-        figures-check reference-weights retrain-check lint formal
+        figures-check reference-weights retrain-check lint formal coverage
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -100,6 +100,13 @@ mutants: setup
 # (tests/flow/commands/test_lint.py).
 lint: $(STAMP)
 	$(VENV)/bin/xbarflow lint
+
+# Coverage of the generated Verilog over the co-simulations `make test` runs (Verilator line,
+# branch and toggle coverage, FSM states and transitions, functional bins; few images each) ->
+# coverage/summary.md, every uncovered item waived in coverage/waivers.toml or listed open; raw
+# and merged data and the annotated Verilog in build/coverage.
+coverage: setup-sim
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow coverage
 
 # Yosys, nextpnr-ice40 and icestorm alone, for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:

@@ -37,6 +37,7 @@ from cocotb.utils import get_sim_time
 
 from xbarflow.analog_models.programming import DeviceArray
 from .analog_bridge import AnalogBridge
+from .coverage_monitor import CoverageMonitor, exchange_key
 from .fuzz_links import ResponseParser, split_frames
 from .programming import compare_programming, programming_timeout_ns
 from .programming_bridge import ProgrammingBridge
@@ -104,6 +105,13 @@ class TallyModel(ChipProtocolModel):
         super().__init__(*args, **kwargs)
         self.cleared = dict.fromkeys(ERR_NAMES, 0)
         self.clears = 0
+        self.exchanges: dict[str, int] = {}   # 'CMD ACK' / 'CMD NACK ERROR' -> count
+
+    def _execute(self, frame: bytes) -> bytes:
+        response = super()._execute(frame)
+        key = exchange_key(frame, response)
+        self.exchanges[key] = self.exchanges.get(key, 0) + 1
+        return response
 
     def write_reg(self, reg: int, value: int) -> None:
         if reg == Reg.CTRL and value & protocol.CTRL_CLEAR_ERRORS:
@@ -135,6 +143,7 @@ class FuzzBench:
         self.host = cfg.host.interface
         self.period_ns = 1e9 / cfg.clock.freq_hz
         self.watchdog = Watchdog.for_job(dut, job)
+        self.monitor = None   # the coverage monitor (coverage runs only)
         # The reference: random weights mapped to the tile (no training needed to compare).
         rng = np.random.default_rng(int(job.get("seed", 1)))
         self.chip = GoldenChip.from_weights(cfg, rng.standard_normal((cfg.rows, cfg.outputs)))
@@ -179,6 +188,10 @@ class FuzzBench:
         dut.rst.value = 0
         await ClockCycles(dut.clk, 2, rising=False)
         cocotb.start_soon(self.bridge.run())
+        # Coverage runs only: FSM state changes (the exchanges are the model's, checked equal).
+        self.monitor = CoverageMonitor.from_env(dut, self.job["sidecar"])
+        if self.monitor is not None:
+            self.monitor.start()
         if self.host == "uart":
             self.link.start()
         await self.calibrate_cycles()
@@ -520,4 +533,8 @@ async def fuzz_host_interface(dut):
         summary["inferences"] = bench.events_checked // len(bench.chip.tiles)
         summary["max_exchange_cycles"] = bench.max_item_cycles
         summary["exchange_bound_cycles"] = bench.max_bound_cycles
+        summary["exchanges"] = dict(sorted(bench.model.exchanges.items()))
+        if getattr(bench, "monitor", None) is not None:
+            bench.monitor.exchanges.update(bench.model.exchanges)
+            bench.monitor.write()
         Path(job["results"]).write_text(json.dumps(summary, indent=1))

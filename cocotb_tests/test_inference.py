@@ -36,6 +36,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from .analog_bridge import AnalogBridge
+from .coverage_monitor import CoverageMonitor
 from .programming import program_chip
 from .sabotage import WireFaults
 from .transports import make_transport
@@ -212,6 +213,7 @@ class InferenceTestbench:
         bit_cycles = cfg.host.bit_cycles
         self.image_timeout_ns = BIT_TIMES_PER_IMAGE * self.period_ns * bit_cycles
         self.master = None   # the SPI master when its edges are asynchronous (spi_timing)
+        self.monitor = None  # the coverage monitor (coverage runs only)
 
     async def start(self) -> None:
         """Clock, reset, then the monitor, the reference model, the driver and the scoreboard."""
@@ -241,6 +243,11 @@ class InferenceTestbench:
             await RisingEdge(dut.clk)
             self.master.watch_clock(get_sim_time("ps"), round(self.period_ns * 1000),
                                     int(job.spi_timing.get("bins", 8)))
+        # Coverage runs only: FSM state changes and every exchange's command and response.
+        self.monitor = CoverageMonitor.from_env(dut, job.sidecar)
+        if self.monitor is not None:
+            self.monitor.start()
+            link = self.monitor.wrap(link)
         self.host = HostDriver(link, cfg)   # the driver
         self.classifier = DeltaHost(self.host) if job.transport == "hdl" else self.host
         self.progress = Progress(job.progress)
@@ -335,6 +342,8 @@ class InferenceTestbench:
         finally:
             results.mismatches = self.scoreboard.mismatches
             results.write(self.job.results)
+            if self.monitor is not None:
+                self.monitor.write()
         mismatches = self.scoreboard.mismatches
         assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[0]}"
 

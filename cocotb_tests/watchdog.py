@@ -108,7 +108,8 @@ class Watchdog:
             return cls(dut, {}, 1e9 / freq)       # no sidecar: timeouts still bounded
 
     # -- reading states ---------------------------------------------------------------------------
-    def _resolve(self, path: str):
+    def resolve(self, path: str):
+        """The dut handle of the FSM state register at sidecar `path`, or None if not visible."""
         if path in self._handles:
             return self._handles[path]
         rel = path.split(".")[1:]                 # drop the chip's top module name
@@ -136,7 +137,7 @@ class Watchdog:
     def states(self) -> list[FsmState]:
         out = []
         for path, names in self.fsms.items():
-            handle = self._resolve(path)
+            handle = self.resolve(path)
             code = None
             if handle is not None:
                 try:

@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("lint", "verilator --lint-only -Wall on the generated Verilog, with the waiver file"),
     "import": ("import_model", "import an ONNX (or PyTorch) network: a config TOML and its weights file"),
     "export": ("export", "export per-tile targets, pulse schedule, register map, C header, Verilog"),
+    "coverage": ("coverage", "line, toggle, FSM and functional coverage of the co-simulations "
+                             "-> coverage/summary.md"),
 }
 
 

@@ -39,7 +39,7 @@ from xbarflow.hdl.protocol import Cmd, Reg
 from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
 from ..host.driver import ChipProtocolModel
-from ..sim.runner import TIMESCALE, SimulatorError, build, cocotb_runner
+from ..sim.runner import TIMESCALE, SimulatorError, build, cocotb_runner, coverage_hooks
 
 __all__ = ["BENCH_MODULE", "DEFAULT_FRAMES", "FrameGen", "FuzzError", "HOSTS", "JOB_ENV", "KINDS",
            "MUTATIONS", "TEST_FRAMES", "format_summary", "fuzz_config", "make_item", "plan",
@@ -355,8 +355,12 @@ def fuzz_config(cfg: ChipConfig, host: str) -> ChipConfig:
 
 
 def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, seed: int = 1,
-             sim: str = "verilator", timeout_s: float = 3600.0, extra_job: dict | None = None) -> dict:
+             sim: str = "verilator", timeout_s: float = 3600.0, extra_job: dict | None = None,
+             coverage: bool = False) -> dict:
     """Run `frames` fuzz frames over `host` on `sim` and return the bench's summary.
+
+    With `coverage`, on the coverage build (`xbarflow.flow.sim.runner.build`): the run leaves
+    Verilator's coverage counts and the FSM samples in `out_dir`.
 
     Raises `FuzzError` with the bench's first problem if the chip and the model disagreed,
     an exchange hung, or the bench did not finish."""
@@ -365,7 +369,8 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sim_build = build(cfg, sim)          # the pin-level build (full signal visibility)
+    sim_build = build(cfg, sim, coverage=coverage)   # the pin-level build (full signal visibility)
+    cov_env, cov_plusargs = coverage_hooks(sim_build, out)
     items = plan(cfg, host, frames, seed)
     results = out / "fuzz.json"
     results.unlink(missing_ok=True)
@@ -379,8 +384,9 @@ def run_fuzz(cfg: ChipConfig, host: str, frames: int, out_dir: str | Path, *, se
         xml = cocotb_runner(sim).test(
             test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel, hdl_toplevel_lang="verilog",
             build_dir=sim_build.sim_build, test_dir=out / f"sim-{sim}",
-            extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING"},
-            timescale=TIMESCALE, log_file=log, results_xml=str(out / f"results-{sim}.xml"))
+            extra_env={JOB_ENV: str(job_path), "COCOTB_LOG_LEVEL": "WARNING", **cov_env},
+            plusargs=cov_plusargs, timescale=TIMESCALE, log_file=log,
+            results_xml=str(out / f"results-{sim}.xml"))
     except (RuntimeError, SystemExit) as exc:
         # Under pytest the runner exits on a failed test; the bench's summary says why.
         if results.exists() and json.loads(results.read_text()).get("problems"):

@@ -33,7 +33,7 @@ from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
 from .harness import HARNESS_TOP, write_harness
 from .parity import ChipAnswers
-from .schema import BenchJob, BenchResult, JobArrays
+from .schema import FSM_SAMPLES_ENV, FSM_SAMPLES_FILE, BenchJob, BenchResult, JobArrays
 from .verilog import GeneratedRTL, generate
 
 ROOT = paths.ROOT
@@ -47,10 +47,16 @@ JOB_ENV = "XBARFLOW_JOB"
 #: of CPU per co-simulation start-up here; only the benches' own modules need it.
 BENCH_ENV = {"COCOTB_REWRITE_ASSERTION_FILES": "*/cocotb_tests/*.py", "COCOTB_LOG_LEVEL": "WARNING"}
 TRANSPORTS = ("pins", "hdl")
+#: Verilator flags of a coverage build (`build(coverage=True)`): line (with its branch points)
+#: and toggle coverage of the generated Verilog.
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
+#: What a coverage run leaves in its folder: Verilator's counts (and FSM_SAMPLES_FILE).
+COVERAGE_DAT = "coverage.dat"
 
-__all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
+__all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "COVERAGE_ARGS", "COVERAGE_DAT", "CosimResult", "JOB_ENV",
+           "RUNTIME_CACHE", "SIMULATORS",
            "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "cocotb_runner",
-           "prepare_toolchain", "run"]
+           "coverage_hooks", "prepare_toolchain", "run"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -127,6 +133,7 @@ class SimBuild:
     waves: bool
     transport: str = "pins"
     digest: str = ""       # of the Verilog and build flags; run() checks the model still matches
+    coverage: bool = False  # built with COVERAGE_ARGS (Verilator); runs write coverage data
 
     @property
     def sim_build(self) -> Path:
@@ -156,9 +163,12 @@ def _vcd_dump_module(path: Path, top: str) -> Path:
 
 
 def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_ROOT,
-          log_file: Path | None = None, transport: str = "pins") -> SimBuild:
+          log_file: Path | None = None, transport: str = "pins", coverage: bool = False) -> SimBuild:
     """Generate Verilog and build the simulator model, reusing a build of identical Verilog.
 
+    With `coverage` (Verilator, "pins" transport: the FSM samplers need the internal state
+    registers) the model counts line, branch and toggle coverage (`COVERAGE_ARGS`) and every
+    `run` on it leaves `COVERAGE_DAT` and the benches' `FSM_SAMPLES_FILE` in its folder.
     Holds an exclusive lock on the build folder meanwhile, so concurrent callers never see a
     half-written model; a cache hit costs only the Verilog generation."""
     prepare_toolchain(sim)
@@ -166,16 +176,18 @@ def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_
         raise SimulatorError(f"unknown transport '{transport}'; choose one of: {', '.join(TRANSPORTS)}")
     if transport == "hdl" and cfg.host.interface != "spi":
         raise SimulatorError("the HDL transactor serves SPI hosts only; use transport 'pins'")
+    if coverage and (sim != "verilator" or transport != "pins"):
+        raise SimulatorError("coverage builds need Verilator on the 'pins' transport")
     directory = root / (f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}"
-                        f"{'-hdl' if transport == 'hdl' else ''}")
+                        f"{'-hdl' if transport == 'hdl' else ''}{'-cov' if coverage else ''}")
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
-        return _build_locked(cfg, sim, directory, waves, log_file, transport)
+        return _build_locked(cfg, sim, directory, waves, log_file, transport, coverage)
 
 
 def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_file: Path | None,
-                  transport: str) -> SimBuild:
+                  transport: str, coverage: bool = False) -> SimBuild:
     rtl = generate(cfg, directory / "rtl")
     sources = [rtl.verilog]
     top = rtl.top
@@ -197,12 +209,14 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
             # The harness toggles its own clock (a delay loop). The wheel's verilated.mk was
             # never configured, so it lacks the compiler flag for C++ coroutines: give it here.
             build_args += ["--timing", "-CFLAGS", "-fcoroutines"]
+        if coverage:
+            build_args += list(COVERAGE_ARGS)
     # Reuse the build only if the Verilog and every flag that made it are unchanged.
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)
                             + repr(build_args).encode()).hexdigest()
     stamp = directory / "built.sha256"
     if stamp.exists() and stamp.read_text() == digest:
-        return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest)
+        return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest, coverage)
     t0 = time.perf_counter()
     log = log_file or directory / "build.log"
     runtime = _runtime_cache(build_args, waves) if sim == "verilator" else None
@@ -217,7 +231,8 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     if runtime is not None:
         _save_runtime(runtime, directory / "sim_build")
     stamp.write_text(digest)
-    return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves, transport, digest)
+    return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves, transport, digest,
+                    coverage)
 
 
 # Verilator's runtime library (verilated*.cpp) is compiled into every model and is two thirds
@@ -270,6 +285,17 @@ def _save_runtime(cache: Path, sim_build: Path) -> None:
             tmp = cache / f".{src.name}.{os.getpid()}"
             shutil.copy2(src, tmp)
             os.replace(tmp, cache / src.name)
+
+
+def coverage_hooks(sim_build: SimBuild, out_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The extra environment and plusargs of a run on `sim_build` in `out_dir`: for a coverage
+    build, Verilator writes its counts to out_dir/COVERAGE_DAT and the bench its FSM samples
+    to out_dir/FSM_SAMPLES_FILE; otherwise nothing."""
+    if not sim_build.coverage:
+        return {}, []
+    out_dir = Path(out_dir).resolve()
+    return ({FSM_SAMPLES_ENV: str(out_dir / FSM_SAMPLES_FILE)},
+            [f"+verilator+coverage+file+{out_dir / COVERAGE_DAT}"])
 
 
 @dataclass(frozen=True)
@@ -352,6 +378,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
 
     runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves)
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
+    cov_env, cov_plusargs = coverage_hooks(sim_build, out_dir)
+    plusargs += cov_plusargs
     log = out_dir / f"cosim-{sim_build.sim}.log"
     t0 = time.perf_counter()
     xml = out_dir / f"results-{sim_build.sim}.xml"
@@ -360,7 +388,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         runner.test(test_module=BENCH_MODULE, hdl_toplevel=sim_build.toplevel,
                     hdl_toplevel_lang="verilog",
                     build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
-                    extra_env={**BENCH_ENV, JOB_ENV: str(job_path)},
+                    extra_env={**BENCH_ENV, JOB_ENV: str(job_path), **cov_env},
                     plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
                     timescale=TIMESCALE, log_file=log, results_xml=str(xml))
     except (RuntimeError, SystemExit) as exc:

@@ -15,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ARRAYS_FILE", "BenchJob", "BenchResult", "CYCLE_COUNTERS", "JOB_FILE", "JobArrays",
-           "RESULTS_FILE"]
+__all__ = ["ARRAYS_FILE", "BenchJob", "BenchResult", "CYCLE_COUNTERS", "FSM_SAMPLES_ENV",
+           "FSM_SAMPLES_FILE", "JOB_FILE", "JobArrays", "RESULTS_FILE"]
 
 JOB_FILE = "job.json"        # config and flags
 ARRAYS_FILE = "job.npz"      # conductances, images, targets
 RESULTS_FILE = "cosim.json"  # what the bench saw
+#: Coverage runs: the environment variable naming the file a bench writes its FSM states,
+#: state changes and host exchanges to (`xbarflow.cocotb_tests.coverage_monitor`), and its name.
+FSM_SAMPLES_ENV = "XBARFLOW_FSM_SAMPLES"
+FSM_SAMPLES_FILE = "fsm_samples.json"
 #: The per-phase cycle counters the bench reads (first image, or every image).
 CYCLE_COUNTERS = ("total", "drive", "convert", "argmax")
 

@@ -1,7 +1,9 @@
 """Verilog generation: the Amaranth top level for a `ChipConfig`, plus a JSON sidecar.
 
 The sidecar records what the benches and the waveform tools need without parsing Verilog:
-the port map (direction, width), the FSM state encodings by name, and the config digest.
+the port map (direction, width), the FSM state encodings by name, each FSM's legal
+transitions (from the Amaranth FSM itself: every `m.next` in each state's body), and the
+config digest.
 Output is deterministic (no source attributes), so two runs give identical files.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Fragment, Shape, Value, ValueCastable
+from amaranth.hdl._ast import Assign, Const, Switch  # the FSM's lowered statements (amaranth 0.5.10)
 from amaranth.hdl._ir import PortDirection  # amaranth's own convert() builds ports with it
 from amaranth.lib import wiring
 
@@ -21,7 +24,7 @@ from xbarflow.hdl.top import TOP_NAME, Top
 
 from ..core.config import ChipConfig
 
-__all__ = ["GeneratedRTL", "fsm_encodings", "generate", "prepared_design"]
+__all__ = ["GeneratedRTL", "fsm_encodings", "fsm_transitions", "generate", "prepared_design"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,46 @@ def fsm_encodings(design, top_name: str) -> dict[str, dict[str, str]]:
     return dict(sorted(found.items()))
 
 
+def _next_codes(statements, state) -> set[int]:
+    """Every constant assigned to `state` anywhere in `statements` (nested If/Switch bodies)."""
+    found: set[int] = set()
+    for stmt in statements:
+        if isinstance(stmt, Assign) and stmt.lhs is state and isinstance(stmt.rhs, Const):
+            found.add(stmt.rhs.value)
+        elif isinstance(stmt, Switch):
+            for _patterns, body, _src in stmt.cases:
+                found |= _next_codes(body, state)
+    return found
+
+
+def fsm_transitions(design, top_name: str) -> dict[str, list[list[str]]]:
+    """Every FSM state register in the prepared `design` -> its legal transitions
+    [[from state, to state], ...], self-loops (staying) left out.
+
+    Amaranth lowers `m.FSM` into a Switch on the state register in the sync domain whose
+    case for each state holds the `m.next = ...` of that state's body as constant assignments
+    to the register: those are the transitions, whatever the conditions guarding them."""
+    found: dict[str, list[list[str]]] = {}
+    for fragment, info in design.fragments.items():
+        for signal, name in info.signal_names.items():
+            if not name.endswith("_state") or signal.decoder is None:
+                continue
+            pairs: set[tuple[str, str]] = set()
+            for statements in fragment.statements.values():
+                for stmt in statements:
+                    if not (isinstance(stmt, Switch) and stmt.test is signal):
+                        continue
+                    for patterns, body, _src in stmt.cases:
+                        for pattern in patterns or ():
+                            source = signal.decoder(int(pattern, 2)).split("/")[0]
+                            for code in _next_codes(body, signal):
+                                target = signal.decoder(code).split("/")[0]
+                                if target != source:
+                                    pairs.add((source, target))
+            found[".".join((top_name, *info.name[1:], name))] = [list(p) for p in sorted(pairs)]
+    return dict(sorted(found.items()))
+
+
 def generate(cfg: ChipConfig, out_dir: str | Path) -> GeneratedRTL:
     """Write `<top>.v` and `<top>.json` into `out_dir` and return their paths."""
     out = Path(out_dir)
@@ -108,6 +151,8 @@ def generate(cfg: ChipConfig, out_dir: str | Path) -> GeneratedRTL:
         # Hierarchical name of each FSM state register -> {encoding: state name}, taken from
         # the elaborated design itself so it cannot drift from the Verilog.
         "fsms": fsm_encodings(design, TOP_NAME),
+        # The same registers -> [[from, to], ...]: the legal state changes (coverage reads them).
+        "fsm_transitions": fsm_transitions(design, TOP_NAME),
     }
     j_path = out / f"{TOP_NAME}.json"
     j_path.write_text(json.dumps(sidecar, indent=2) + "\n")

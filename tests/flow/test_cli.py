@@ -61,7 +61,7 @@ def test_console_script_exit_status():
 #: The subcommands, written out (not read from xbarflow.flow.cli.COMMANDS): one module each in
 #: flow/commands/, and no other entry point (`python -m xbarflow.flow.<module>`) left.
 SUBCOMMANDS = {"demo", "program", "verilog", "report", "waves", "spice", "cost", "sweep", "sim",
-               "classify", "train", "figures", "bench", "fuzz", "mutants", "lint", "import",
+               "classify", "train", "figures", "bench", "fuzz", "mutants", "lint", "import", "coverage",
                "export"}
 #: subcommands whose module has another name ("import" is a Python keyword)
 MODULE_NAMES = {"import": "import_model"}

@@ -43,3 +43,50 @@ def test_sidecar_lists_the_command_layer_fsms(cfg, tmp_path):
     }
     for path in command:                       # the reset state is encoded 0
         assert fsms[path]["0"] in ("HUNT", "IDLE")
+
+
+def test_fsm_transitions_are_every_next_of_each_state():
+    """A small FSM whose transitions are written down here: each `m.next` in a state's body,
+    however deeply nested in If/Switch, and no self-loop (staying is not a transition)."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In
+
+    from xbarflow.flow.sim.verilog import fsm_transitions, prepared_design
+
+    class Small(wiring.Component):
+        go: In(1)
+        mode: In(2)
+
+        def elaborate(self, platform):
+            m = Module()
+            with m.FSM(name="small"):
+                with m.State("IDLE"):
+                    with m.If(self.go):
+                        m.next = "RUN"
+                with m.State("RUN"):
+                    with m.Switch(self.mode):
+                        with m.Case(0):
+                            m.next = "RUN"            # a self-loop: left out
+                        with m.Case(1):
+                            with m.If(self.go):
+                                m.next = "DONE"
+                        with m.Default():
+                            m.next = "IDLE"
+                with m.State("DONE"):
+                    m.next = "IDLE"
+            return m
+
+    found = fsm_transitions(prepared_design(Small(), "small_top"), "small_top")
+    assert found == {"small_top.small_state": [["DONE", "IDLE"], ["IDLE", "RUN"], ["RUN", "DONE"],
+                                               ["RUN", "IDLE"]]}
+
+
+def test_sidecar_transitions_cover_every_fsm(cfg, tmp_path):
+    side = json.loads(generate(cfg, tmp_path).sidecar.read_text())
+    assert set(side["fsm_transitions"]) == set(side["fsms"])
+    ctrl = {tuple(t) for t in side["fsm_transitions"]["xbarflow_top.controller.ctrl_state"]}
+    assert ("IDLE", "LOAD") in ctrl and ("ARGMAX", "DONE") in ctrl and ("DONE", "IDLE") in ctrl
+    for path, moves in side["fsm_transitions"].items():
+        names = set(side["fsms"][path].values())
+        assert all(a in names and b in names and a != b for a, b in moves), path

@@ -1,0 +1,304 @@
+"""The co-simulations of `make coverage`: the benches `make test` runs, on Verilator coverage
+builds, with a modest number of images, each leaving its coverage data in its own folder.
+
+`CAMPAIGN` lists them: inference on the SLP (SPI, and SPI asynchronous to the chip clock), the
+ReLU MLP (shared ADCs) and the binary-hidden-layer MLP; programming through the write path
+over SPI and UART, and with stuck-at cells (write-ack timeouts); host-interface fuzzing over
+SPI and UART, plus a directed run with every (command, NACK code) the protocol allows outside
+BUSY (`directed_items`: the random plan leaves some out at a few hundred frames; BUSY comes
+from the fuzz bench's refusals while programming). Every run must pass its parity checks (a run that disagrees with the golden
+model raises: its coverage would count behaviour nobody checked).
+
+`run_campaign` returns one `RunRecord` per run; `xbarflow.flow.analysis.coverage` merges their
+data by design (runs of identical Verilog), `xbarflow.flow.commands.coverage` writes the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from xbarflow.hdl import protocol
+from xbarflow.hdl.protocol import Cmd, Reg
+
+from ..core import config as config_mod
+from ..core.config import ChipConfig
+from ..core.errors import XbarflowError
+from ..data import Dataset
+from ..model.context import RunContext
+from ..model.programming import tile_target_levels
+from ..sim.runner import COVERAGE_DAT, build, run
+from ..sim.schema import FSM_SAMPLES_FILE
+from . import coverage, fuzz
+
+__all__ = ["CAMPAIGN", "CampaignError", "RunRecord", "RunSpec", "analyse_campaign", "design_tiles",
+           "directed_items", "load_records", "run_campaign", "save_records"]
+
+
+class CampaignError(XbarflowError, RuntimeError):
+    """A coverage run failed or disagreed with the golden model; one line."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    config: str                      # configs/<config>.toml
+    kind: str                        # inference | async | program | fuzz | directed
+    overrides: dict = field(default_factory=dict)
+    what: str = ""
+
+
+CAMPAIGN: tuple[RunSpec, ...] = (
+    RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI"),
+    RunSpec("slp-async-spi", "slp", "async", what="SLP inference, SPI edges asynchronous to the clock"),
+    RunSpec("slp-program-spi", "slp", "program", what="programming through the write path, SPI"),
+    RunSpec("slp-program-stuck", "slp", "program",
+            {"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025},
+            what="programming with 5 % stuck-at cells (write-ack timeouts)"),
+    RunSpec("slp-fuzz-spi", "slp", "fuzz", what="host-interface fuzzing, SPI"),
+    RunSpec("slp-directed-spi", "slp", "directed",
+            what="every command with a bad CRC, LEN and address, SPI (fuzz bench)"),
+    RunSpec("slp-program-uart", "slp", "program", {"host.interface": "uart"},
+            what="programming through the write path, UART"),
+    RunSpec("slp-fuzz-uart", "slp", "fuzz", {"host.interface": "uart"},
+            what="host-interface fuzzing, UART"),
+    RunSpec("slp-directed-uart", "slp", "directed", {"host.interface": "uart"},
+            what="the directed frames over UART, and a frame cut after each byte (timeout)"),
+    RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
+    RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
+)
+
+
+@dataclass
+class RunRecord:
+    spec: RunSpec
+    cfg: ChipConfig
+    folder: Path
+    verilog: Path
+    sidecar: Path
+    design: str          # digest of the Verilog text: runs of one design merge
+    seconds: float
+    programming: dict | None = None
+    images: int = 0
+
+    @property
+    def dat(self) -> Path:
+        return self.folder / COVERAGE_DAT
+
+    @property
+    def samples(self) -> dict:
+        path = self.folder / FSM_SAMPLES_FILE
+        if not path.exists():
+            raise CampaignError(f"{self.spec.name}: the bench wrote no FSM samples ({path})")
+        return json.loads(path.read_text())
+
+
+def design_tiles(cfg: ChipConfig) -> list[tuple[int, int]]:
+    """(tile, ADC groups it converts): the groups its outputs need on a chip with shared ADCs,
+    one otherwise."""
+    if cfg.adc_groups <= 1:
+        return [(t.index, 1) for t in cfg.tiles]
+    return [(t.index, -(-t.outputs // cfg.tile_adcs)) for t in cfg.tiles]
+
+
+def directed_items(cfg: ChipConfig) -> list[dict]:
+    """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
+    a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
+    the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
+    ones and back; over UART also a frame cut after each of its bytes and left to time out.
+    The bench's model predicts every response."""
+    reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
+    good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
+            Cmd.WRITE_BUF: (0, b"\x01"), Cmd.READ_BUF: (0, b"\x01"), Cmd.START: (0, b""),
+            Cmd.READ_RESULT: (0, b""), Cmd.WRITE_TARGETS: (0, b"\x00"),
+            Cmd.START_PROGRAM: (0, b"")}
+    bad_len = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x01\x02"), Cmd.READ_REG: (Reg.ID, b"\x00"),
+               Cmd.WRITE_BUF: (0, b""), Cmd.READ_BUF: (0, b"\x00"), Cmd.START: (0, b"\x01"),
+               Cmd.READ_RESULT: (0, b"\x01"), Cmd.WRITE_TARGETS: (0, b""),
+               Cmd.START_PROGRAM: (0, b"\x01")}
+    bad_addr = {Cmd.WRITE_REG: (Reg.ID, b"\x00\x00\x00\x00"), Cmd.READ_REG: (protocol.NUM_REGS, b""),
+                Cmd.WRITE_BUF: (cfg.input_bytes, b"\x01"),
+                Cmd.READ_BUF: (2 * cfg.outputs, b"\x01"),
+                Cmd.WRITE_TARGETS: (cfg.target_bytes, b"\x00")}
+    frames = []
+    for cmd, (addr, payload) in good.items():
+        frame = protocol.encode_request(cmd, addr, payload)
+        frames.append(("bad_crc", frame[:-1] + bytes([frame[-1] ^ 0x5A])))
+        frames.append(("bad_len", protocol.encode_request(cmd, *bad_len[cmd])))
+        if cmd in bad_addr:
+            frames.append(("bad_addr", protocol.encode_request(cmd, *bad_addr[cmd])))
+    unknown = protocol.encode_request(0x7E, 0)
+    frames += [("bad_cmd", unknown), ("bad_crc", unknown[:-1] + bytes([unknown[-1] ^ 0x5A]))]
+    items = [{"kind": kind, "ops": [["tx", (frame + reg_id).hex()]], "frames": 2, "probe": True}
+             for kind, frame in frames]
+    # REQUANT_MULT to all ones and back: every bit of the register toggles both ways.
+    items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
+        Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
+        for value in (0xFFFFFFFF, 0)]
+    if cfg.host.interface == "uart":
+        # A frame cut after each of its bytes, then the frame timeout (the receiver drops it
+        # from every state), then a valid frame.
+        whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
+        items += [{"kind": "stall", "ops": [["tx", whole[:cut].hex()], ["stall"], ["tx", reg_id.hex()]],
+                   "frames": 2, "probe": True} for cut in range(1, len(whole))]
+    return items
+
+
+def _indices(dataset: Dataset, images: int) -> np.ndarray:
+    return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
+
+
+def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
+         timeout_s: float) -> tuple[ChipConfig, object, dict | None, int]:
+    cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
+    if spec.overrides:
+        cfg = cfg.replace(**spec.overrides)
+    if spec.kind in ("fuzz", "directed"):
+        # The directed run replaces the bench's random plan with `directed_items`.
+        extra = {"items": directed_items(cfg)} if spec.kind == "directed" else None
+        fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
+                      timeout_s=timeout_s, coverage=True, extra_job=extra)
+        return cfg, build(cfg, "verilator", coverage=True), None, 0
+    ctx = RunContext.build(cfg, dataset)
+    sim_build = build(cfg, "verilator", coverage=True)
+    idx = _indices(dataset, images)
+    kwargs: dict = {"timeout_s": timeout_s, "cycles_every_image": True}
+    chip = ctx.golden
+    if spec.kind == "program":
+        kwargs["targets"] = tile_target_levels(cfg, ctx.weights.w)
+        layers = np.zeros((cfg.rows, cfg.cols))
+    else:
+        layers = chip.layer_conductance
+        kwargs["requant_mult"] = chip.requant_mult
+    if spec.kind == "async":
+        period_ns = 1e9 / cfg.clock.freq_hz   # half periods in [2, 3] clocks, random phases
+        kwargs["spi_timing"] = {"seed": cfg.seeds.noise, "jitter_ns": period_ns,
+                                "phase_ns": period_ns}
+    result = run(sim_build, layers, dataset.x_test[idx], dataset.y_test[idx], idx, out, **kwargs)
+    if result.mismatches:
+        raise CampaignError(f"{spec.name}: the chip disagreed with the golden model: "
+                            f"{result.mismatches[0]}")
+    return cfg, sim_build, result.programming, result.images
+
+
+def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, frames: int = 300,
+                 only: tuple[str, ...] = (), timeout_s: float = 3600.0,
+                 progress: Callable[[str], None] | None = None,
+                 record: str | Path | None = None) -> list[RunRecord]:
+    """Run `CAMPAIGN` (or the runs named in `only`) into out_dir/<run name>; with `record`,
+    the records so far are saved there after each run (`save_records`), so an interrupted
+    campaign can still be analysed."""
+    specs = [s for s in CAMPAIGN if not only or s.name in only]
+    unknown = set(only) - {s.name for s in CAMPAIGN}
+    if unknown:
+        raise CampaignError(f"unknown coverage run(s) {', '.join(sorted(unknown))}; choose from "
+                            f"{', '.join(s.name for s in CAMPAIGN)}")
+    records = []
+    for spec in specs:
+        out = Path(out_dir) / spec.name
+        if progress:
+            progress(f"{spec.name}: {spec.what}")
+        t0 = time.perf_counter()
+        try:
+            cfg, sim_build, programming, n = _one(spec, dataset, out, images, frames, timeout_s)
+        except fuzz.FuzzError as exc:
+            raise CampaignError(f"{spec.name}: {exc}") from None
+        verilog = sim_build.rtl.verilog
+        records.append(RunRecord(spec, cfg, out, verilog, sim_build.rtl.sidecar,
+                                 hashlib.sha256(verilog.read_bytes()).hexdigest()[:12],
+                                 time.perf_counter() - t0, programming, n))
+        if record is not None:
+            save_records(records, record)
+    return records
+
+
+def _design_name(cfg: ChipConfig) -> str:
+    return f"{cfg.name}-{cfg.host.interface}"
+
+
+def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
+                     waivers: list[coverage.Waiver]) -> tuple[str, int]:
+    """Merge each design's runs (out_dir/<design>/coverage.dat, and the annotated Verilog
+    beside it), compute FSM and functional coverage, list the open items in
+    out_dir/open_items.txt; return (summary markdown, number of open items)."""
+    out_dir = Path(out_dir)
+    by_design: dict[str, list[RunRecord]] = {}
+    for r in records:
+        by_design.setdefault(r.design, []).append(r)
+    names = {d: _design_name(rs[0].cfg) for d, rs in by_design.items()}
+    if len(set(names.values())) != len(names):   # one config and host, two Verilog texts
+        names = {d: f"{n}-{d[:6]}" for d, n in names.items()}
+    bins = coverage.FunctionalBins({names[d]: design_tiles(rs[0].cfg)
+                                    for d, rs in by_design.items()})
+    try:
+        designs, fsms = [], {}
+        for digest, runs in by_design.items():
+            name = names[digest]
+            source = runs[0].verilog.read_text().splitlines()
+            points = coverage.merge(*(coverage.rebase(coverage.read_dat(r.dat), f"{name}/xbarflow_top.v")
+                                      for r in runs))
+            coverage.write_dat(points, out_dir / name / COVERAGE_DAT)
+            coverage.annotate(points, source, out_dir / name / "xbarflow_top.v.annotated")
+            designs.append({"name": name, "points": points, "source_lines": source})
+            samples = [r.samples for r in runs]
+            fsms[name] = coverage.fsm_figures(json.loads(runs[0].sidecar.read_text()), samples)
+            for r, doc in zip(runs, samples):
+                _sample_bins(bins, name, r, doc)
+        runs_table = [{"name": r.spec.name, "design": names[r.design], "what": r.spec.what,
+                       "seconds": r.seconds} for r in records]
+        text = coverage.summary_markdown(designs, fsms, bins, waivers, runs_table)
+        open_items = coverage.open_items(designs, fsms, bins, waivers)
+        (out_dir / "open_items.txt").write_text("".join(f"{i.ident}\t{i.where}\n" for i in open_items))
+    finally:
+        bins.close()
+    return text, len(open_items)
+
+
+def _sample_bins(bins: "coverage.FunctionalBins", design: str, record: RunRecord, doc: dict) -> None:
+    groups = coverage.BIN_GROUPS
+    for key, n in doc.get("exchanges", {}).items():
+        bins.sample(groups[0], key, n)
+    for key, n in doc.get("adc_groups", {}).items():
+        tile, group = key.split(":")
+        bins.sample(groups[1], f"{design} tile {tile} group {group}", n)
+    cfg = record.cfg
+    if record.images:
+        hidden = cfg.network.activations[:-1]
+        for act in hidden or ("none (single layer)",):
+            bins.sample(groups[2], act)
+    p = record.programming
+    if p is not None:
+        bins.sample(groups[3], "verified" if p["failures"] == 0 else "timeout")
+        if p["failures"] and (cfg.device.stuck_on_rate or cfg.device.stuck_off_rate):
+            bins.sample(groups[3], "stuck")
+    if doc.get("exchanges"):
+        bins.sample(groups[4], cfg.host.interface)
+
+
+def save_records(records: list[RunRecord], path: str | Path) -> Path:
+    """The campaign's records as JSON (`load_records` reads them: re-analyse without re-running)."""
+    path = Path(path)
+    path.write_text(json.dumps([{
+        "run": r.spec.name, "config": r.cfg.to_dict(), "folder": str(r.folder),
+        "verilog": str(r.verilog), "sidecar": str(r.sidecar), "design": r.design,
+        "seconds": r.seconds, "programming": r.programming, "images": r.images}
+        for r in records], indent=1))
+    return path
+
+
+def load_records(path: str | Path) -> list[RunRecord]:
+    path = Path(path)
+    try:
+        docs = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CampaignError(f"cannot read the campaign record {path}: {exc}") from None
+    specs = {s.name: s for s in CAMPAIGN}
+    return [RunRecord(specs[d["run"]], config_mod.from_dict(d["config"]), Path(d["folder"]),
+                      Path(d["verilog"]), Path(d["sidecar"]), d["design"], d["seconds"],
+                      d["programming"], d["images"]) for d in docs]

@@ -1,0 +1,91 @@
+"""The coverage campaign (flow/analysis/coverage_runs.py): the ADC groups each tile converts,
+the record of a campaign, and the analysis of runs into the summary, on a fabricated run (the
+co-simulations themselves are `make coverage`)."""
+
+import json
+
+from xbarflow.cocotb_tests.coverage_monitor import exchange_key
+from xbarflow.flow.analysis import coverage as cov
+from xbarflow.flow.analysis import coverage_runs as runs
+from xbarflow.flow.core import config as cfgmod
+
+from .test_coverage import RUN_A, SOURCE
+
+
+def test_design_tiles():
+    # 196-256-10 on 128 x 128 tiles (64 differential outputs each), 16 shared ADCs per tile:
+    # layer 1 is 2 x 4 tiles of 64 outputs (4 groups each), layer 2 is 2 tiles of 10 (1 group).
+    mlp = runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml"))
+    assert sorted(g for _, g in mlp) == [1, 1] + [4] * 8
+    assert [t for t, _ in mlp] == list(range(10))
+    assert runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "slp.toml")) == [(0, 1)]
+    # one ADC per output (the binary MLP): every tile converts once
+    assert {g for _, g in runs.design_tiles(cfgmod.load(cfgmod.CONFIG_DIR / "mlp_binary.toml"))} == {1}
+
+
+def fabricated_run(tmp_path, cfg):
+    folder = tmp_path / "slp-inference"
+    folder.mkdir()
+    cov.write_dat(RUN_A, folder / "coverage.dat")
+    verilog = folder / "xbarflow_top.v"
+    verilog.write_text("\n".join(SOURCE) + "\n")
+    sidecar = folder / "xbarflow_top.json"
+    sidecar.write_text(json.dumps({"fsms": {"top.f_state": {"0": "IDLE", "1": "RUN"}},
+                                   "fsm_transitions": {"top.f_state": [["IDLE", "RUN"], ["RUN", "IDLE"]]}}))
+    (folder / "fsm_samples.json").write_text(json.dumps({
+        "states": {"top.f_state": {"IDLE": 2, "RUN": 1}},
+        "transitions": {"top.f_state": {"IDLE->RUN": 1}},
+        "exchanges": {"START ACK": 2, "READ_REG ACK": 1}, "adc_groups": {"0:0": 2}}))
+    spec = next(s for s in runs.CAMPAIGN if s.name == "slp-inference")
+    return runs.RunRecord(spec, cfg, folder, verilog, sidecar, "d1", 3.0, None, 2)
+
+
+def test_analysis_of_a_run(cfg, tmp_path):
+    record = fabricated_run(tmp_path, cfg)
+    out = tmp_path / "out"
+    text, open_items = runs.analyse_campaign([record], out, [])
+    assert "| slp-spi | 100.0 % (1/1) | 50.0 % (1/2) | 0.0 % (0/2) |" in text
+    assert "| slp-spi | top.f_state | 2/2 | 1/2 | none |" in text
+    assert (out / "slp-spi" / "coverage.dat").exists()
+    assert (out / "slp-spi" / "xbarflow_top.v.annotated").read_text().count("%000000") == 1
+    # hit: 2 exchanges, the one tile group, "none (single layer)", spi
+    bins = cov.FunctionalBins({"slp-spi": [(0, 1)]})
+    try:
+        total_bins = sum(len(b) for b in bins.bins.values())
+    finally:
+        bins.close()
+    missing_bins = total_bins - 5
+    assert open_items == 3 + 1 + missing_bins     # code points, RUN->IDLE, bins
+    listed = (out / "open_items.txt").read_text().splitlines()
+    assert len(listed) == open_items and "fsm_transition:slp-spi/top.f_state:RUN->IDLE\t" in listed
+    assert "`fsm_transition` slp-spi/top.f_state" in text and "`RUN->IDLE`" in text
+    waivers = [cov.Waiver("bin:*", "not in this fixture"), cov.Waiver("toggle:*:x:*", "constant")]
+    text, open_items = runs.analyse_campaign([record], out, waivers)
+    assert open_items == 2
+    assert f"- `bin:*` ({missing_bins}): not in this fixture" in text
+
+    path = runs.save_records([record], tmp_path / "campaign.json")
+    (again,) = runs.load_records(path)
+    assert (again.spec, again.folder, again.design, again.images) == (record.spec, record.folder, "d1", 2)
+    assert again.cfg.digest() == cfg.digest()
+
+
+def test_directed_items_get_the_nack_they_are_named_for(cfg):
+    """Every directed frame, fed to the reference protocol model, is refused with the error of
+    its kind and the READ_REG probe after it is served: together they hit every (command,
+    NACK code) bin outside BUSY."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+    from xbarflow.hdl import protocol
+
+    seen = set()
+    for item in runs.directed_items(cfg)[:-2]:   # the two REQUANT_MULT writes are ACKed
+        model = ChipProtocolModel.from_config(cfg)
+        ((_, data),) = item["ops"]
+        got = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+        assert len(got) == 2, item
+        nack, probe = got
+        assert nack[1] == protocol.Status.NACK and protocol.Error(nack[3]).name == item["kind"].upper()
+        assert probe[1] == protocol.Status.ACK
+        seen.add(exchange_key(bytes.fromhex(data), nack))
+    wanted = {b for b in cov.legal_exchanges() if "NACK" in b and "BUSY" not in b}
+    assert seen == wanted
