@@ -33,7 +33,7 @@ def selected(value: int) -> list[int]:
 class ProgrammingBridge:
     dut: object
     cfg: ChipConfig
-    devices: list                              # one DeviceArray per tile, in tile order
+    devices: list[DeviceArray]                 # one per tile, in tile order
     pulses: np.ndarray = field(init=False)     # (tiles, R, C) pulses each cell received (the monitor's count)
     verifies: int = 0
 
@@ -50,7 +50,7 @@ class ProgrammingBridge:
         return int(np.searchsorted(self._starts, row, side="right") - 1)
 
     def _tile(self) -> int:
-        tile = self.dut.prog_tile_sel.value.to_unsigned()
+        tile = int(self.dut.prog_tile_sel.value)   # one bit (a Logic) on a one-tile chip
         assert tile < len(self.devices), f"prog_tile_sel {tile} names no tile of the chip"
         return tile
 

@@ -73,7 +73,9 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
     """Golden programming of the chip's tiles (`tiles`, default all) through the write-verify
     replay, tile by tile, and the golden chip on the programmed conductances (what the
     co-simulation must then match). `targets` ((tiles, R, C) level codes) default to the
-    weights' mapping (`chip_target_levels`); tiles not programmed keep their ideal targets."""
+    weights' mapping (`chip_target_levels`); tiles not programmed keep their ideal targets.
+    Returns (targets, chip, inference on the test codes, summary); the targets of a one-tile
+    chip as one (R, C) array."""
     targets = chip_target_levels(cfg, weights) if targets is None else check_chip_targets(cfg, targets)
     t0 = time.perf_counter()
     results = program_chip_array(cfg, targets, tiles)
@@ -99,7 +101,8 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
                                               title=f"{cfg.name}: pulses per cell")),
     }
     np.savez_compressed(out / "targets.npz", targets=targets, config=cfg.name)
-    return targets, chip, full, summary
+    # A one-tile chip's targets as one (R, C) array, as `program_array` takes them.
+    return (targets[0] if len(cfg.tiles) == 1 else targets), chip, full, summary
 
 
 def load_targets(cfg, path: Path) -> np.ndarray:
