@@ -25,6 +25,9 @@ A program pulse of amplitude V moves the state by
   in any order, so the cocotb bridge (one event at a time) and the golden replay (many cells at a
   time) draw the same numbers. TAG = 2**32 - 1 is a row no tile reaches: SeedSequence treats a
   short key as if padded with zeros, so [seed, TAG, 1] can never equal a c2c key [seed, row, ...].
+* tiles: a chip of several tiles has one `DeviceArray` per tile (`tile` = its index in
+  `ChipConfig.tiles`). Tile t > 0 appends t to every key above ([seed, TAG, 1, t], [seed, row,
+  col, pulse_index, t]); tile 0 keeps the single-tile keys, so a one-tile chip draws as before.
 
 Bit-exactness between the scalar methods (the bridge) and the vectorised ones (the replay): the
 scalar methods ARE the vectorised ones called on one cell; the rate is a scalar `math.exp` per
@@ -49,7 +52,7 @@ from xbarflow.flow.core.config import ChipConfig
 
 __all__ = [
     "D2D_KEY", "DeviceArray", "STUCK_KEY", "TAG", "c2c_factor", "d2d_map", "level_step",
-    "logistic_rate", "stuck_maps", "verify_window",
+    "logistic_rate", "stuck_maps", "tile_key", "verify_window",
 ]
 
 TAG = 0xFFFF_FFFF     # first key word after the seed of the tile-wide (static) draws
@@ -73,29 +76,38 @@ def logistic_rate(amplitude_v: float, cfg: ChipConfig) -> float:
     return d.rate_max * s
 
 
-def c2c_factor(cfg: ChipConfig, row: int, col: int, pulse_index: int) -> float:
-    """Cycle-to-cycle factor of pulse number `pulse_index` (0-based) of cell (row, col)."""
+def tile_key(tile: int) -> list[int]:
+    """The key words that make a draw tile `tile`'s: none for tile 0, [tile] after."""
+    if tile < 0:
+        raise ValueError(f"tile must be >= 0, got {tile}")
+    return [int(tile)] if tile else []
+
+
+def c2c_factor(cfg: ChipConfig, row: int, col: int, pulse_index: int, tile: int = 0) -> float:
+    """Cycle-to-cycle factor of pulse number `pulse_index` (0-based) of cell (row, col) of `tile`."""
     sigma = cfg.device.c2c_sigma
     if sigma == 0.0:
         return 1.0
     if pulse_index < 0 or row < 0 or col < 0:
         raise ValueError("row, col and pulse_index must be >= 0")
-    z = np.random.default_rng([cfg.seeds.device, int(row), int(col), int(pulse_index)]).standard_normal()
+    key = [cfg.seeds.device, int(row), int(col), int(pulse_index), *tile_key(tile)]
+    z = np.random.default_rng(key).standard_normal()
     return max(0.0, 1.0 + sigma * float(z))
 
 
-def d2d_map(cfg: ChipConfig) -> np.ndarray:
-    """(R, C) per-cell rate multipliers exp(d2d_sigma * N(0, 1)); all ones when d2d_sigma = 0."""
+def d2d_map(cfg: ChipConfig, tile: int = 0) -> np.ndarray:
+    """(R, C) per-cell rate multipliers exp(d2d_sigma * N(0, 1)) of `tile`; all ones when
+    d2d_sigma = 0."""
     shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
-    z = np.random.default_rng([cfg.seeds.device, TAG, D2D_KEY]).standard_normal(shape)
+    z = np.random.default_rng([cfg.seeds.device, TAG, D2D_KEY, *tile_key(tile)]).standard_normal(shape)
     return np.exp(cfg.device.d2d_sigma * z)
 
 
-def stuck_maps(cfg: ChipConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(stuck_on, stuck_off) boolean (R, C) maps, disjoint, at the configured rates."""
+def stuck_maps(cfg: ChipConfig, tile: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(stuck_on, stuck_off) boolean (R, C) maps of `tile`, disjoint, at the configured rates."""
     d = cfg.device
     shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
-    u = np.random.default_rng([cfg.seeds.device, TAG, STUCK_KEY]).random(shape)
+    u = np.random.default_rng([cfg.seeds.device, TAG, STUCK_KEY, *tile_key(tile)]).random(shape)
     on = u < d.stuck_on_rate
     off = ~on & (u < d.stuck_on_rate + d.stuck_off_rate)
     dead = getattr(d, "dead_partition", -1)
@@ -117,13 +129,15 @@ def verify_window(cfg: ChipConfig) -> float:
 
 
 class DeviceArray:
-    """Memory states of one whole tile (tile_rows x tile_cols), deterministic from the config."""
+    """Memory states of one whole tile (tile_rows x tile_cols), deterministic from the config
+    and the tile's index `tile` (its own d2d, stuck-at and c2c draws)."""
 
-    def __init__(self, cfg: ChipConfig) -> None:
+    def __init__(self, cfg: ChipConfig, tile: int = 0) -> None:
         self.cfg = cfg
+        self.tile = int(tile)
         self.shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
-        self.d2d = d2d_map(cfg)
-        self.stuck_on, self.stuck_off = stuck_maps(cfg)
+        self.d2d = d2d_map(cfg, self.tile)
+        self.stuck_on, self.stuck_off = stuck_maps(cfg, self.tile)
         self.stuck = self.stuck_on | self.stuck_off
         self.lam = np.zeros(self.shape)
         self.lam[self.stuck_on] = 1.0
@@ -176,7 +190,7 @@ class DeviceArray:
         c2c = np.ones(r.shape)
         if self.cfg.device.c2c_sigma != 0.0:
             for n in np.flatnonzero(move):
-                c2c[n] = c2c_factor(self.cfg, int(r[n]), int(c[n]), int(idx[n]))
+                c2c[n] = c2c_factor(self.cfg, int(r[n]), int(c[n]), int(idx[n]), self.tile)
         k = rate * self.d2d[r, c] * c2c
         lam = self.lam[r, c]
         new = np.where(amp > 0, lam + k * (1.0 - lam), lam - k * lam)

@@ -1,9 +1,11 @@
 """Programming phase of the bench: write the targets, let the chip program the array through
 its write path, and check every cell against the golden replay of the write-verify.
 
-Scoreboard items: pulses each cell received (counted by the bridge from the select lines),
-the chip's PROG_PULSES / PROG_FAILURES / PROG_STEPS registers, and every cell's final memory
-state, all equal to `xbarflow.flow.model.programming.program_array` on the same keyed draws.
+A chip of several tiles is programmed tile by tile (PROG_TILE, WRITE_TARGETS, START_PROGRAM,
+poll), each run with its own time bound. Scoreboard items, per tile: pulses each cell received
+(counted by the bridge from the select lines), the chip's PROG_PULSES / PROG_FAILURES
+registers of that tile's run, and every cell's final memory state, all equal to
+`xbarflow.flow.model.programming.program_array` on that tile's keyed draws.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from xbarflow.analog_models.programming import DeviceArray
 from .programming_bridge import ProgrammingBridge
 from .sabotage import WireFaults
 from xbarflow.flow.core.config import ChipConfig
-from xbarflow.flow.model.programming import ProgrammingResult, program_array
+from xbarflow.flow.model.programming import (
+    ProgrammingResult,
+    check_chip_targets,
+    program_array,
+)
+from xbarflow.analog_models.mapping import level_conductance
 
 __all__ = ["compare_programming", "program_chip", "programming_timeout_ns"]
 
@@ -56,32 +63,53 @@ def programming_timeout_ns(cfg: ChipConfig, golden: ProgrammingResult) -> float:
 
 
 async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
-                       wire: WireFaults | None = None) -> tuple[DeviceArray, dict, list[str]]:
-    """Program the chip's array to `target_levels` (R, C); returns the programmed device (the
-    bridge's), a summary for the report, and the scoreboard's mismatches. `wire` carries the
-    self-tests' faults (`xbarflow.cocotb_tests.sabotage`) from the monitor to the scoreboard."""
-    golden = program_array(cfg, target_levels)
-    device = DeviceArray(cfg)
-    bridge = ProgrammingBridge(dut, cfg, device)
+                       wire: WireFaults | None = None, tiles=None
+                       ) -> tuple[list[np.ndarray], dict, list[str]]:
+    """Program the chip's tiles `tiles` (default all) to `target_levels` ((tiles, R, C), or
+    (R, C) for one tile); returns every tile's conductances after programming (the bridge's
+    devices; a tile not programmed holds its ideal target conductances), a summary for the
+    report, and the scoreboard's mismatches. `wire` carries the self-tests' faults
+    (`xbarflow.cocotb_tests.sabotage`) from the monitor to the scoreboard (tile 0's pulses)."""
+    targets = check_chip_targets(cfg, target_levels)
+    chosen = list(range(len(cfg.tiles)) if tiles is None else tiles)
+    devices = [DeviceArray(cfg, tile=k) for k in range(len(cfg.tiles))]
+    bridge = ProgrammingBridge(dut, cfg, devices)
     bridge.start()
-    timeout_ns = programming_timeout_ns(cfg, golden)
-
-    async def run() -> dict:
-        await host.write_targets(np.asarray(target_levels, dtype=np.uint8).tobytes())
-        return await host.program()
-
-    registers = await with_timeout(run(), timeout_ns, "ns")
-    pulses = (wire or WireFaults()).pulses(bridge.pulses)   # what reaches the scoreboard
-    problems = compare_programming(cfg, golden, pulses, bridge.device.lam, registers)
+    wire = wire or WireFaults()
+    problems, per_tile, registers_all = [], {}, []
+    golden_pulses = golden_failures = 0
+    for k in chosen:
+        golden = program_array(cfg, targets[k], DeviceArray(cfg, tile=k))
+        registers = await with_timeout(
+            host.program_tile(k, np.asarray(targets[k], dtype=np.uint8).tobytes()),
+            programming_timeout_ns(cfg, golden), "ns")
+        pulses = wire.pulses(bridge.pulses[k]) if k == 0 else bridge.pulses[k]
+        tag = "" if len(cfg.tiles) == 1 else f"tile {k}: "
+        problems += [tag + p for p in compare_programming(cfg, golden, pulses, devices[k].lam,
+                                                          registers)]
+        registers_all.append(registers)
+        golden_pulses += golden.total_pulses
+        golden_failures += golden.failures
+        per_tile[str(k)] = {"pulses_total": int(registers["pulses"]),
+                            "failures": int(registers["failures"]),
+                            "programming_cycles": int(registers["cycles"]),
+                            "pulses_per_cell_max": int(pulses.max())}
+    used = bridge.pulses[chosen]
     summary = {
-        "pulses_per_cell_mean": float(pulses.mean()),
-        "pulses_per_cell_max": int(pulses.max()),
-        "pulses_total": int(registers["pulses"]),
-        "failures": int(registers["failures"]),
-        "programming_cycles": int(registers["cycles"]),
-        "steps": int(registers["steps"]),
+        "tiles_programmed": chosen,
+        "pulses_per_cell_mean": float(used.mean()),
+        "pulses_per_cell_max": int(used.max()),
+        "pulses_total": sum(int(r["pulses"]) for r in registers_all),
+        "failures": sum(int(r["failures"]) for r in registers_all),
+        "programming_cycles": sum(int(r["cycles"]) for r in registers_all),
+        "steps": sum(int(r["steps"]) for r in registers_all),
         "verifies": bridge.verifies,
-        "golden_failures": golden.failures,
-        "golden_pulses_total": golden.total_pulses,
+        "golden_failures": golden_failures,
+        "golden_pulses_total": golden_pulses,
     }
-    return device, summary, problems
+    if len(cfg.tiles) > 1:
+        summary["per_tile"] = per_tile
+    ideal = level_conductance(targets, cfg)
+    conductance = [devices[k].conductance() if k in chosen else ideal[k]
+                   for k in range(len(cfg.tiles))]
+    return conductance, summary, problems

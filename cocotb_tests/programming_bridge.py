@@ -3,8 +3,10 @@ device programming model, event by event, never per clock.
 
 The cell addresses come from the physical select lines the chip drives (`prog_row_sel`,
 one bit per global row; `prog_col_sel`, one-hot column), never from a side channel, so the
-bench checks the decoders and selectors as the array would see them. The same
-`DeviceArray` methods serve the golden replay, with the same keyed random draws.
+bench checks the decoders and selectors as the array would see them. The tile comes the
+same way, from `prog_tile_sel`: each tile has its own `DeviceArray` (its own keyed draws),
+and the bridge serves the one the chip selects. The same `DeviceArray` methods serve the
+golden replay, with the same keyed random draws.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ def selected(value: int) -> list[int]:
 class ProgrammingBridge:
     dut: object
     cfg: ChipConfig
-    device: DeviceArray
-    pulses: np.ndarray = field(init=False)     # pulses each cell received (the monitor's count)
+    devices: list[DeviceArray]                 # one per tile, in tile order
+    pulses: np.ndarray = field(init=False)     # (tiles, R, C) pulses each cell received (the monitor's count)
     verifies: int = 0
 
     def __post_init__(self) -> None:
         x = self.cfg.crossbar
-        self.pulses = np.zeros((x.tile_rows, x.tile_cols), dtype=np.int64)
+        assert len(self.devices) == len(self.cfg.tiles), "one DeviceArray per tile"
+        self.pulses = np.zeros((len(self.devices), x.tile_rows, x.tile_cols), dtype=np.int64)
         self._starts = np.asarray(self.cfg.partition_start)
         self._level_bits = max(1, (self.cfg.quant.weight_levels - 1).bit_length())
         for name in ("verify_ok", "verify_high", "verify_done"):
@@ -45,6 +48,11 @@ class ProgrammingBridge:
 
     def _partition(self, row: int) -> int:
         return int(np.searchsorted(self._starts, row, side="right") - 1)
+
+    def _tile(self) -> int:
+        tile = int(self.dut.prog_tile_sel.value)   # one bit (a Logic) on a one-tile chip
+        assert tile < len(self.devices), f"prog_tile_sel {tile} names no tile of the chip"
+        return tile
 
     def _cells(self) -> tuple[list[int], int]:
         rows = selected(self.dut.prog_row_sel.value.to_unsigned())
@@ -59,11 +67,12 @@ class ProgrammingBridge:
         while True:
             await RisingEdge(dut.verify_start)
             rows, col = self._cells()
+            device = self.devices[self._tile()]
             refs = unpack_bus(dut.verify_ref.value.to_unsigned(), np_, self._level_bits)
             ok = high = 0
             for row in rows:
                 p = self._partition(row)
-                cell_ok, cell_high = self.device.verify(row, col, int(refs[p]))
+                cell_ok, cell_high = device.verify(row, col, int(refs[p]))
                 ok |= int(cell_ok) << p
                 high |= int(cell_high) << p
             self.verifies += 1
@@ -79,6 +88,8 @@ class ProgrammingBridge:
         while True:
             await RisingEdge(dut.prog_pulse)
             rows, col = self._cells()
+            tile = self._tile()
+            device, pulses = self.devices[tile], self.pulses[tile]
             polarity = dut.prog_polarity.value.to_unsigned()
             level = dut.prog_level.value.to_unsigned()
             enabled = dut.prog_partition_en.value.to_unsigned()
@@ -86,8 +97,8 @@ class ProgrammingBridge:
                 p = self._partition(row)
                 assert enabled >> p & 1, f"row {row} selected but partition {p} not enabled"
                 amplitude = prog.amplitude(level, polarity_set=not (polarity >> p & 1))
-                self.device.pulse(row, col, amplitude, int(self.pulses[row, col]))
-                self.pulses[row, col] += 1
+                device.pulse(row, col, amplitude, int(pulses[row, col]))
+                pulses[row, col] += 1
 
     def start(self) -> None:
         cocotb.start_soon(self.serve_verify())

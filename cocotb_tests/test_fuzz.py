@@ -404,7 +404,7 @@ class FuzzBench:
         targets = np.minimum(np.frombuffer(bytes(model.target_buffer), dtype=np.uint8), top)
         targets = targets.reshape(cfg.crossbar.tile_rows, cfg.crossbar.tile_cols).astype(np.int64)
         golden = program_array(cfg, targets)
-        bridge = ProgrammingBridge(self.dut, cfg, DeviceArray(cfg))
+        bridge = ProgrammingBridge(self.dut, cfg, [DeviceArray(cfg)])   # a one-tile chip
         bridge.start()
         model.program_latency_polls = None        # busy until the bench says otherwise
         await self._checked(index, [protocol.encode_request(Cmd.START_PROGRAM)])
@@ -442,7 +442,7 @@ class FuzzBench:
                                                   Reg.PROG_STEPS)])
         regs = {name: int.from_bytes(f[3:7], "big") for name, f in
                 zip(("status", "pulses", "failures", "steps"), frames)}
-        problems = compare_programming(cfg, golden, bridge.pulses, bridge.device.lam, regs)
+        problems = compare_programming(cfg, golden, bridge.pulses[0], bridge.devices[0].lam, regs)
         if regs["steps"] != golden.steps - golden.total_pulses:
             problems.append(f"PROG_STEPS {regs['steps']} != golden {golden.steps - golden.total_pulses}")
         if problems:

@@ -24,6 +24,7 @@ cProfile of the image loop (read it with `python -m pstats <file>`).
 from __future__ import annotations
 
 import cProfile
+import math
 import os
 import time
 from dataclasses import replace
@@ -44,6 +45,7 @@ from .watchdog import Watchdog, bridge_task
 from xbarflow.flow.core import config as config_mod
 from xbarflow.flow.data import pack_codes, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.model.programming import layer_conductances
 from xbarflow.flow.core.hold import hold
 from xbarflow.flow.host.driver import HostDriver
 from xbarflow.flow.sim.schema import BenchJob, BenchResult
@@ -60,13 +62,13 @@ BIT_TIMES_PER_IMAGE = 40_000
 EXCHANGES_PER_IMAGE = 6
 
 
-def _test_timeout_ms() -> float:
+def _test_timeout_ns() -> int:
     """A bound on the whole test's simulated time, so no run can hang even if an exchange
     escaped its own bound: every image's exchanges at their bound, plus programming with every
     cell at the write-ack timeout (the watchdogs inside fire long before)."""
     path = os.environ.get("XBARFLOW_JOB")
     if not path:
-        return 1000.0
+        return 1_000_000_000
     job = BenchJob.read(path)
     cfg = config_mod.from_dict(job.config)
     period_ns = 1e9 / cfg.clock.freq_hz
@@ -75,9 +77,11 @@ def _test_timeout_ms() -> float:
     total_ns = (images + 2) * EXCHANGES_PER_IMAGE * BIT_TIMES_PER_IMAGE * bit_cycles * period_ns
     if job.program:
         per_step = cfg.sense_cycles + cfg.pulse_cycles + 32 + cfg.crossbar.partitions
-        steps = cfg.rows * cfg.cols * (cfg.programming.timeout_pulses + 1)
-        total_ns += 2 * (steps * per_step + cfg.target_bytes * 16 * bit_cycles) * period_ns
-    return total_ns / 1e6
+        cells = len(cfg.tiles) * cfg.target_bytes    # every cell of every tile
+        steps = cells * (cfg.programming.timeout_pulses + 1)
+        total_ns += 2 * (steps * per_step + cells * 16 * bit_cycles) * period_ns
+    # Whole nanoseconds: a float number of ms may not be a whole number of simulator steps.
+    return math.ceil(total_ns)
 
 
 class Scoreboard:
@@ -269,10 +273,11 @@ class InferenceTestbench:
         if job.program:
             # The chip programs its own array; inference then runs on the programmed
             # conductances, so the reference becomes the golden chip on the same state.
-            device, self.results.programming, problems = await program_chip(
-                self.dut, self.cfg, host, self.data.targets, wire=self.wire)
+            conductance, self.results.programming, problems = await program_chip(
+                self.dut, self.cfg, host, self.data.targets, wire=self.wire,
+                tiles=job.program_tiles)
             self.scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
-            self.chip = GoldenChip(self.cfg, device.conductance()[:self.cfg.rows, :self.cfg.cols],
+            self.chip = GoldenChip(self.cfg, layer_conductances(self.cfg, conductance),
                                    self.requant_mult)
             self.bridge.chip = self.chip
             self.scoreboard.golden = self.chip.infer(self.codes, self.indices, trace=True)
@@ -348,6 +353,6 @@ class InferenceTestbench:
         assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[0]}"
 
 
-@cocotb.test(timeout_time=_test_timeout_ms(), timeout_unit="ms")
+@cocotb.test(timeout_time=_test_timeout_ns(), timeout_unit="ns")
 async def classify_images(dut):
     await InferenceTestbench(dut, BenchJob.read(os.environ["XBARFLOW_JOB"])).run()

@@ -53,12 +53,18 @@ from .ports import ProgrammingStatusSignature, WriteSignature
 from .selector import Selector
 from .write_ack import WriteAck
 
-__all__ = ["Programmer", "analog_members", "level_bits"]
+__all__ = ["Programmer", "analog_members", "level_bits", "tile_shape"]
 
 
 def level_bits(cfg) -> int:
     """Width of one weight level code (bits for ``weight_levels - 1``)."""
     return address_bits(cfg.quant.weight_levels)
+
+
+def tile_shape(cfg):
+    """Shape of a tile index, as the controller's ``tile_sel`` (at least one bit, so a
+    single-tile chip keeps the port)."""
+    return range(max(2, len(cfg.tiles)))
 
 
 def analog_members(cfg) -> dict[str, wiring.Member]:
@@ -78,6 +84,7 @@ def analog_members(cfg) -> dict[str, wiring.Member]:
         "verify_high": In(nparts),
         "verify_done": In(1),
         "rw_mode": Out(1),
+        "prog_tile_sel": Out(tile_shape(cfg)),
     }
 
 
@@ -100,7 +107,10 @@ class Programmer(wiring.Component):
     Attributes
     ----------
     start : In(1)
-        Pulse: start programming the whole tile (ignored unless idle).
+        Pulse: start programming the whole tile ``tile`` (ignored unless idle).
+    tile : In(range(max(2, tiles)))
+        Tile to program (PROG_TILE, checked in range by the register file), latched onto
+        ``prog_tile_sel`` at ``start``.
     status : Out(ProgrammingStatusSignature())
         ``busy`` (programming is running), ``write_ok`` (the last run finished; sticky
         until the next ``start``), and the current/last run's ``pulses`` (program pulses
@@ -142,6 +152,11 @@ class Programmer(wiring.Component):
         One-clock strobe from the analog side answering ``verify_start``.
     rw_mode : Out(1)
         1 while programming: the RW multiplexer gives the rows to the write drivers.
+    prog_tile_sel : Out(range(max(2, tiles)))
+        Tile select of the write path: the tile whose row/column drivers, sense amplifiers
+        and write-ack event flops the selects and strobes above address (in
+        `ChipConfig.tiles` order, as ``tile_sel``). Latched at ``start``, stable for the
+        whole run (and after it, until the next ``start``).
     """
 
     def __init__(self, cfg):
@@ -157,6 +172,7 @@ class Programmer(wiring.Component):
         self.pulses_per_level = pr.pulses_per_level
         self.amplitude_levels = pr.amplitude_levels
         self.pulse_cycles = cfg.pulse_cycles
+        self.tiles = len(cfg.tiles)
         if not 1 <= self.target_bytes <= 1 << 16:
             raise ValueError(f"target memory of {self.target_bytes} bytes does not fit a "
                              f"16-bit byte address")
@@ -165,6 +181,7 @@ class Programmer(wiring.Component):
         self.selector = Selector(self.partition_rows, self.cols)
         super().__init__({
             "start": In(1),
+            "tile": In(tile_shape(cfg)),
             "status": Out(ProgrammingStatusSignature()),
             "row": Out(unsigned(address_bits(self.max_rows))),
             "col": Out(unsigned(address_bits(self.cols))),
@@ -232,6 +249,7 @@ class Programmer(wiring.Component):
                         status.steps.eq(0),
                         self.row.eq(0),
                         self.col.eq(0),
+                        self.prog_tile_sel.eq(self.tile),
                         row_base.eq(0),
                         load_p.eq(0),
                     ]

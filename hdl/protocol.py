@@ -23,7 +23,11 @@ that stops arriving for `FRAME_TIMEOUT_CYCLES` clocks is dropped and counted as 
 Programming: the host fills the target memory with WRITE_TARGETS, then sends START_PROGRAM
 (the one way to start it; CTRL has no programming bit, so a busy chip always answers with
 NACK BUSY instead of silently ignoring the request) and polls STATUS until bit4 (write_ok)
-is set and bit3 (programming busy) is clear. While an inference or a programming run is
+is set and bit3 (programming busy) is clear. The target memory holds one tile: a chip of
+several tiles (`ChipConfig.tiles`) is programmed tile by tile, each with PROG_TILE = t, then
+WRITE_TARGETS of that tile's codes, then START_PROGRAM (the programmer latches PROG_TILE at
+the start and drives it on ``prog_tile_sel`` for the whole run; the PROG_* counters are the
+run's, i.e. that tile's). While an inference or a programming run is
 going on, START, START_PROGRAM, WRITE_BUF and WRITE_TARGETS are answered with NACK BUSY.
 """
 
@@ -147,6 +151,9 @@ class Reg(enum.IntEnum):
                        #     cleared with the other ERR_* counters by CTRL bit1
     REQUANT_MULT = 21  # RW: ReLU requantiser multiplier of hidden layer l at bits [8l, 8l+8)
                        #     (calibrated in training; the host writes it before inferring)
+    PROG_TILE = 22     # RW: tile the next START_PROGRAM programs (prog_tile_sel, in
+                       #     ChipConfig.tiles order); a write of an index >= the chip's tiles
+                       #     is ignored (the register keeps its value), so read it back
 
 
 STATUS_BUSY = 1 << 0
@@ -157,7 +164,7 @@ STATUS_WRITE_OK = 1 << 4
 CTRL_START = 1 << 0
 CTRL_CLEAR_ERRORS = 1 << 1
 NUM_REGS = len(Reg)
-WRITABLE_REGS = (Reg.CTRL, Reg.SCRATCH, Reg.REQUANT_MULT)
+WRITABLE_REGS = (Reg.CTRL, Reg.SCRATCH, Reg.REQUANT_MULT, Reg.PROG_TILE)
 
 
 def geometry_word(cfg) -> int:

@@ -1,6 +1,5 @@
 """The 32-bit register file behind READ_REG / WRITE_REG (map: `xbarflow.hdl.protocol.Reg`)."""
 
-# No `from __future__ import annotations` here: wiring.Component reads the port annotations.
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -21,14 +20,17 @@ class RegisterFile(wiring.Component):
     """Register file: a combinational read mux over status inputs, SCRATCH, and CTRL pulses.
 
     Reads of CTRL (write-only, self-clearing) and of addresses >= ``protocol.NUM_REGS``
-    return 0. Writes to anything but CTRL, SCRATCH and REQUANT_MULT are ignored here (the command layer
-    already refuses them with NACK BAD_ADDR).
+    return 0. Writes to anything but CTRL, SCRATCH, REQUANT_MULT and PROG_TILE are ignored here
+    (the command layer already refuses them with NACK BAD_ADDR); a PROG_TILE write of an index
+    >= ``tiles`` is ignored too, so ``prog_tile`` always names a tile of the chip.
 
     Parameters
     ----------
     geometry : int
         The constant value of the GEOMETRY register, computed by the caller from the
         `ChipConfig` (layout in `protocol.Reg.GEOMETRY`).
+    tiles : int
+        Crossbar tiles of the chip (``len(ChipConfig.tiles)``): the range of PROG_TILE.
 
     Attributes
     ----------
@@ -52,22 +54,28 @@ class RegisterFile(wiring.Component):
         One-cycle pulse, registered like ``start``, when CTRL is written with bit 1 set.
     requant_mult : Out(32)
         REQUANT_MULT, read/write: the ReLU requantiser multipliers for the controller.
+    prog_tile : Out(range(max(2, tiles)))
+        PROG_TILE, read/write (reset 0): the tile the programmer programs at its next start.
     """
 
-    bus: In(RegisterSignature())
-    counters: In(FrameCountersSignature())
-    inference: In(InferenceStatusSignature())
-    programming: In(ProgrammingStatusSignature())
-    err_framing: In(32)
-    start: Out(1)
-    clear_errors: Out(1)
-    requant_mult: Out(32)
-
-    def __init__(self, geometry: int):
+    def __init__(self, geometry: int, tiles: int = 1):
         if not 0 <= geometry < 1 << 32:
             raise ValueError(f"geometry must fit in 32 bits, got {geometry:#x}")
+        if not 1 <= tiles <= 256:
+            raise ValueError(f"tiles must be in 1..256, got {tiles}")
         self.geometry = geometry
-        super().__init__()
+        self.tiles = tiles
+        super().__init__({
+            "bus": In(RegisterSignature()),
+            "counters": In(FrameCountersSignature()),
+            "inference": In(InferenceStatusSignature()),
+            "programming": In(ProgrammingStatusSignature()),
+            "err_framing": In(32),
+            "start": Out(1),
+            "clear_errors": Out(1),
+            "requant_mult": Out(32),
+            "prog_tile": Out(range(max(2, tiles))),   # as the controller's tile_sel
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -102,6 +110,7 @@ class RegisterFile(wiring.Component):
             Reg.PROG_STEPS: prog.steps,
             Reg.ERR_FRAMING: self.err_framing,
             Reg.REQUANT_MULT: self.requant_mult,
+            Reg.PROG_TILE: self.prog_tile,
         }
         with m.Switch(bus.addr):
             for reg, value in read_map.items():
@@ -119,5 +128,7 @@ class RegisterFile(wiring.Component):
             m.d.sync += scratch.eq(bus.w_data)
         with m.If(bus.w_stb & (bus.addr == Reg.REQUANT_MULT)):
             m.d.sync += self.requant_mult.eq(bus.w_data)
+        with m.If(bus.w_stb & (bus.addr == Reg.PROG_TILE) & (bus.w_data < self.tiles)):
+            m.d.sync += self.prog_tile.eq(bus.w_data)
 
         return m

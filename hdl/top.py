@@ -88,6 +88,9 @@ class Top(wiring.Component):
         One-clock strobe from the analog side answering ``verify_start``.
     rw_mode : Out(1)
         1 while programming (rows to the write drivers), 0 for inference (rows to the DACs).
+    prog_tile_sel : Out(range(tiles))
+        Programming: the tile the write path addresses (PROG_TILE latched at START_PROGRAM),
+        in `ChipConfig.tiles` order like ``tile_sel``; stable for the whole run.
 
     The handshake timing is documented in `xbarflow.hdl.programmer`.
     """
@@ -122,7 +125,8 @@ class Top(wiring.Component):
         m.submodules.command = command = CommandLayer(
             input_bytes=cfg.input_bytes, output_bytes=2 * cfg.outputs,
             target_bytes=cfg.target_bytes)
-        m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg))
+        m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg),
+                                                    tiles=len(cfg.tiles))
         m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
         m.submodules.controller = ctrl = Controller(cfg)
         m.submodules.output_buffer = outputs = OutputBuffer(cfg.outputs, ctrl.sum_bits)
@@ -169,6 +173,7 @@ class Top(wiring.Component):
             ctrl.buffer_codes.eq(buffer.codes),
             ctrl.requant_mult.eq(regs.requant_mult),
             prog.start.eq(command.start_program & ~ctrl.status.busy),
+            prog.tile.eq(regs.prog_tile),
             outputs.codes.eq(ctrl.output_codes),
         ]
 

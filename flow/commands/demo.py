@@ -20,7 +20,12 @@ from ..analysis.plots import plot_pulse_histogram
 from ..analysis.report import write_report
 from ..core import paths
 from ..model.context import RunContext
-from ..model.programming import program_array, programmed_chip, tile_target_levels
+from ..model.programming import (
+    check_chip_targets,
+    chip_target_levels,
+    program_chip_array,
+    programmed_chip,
+)
 from ..model.train import software_accuracy
 from ..sim import parity
 from ..sim.runner import SIMULATORS, SimulatorError, build, run as cosim
@@ -35,7 +40,8 @@ from .common import (
     writable_dir,
 )
 
-__all__ = ["HOSTS", "add_arguments", "add_set_argument", "programming_report", "run", "run_demo"]
+__all__ = ["HOSTS", "add_arguments", "add_set_argument", "load_targets", "programming_report", "run",
+           "run_demo"]
 
 HOSTS = ("spi", "uart")
 
@@ -62,25 +68,55 @@ def run(args) -> int:
     return run_demo(args, program=args.program)
 
 
-def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
-    """Golden programming of the whole tile through the write-verify replay, and the golden
-    chip on the programmed conductances (what the co-simulation must then match)."""
-    targets = tile_target_levels(cfg, weights.w)
-    result = program_array(cfg, targets)
-    chip = programmed_chip(cfg, result)
+def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, *,
+                       targets=None, tiles=None, requant_mult=None):
+    """Golden programming of the chip's tiles (`tiles`, default all) through the write-verify
+    replay, tile by tile, and the golden chip on the programmed conductances (what the
+    co-simulation must then match). `targets` ((tiles, R, C) level codes) default to the
+    weights' mapping (`chip_target_levels`); tiles not programmed keep their ideal targets.
+    Returns (targets, chip, inference on the test codes, summary); the targets of a one-tile
+    chip as one (R, C) array."""
+    targets = chip_target_levels(cfg, weights) if targets is None else check_chip_targets(cfg, targets)
+    t0 = time.perf_counter()
+    results = program_chip_array(cfg, targets, tiles)
+    replay_s = time.perf_counter() - t0
+    chip = programmed_chip(cfg, results, requant_mult, targets=targets)
     full = chip.infer(test_codes)
-    used = result.pulses_per_cell[:cfg.rows, :cfg.cols]
+    done = [r for r in results if r is not None]
+    if len(cfg.tiles) == 1:
+        used = done[0].pulses_per_cell[:cfg.rows, :cfg.cols]
+    else:   # each programmed tile's used block
+        used = np.concatenate([r.pulses_per_cell[:cfg.tiles[k].rows, :2 * cfg.tiles[k].outputs].ravel()
+                               for k, r in enumerate(results) if r is not None])
     summary = {
         "golden_accuracy_ideal_targets": round(float(np.mean(full_ideal.classes == labels)), 6),
         "golden_accuracy_programmed": round(float(np.mean(full.classes == labels)), 6),
+        "tiles_programmed": [k for k, r in enumerate(results) if r is not None],
         "pulses_per_cell_mean": round(float(used.mean()), 4),
         "pulses_per_cell_max": int(used.max()),
-        "failures": int(result.failures),
-        "pulse_events": int(result.total_pulses),
+        "failures": sum(int(r.failures) for r in done),
+        "pulse_events": sum(int(r.total_pulses) for r in done),
+        "golden_replay_s": round(replay_s, 3),
         "histogram": str(plot_pulse_histogram(used, out / "programming_pulses.png",
                                               title=f"{cfg.name}: pulses per cell")),
     }
-    return targets, chip, full, summary
+    np.savez_compressed(out / "targets.npz", targets=targets, config=cfg.name)
+    # A one-tile chip's targets as one (R, C) array, as `program_array` takes them.
+    return (targets[0] if len(cfg.tiles) == 1 else targets), chip, full, summary
+
+
+def load_targets(cfg, path: Path) -> np.ndarray:
+    """(tiles, R, C) level codes from an .npz written by `xbarflow program` (key "targets");
+    UsageError when the file is unreadable or made for another chip."""
+    try:
+        with np.load(path) as data:
+            targets = data["targets"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise UsageError(f"--targets {path}: not a targets .npz with a 'targets' array ({exc})") from None
+    try:
+        return check_chip_targets(cfg, targets)
+    except ValueError as exc:
+        raise UsageError(f"--targets {path}: {exc}") from None
 
 
 def run_demo(args, program: bool) -> int:
@@ -91,8 +127,12 @@ def run_demo(args, program: bool) -> int:
     if args.host:
         overrides["host.interface"] = args.host
     cfg = with_overrides(load_config(args.config), overrides)
-    if program and len(cfg.tiles) > 1:
-        raise UsageError(f"--program supports single-tile chips; {cfg.name} has {len(cfg.tiles)} tiles")
+    tiles = getattr(args, "tile", None) or None
+    for tile in tiles or ():
+        if not 0 <= tile < len(cfg.tiles):
+            raise UsageError(f"--tile {tile} out of range: config {cfg.name} has tiles 0..{len(cfg.tiles) - 1}")
+    targets_file = getattr(args, "targets", None)
+    preset_targets = load_targets(cfg, targets_file) if program and targets_file else None
     kind = "program" if program else "demo"
     out = writable_dir(args.out or paths.RUNS / f"{kind}-{cfg.name}-{args.sim}")
     toolchain_or_usage(args.sim)
@@ -124,7 +164,8 @@ def run_demo(args, program: bool) -> int:
     targets, reference, reference_full, programming = None, golden, full, None
     if program:
         targets, reference, reference_full, programming = programming_report(
-            cfg, weights, test_codes, labels, full, out)
+            cfg, weights, test_codes, labels, full, out, targets=preset_targets, tiles=tiles,
+            requant_mult=golden.requant_mult)
         print(f"[xbarflow] golden programming: {programming['pulses_per_cell_mean']:.2f} pulses/cell "
               f"(max {programming['pulses_per_cell_max']}), {programming['failures']} failures; "
               f"accuracy {programming['golden_accuracy_programmed']:.4f} programmed vs "
@@ -136,7 +177,8 @@ def run_demo(args, program: bool) -> int:
               f"(Verilog generation {sim_build.rtl.seconds:.1f} s)")
         indices = np.arange(args.images)
         result = cosim(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
-                     indices, out, targets=targets, requant_mult=golden.requant_mult)
+                     indices, out, targets=targets, requant_mult=golden.requant_mult,
+                     program_tiles=tiles)
         waves = None
         if args.waves:
             waves_build = build(cfg, args.sim, waves=True)
@@ -193,7 +235,8 @@ def run_demo(args, program: bool) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
         c = result.programming
-        print(f"[xbarflow] chip programmed itself over {cfg.host.interface}: {c['pulses_total']} pulse "
+        print(f"[xbarflow] chip programmed {len(c['tiles_programmed'])} of {len(cfg.tiles)} tiles over "
+              f"{cfg.host.interface}: {c['pulses_total']} pulse "
               f"events, {c['failures']} failures, {c['programming_cycles']} cycles; every cell's "
               f"pulses and final state {'match' if not result.mismatches else 'DIFFER from'} golden")
     print(f"[xbarflow] co-simulated {report['images']} images on {args.sim}: accuracy "

@@ -1,6 +1,9 @@
 """`xbarflow program`: program the array through the write path, then co-simulate inference.
 
-The demo with `--program` (`xbarflow.flow.commands.demo.run_demo`), with its own defaults.
+The demo with `--program` (`xbarflow.flow.commands.demo.run_demo`), with its own defaults. A
+chip of several tiles is programmed tile by tile over the host link (PROG_TILE, WRITE_TARGETS,
+START_PROGRAM); `--tile` restricts that to some tiles, `--targets` takes the targets from a
+file (checked against the config: a file for another chip is a usage error).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+    parser.add_argument("--tile", type=int, action="append", default=None, metavar="K",
+                        help="program only tile K (repeatable; default every tile); the others "
+                             "hold their ideal targets")
+    parser.add_argument("--targets", type=Path, default=None,
+                        help="level-code targets .npz (as written to the run folder's targets.npz) "
+                             "instead of the weights' mapping")
     add_set_argument(parser)
 
 

@@ -147,6 +147,24 @@ class HostDriver:
     async def start_program(self) -> None:
         await self._request(Cmd.START_PROGRAM)
 
+    async def select_tile(self, tile: int) -> None:
+        """PROG_TILE = `tile` (the tile the next START_PROGRAM programs), read back: the chip
+        ignores an index past its tiles, so a mismatch raises `ProtocolError`."""
+        tiles = len(self.cfg.tiles)
+        if not 0 <= tile < tiles:
+            raise ValueError(f"tile {tile} out of range: config '{self.cfg.name}' has tiles 0..{tiles - 1}")
+        await self.write_reg(Reg.PROG_TILE, tile)
+        got = await self.read_reg(Reg.PROG_TILE)
+        if got != tile:
+            raise ProtocolError(f"PROG_TILE reads {got} after writing {tile}")
+
+    async def program_tile(self, tile: int, levels: bytes, max_polls: int = 100_000) -> dict[str, int]:
+        """Program one tile: PROG_TILE, its targets (WRITE_TARGETS), START_PROGRAM, poll; the
+        run's counters as `program` returns them."""
+        await self.select_tile(tile)
+        await self.write_targets(levels)
+        return await self.program(max_polls)
+
     async def program(self, max_polls: int = 100_000) -> dict[str, int]:
         """START_PROGRAM, poll STATUS until write_ok; return the run's counters as
         ``{"pulses", "failures", "cycles", "steps"}`` (PROG_* registers)."""
@@ -224,7 +242,7 @@ class ChipProtocolModel:
                  infer: Callable[[bytes], tuple[int, Sequence[int]]] | None = None,
                  latency_polls: int | None = 0, target_bytes: int = 0,
                  program: Callable[[bytes], tuple[int, int, int]] | None = None,
-                 program_latency_polls: int | None = 0, program_steps: int = 0):
+                 program_latency_polls: int | None = 0, program_steps: int = 0, tiles: int = 1):
         self.input_buffer = bytearray(input_bytes)
         self.output_buffer = bytearray(output_bytes)
         self.target_buffer = bytearray(target_bytes)
@@ -235,6 +253,9 @@ class ChipProtocolModel:
         self.prog_busy = False
         self.write_ok = False
         self.programs = 0          # START_PROGRAM commands accepted
+        self.tiles = tiles
+        self.prog_tile = 0         # PROG_TILE: the tile each START_PROGRAM programs
+        self.programmed_tiles: list[int] = []   # PROG_TILE at each accepted START_PROGRAM
         self.prog_pulses = self.prog_failures = self.prog_cycles = self.prog_steps = 0
         self.geometry = geometry
         self.infer = infer
@@ -256,6 +277,7 @@ class ChipProtocolModel:
     def from_config(cls, cfg, **kwargs) -> "ChipProtocolModel":
         kwargs.setdefault("target_bytes", cfg.target_bytes)
         kwargs.setdefault("program_steps", max(cfg.partition_rows) * cfg.crossbar.tile_cols)
+        kwargs.setdefault("tiles", len(cfg.tiles))
         return cls(cfg.input_bytes, 2 * cfg.outputs, geometry=protocol.geometry_word(cfg), **kwargs)
 
     # -- the byte stream ---------------------------------------------------------------------
@@ -364,7 +386,7 @@ class ChipProtocolModel:
             Reg.SCRATCH: self.scratch, Reg.GEOMETRY: self.geometry, **self.cycles,
             Reg.PROG_PULSES: self.prog_pulses, Reg.PROG_FAILURES: self.prog_failures,
             Reg.PROG_CYCLES: self.prog_cycles, Reg.PROG_STEPS: self.prog_steps,
-            Reg.ERR_FRAMING: self.err_framing,
+            Reg.ERR_FRAMING: self.err_framing, Reg.PROG_TILE: self.prog_tile,
         }
         value = values.get(reg, 0)              # CTRL and unmapped addresses read 0
         if reg in ERROR_REGS:
@@ -374,6 +396,9 @@ class ChipProtocolModel:
     def write_reg(self, reg: int, value: int) -> None:
         if reg == Reg.SCRATCH:
             self.scratch = value
+        elif reg == Reg.PROG_TILE:
+            if value < self.tiles:    # an index past the chip's tiles is ignored
+                self.prog_tile = value
         elif reg == Reg.CTRL:
             if value & protocol.CTRL_START:
                 self.start()
@@ -406,6 +431,7 @@ class ChipProtocolModel:
         if self.busy or self.prog_busy:   # the command layer NACKs this case first
             return
         self.programs += 1
+        self.programmed_tiles.append(self.prog_tile)
         self.prog_busy, self.write_ok = True, False
         self.prog_pulses = self.prog_failures = self.prog_cycles = self.prog_steps = 0
         self.prog_polls_left = self.program_latency_polls

@@ -22,6 +22,12 @@ the tile evolve independently and are replayed together, pulse count by pulse co
 sees the same verify decisions, amplitudes and keyed c2c draws as in the literal loop; the
 per-address counts (steps, total_pulses) follow from the per-cell counts. Tests check that the two
 agree bit for bit.
+
+A chip of several tiles (`ChipConfig.tiles`) is programmed tile by tile, as the host does it
+(PROG_TILE, WRITE_TARGETS, START_PROGRAM): `chip_target_levels` gives every tile's (R, C)
+level codes (its block of its layer's mapping at the top left, the rest level 0),
+`program_chip_array` replays the write-verify on each tile's own `DeviceArray` (its own keyed
+draws), and `programmed_chip` assembles the layers' conductances from the tiles' blocks.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.mapping import level_conductance, map_weights
 from xbarflow.analog_models.programming import DeviceArray
 from ..core import paths
 from ..core.config import ChipConfig
@@ -38,7 +44,8 @@ from .golden import GoldenChip
 
 __all__ = [
     "ProgrammedAccuracy", "ProgrammingResult", "WEIGHTS_DIR", "accuracy_after_programming",
-    "place_levels", "program_array", "program_array_stepwise", "programmed_chip",
+    "check_chip_targets", "chip_target_levels", "layer_conductances", "place_levels",
+    "program_array", "program_array_stepwise", "program_chip_array", "programmed_chip",
     "tile_target_levels",
 ]
 
@@ -76,6 +83,40 @@ def place_levels(levels: np.ndarray, cfg: ChipConfig) -> np.ndarray:
 def tile_target_levels(cfg: ChipConfig, weights: np.ndarray) -> np.ndarray:
     """(R, C) target level codes of the whole tile for a (rows, outputs) weight matrix."""
     return place_levels(map_weights(weights, cfg).levels, cfg)
+
+
+def chip_target_levels(cfg: ChipConfig, weights) -> np.ndarray:
+    """(tiles, R, C) target level codes of every tile, in `ChipConfig.tiles` order, for a
+    `Weights` (its layers), one (rows, outputs) matrix (one layer) or a list of per-layer
+    matrices. Each layer is mapped once (normalised by its own max - min, as the golden
+    chip does); a tile holds its block of that mapping at its top left, level 0 elsewhere."""
+    layers = list(weights.layers) if hasattr(weights, "layers") else (
+        [weights] if isinstance(weights, np.ndarray) else list(weights))
+    if len(layers) != len(cfg.network.layers):
+        raise ValueError(f"config '{cfg.name}' has {len(cfg.network.layers)} layers, got "
+                         f"{len(layers)} weight matrices")
+    levels = [map_weights(w, cfg).levels for w in layers]
+    return np.stack([place_levels(levels[t.layer][t.row_start:t.row_stop,
+                                                  2 * t.out_start:2 * t.out_stop], cfg)
+                     for t in cfg.tiles])
+
+
+def check_chip_targets(cfg: ChipConfig, targets: np.ndarray) -> np.ndarray:
+    """`targets` as (tiles, R, C) int64 level codes (an (R, C) array is accepted for a
+    one-tile chip); ValueError naming the expected shape if they were made for another chip."""
+    t = np.asarray(targets)
+    x = cfg.crossbar
+    shape = (len(cfg.tiles), x.tile_rows, x.tile_cols)
+    if t.ndim == 2 and len(cfg.tiles) == 1:
+        t = t[None]
+    if t.shape != shape or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"targets of shape {t.shape} ({t.dtype}) are not for config "
+                         f"'{cfg.name}': it needs {shape[0]} tiles of {shape[1]} x {shape[2]} "
+                         f"integer level codes")
+    if t.size and (t.min() < 0 or t.max() >= cfg.quant.weight_levels):
+        raise ValueError(f"target levels must be in 0..{cfg.quant.weight_levels - 1} for config "
+                         f"'{cfg.name}', got {int(t.min())}..{int(t.max())}")
+    return t.astype(np.int64)
 
 
 def _check_targets(cfg: ChipConfig, target_levels: np.ndarray) -> np.ndarray:
@@ -131,6 +172,21 @@ def program_array(cfg: ChipConfig, target_levels: np.ndarray,
         dev.pulse_cells(rows, cols, amp)
         pulses[rows, cols] += 1
     return _result(cfg, targets, dev, pulses, failed)
+
+
+def program_chip_array(cfg: ChipConfig, targets: np.ndarray,
+                       tiles=None) -> list[ProgrammingResult | None]:
+    """Replay the write-verify of every tile in `tiles` (default all) on its own pristine
+    `DeviceArray(cfg, tile)`; one result per tile of the chip, None for a tile not programmed."""
+    t = check_chip_targets(cfg, targets)
+    chosen = range(len(cfg.tiles)) if tiles is None else tiles
+    results: list[ProgrammingResult | None] = [None] * len(cfg.tiles)
+    for k in chosen:
+        if not 0 <= k < len(cfg.tiles):
+            raise IndexError(f"tile {k} out of range: config '{cfg.name}' has tiles "
+                             f"0..{len(cfg.tiles) - 1}")
+        results[k] = program_array(cfg, t[k], DeviceArray(cfg, tile=k))
+    return results
 
 
 def program_array_stepwise(cfg: ChipConfig, target_levels: np.ndarray,
@@ -207,9 +263,32 @@ class ProgrammedAccuracy:
         return self.ideal - self.programmed
 
 
-def programmed_chip(cfg: ChipConfig, result: ProgrammingResult) -> GoldenChip:
-    """The golden chip on the programmed conductances of the used block (rows x cols)."""
-    return GoldenChip(cfg, result.conductance[:cfg.rows, :cfg.cols])
+def layer_conductances(cfg: ChipConfig, tile_conductance) -> list[np.ndarray]:
+    """Per layer (n_in, 2 n_out) conductances assembled from each tile's (R, C) conductances
+    (a sequence in `ChipConfig.tiles` order): tile t gives its top-left block."""
+    g = [np.asarray(c, dtype=np.float64) for c in tile_conductance]
+    if len(g) != len(cfg.tiles):
+        raise ValueError(f"need {len(cfg.tiles)} tile conductances, got {len(g)}")
+    layers = [np.empty((n_in, 2 * n_out)) for n_in, n_out in cfg.network.layer_shapes]
+    for spec in cfg.tiles:
+        layers[spec.layer][spec.row_start:spec.row_stop, 2 * spec.out_start:2 * spec.out_stop] = \
+            g[spec.index][:spec.rows, :2 * spec.outputs]
+    return layers
+
+
+def programmed_chip(cfg: ChipConfig, result, requant_mult=None, targets=None) -> GoldenChip:
+    """The golden chip on the programmed conductances of the used blocks.
+
+    `result`: one `ProgrammingResult` (a one-tile chip) or one per tile (`program_chip_array`);
+    a tile whose entry is None was not programmed and holds its ideal target conductances
+    (`targets`, (tiles, R, C), needed then). `requant_mult`: the hidden layers' multipliers."""
+    results = [result] if isinstance(result, ProgrammingResult) else list(result)
+    if any(r is None for r in results):
+        if targets is None:
+            raise ValueError("tiles left unprogrammed need their targets")
+        ideal = level_conductance(check_chip_targets(cfg, targets), cfg)
+    conductance = [r.conductance if r is not None else ideal[k] for k, r in enumerate(results)]
+    return GoldenChip(cfg, layer_conductances(cfg, conductance), requant_mult)
 
 
 def accuracy_after_programming(cfg: ChipConfig, weights: np.ndarray, codes: np.ndarray,

@@ -331,12 +331,14 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         indices: np.ndarray, out_dir: Path, *, cycles_every_image: bool = False,
         timeout_s: float = 3600.0, progress: Path | None = None,
         targets: np.ndarray | None = None, requant_mult: Sequence[int] = (),
-        spi_timing: dict | None = None) -> CosimResult:
+        spi_timing: dict | None = None, program_tiles: Sequence[int] | None = None) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
 
-    With `targets` ((tile_rows, tile_cols) level codes) the host first has the chip program its
-    own array through the write path; inference then runs on the programmed conductances and
-    `conductance` is ignored. `conductance` is one array per layer (or one array for a
+    With `targets` ((tiles, tile_rows, tile_cols) level codes; (tile_rows, tile_cols) for a
+    one-tile chip) the host first has the chip program its own array through the write path,
+    tile by tile (`program_tiles`, default all; the others hold their ideal target
+    conductances); inference then runs on the programmed conductances and `conductance` is
+    ignored. `conductance` is one array per layer (or one array for a
     single-layer network); `requant_mult` the hidden layers' ReLU multipliers.
 
     The bench reads back every image's class (RESULT) and final-layer sums (output buffer) and
@@ -369,6 +371,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         out_dir, config=sim_build.cfg.to_dict(), sidecar=str(sim_build.rtl.sidecar),
         transport=sim_build.transport, cycles_every_image=cycles_every_image, timeout_s=timeout_s,
         progress=str(progress) if progress else None, program=targets is not None,
+        program_tiles=None if program_tiles is None else [int(t) for t in program_tiles],
         spi_timing=None if spi_timing is None else dict(spi_timing))
     results_path = Path(job.results)
     results_path.unlink(missing_ok=True)

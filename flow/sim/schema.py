@@ -39,7 +39,7 @@ def _file(path: str | Path, name: str) -> Path:
 class JobArrays:
     """The job's arrays: one conductance array per layer, the hidden layers' ReLU multipliers,
     the images (uint8, (n, H, W)) with labels and test-set indices, and the level-code targets
-    when the chip programs its own array first."""
+    ((tiles, R, C), or (R, C) for a one-tile chip) when the chip programs its own array first."""
     conductances: list
     requant_mult: np.ndarray
     images: np.ndarray
@@ -78,6 +78,7 @@ class BenchJob:
     timeout_s: float = 3600.0
     progress: str | None = None
     program: bool = False
+    program_tiles: list | None = None   # tiles the chip programs (default all); others ideal
     spi_timing: dict | None = None
     test_fault: str | None = None   # test-only (xbarflow.cocotb_tests.sabotage); never written by run()
 
@@ -92,6 +93,8 @@ class BenchJob:
                "cycles_every_image": self.cycles_every_image, "timeout_s": self.timeout_s,
                "sidecar": self.sidecar, "transport": self.transport, "progress": self.progress,
                "program": self.program}
+        if self.program_tiles is not None:
+            doc["program_tiles"] = [int(t) for t in self.program_tiles]
         if self.spi_timing is not None:
             doc["spi_timing"] = dict(self.spi_timing)
         if self.test_fault is not None:
@@ -104,7 +107,8 @@ class BenchJob:
                    data=doc["data"], transport=doc.get("transport", "pins"),
                    cycles_every_image=bool(doc.get("cycles_every_image", False)),
                    timeout_s=doc["timeout_s"], progress=doc.get("progress"),
-                   program=bool(doc.get("program", False)), spi_timing=doc.get("spi_timing"),
+                   program=bool(doc.get("program", False)), program_tiles=doc.get("program_tiles"),
+                   spi_timing=doc.get("spi_timing"),
                    test_fault=doc.get("test_fault"))
 
     def write(self, folder: Path, arrays: JobArrays) -> Path:

@@ -48,6 +48,9 @@ def bad(tmp_path_factory):
     good = np.zeros((28, 28), np.uint8)
     good[8:20, 12:16] = 255
     np.save(d / "good.npy", good)
+    # Programming targets made for the other shipped config.
+    np.savez(d / "slp_targets.npz", targets=np.zeros((1, 196, 20), np.int64))
+    np.savez(d / "mlp_targets.npz", targets=np.zeros((10, 128, 128), np.int64))
     np.save(d / "three_d.npy", np.zeros((2, 28, 28), np.uint8))
     np.save(d / "not_square.npy", np.zeros((28, 20), np.uint8))
     np.save(d / "int32.npy", np.zeros((28, 28), np.int32))
@@ -152,6 +155,7 @@ def test_bad_config_on_every_subcommand(command, config_file, bad, tmp_path, cap
 def cases(d: Path, t: Path) -> list[tuple[list, str]]:
     blocked = d / "blocker" / "sub"
     img = d / "good.npy"
+    mlp = ROOT / "configs" / "mlp.toml"
     return [
         # top level
         ([], "required"),
@@ -173,6 +177,16 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["program", "--set", "device.dead_partition=8", "--out", t], "device.dead_partition must be"),
         (["program", "--set", "device.stuck_on_rate=1.5", "--out", t], "stuck_on_rate"),
         (["program", "--out", blocked], "not writable"),
+        (["program", "--config", mlp, "--tile", "10", "--out", t],
+         "--tile 10 out of range: config mlp has tiles 0..9"),
+        (["program", "--tile", "1", "--out", t], "--tile 1 out of range: config slp has tiles 0..0"),
+        (["program", "--config", mlp, "--tile", "-1", "--out", t], "--tile -1 out of range"),
+        (["program", "--config", mlp, "--targets", d / "slp_targets.npz", "--out", t],
+         "are not for config 'mlp': it needs 10 tiles of 128 x 128"),
+        (["program", "--targets", d / "mlp_targets.npz", "--out", t],
+         "are not for config 'slp': it needs 1 tiles of 196 x 20"),
+        (["program", "--targets", d / "not_a_zip.npz", "--out", t], "not a targets .npz"),
+        (["program", "--targets", d / "missing.npz", "--out", t], "not a targets .npz"),
         # verilog
         (["verilog"], "--out"),
         (["verilog", "--out", blocked], "not writable"),

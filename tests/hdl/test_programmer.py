@@ -104,8 +104,14 @@ def random_cells(cfg, seed):
     return targets, cells
 
 
-def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, host_bytes=None):
-    """Write the targets, run the programmer `runs` times; returns what the bench saw."""
+def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, host_bytes=None,
+             tiles=None):
+    """Write the targets, run the programmer `runs` times; returns what the bench saw.
+
+    `tiles`: the tile input at each run's start (default all 0); the input then changes
+    mid-run, which must not reach ``prog_tile_sel``. log["tiles"] holds the set of
+    ``prog_tile_sel`` values seen at the verifies and pulses of each run."""
+    tiles = [0] * runs if tiles is None else list(tiles)
     dut = Programmer(cfg)
     wa = dut.write_ack
     C, NP = cfg.crossbar.tile_cols, cfg.crossbar.partitions
@@ -117,7 +123,7 @@ def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, hos
     if host_bytes is None:
         host_bytes = bytes(targets[(r, c)] for r in range(cfg.crossbar.tile_rows)
                            for c in range(C))
-    log = {"events": [], "verifies": 0, "runs": [], "decisions": 0}
+    log = {"events": [], "verifies": 0, "runs": [], "decisions": 0, "tiles": []}
 
     def local_of(rowsel):
         """Global row lines -> {partition: local row}."""
@@ -138,10 +144,13 @@ def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, hos
         stray_sent = False
         before = None            # the boundary buses in the previous clock
         async for _, _, vstart, ppulse, rowsel, colsel, pen, pol, lvl, ref, rw, decide, \
-                all_acked, acked, present in ctx.tick().sample(
+                all_acked, acked, present, tile_sel in ctx.tick().sample(
                     dut.verify_start, dut.prog_pulse, dut.prog_row_sel, dut.prog_col_sel,
                     dut.prog_partition_en, dut.prog_polarity, dut.prog_level, dut.verify_ref,
-                    dut.rw_mode, wa.decide, wa.all_acked, wa.acked, wa.present):
+                    dut.rw_mode, wa.decide, wa.all_acked, wa.acked, wa.present,
+                    dut.prog_tile_sel):
+            if (vstart or ppulse) and log["tiles"]:
+                log["tiles"][-1].add(tile_sel)
             ctx.set(dut.verify_done, 0)
             buses = (rowsel, colsel, pen, pol, lvl, ref)
             if vstart:
@@ -228,11 +237,14 @@ def simulate(cfg, targets, cells, *, latency=None, runs=1, stray_done=False, hos
             ctx.set(dut.targets.en, 1)
             await ctx.tick()
         ctx.set(dut.targets.en, 0)
-        for _ in range(runs):
+        for tile in tiles:
             assert not ctx.get(dut.status.busy)
+            log["tiles"].append(set())
+            ctx.set(dut.tile, tile)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
+            ctx.set(dut.tile, tile ^ 1)     # a later PROG_TILE write must not move the run
             assert ctx.get(dut.status.busy) and not ctx.get(dut.status.write_ok)
             # A start while busy is ignored (and a write to the target memory is not made).
             ctx.set(dut.start, 1)
@@ -320,6 +332,24 @@ def test_saturated_codes_stray_done_and_second_run():
     assert (first["pulses"], first["failures"]) == (2, 0)
     assert (second["pulses"], second["failures"]) == (0, 0)     # counters restart per run
     assert second["cycles"] < first["cycles"]
+
+
+def test_tile_select_is_latched_at_start_for_the_whole_run():
+    """A 4-tile chip (16 inputs, 4 outputs, on 8 x 4 tiles: 2 row tiles x 2 column tiles),
+    programmed as tile 2, then 1, then 3: every verify and pulse of a run addresses the tile
+    given at its start, although the tile input changes right after the start (the PROG_TILE
+    register may be rewritten during a run); the pulse sequence of each run is the algorithm's."""
+    cfg = small_cfg(**{"network.input_size": 4, "network.layers": [4],
+                       "crossbar.tile_rows": 8, "crossbar.tile_cols": 4})
+    assert len(cfg.tiles) == 4 and len(Programmer(cfg).prog_tile_sel) == 2
+    C = cfg.crossbar.tile_cols
+    targets = {(r, c): 3 for r in range(8) for c in range(C)}
+    cells = {cell: Cell(level=3) for cell in targets}
+    cells[(0, 1)] = Cell(level=1)             # 2 SET pulses in the first run, none after
+    log = simulate(cfg, targets, cells, runs=3, tiles=[2, 1, 3])
+    assert log["tiles"] == [{2}, {1}, {3}]
+    assert log["events"] == [(0, 1, 0b001, 0, 0), (0, 1, 0b001, 0, 0)]
+    assert [r["pulses"] for r in log["runs"]] == [2, 0, 0]
 
 
 def test_codes_above_the_top_level_are_stored_saturated():

@@ -34,8 +34,8 @@ def port(dut, path):
     return dut
 
 
-def run(bench):
-    dut = RegisterFile(GEOMETRY)
+def run(bench, tiles=1):
+    dut = RegisterFile(GEOMETRY, tiles=tiles)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
@@ -148,7 +148,8 @@ def test_register_map_is_append_only():
     assert (Reg.PROG_PULSES, Reg.PROG_FAILURES, Reg.PROG_CYCLES, Reg.PROG_STEPS) == (16, 17, 18, 19)
     assert Reg.ERR_FRAMING == 20          # UART framing errors (Robustness)
     assert Reg.REQUANT_MULT == 21         # ReLU requantiser multipliers (multi-layer networks)
-    assert protocol.NUM_REGS == 22
+    assert Reg.PROG_TILE == 22            # tile select of the programming path (multi-tile chips)
+    assert protocol.NUM_REGS == 23
 
 
 def test_requant_mult_is_read_write():
@@ -167,3 +168,27 @@ def test_requant_mult_is_read_write():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_prog_tile_keeps_only_indices_of_existing_tiles():
+    """PROG_TILE of a 10-tile chip: every index 0..9 is stored and read back, on the
+    register and on the programmer's port; 10, 11, 255 and a high bit are ignored (the
+    register keeps the last good tile), so the programmer can never address a tile the
+    chip does not have. A single-tile chip keeps 0."""
+    async def bench(ctx, dut):
+        assert read(ctx, dut, Reg.PROG_TILE) == 0 and ctx.get(dut.prog_tile) == 0
+        for tile in (3, 9, 0, 7):
+            await write(ctx, dut, Reg.PROG_TILE, tile)
+            assert read(ctx, dut, Reg.PROG_TILE) == tile
+            assert ctx.get(dut.prog_tile) == tile
+        for bad in (10, 11, 255, 1 << 31 | 2):
+            await write(ctx, dut, Reg.PROG_TILE, bad)
+            assert read(ctx, dut, Reg.PROG_TILE) == 7, f"PROG_TILE took {bad}"
+            assert ctx.get(dut.prog_tile) == 7
+    run(bench, tiles=10)
+
+    async def single(ctx, dut):
+        for bad in (1, 2, 0xFFFFFFFF):
+            await write(ctx, dut, Reg.PROG_TILE, bad)
+            assert read(ctx, dut, Reg.PROG_TILE) == 0
+    run(single, tiles=1)

@@ -323,3 +323,27 @@ def test_model_write_targets_bounds():
     # No target memory: every WRITE_TARGETS is out of range.
     assert ChipProtocolModel(4, 4).feed(encode_request(Cmd.WRITE_TARGETS, 0, b"\x01")) == \
         encode_response(Status.NACK, bytes([Error.BAD_ADDR]))
+
+
+def test_program_tile_selects_uploads_and_starts_each_tile():
+    """A 10-tile chip (configs/mlp.toml): program_tile writes PROG_TILE and reads it back,
+    uploads that tile's targets, then START_PROGRAM; the model programs the tile PROG_TILE
+    names. A tile out of range is refused before anything is sent; a chip that ignores the
+    write (it has fewer tiles than the driver thinks) is a ProtocolError."""
+    from xbarflow.flow.core.config import load
+    cfg, model, rec, drv = make(load("configs/mlp.toml"), program=fake_program)
+    for tile in (7, 0, 9):
+        levels = bytes([tile + 1]) * cfg.target_bytes
+        assert run(drv.program_tile(tile, levels))["pulses"] == (tile + 1) * cfg.target_bytes
+    assert model.programmed_tiles == [7, 0, 9] and model.prog_tile == 9
+    sent = len(rec.requests)
+    for bad in (10, -1):
+        with pytest.raises(ValueError, match=f"tile {bad} out of range"):
+            run(drv.select_tile(bad))
+    assert len(rec.requests) == sent
+    # The chip keeps PROG_TILE when the index is past its tiles, as the RTL does.
+    run(drv.write_reg(Reg.PROG_TILE, 10))
+    assert run(drv.read_reg(Reg.PROG_TILE)) == 9
+    small = ChipProtocolModel.from_config(ChipConfig(), program=fake_program)
+    with pytest.raises(ProtocolError, match="PROG_TILE reads 0 after writing 3"):
+        run(HostDriver(small, cfg).select_tile(3))

@@ -3,14 +3,20 @@
 import numpy as np
 import pytest
 
-from xbarflow.analog_models.programming import logistic_rate
+from xbarflow.analog_models.mapping import map_weights
+from xbarflow.analog_models.programming import DeviceArray, logistic_rate
 from xbarflow.flow.core.config import ChipConfig
 from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.model.programming import (
     accuracy_after_programming,
+    check_chip_targets,
+    chip_target_levels,
     place_levels,
     program_array,
     program_array_stepwise,
+    program_chip_array,
+    programmed_chip,
     tile_target_levels,
 )
 
@@ -160,3 +166,82 @@ def test_accuracy_after_programming_within_one_point(cfg, dataset, weights):
     assert a.result.failures == 0
     assert a.ideal >= 0.90
     assert abs(a.drop) <= 0.01, f"ideal {a.ideal:.4f} programmed {a.programmed:.4f}"
+
+
+# -- chips of several tiles --------------------------------------------------------------------
+
+def small_mlp():
+    """16 inputs -> 8 hidden -> 10 classes on 8 x 8 tiles: layer 0 is 2 row tiles x 2 column
+    tiles (4 outputs each), layer 1 one row tile x 3 column tiles (4, 4, 2 outputs): 7 tiles."""
+    from xbarflow.flow.core.config import load
+    return load("configs/mlp.toml").replace(**{
+        "network.input_size": 4, "network.layers": [8, 10], "crossbar.tile_rows": 8,
+        "crossbar.tile_cols": 8, "crossbar.partitions": 2, "adc.adcs_per_tile": 2})
+
+
+def test_chip_targets_cover_every_layer_once_and_pad_with_level_0():
+    cfg = small_mlp()
+    rng = np.random.default_rng(3)
+    layers = [rng.standard_normal(s) for s in cfg.network.layer_shapes]
+    targets = chip_target_levels(cfg, layers)
+    assert targets.shape == (7, 8, 8)
+    # Reassembled tile by tile (positions from the tile geometry, written out by hand here),
+    # the blocks give back each layer's mapping exactly; everything else is level 0.
+    for layer, blocks in ((0, [(0, 0, 0), (1, 8, 0), (2, 0, 4), (3, 8, 4)]),
+                          (1, [(4, 0, 0), (5, 0, 4), (6, 0, 8)])):
+        want = map_weights(layers[layer], cfg).levels
+        got = np.full(want.shape, -1)
+        for tile, row, out in blocks:
+            n_out = min(4, want.shape[1] // 2 - out)
+            got[row:row + 8, 2 * out:2 * out + 2 * n_out] = targets[tile, :, :2 * n_out]
+            assert not targets[tile, :, 2 * n_out:].any()
+        assert np.array_equal(got, want)
+    assert not targets[6, :, 4:].any(), "tile 6 holds 2 outputs: 4 columns"
+
+
+def test_each_tile_replays_the_literal_write_fsm_on_its_own_draws():
+    """Per tile, the fast replay equals the literal FSM on DeviceArray(cfg, tile): pulses,
+    failures, final states. Tile 0 draws as a one-tile chip does (keys unchanged); the other
+    tiles draw differently, so equal targets give different pulse counts."""
+    cfg = small_mlp()
+    x = cfg.crossbar
+    targets = np.random.default_rng(1).integers(0, cfg.quant.weight_levels, (7, x.tile_rows, x.tile_cols))
+    results = program_chip_array(cfg, targets)
+    for k, fast in enumerate(results):
+        slow = program_array_stepwise(cfg, targets[k], DeviceArray(cfg, tile=k))
+        assert np.array_equal(fast.pulses_per_cell, slow.pulses_per_cell), f"tile {k}"
+        assert np.array_equal(fast.lam, slow.lam) and fast.failures == slow.failures
+    assert np.array_equal(results[0].lam, program_array(cfg, targets[0]).lam)
+    same = np.stack([targets[0]] * 7)
+    pulses = [r.pulses_per_cell for r in program_chip_array(cfg, same)]
+    assert all(not np.array_equal(pulses[0], p) for p in pulses[1:])
+    d0, d3 = DeviceArray(cfg, tile=0), DeviceArray(cfg, tile=3)
+    assert not np.array_equal(d0.d2d, d3.d2d)
+    assert np.array_equal(d0.d2d, DeviceArray(cfg).d2d)
+
+
+def test_programmed_chip_assembles_the_tiles_and_keeps_unprogrammed_tiles_ideal():
+    cfg = small_mlp()
+    rng = np.random.default_rng(4)
+    layers = [rng.standard_normal(s) for s in cfg.network.layer_shapes]
+    targets = chip_target_levels(cfg, layers)
+    ideal = programmed_chip(cfg, [None] * 7, [40], targets=targets)
+    for got, want in zip(ideal.layer_conductance, [m.conductance for m in GoldenChip.mappings(cfg, layers)]):
+        assert np.array_equal(got, want)
+    results = program_chip_array(cfg, targets, tiles=[5])
+    chip = programmed_chip(cfg, results, [40], targets=targets)
+    g1 = chip.layer_conductance[1]
+    assert np.array_equal(g1[:, 8:16], results[5].conductance[:8, :8])    # tile 5: outputs 4..7
+    assert np.array_equal(g1[:, :8], ideal.layer_conductance[1][:, :8])
+    assert not np.array_equal(g1[:, 8:16], ideal.layer_conductance[1][:, 8:16])
+
+
+def test_targets_for_another_chip_and_tiles_out_of_range_are_refused():
+    cfg = small_mlp()
+    with pytest.raises(ValueError, match=r"not for config 'mlp': it needs 7 tiles of 8 x 8"):
+        check_chip_targets(cfg, np.zeros((196, 20), dtype=np.int64))     # the SLP's targets
+    with pytest.raises(ValueError, match="0..31"):
+        check_chip_targets(cfg, np.full((7, 8, 8), 32))
+    with pytest.raises(IndexError, match="tile 7 out of range"):
+        program_chip_array(cfg, np.zeros((7, 8, 8), dtype=np.int64), tiles=[7])
+    assert check_chip_targets(ChipConfig(), np.zeros((196, 20), dtype=np.int64)).shape == (1, 196, 20)
