@@ -114,17 +114,17 @@ class Vcd:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        kind = "an FST" if self.path.suffix.lower() == ".fst" else "a VCD"
         if not self.path.is_file():
-            kind = "FST" if self.path.suffix.lower() == ".fst" else "VCD"
-            raise WavesError(f"{kind} file not found: {self.path}")
+            raise WavesError(f"{kind[kind.index(' ') + 1:]} file not found: {self.path}")
         try:
             wave = pywellen.Waveform(str(self.path))
             variables = list(wave.all_vars())
             timescale = wave.timescale
         except (OSError, RuntimeError, ValueError) as exc:
-            raise WavesError(f"{self.path}: not a VCD or FST file ({' '.join(str(exc).split())})") from None
+            raise WavesError(f"{self.path}: not {kind} file ({' '.join(str(exc).split())})") from None
         if timescale is None:
-            raise WavesError(f"{self.path}: not a VCD or FST file (no timescale)")
+            raise WavesError(f"{self.path}: not {kind} file (no timescale)")
         self.format = str(wave.file_format).lower()
         self.timescale_s = float(timescale.factor) * 10.0 ** timescale.unit.to_exponent()
         self._wave = wave
