@@ -15,6 +15,7 @@ STAMP  := $(VENV)/.xbarflow-installed
 setup: setup-sim
 	@bash tools/ensure-ngspice.sh
 	@bash tools/ensure-synth.sh
+	@bash tools/ensure-lz4.sh
 
 # What the co-simulating targets need: the virtual env and Icarus.
 setup-sim: $(STAMP)
@@ -111,6 +112,7 @@ coverage: setup-sim
 # Yosys, nextpnr-ice40 and icestorm alone, for `xbarflow cost --synth` (digital area, fmax).
 synth-tools:
 	@bash tools/ensure-synth.sh
+	@bash tools/ensure-lz4.sh
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "program": ("program", "program the array through the write path, then co-simulate inference"),
     "verilog": ("verilog", "write the chip's Verilog and its JSON sidecar"),
     "report": ("report", "metrics, confusion matrix and per-class table of a demo run"),
-    "waves": ("waves", "inspect a co-simulation VCD: signals, FSM states, SPI/UART frames, GTKWave file"),
+    "waves": ("waves", "inspect a co-simulation VCD or FST: signals, FSM states, SPI/UART frames, GTKWave file"),
     "spice": ("spice", "ngspice netlist of the crossbar tile, cross-checked against analog_models"),
     "cost": ("cost", "energy, latency, TOPS/W and area per inference (optionally synthesised)"),
     "sweep": ("sweep", "golden accuracy and cost over a grid of config overrides (CSV, PNG)"),

@@ -56,10 +56,13 @@ from .bench_render import render
 from .cost import phase_cycles
 from .spice import SpiceError
 from .spice_qmm import cross_check
+from .waves.reader import Vcd, to_int
+from .waves.scan import ScannedVcd
 
-__all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "collect", "cores", "cpu_model",
-           "failed", "load_average", "machine", "measure", "phase_build", "phase_cosim", "phase_golden", "phase_qmm", "phase_shard",
-           "render", "run_phase"]
+__all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "WAVES_IMAGES",
+           "WAVES_QUERIES", "collect", "cores", "cpu_model", "failed", "load_average", "machine", "measure",
+           "phase_build", "phase_cosim", "phase_golden", "phase_qmm", "phase_shard", "phase_waves", "render",
+           "run_phase"]
 
 ROOT = paths.ROOT
 
@@ -92,6 +95,14 @@ COSIM_IMAGES = {("verilator", "hdl"): (1000, 200), ("verilator", "pins"): (100, 
 QMM_IMAGES = {"stress": (2000, 500), "spice": (3, 1), "verilator": COSIM_IMAGES[("verilator", "hdl")]}
 PROFILE_IMAGES = {("verilator", "hdl"): (300, 100), ("verilator", "pins"): (50, 20),
                   ("icarus", "hdl"): (100, 30)}
+#: images in the Icarus VCD the waveform readers are timed on: (full, --quick)
+WAVES_IMAGES = (100, 20)
+#: `xbarflow waves` queries timed: name -> the signals (patterns) it loads
+WAVES_QUERIES = {
+    "-s vmm_done ctrl_state": ("clk", "vmm_done", "controller.ctrl_state"),
+    "--spi": ("clk", "spi_cs_n", "spi_sclk", "spi_mosi", "spi_miso"),
+    "-s dac_codes adc_codes": ("clk", "dac_codes", "adc_codes"),
+}
 
 
 # -- machine ---------------------------------------------------------------------------------------
@@ -326,7 +337,57 @@ def phase_qmm(params: dict) -> dict:
     return out
 
 
-PHASES = {"golden": phase_golden, "qmm": phase_qmm, "build": phase_build, "cosim": phase_cosim, "shard": phase_shard}
+def _timed(make, names, repeats: int, **load) -> tuple[float, dict]:
+    """Best wall time of opening the file and loading `names` (a fresh reader each time)."""
+    best, traces = float("inf"), {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        reader = make()
+        traces = reader.load(names, **load)
+        best = min(best, time.perf_counter() - t0)
+    return best, traces
+
+
+def phase_waves(params: dict) -> dict:
+    """The waveform reader (pywellen) against the hand-written scanner it replaced and vcdvcd,
+    on the VCD of an Icarus co-simulation of `images` test images: each `xbarflow waves` query's
+    signals, header included, best of `repeats`; every reader's values must agree."""
+    context = RunContext.load()
+    cfg, dataset, chip = context.cfg, context.dataset, context.golden
+    n, repeats = int(params.get("images", WAVES_IMAGES[0])), int(params.get("repeats", 3))
+    idx = np.arange(n)
+    b = sim_runner.build(cfg, "icarus", waves="vcd")
+    out: dict = {"images": n, "queries": []}
+    with tempfile.TemporaryDirectory(prefix="xbarflow-bench-waves-") as tmp:
+        r = sim_runner.run(b, chip.layer_conductance, dataset.x_test[idx], dataset.y_test[idx], idx,
+                           Path(tmp) / "run", requant_mult=chip.requant_mult)
+        path = r.waves
+        out["vcd_mb"] = round(path.stat().st_size / 2**20, 1)
+        t0 = time.perf_counter()
+        Vcd(path)
+        out["header_s"] = {"pywellen": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        ScannedVcd(path)
+        out["header_s"]["scan"] = time.perf_counter() - t0
+        for query, patterns in WAVES_QUERIES.items():
+            names = Vcd(path).resolve(patterns)
+            row: dict = {"query": query, "signals": len(names)}
+            row["pywellen_s"], new = _timed(lambda: Vcd(path), names, repeats)
+            row["scan_s"], old = _timed(lambda: ScannedVcd(path), names, repeats, engine="scan")
+            row["vcdvcd_s"], slow = _timed(lambda: ScannedVcd(path), names, 1, engine="vcdvcd")
+            row["same"] = all([to_int(v) for v in new[k].values] == [to_int(v) for v in old[k].values]
+                              == [to_int(v) for v in slow[k].values]
+                              and new[k].times == old[k].times == slow[k].times for k in names)
+            row["changes"] = sum(len(new[k].times) for k in names)
+            row["speedup_vs_scan"] = row["scan_s"] / row["pywellen_s"]
+            row["speedup_vs_vcdvcd"] = row["vcdvcd_s"] / row["pywellen_s"]
+            out["queries"].append(row)
+    out["peak_rss_mb"] = _peak_mb(resource.RUSAGE_SELF)
+    return out
+
+
+PHASES = {"golden": phase_golden, "qmm": phase_qmm, "build": phase_build, "cosim": phase_cosim, "shard": phase_shard,
+          "waves": phase_waves}
 
 
 def run_phase(name: str, params: dict) -> dict:
@@ -377,6 +438,8 @@ def collect(quick: bool = False, log=print) -> dict:
     log(f"[bench] co-simulation with QMM cells: verilator, hdl transport, {n} images")
     results["cosim_qmm"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
                                                "set": QMM})
+    log(f"[bench] waveform readers: {WAVES_IMAGES[pick]}-image Icarus VCD")
+    results["waves"] = run_phase("waves", {"images": WAVES_IMAGES[pick]})
     n_full = 1000 if quick else "all"
     log(f"[bench] sharded run: {n_full} images, 2 jobs")
     results["shard"] = run_phase("shard", {"sim": "verilator", "images": n_full, "jobs": 2})
@@ -394,5 +457,6 @@ def measure(quick: bool = False, log=print) -> dict:
 def failed(results: dict) -> bool:
     """Whether any phase of the results failed (`xbarflow bench` then exits 1)."""
     return (any("error" in r for key in ("builds", "cosim", "profiles") for r in results.get(key, []))
-            or any("error" in results.get(key, {}) for key in ("golden", "shard", "qmm", "cosim_qmm"))
+            or any("error" in results.get(key, {}) for key in ("golden", "shard", "qmm", "cosim_qmm", "waves"))
+            or not all(q.get("same", True) for q in results.get("waves", {}).get("queries", []))
             or "error" in results.get("qmm", {}).get("spice", {}))

@@ -5,7 +5,7 @@
 IMAGE is a .npy (2-D uint8, or float in [0, 1]) or a binary .pgm (P5), square, at least as
 large as the config's input (it is area-resized to n x n and quantised to DAC codes by
 `xbarflow.flow.data.image_to_codes`, exactly as the test set is). The golden model gives the class and
-the ADC codes; with --sim the image is also co-simulated through the chip (`xbarflow.flow.sim.runner.run`) and
+the ADC codes; with --sim the image is also co-simulated through the chip (`xbarflow.flow.api.Chip.cosimulate`) and
 what the chip computed, the class from RESULT, the sums read back and the DAC codes it drove,
 must equal the golden model's (`xbarflow.flow.sim.parity.check`; exit status 1 if they do not).
 Weights are the cached trained weights for the config (trained once if missing).
@@ -20,10 +20,8 @@ import numpy as np
 
 from ..core import paths
 from ..data import DataError, image_to_codes, load_image
-from ..model.context import RunContext
-from ..sim import parity
-from ..sim.runner import SIMULATORS, SimulatorError, build
-from ..sim.runner import run as cosim
+from ..api import Chip
+from ..sim.runner import SIMULATORS, SimulatorError
 from .common import UsageError, dataset_or_usage, load_config, toolchain_or_usage, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -48,7 +46,7 @@ def run(args) -> int:
     except DataError as exc:
         raise UsageError(str(exc)) from None
     try:
-        codes = image_to_codes(image, cfg)
+        image_to_codes(image, cfg)   # checks the size before any training
     except DataError as exc:      # e.g. smaller than the config's input size
         raise UsageError(f"{args.image}: {exc}") from None
     out = None
@@ -58,27 +56,22 @@ def run(args) -> int:
 
     dataset = dataset_or_usage(args.data)
     # the demo's chain: weights trained in situ classify on the trained devices themselves
-    golden = RunContext.build(cfg, dataset).golden
-    ref = golden.infer(codes[None, :], 0)
+    chip = Chip.from_context(cfg, dataset)
+    ref = chip.infer(image, 0)
     cls, adc = int(ref.classes[0]), ref.adc_codes[0].tolist()
     print(f"[xbarflow] {args.image}: class {cls} (golden model, config {cfg.name}), ADC codes {adc}")
     if not args.sim:
         return 0
 
-    try:
-        conductance = golden.array.conductance
-    except AttributeError:
+    if len(chip.golden.tiles) != 1:
         raise UsageError(f"config {cfg.name} has {len(cfg.tiles)} crossbar tiles; classify "
-                         f"--sim co-simulates single-tile chips") from None
+                         f"--sim co-simulates single-tile chips")
     try:
-        result = cosim(build(cfg, args.sim), conductance, image[None], np.zeros(1, dtype=np.int64),
-                       np.zeros(1, dtype=np.int64), out)
+        result = chip.cosimulate(image, sim=args.sim, out_dir=out, indices=np.zeros(1, np.int64))
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1
-    verdict = parity.check(result, golden.infer(codes[None, :], 0, trace=True), codes[None, :])
-    same = bool(verdict.same[0]) and not result.mismatches
     print(f"[xbarflow] {args.sim} co-simulation: class {int(result.classes[0])}, sums read back "
           f"{result.sums[0].tolist()}: "
-          f"{'parity with the golden model' if same else 'DIFFERS from the golden model'}")
-    return 0 if same else 1
+          f"{'parity with the golden model' if result.ok else 'DIFFERS from the golden model'}")
+    return 0 if result.ok else 1

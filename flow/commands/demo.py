@@ -28,7 +28,8 @@ from ..model.programming import (
 )
 from ..model.train import software_accuracy
 from ..sim import parity
-from ..sim.runner import SIMULATORS, SimulatorError, build, run as cosim
+from ..sim.runner import SIMULATORS, WAVE_FORMATS, SimulatorError, build, wave_format
+from ..sim.runner import run as cosim
 from .common import (
     UsageError,
     dataset_or_usage,
@@ -40,8 +41,8 @@ from .common import (
     writable_dir,
 )
 
-__all__ = ["HOSTS", "add_arguments", "add_set_argument", "load_targets", "programming_report", "run",
-           "run_demo"]
+__all__ = ["HOSTS", "add_arguments", "add_set_argument", "add_waves_argument", "load_targets",
+           "programming_report", "run", "run_demo", "waves_or_usage"]
 
 HOSTS = ("spi", "uart")
 
@@ -51,13 +52,28 @@ def add_set_argument(parser) -> None:
                         help="override a config value, e.g. --set device.stuck_on_rate=0.025 (repeatable)")
 
 
+def add_waves_argument(parser) -> None:
+    parser.add_argument("--waves", nargs="?", const="vcd", default=None, choices=WAVE_FORMATS,
+                        metavar="vcd|fst",
+                        help="also dump the first image's waveform: VCD (the default, both "
+                             "simulators) or FST (Verilator)")
+
+
+def waves_or_usage(sim: str, waves: str | None) -> str | None:
+    """The waveform format asked for, checked against the simulator (a usage error if not)."""
+    try:
+        return wave_format(sim, waves)
+    except SimulatorError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="ChipConfig TOML (default configs/slp.toml)")
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
     parser.add_argument("--images", type=positive_int, default=100, help="test images to co-simulate")
     parser.add_argument("--data", type=Path, default=None, help="dataset: .npz or IDX folder (default: shipped MNIST)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<config>-<sim>)")
-    parser.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+    add_waves_argument(parser)
     parser.add_argument("--program", action="store_true",
                         help="program the array through the chip's write path first, then infer on it")
     parser.add_argument("--host", choices=HOSTS, default=None, help="host interface (default: from config)")
@@ -136,6 +152,7 @@ def run_demo(args, program: bool) -> int:
     kind = "program" if program else "demo"
     out = writable_dir(args.out or paths.RUNS / f"{kind}-{cfg.name}-{args.sim}")
     toolchain_or_usage(args.sim)
+    waves_format = waves_or_usage(args.sim, args.waves)
     dataset = dataset_or_usage(args.data)
     n_test = len(dataset.y_test)
     if args.images > n_test:
@@ -180,8 +197,8 @@ def run_demo(args, program: bool) -> int:
                      indices, out, targets=targets, requant_mult=golden.requant_mult,
                      program_tiles=tiles)
         waves = None
-        if args.waves:
-            waves_build = build(cfg, args.sim, waves=True)
+        if waves_format:
+            waves_build = build(cfg, args.sim, waves=waves_format)
             waves = cosim(waves_build, reference.layer_conductance, dataset.x_test[:1], labels[:1],
                         indices[:1], out / "waves", requant_mult=reference.requant_mult).waves
     except SimulatorError as exc:

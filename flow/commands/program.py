@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..sim.runner import SIMULATORS
 from .common import positive_int
-from .demo import HOSTS, add_set_argument, run_demo
+from .demo import HOSTS, add_set_argument, add_waves_argument, run_demo
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", type=positive_int, default=20, help="test images to co-simulate after programming")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--waves", action="store_true", help="also dump a VCD of the first image")
+    add_waves_argument(parser)
     parser.add_argument("--tile", type=int, action="append", default=None, metavar="K",
                         help="program only tile K (repeatable; default every tile); the others "
                              "hold their ideal targets")

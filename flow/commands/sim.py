@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core import paths
-from ..model.context import RunContext
+from ..api import Chip
 from ..sim import parity
 from ..sim.executor import ExecutorError, JobError, default_jobs, map_jobs
-from ..sim.runner import SIMULATORS, SimulatorError, build
+from ..sim.runner import SIMULATORS, SimulatorError
 from ..sim.shards import (
     MAX_SHARD,
     ShardJob,
@@ -38,6 +38,7 @@ from .common import (
     toolchain_or_usage,
     writable_dir,
 )
+from .demo import add_waves_argument, waves_or_usage
 
 __all__ = ["add_arguments", "run"]
 
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the shards on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")
     parser.add_argument("--shard-size", type=positive_int, default=None,
                         help=f"images per shard (default: split evenly over --jobs, at most {MAX_SHARD})")
+    add_waves_argument(parser)
 
 
 class _ProgressBar:
@@ -101,6 +103,7 @@ def run(args) -> int:
     cfg = load_config(args.config)
     out = writable_dir(args.out or paths.RUNS / f"sim-{cfg.name}-{args.sim}")
     toolchain_or_usage(args.sim)
+    waves_format = waves_or_usage(args.sim, args.waves)
     dataset = dataset_or_usage()
     n_test = len(dataset.y_test)
     n = n_test if args.images is None else args.images
@@ -110,17 +113,15 @@ def run(args) -> int:
         raise UsageError("--dask needs a scheduler address, e.g. tcp://127.0.0.1:8786")
 
     # The demo's chain: weights trained in situ co-simulate the trained devices themselves.
-    context = RunContext.build(cfg, dataset)
-    golden_chip = context.golden
-    labels = context.labels[:n]
-    images = dataset.x_test[:n]
-    codes = context.test_codes[:n]
-    golden = golden_chip.infer(codes, np.arange(n), trace=True)
-    conductance = np.asarray(golden_chip.array.conductance, dtype=np.float64)
+    chip = Chip.from_context(cfg, dataset)
+    images, labels = chip.test_images(n)
+    codes = chip.context.test_codes[:n]
+    golden = chip.golden.infer(codes, np.arange(n), trace=True)
+    conductance = np.asarray(chip.golden.array.conductance, dtype=np.float64)
 
     transport = "hdl" if cfg.host.interface == "spi" else "pins"
     try:
-        sim_build = build(cfg, args.sim, transport=transport)
+        sim_build = chip.simulator(args.sim, transport=transport)
     except SimulatorError as exc:
         print(f"xbarflow: {exc}", file=sys.stderr)
         return 1
@@ -183,6 +184,15 @@ def run(args) -> int:
     bar.close()
     sim_wall = time.perf_counter() - t_sim
 
+    waves = None
+    if waves_format:   # the first image again, on a model built with tracing
+        try:
+            waves = chip.cosimulate(images[:1], labels[:1], sim=args.sim, out_dir=out / "waves",
+                                    waves=waves_format).waves
+        except SimulatorError as exc:
+            print(f"xbarflow: {exc}", file=sys.stderr)
+            return 1
+
     ordered = [payloads[k] for k in range(len(shards))]
     report = {
         "config": cfg.name,
@@ -196,6 +206,7 @@ def run(args) -> int:
         "images_per_s": (round(sum(len(j.indices) for j in jobs) / sim_wall, 3) if jobs else None),
         "shards_reused": reused,
         "shards_run": len(jobs),
+        **({"waves": str(waves) if waves else None} if waves_format else {}),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     rate = f", {report['images_per_s']:.1f} images/s" if report["images_per_s"] else ""
@@ -203,6 +214,8 @@ def run(args) -> int:
           f"(golden {report['golden_accuracy']:.4f}), "
           f"{parity.summary(report['mismatched_images'], n)}, "
           f"{report['cycles_per_inference']} cycles/inference{rate}, {report['wall_s']:.1f} s")
+    if waves:
+        print(f"[xbarflow] waveform of the first image: {waves}")
     print(f"[xbarflow] report: {out / 'report.json'}")
     for line in report["parity_failures"][:5]:
         print(f"[xbarflow] parity: {line}", file=sys.stderr)

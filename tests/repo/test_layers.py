@@ -10,6 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = ("flow", "hdl", "analog_models", "cocotb_tests")
+TOP_DIR = "top"   # the `xbarflow` package itself: the Python API (xbarflow.flow.api)
+DATA_DIRS = ("configs", "data")   # shipped as package data: xbarflow.configs, xbarflow.data
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
@@ -27,7 +29,7 @@ def lint(tree: Path) -> subprocess.CompletedProcess:
 
 
 def copy_sources(dest: Path) -> Path:
-    for name in PACKAGE_DIRS:
+    for name in (*PACKAGE_DIRS, TOP_DIR):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
     return dest
@@ -54,12 +56,15 @@ def test_the_distribution_installs_under_one_namespace():
     import tomllib
 
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert all(p.startswith("xbarflow.") for p in setuptools["packages"])
-    assert setuptools["package-dir"] == {f"xbarflow.{d}": d for d in PACKAGE_DIRS}
+    assert all(p.startswith("xbarflow.") for p in setuptools["packages"] if p != "xbarflow")
+    assert setuptools["package-dir"] == {"xbarflow": TOP_DIR,
+                                         **{f"xbarflow.{d}": d for d in (*PACKAGE_DIRS, *DATA_DIRS)}}
     packages = {str(d.relative_to(ROOT)).replace(os.sep, ".") for top in PACKAGE_DIRS
                 for d in [ROOT / top, *(ROOT / top).rglob("*")]
                 if d.is_dir() and (d / "__init__.py").exists()}
-    assert {f"xbarflow.{p}" for p in packages} == set(setuptools["packages"]), \
+    data = {str(d.relative_to(ROOT)).replace(os.sep, ".") for top in DATA_DIRS
+            for d in [ROOT / top, *(ROOT / top).rglob("*")] if d.is_dir() and "__pycache__" not in d.parts}
+    assert {"xbarflow", *(f"xbarflow.{p}" for p in packages | data)} == set(setuptools["packages"]), \
         "every package folder is listed (a missing one would be left out of the wheel)"
     # The installed code is found under the namespace, not as a top-level module.
     probe = subprocess.run([sys.executable, "-c", "import xbarflow.flow.cli, importlib.util; "

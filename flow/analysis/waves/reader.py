@@ -1,14 +1,16 @@
-"""The VCD reader: signal names from the header, value changes per signal on demand.
+"""The waveform reader: VCD or FST through pywellen (the Rust `wellen` reader), per signal on demand.
 
-Works on the VCDs that `xbarflow.flow.sim.runner.run(..., waves=True)` writes (Icarus or Verilator). Signal
-names: scopes are dot-separated and Icarus' escape backslashes and the ``[msb:lsb]`` suffixes are
+Works on what `xbarflow.flow.sim.runner.run(..., waves=...)` writes: VCD from Icarus or
+Verilator, FST from Verilator. The format is found from the file's content. Signal names:
+scopes are dot-separated and Icarus' escape backslashes and the ``[msb:lsb]`` suffixes are
 dropped (``xbarflow_top.controller.ctrl_state``). A pattern is an fnmatch glob; one that does not
 start with the top module's name is taken relative to it, so ``vmm_*`` and
 ``controller.ctrl_state`` both work. Verilator's duplicate ``$rootio`` scope is hidden.
 
-Speed: only the signals an action needs are loaded (vcdvcd's signal list); the header alone is
-read for ``--list`` and the summary. The default loader finds the wanted value changes with one
-compiled regex over the value-change section. Measured figures are in the README.
+Values are kept as VCD writes them at their shortest: binary digits without leading zeros
+(``101``), ``x`` / ``z`` (one letter when every bit is unknown). Only the signals an action needs
+are decoded; the header alone is read for ``--list`` and the summary. The hand-written VCD
+scanner this replaces is `xbarflow.flow.analysis.waves.scan`, kept as `make bench`'s baseline.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-import vcdvcd
+import pywellen
 
 from .errors import WavesError
 
-__all__ = ["SignalInfo", "Trace", "Vcd", "clean_name", "to_int"]
+__all__ = ["SignalInfo", "Trace", "Vcd", "clean_name", "shortest", "to_int"]
 
 _RANGE = re.compile(r"\[(\d+):(\d+)\]$")
 _UNITS = {"fs": 1e-15, "ps": 1e-12, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -34,14 +35,14 @@ _UNITS = {"fs": 1e-15, "ps": 1e-12, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0
 @dataclass(frozen=True)
 class SignalInfo:
     name: str        # cleaned dotted name, e.g. xbarflow_top.controller.ctrl_state
-    reference: str   # vcdvcd's reference (what its signal list wants)
+    reference: str   # the name as the file declares it (scopes, escapes)
     width: int
-    ident: str       # the VCD identifier code
+    ident: str       # the VCD identifier code ("" where the reader does not need it)
 
 
 @dataclass
 class Trace:
-    """Value changes of one signal: parallel lists of times (VCD ticks) and raw values."""
+    """Value changes of one signal: parallel lists of times (file ticks) and raw values."""
     info: SignalInfo
     times: list[int]
     values: list[str]
@@ -82,35 +83,61 @@ def to_int(raw: str) -> int | None:
     return None
 
 
+def shortest(bits: str) -> str:
+    """A bit string as VCD writes it at its shortest: the left-most bit extends to the left
+    (0 for a leading 1), so '00101' -> '101', 'xxxx' -> 'x', '00x1' -> '0x1'."""
+    bits = bits.lower()
+    k = 0
+    while k + 1 < len(bits) and bits[k] in "0xz" and bits[k] == bits[k + 1]:
+        k += 1
+    bits = bits[k:]
+    return bits[1:] if len(bits) > 1 and bits[0] == "0" and bits[1] == "1" else bits
+
+
 def clean_name(reference: str) -> str:
-    """vcdvcd reference -> dotted name without escapes and bit range."""
+    """Declared name -> dotted name without escapes and bit range; an array element that the
+    reader puts in a scope of its own (``storage.[3]``) keeps its index on the name (``storage[3]``)."""
     parts = [p[1:] if p.startswith("\\") else p for p in reference.split(".")]
     parts[-1] = _RANGE.sub("", parts[-1])
-    return ".".join(parts)
+    return ".".join(parts).replace(".[", "[")
+
+
+def _raw(value) -> str:
+    """pywellen's value (an int, or a string of 0/1/x/z digits) -> the shortest raw string."""
+    if isinstance(value, int):
+        return format(value, "b")
+    return shortest(str(value))
 
 
 class Vcd:
-    """A VCD file: header read at once, value changes loaded per signal on demand."""
+    """A VCD or FST file: header read at once, value changes decoded per signal on demand."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        kind = "an FST" if self.path.suffix.lower() == ".fst" else "a VCD"
         if not self.path.is_file():
-            raise WavesError(f"VCD file not found: {self.path}")
+            raise WavesError(f"{kind[kind.index(' ') + 1:]} file not found: {self.path}")
         try:
-            head = vcdvcd.VCDVCD(str(self.path), only_sigs=True)
-        except (OSError, UnicodeDecodeError, ValueError, IndexError, KeyError) as exc:
-            raise WavesError(f"{self.path}: not a readable VCD ({' '.join(str(exc).split())})") from None
-        if not head.references_to_ids or not head.timescale:
-            raise WavesError(f"{self.path}: not a VCD file (no $timescale or no $var declarations)")
-        self.timescale_s = float(head.timescale["timescale"])
+            wave = pywellen.Waveform(str(self.path))
+            variables = list(wave.all_vars())
+            timescale = wave.timescale
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise WavesError(f"{self.path}: not {kind} file ({' '.join(str(exc).split())})") from None
+        if timescale is None:
+            raise WavesError(f"{self.path}: not {kind} file (no timescale)")
+        self.format = str(wave.file_format).lower()
+        self.timescale_s = float(timescale.factor) * 10.0 ** timescale.unit.to_exponent()
+        self._wave = wave
+        self._vars: dict[str, object] = {}
         self.signals: dict[str, SignalInfo] = {}
-        for ref in head.signals:
+        for var in variables:
+            ref = var.full_name
             if ref.startswith("$rootio.") or ref.startswith("TOP.$rootio"):
                 continue  # Verilator's copy of the top-level ports
-            ident = head.references_to_ids[ref]
             name = clean_name(ref[4:] if ref.startswith("TOP.") else ref)
             if name not in self.signals:
-                self.signals[name] = SignalInfo(name, ref, int(head.data[ident].size), ident)
+                self.signals[name] = SignalInfo(name, ref, int(var.bitwidth or 1), "")
+                self._vars[name] = var
         if not self.signals:
             raise WavesError(f"{self.path}: no signals declared")
         scopes = [n.split(".")[0] for n in self.signals if "." in n]
@@ -162,34 +189,22 @@ class Vcd:
         return name[len(self.top) + 1:] if self.top and name.startswith(self.top + ".") else name
 
     # values -----------------------------------------------------------------------------------
-    def load(self, names: Iterable[str], engine: str = "scan") -> dict[str, Trace]:
-        """Traces of the named signals; one pass over the file for all those not cached.
-
-        engine "scan" (default) finds the wanted value changes with one compiled regex over the
-        value-change section (C speed: ~1 s for an 80 MB Icarus VCD); "vcdvcd" uses vcdvcd's
-        line-by-line parser with a signal list (same result, ~7x slower; tests compare them).
-        """
+    def load(self, names: Iterable[str]) -> dict[str, Trace]:
+        """Traces of the named signals (each decoded once, then cached)."""
         names = list(dict.fromkeys(names))
-        missing = [n for n in names if n not in self._cache]
-        if missing and engine == "scan":
-            found = _scan(self.path, {self.signals[n].ident for n in missing})
-            self.end_time = found.pop(None)[0][0]
-            for n in missing:
-                times, values = found.get(self.signals[n].ident, ([], []))
-                self._cache[n] = Trace(self.signals[n], times, values)
-        elif missing:
-            refs = [self.signals[n].reference for n in missing]
-            data = vcdvcd.VCDVCD(str(self.path), signals=refs)
-            self.end_time = int(data.endtime)
-            for n in missing:
-                sig = data[self.signals[n].reference]
-                times = [int(t) for t, _ in sig.tv]
-                values = [v for _, v in sig.tv]
-                self._cache[n] = Trace(self.signals[n], times, values)
+        for n in names:
+            if n in self._cache:
+                continue
+            changes = list(self._vars[n].signal)
+            times = [int(t) for t, _ in changes]
+            values = [_raw(v) for _, v in changes]
+            self._cache[n] = Trace(self.signals[n], times, values)
+            if times:
+                self.end_time = max(self.end_time or 0, times[-1])
         return {n: self._cache[n] for n in names}
 
     def uncached(self) -> "Vcd":
-        """A fresh view of the same file (no loaded traces), e.g. to compare loaders."""
+        """A fresh view of the same file (no decoded traces)."""
         other = object.__new__(Vcd)
         other.__dict__.update(self.__dict__, _cache={})
         return other
@@ -199,7 +214,7 @@ class Vcd:
 
     # time -------------------------------------------------------------------------------------
     def ticks(self, text: str) -> int:
-        """'85.8us', '1200 ns', '42' (VCD ticks) -> VCD ticks."""
+        """'85.8us', '1200 ns', '42' (file ticks) -> file ticks."""
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*([a-z]*)\s*", text)
         if not m or (m.group(2) and m.group(2) not in _UNITS):
             raise WavesError(f"bad time '{text}': use a number with an optional unit "
@@ -211,34 +226,3 @@ class Vcd:
 
     def fmt_time(self, t: int) -> str:
         return f"{t * self.timescale_s * 1e9:,.3f} ns"
-
-
-def _scan(path: Path, idents: set[str]) -> dict:
-    """{ident: (times, values)} of the wanted identifiers, plus {None: ([end time], [])}.
-
-    Time stamps: numpy finds the lines that start with '#' (their offsets), one findall their
-    numbers. Values: one compiled regex finds the value lines of the wanted identifiers; each
-    gets the last time stamp before its offset. Everything per line runs in C.
-    """
-    data = path.read_bytes()
-    body = max(data.find(b"$enddefinitions"), 0)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    hashes = np.flatnonzero(raw[body + 1:] == ord("#")) + body + 1
-    offsets = hashes[raw[hashes - 1] == 10] - 1       # the newline before each '#<time>'
-
-    numbers = re.compile(rb"\n#(\d+)").findall(data, body)
-    if len(numbers) != len(offsets):
-        raise WavesError(f"{path}: malformed time stamps in the value-change section")
-    times = np.array(numbers, dtype="S").astype(np.int64).tolist() if numbers else [0]
-    out: dict = {None: ([times[-1]], [])}
-    if not idents:
-        return out
-    alt = b"|".join(re.escape(i.encode()) for i in sorted(idents, key=len, reverse=True))
-    pat = re.compile(rb"\n(?:[bB]([01xzXZ]+) |([01xzXZ]))(" + alt + rb")(?=[ \t]*\r?(?:\n|\Z))")
-    hits = [(m.start(), m.group(3), m.group(1) or m.group(2)) for m in pat.finditer(data, body)]
-    slots = np.searchsorted(offsets, np.array([h[0] for h in hits], dtype=np.int64), side="right") - 1
-    for (_, ident, value), k in zip(hits, slots.tolist()):
-        t_list, v_list = out.setdefault(ident.decode(), ([], []))
-        t_list.append(times[k] if k >= 0 else 0)
-        v_list.append(value.decode().lower())
-    return out

@@ -160,3 +160,22 @@ def test_render_survives_a_failed_qmm_phase():
     assert "Not measured: phase qmm failed" in text
     assert [cells[3] for cells in _qmm_rows(text).values()] == ["n/a"] * 4
     assert bench.failed(r) and not bench.failed(_results())
+
+
+def test_render_waves_reader_table():
+    """The waveform reader section: one row per query with each reader's time and the ratios,
+    and a failed comparison marked; a missing phase says why."""
+    r = _results(waves={"images": 100, "vcd_mb": 80.5, "load": [1, 1],
+                        "header_s": {"pywellen": 0.05, "scan": 0.3},
+                        "queries": [{"query": "--spi", "signals": 5, "changes": 123456,
+                                     "pywellen_s": 0.25, "scan_s": 1.0, "vcdvcd_s": 7.5,
+                                     "speedup_vs_scan": 4.0, "speedup_vs_vcdvcd": 30.0, "same": True},
+                                    {"query": "-s x", "signals": 2, "changes": 10, "pywellen_s": 0.1,
+                                     "scan_s": 0.2, "vcdvcd_s": 0.3, "speedup_vs_scan": 2.0,
+                                     "speedup_vs_vcdvcd": 3.0, "same": False}]})
+    section = bench.render(r).split("## Waveform reader", 1)[1].split("\n## ", 1)[0]
+    assert "100 test images (80.5 MB)" in section
+    assert "| `--spi` | 5 | 123,456 | 0.25 s | 1.00 s | 7.50 s | 4.0x | 30.0x | yes |" in section
+    assert section.rstrip().endswith("| **no** |")
+    assert "Not measured: phase waves failed" in bench.render(
+        _results(waves={"error": "phase waves failed"})).split("## Waveform reader", 1)[1]

@@ -25,7 +25,8 @@ from xbarflow.flow.sim.runner import build, run
 from xbarflow.flow.analysis import waves as waves_package
 from xbarflow.flow.analysis.waves.errors import WavesError
 from xbarflow.flow.analysis.waves.links import TimedByte, decode_uart, parse_frames
-from xbarflow.flow.analysis.waves.reader import Vcd
+from xbarflow.flow.analysis.waves.reader import Vcd, shortest, to_int
+from xbarflow.flow.analysis.waves.scan import ScannedVcd
 from xbarflow.flow.analysis.waves.session import Waves, read_gtkw
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Reg
@@ -184,13 +185,26 @@ def test_gtkw_names_only_existing_signals(cosim, tmp_path):
     assert "2 DRIVE" in text.splitlines() and len(filters) == len(w.fsms)
 
 
-def test_scan_loader_equals_vcdvcd(cosim):
+def test_reader_equals_the_old_scanner_and_vcdvcd(cosim):
+    """pywellen's value changes are the hand-written scanner's and vcdvcd's, value for value
+    (those keep the digits as the file writes them: Verilator full width, Icarus shortest)."""
     vcd = Vcd(cosim["vcd"])
     names = vcd.resolve(["clk", "dac_codes", "adc_codes", "spi_*", "controller.ctrl_state"])
-    fast = vcd.load(names)
-    slow = vcd.uncached().load(names, engine="vcdvcd")
-    for n in names:
-        assert fast[n].times == slow[n].times and fast[n].values == slow[n].values, n
+    new = vcd.load(names)
+    old = ScannedVcd(cosim["vcd"])
+    assert set(old.signals) - set(vcd.signals) <= {n for n in old.signals if "[-" in n}
+    for engine in ("scan", "vcdvcd"):
+        ref = old.uncached().load(names, engine=engine)
+        for n in names:
+            assert new[n].times == ref[n].times, (engine, n)
+            assert new[n].values == [shortest(v) for v in ref[n].values], (engine, n)
+            assert [to_int(v) for v in new[n].values] == [to_int(v) for v in ref[n].values]
+
+
+def test_shortest_is_how_vcd_shortens_a_value():
+    # IEEE 1364 18.2.1: a value is left-extended with 0 (leading 0 or 1), x or z
+    assert [shortest(v) for v in ("00101", "0", "1", "xxxx", "ZZ", "00x1", "0x1", "x01", "1100")] \
+        == ["101", "0", "1", "x", "z", "0x1", "0x1", "x01", "1100"]
 
 
 def test_cli_on_the_cosim_vcd(cosim, tmp_path, capsys):
@@ -342,6 +356,7 @@ WAVES_LAYERS = {
     "errors": set(),
     "format": set(),
     "reader": {"errors"},
+    "scan": {"errors", "reader"},
     "sidecar": {"errors"},
     "links": {"format", "reader"},
     "expressions": {"errors", "reader"},
