@@ -138,7 +138,7 @@ def config_commands(d: Path, out: Path) -> dict[str, list]:
 
 
 #: Subcommands without a --config: they work on the shipped configs or none.
-NO_CONFIG = {"bench", "figures", "mutants"}
+NO_CONFIG = {"bench", "coverage", "figures", "mutants"}
 
 
 @pytest.mark.parametrize("config_file", list(CONFIG_CASES))
@@ -294,6 +294,10 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["lint", "--config", "configs/slp.toml", "--set", "adc.bitz=3"], "did you mean 'bits'"),
         (["lint", "--waivers", d / "missing.vlt"], "waiver file"),
         (["lint", "--keep", blocked], "not writable"),
+        # coverage
+        (["coverage", "--waivers", d / "missing.toml"], "waiver file"),
+        (["coverage", "--reuse", "--out", t], "run without --reuse first"),
+        (["coverage", "--only", "nope"], "invalid choice: 'nope'"),
         # import (the model's own rejections: tests/flow/commands/test_import_model.py)
         (["import", "--out", t], "model"),
         (["import", d / "missing.onnx", "--out", t], "model file not found"),
