@@ -18,8 +18,8 @@ Targets are the level mapping of each layer (normalised by its own span, as the 
 maps it); a tile holds its block of its layer's mapping at its top left, level 0 elsewhere.
 The schedule is `program_array` (flow/model/programming.py), the golden write-verify replay, run
 on each tile in turn from a pristine `DeviceArray`, recorded pulse by pulse through the device's
-`pulse_cells` calls. On this branch DeviceArray has no tile key, so on a multi-tile chip every
-tile draws tile 0's device-to-device and cycle-to-cycle numbers (said in the manifest).
+`pulse_cells` calls; tile t draws its own keyed device-to-device and cycle-to-cycle numbers
+(`DeviceArray(cfg, tile=t)`), as `xbarflow program` does.
 Floats are written with repr(), so reading the CSV gives back the same float64 bits.
 """
 
@@ -40,13 +40,13 @@ from xbarflow.hdl import protocol
 from ..core.config import ChipConfig, TileSpec
 from ..model.context import RunContext
 from ..model.golden import GoldenChip
-from ..model.programming import place_levels, program_array
+from ..model.programming import chip_target_levels, program_array
 from ..sim.verilog import generate
 from .network import config_toml
 from .protocol_files import c_header, markdown, protocol_map, requant_word
 
 __all__ = ["BUNDLE_FORMAT", "Bundle", "SCHEDULE_COLUMNS", "TARGET_COLUMNS", "export_bundle",
-           "pulse_schedule", "tile_levels"]
+           "pulse_schedule"]
 
 BUNDLE_FORMAT = 1
 TARGET_COLUMNS = ("row", "col", "partition", "partition_row", "target_address", "level",
@@ -61,18 +61,11 @@ class Bundle:
     manifest: dict[str, Any]
 
 
-def tile_levels(cfg: ChipConfig, weights: Any) -> list[np.ndarray]:
-    """(R, C) target level codes of every tile, in `ChipConfig.tiles` order."""
-    mappings = GoldenChip.mappings(cfg, weights)
-    return [place_levels(mappings[t.layer].levels[t.row_start:t.row_stop, 2 * t.out_start:2 * t.out_stop], cfg)
-            for t in cfg.tiles]
-
-
 class _RecordingDevice(DeviceArray):
     """A DeviceArray that keeps every pulse_cells call (cells and signed amplitudes, in order)."""
 
-    def __init__(self, cfg: ChipConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, cfg: ChipConfig, tile: int = 0) -> None:
+        super().__init__(cfg, tile)
         self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def pulse_cells(self, rows, cols, amplitudes, pulse_indices=None) -> None:
@@ -120,10 +113,10 @@ def _targets_rows(cfg: ChipConfig, spec: TileSpec, levels: np.ndarray):
                    spec.out_start + c // 2 if used else -1, ("+" if c % 2 == 0 else "-") if used else "")
 
 
-def pulse_schedule(cfg: ChipConfig, levels: np.ndarray):
-    """Replay one tile's write-verify (program_array on a pristine device): (result, per-cell
+def pulse_schedule(cfg: ChipConfig, levels: np.ndarray, tile: int = 0):
+    """Replay tile `tile`'s write-verify (program_array on its pristine device): (result, per-cell
     polarity strings, one letter per pulse, S set / R reset; per-cell amplitude codes, ';'-joined)."""
-    device = _RecordingDevice(cfg)
+    device = _RecordingDevice(cfg, tile)
     result = program_array(cfg, levels, device)
     shape = levels.shape
     polarity = np.full(shape, "", dtype=object)
@@ -169,12 +162,12 @@ def export_bundle(context: RunContext, out_dir: str | Path, *, verilog: bool = T
     mult = list(context.golden.requant_mult)
     (out / "config.toml").write_text(config_toml(cfg, f"Exported by `xbarflow export`: config {cfg.name} "
                                                       f"({cfg.digest()})."))
-    levels = tile_levels(cfg, weights)
+    levels = chip_target_levels(cfg, weights)
     tiles, programmed = [], []
     for spec, lv in zip(cfg.tiles, levels):
         targets = out / "tiles" / f"tile_{spec.index}_targets.csv"
         _write_csv(targets, TARGET_COLUMNS, _targets_rows(cfg, spec, lv))
-        result, polarity, amps = pulse_schedule(cfg, lv)
+        result, polarity, amps = pulse_schedule(cfg, lv, spec.index)
         schedule = out / "tiles" / f"tile_{spec.index}_schedule.csv"
         _write_csv(schedule, SCHEDULE_COLUMNS, _schedule_rows(cfg, lv, result, polarity, amps))
         programmed.append(result.conductance[:spec.rows, :2 * spec.outputs])
@@ -205,8 +198,7 @@ def export_bundle(context: RunContext, out_dir: str | Path, *, verilog: bool = T
         "golden_accuracy": float(np.mean(ideal == context.labels)),
         "golden_accuracy_programmed": float(np.mean(after == context.labels)),
         "pulse_schedule": ("flow/model/programming.py program_array on each tile from a pristine "
-                           "DeviceArray" + ("; DeviceArray has no tile key here, so every tile "
-                                            "draws tile 0's device numbers" if len(cfg.tiles) > 1 else "")),
+                           "DeviceArray(cfg, tile) with the tile's own keyed device draws"),
         "tiles": tiles,
         "files": {str(p.relative_to(out)): _sha256(p) for p in files},
     }

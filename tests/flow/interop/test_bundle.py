@@ -4,7 +4,8 @@ trace), on a small tile with faults and timeouts; the target levels of a tiled c
 import numpy as np
 
 from xbarflow.flow.core import config as cfgmod
-from xbarflow.flow.interop.bundle import pulse_schedule, tile_levels
+from xbarflow.flow.interop.bundle import pulse_schedule
+from xbarflow.flow.model.programming import chip_target_levels
 from xbarflow.flow.model.programming import program_array_stepwise
 
 SMALL = {"network.input_size": 4, "network.layers": [3], "crossbar.tile_rows": 16,
@@ -50,7 +51,7 @@ def test_tile_levels_cut_each_layer_into_tiles():
     cfg = cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml")
     rng = np.random.default_rng(1)
     layers = [rng.normal(size=(196, 256)), rng.normal(size=(256, 10))]
-    levels = tile_levels(cfg, layers)
+    levels = chip_target_levels(cfg, layers)
     assert len(levels) == 10 and all(lv.shape == (128, 128) for lv in levels)
     last = cfg.tiles[-1]   # layer 1, rows 128..255, 10 outputs -> 20 columns
     assert last.layer == 1 and last.row_start == 128
