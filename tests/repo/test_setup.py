@@ -85,6 +85,6 @@ def test_make_test_sets_up_every_tool_first():
     plan = subprocess.run([make, "-n", "test"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60).stdout.splitlines()
     ensured = [line.split("/")[-1] for line in plan if "tools/ensure-" in line]
-    assert ensured == ["ensure-icarus.sh", "ensure-ngspice.sh", "ensure-synth.sh"]
+    assert ensured == ["ensure-icarus.sh", "ensure-ngspice.sh", "ensure-synth.sh", "ensure-lz4.sh"]
     assert any("pytest" in line for line in plan[plan.index(next(
-        line for line in plan if "ensure-synth.sh" in line)):]), "the tests run after the setup"
+        line for line in plan if "ensure-lz4.sh" in line)):]), "the tests run after the setup"
