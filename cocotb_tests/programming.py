@@ -26,10 +26,11 @@ def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
 
 
 def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.ndarray,
-                        lam: np.ndarray, registers: dict) -> list[str]:
+                        lam: np.ndarray, registers: dict,
+                        disturb_events: np.ndarray | None = None) -> list[str]:
     """Mismatches between the co-simulated programming (the pulses each cell received, as the
-    monitor counted them from the select lines, every cell's final memory state, the PROG_*
-    registers) and the golden replay (empty = parity)."""
+    monitor counted them from the select lines, every cell's final memory state and disturb
+    events, the PROG_* registers) and the golden replay (empty = parity)."""
     problems = []
     if not np.array_equal(pulses, golden.pulses_per_cell):
         bad = pulses != golden.pulses_per_cell
@@ -37,6 +38,9 @@ def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.n
     if not np.array_equal(lam, golden.lam):
         bad = lam != golden.lam
         problems.append(f"final memory state differs in {int(bad.sum())} cells, first {_first_cells(bad)}")
+    if disturb_events is not None and not np.array_equal(disturb_events, golden.disturb_events):
+        bad = disturb_events != golden.disturb_events
+        problems.append(f"disturb events differ in {int(bad.sum())} cells, first {_first_cells(bad)}")
     for name, want in (("failures", golden.failures), ("pulses", golden.total_pulses)):
         if registers[name] != want:
             problems.append(f"PROG_{name.upper()} register {registers[name]} != golden {want}")
@@ -72,7 +76,8 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
 
     registers = await with_timeout(run(), timeout_ns, "ns")
     pulses = (wire or WireFaults()).pulses(bridge.pulses)   # what reaches the scoreboard
-    problems = compare_programming(cfg, golden, pulses, bridge.device.lam, registers)
+    problems = compare_programming(cfg, golden, pulses, bridge.device.lam, registers,
+                                   bridge.device.disturb_events)
     summary = {
         "pulses_per_cell_mean": float(pulses.mean()),
         "pulses_per_cell_max": int(pulses.max()),
@@ -83,5 +88,8 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
         "verifies": bridge.verifies,
         "golden_failures": golden.failures,
         "golden_pulses_total": golden.total_pulses,
+        "bias": cfg.programming.bias,
+        "disturb_events": int(bridge.device.disturb_events.sum()),
+        "pulse_events_served": bridge.events,
     }
     return device, summary, problems

@@ -4,7 +4,11 @@ device programming model, event by event, never per clock.
 The cell addresses come from the physical select lines the chip drives (`prog_row_sel`,
 one bit per global row; `prog_col_sel`, one-hot column), never from a side channel, so the
 bench checks the decoders and selectors as the array would see them. The same
-`DeviceArray` methods serve the golden replay, with the same keyed random draws.
+`DeviceArray` methods serve the golden replay, with the same keyed random draws. With writes
+through the array (programming.bias != "ideal") every verify and every pulse event is one call
+of `WritePath.verify` / `WritePath.pulse` on all the cells the select lines name, exactly the
+calls the golden replay (flow/model/programming.py) makes; the event index keying the disturb
+draws is the bridge's own count of prog_pulse events.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from xbarflow.analog_models.programming import DeviceArray
+from xbarflow.analog_models.write_path import WritePath
 from .analog_bridge import unpack_bus
 from xbarflow.flow.core.config import ChipConfig
 
@@ -34,8 +39,10 @@ class ProgrammingBridge:
     device: DeviceArray
     pulses: np.ndarray = field(init=False)     # pulses each cell received (the monitor's count)
     verifies: int = 0
+    events: int = 0                            # program pulse events served (keys the disturb draws)
 
     def __post_init__(self) -> None:
+        self.path = WritePath(self.cfg) if self.cfg.programming.bias != "ideal" else None
         x = self.cfg.crossbar
         self.pulses = np.zeros((x.tile_rows, x.tile_cols), dtype=np.int64)
         self._starts = np.asarray(self.cfg.partition_start)
@@ -61,9 +68,15 @@ class ProgrammingBridge:
             rows, col = self._cells()
             refs = unpack_bus(dut.verify_ref.value.to_unsigned(), np_, self._level_bits)
             ok = high = 0
-            for row in rows:
+            if self.path is not None:
+                oks, highs = self.path.verify(self.device, rows, col,
+                                              [int(refs[self._partition(r)]) for r in rows])
+            for n, row in enumerate(rows):
                 p = self._partition(row)
-                cell_ok, cell_high = self.device.verify(row, col, int(refs[p]))
+                if self.path is None:
+                    cell_ok, cell_high = self.device.verify(row, col, int(refs[p]))
+                else:
+                    cell_ok, cell_high = bool(oks[n]), bool(highs[n])
                 ok |= int(cell_ok) << p
                 high |= int(cell_high) << p
             self.verifies += 1
@@ -82,12 +95,18 @@ class ProgrammingBridge:
             polarity = dut.prog_polarity.value.to_unsigned()
             level = dut.prog_level.value.to_unsigned()
             enabled = dut.prog_partition_en.value.to_unsigned()
+            amplitudes = []
             for row in rows:
                 p = self._partition(row)
                 assert enabled >> p & 1, f"row {row} selected but partition {p} not enabled"
-                amplitude = prog.amplitude(level, polarity_set=not (polarity >> p & 1))
-                self.device.pulse(row, col, amplitude, int(self.pulses[row, col]))
+                amplitudes.append(prog.amplitude(level, polarity_set=not (polarity >> p & 1)))
+            if self.path is not None:
+                self.path.pulse(self.device, rows, col, amplitudes, self.events)
+            for row, amplitude in zip(rows, amplitudes):
+                if self.path is None:
+                    self.device.pulse(row, col, amplitude, int(self.pulses[row, col]))
                 self.pulses[row, col] += 1
+            self.events += 1
 
     def start(self) -> None:
         cocotb.start_soon(self.serve_verify())
