@@ -1,5 +1,6 @@
 """The classification report writer (report.md, per_class.csv, confusion.png from the metrics of
-`xbarflow.flow.analysis.metrics`) and `xbarflow report`."""
+`xbarflow.flow.analysis.metrics`) and `xbarflow report`; the write-margin and disturb summary of
+a programming run (`write_margins`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,43 @@ from typing import Any
 import numpy as np
 
 from .metrics import classification_metrics
-from .plots import plot_confusion
+from xbarflow.analog_models.programming import level_step
+from .plots import plot_confusion, plot_write_margins
 
-__all__ = ["GOLDEN_SUFFIX", "NPZ_COSIM", "NPZ_GOLDEN", "write_report"]
+__all__ = ["GOLDEN_SUFFIX", "NPZ_COSIM", "NPZ_GOLDEN", "write_margins", "write_report"]
 
 #: Names the demo's predictions.npz must provide: co-simulated images ...
 NPZ_COSIM = ("indices", "labels", "classes", "adc_codes")
 #: ... and, optionally (all or none), the golden model on the full test set.
 NPZ_GOLDEN = ("golden_classes", "golden_adc_codes", "labels_full")
 GOLDEN_SUFFIX = "_golden"
+
+
+def write_margins(cfg, result, out: Path) -> dict:
+    """Disturb record and write margins of the used cells of a programming result
+    (flow/model/programming.py; writes through the array), with the margin histogram
+    programming_margins.png beside the pulses histogram; just the bias with the ideal write."""
+    summary = {"bias": cfg.programming.bias, "cell": cfg.crossbar.cell}
+    if cfg.programming.bias == "ideal":
+        return summary
+    used = (slice(0, cfg.rows), slice(0, cfg.cols))
+    d = cfg.device
+    steps = np.abs(result.disturb_change[used]) * (d.g_on - d.g_off) / level_step(cfg)
+    sel, dis = result.v_selected_min[used], result.v_disturb_max[used]
+    pulsed = np.isfinite(sel)
+    summary.update({
+        "disturb_events": int(result.disturb_events[used].sum()),
+        "disturb_failures": int(result.disturbed_out[used].sum()),
+        "disturb_change_steps_mean": float(steps.mean()),
+        "disturb_change_steps_max": float(steps.max()),
+        "v_selected_min": float(sel[pulsed].min()) if pulsed.any() else None,
+        "v_disturb_max": float(dis.max()),
+        "write_margin_min_v": float((sel[pulsed] - dis[pulsed]).min()) if pulsed.any() else None,
+        "margins_histogram": str(plot_write_margins(sel, dis, out / "programming_margins.png",
+                                                    title=f"{cfg.name} ({cfg.programming.bias}, "
+                                                          f"{cfg.crossbar.cell})")),
+    })
+    return summary
 
 
 # -- report files -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..analysis.metrics import logit_scale
 from ..analysis.plots import plot_pulse_histogram
-from ..analysis.report import write_report
+from ..analysis.report import write_margins, write_report
 from ..core import paths
 from ..model.context import RunContext
 from ..model.programming import program_array, programmed_chip, tile_target_levels
@@ -79,6 +79,7 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path):
         "pulse_events": int(result.total_pulses),
         "histogram": str(plot_pulse_histogram(used, out / "programming_pulses.png",
                                               title=f"{cfg.name}: pulses per cell")),
+        **write_margins(cfg, result, out),
     }
     return targets, chip, full, summary
 

@@ -22,7 +22,8 @@ from ..analysis.spice import SpiceError, cross_check, netlist, ngspice_path, res
 from ..data import DataError, load_dataset
 from ..model import weights as weights_mod
 from ..model.context import RunContext
-from .common import UsageError, load_config, writable_dir
+from .common import UsageError, load_config, with_overrides, writable_dir
+from .demo import add_set_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -48,13 +49,14 @@ def add_arguments(parser) -> None:
                              "with analog_models.write_path")
     parser.add_argument("--amplitude", type=float, default=None,
                         help="with --write: pulse amplitude in V (default: the first set pulse)")
+    add_set_argument(parser)
     parser.add_argument("--read-model", choices=("linear", "qmm"), default=None,
                         help="cells as conductances (linear) or QMM memdiodes (behavioural sources, "
                              "compared with the nonlinear array solve); default: device.read_model")
 
 
 def run(args) -> int:
-    cfg = load_config(args.config)
+    cfg = with_overrides(load_config(args.config), dict(args.set))
     out = writable_dir(args.out)
     if not args.no_run:
         try:

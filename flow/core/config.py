@@ -262,7 +262,9 @@ class CostConfig:
     dac_fom_j: float = 5.0e-15       # row DAC, J per conversion step: E = FoM * 2**dac_bits per row
     tia_power_w: float = 1.0e-5      # W per differential TIA while the array is read
     digital_j_per_cycle: float = 1.0e-12  # digital periphery, J per clock cycle of an inference
-    cell_area_um2: float = 0.05      # one 1T1R crossbar cell
+    cell_area_um2: float = 0.05      # one 1T1R crossbar cell (crossbar.cell = "1T1R")
+    cell_area_1r_um2: float = 0.0058   # one passive 1R cell: 4 F**2 at the paper's F = 38 nm
+    cell_area_1s1r_um2: float = 0.0058  # one 1S1R cell: the selector stacked on the cell, 4 F**2
     dac_area_um2: float = 2.0        # row DAC area per conversion step: A = a * 2**dac_bits per row
     adc_area_um2: float = 10.0       # ADC area per conversion step (SAR capacitor array): a * 2**bits
     tia_area_um2: float = 2000.0     # one differential TIA
@@ -390,8 +392,9 @@ class ChipConfig:
         """Copy with dotted overrides, e.g. replace(**{"crossbar.wire_r": 0.0}); validated."""
         data = self.to_dict()
         if "device.preset" in overrides:
-            # a new preset replaces the qmm_* values of the old one (unless overridden as well)
-            for key in DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]:
+            # a new preset replaces every value a preset sets (qmm_*, and the programming
+            # model's for presets that set it; the defaults come back where the new one does not)
+            for key in {k for preset in DEVICE_PRESETS.values() for k in preset}:
                 if f"device.{key}" not in overrides:
                     data["device"].pop(key, None)
         for dotted, value in overrides.items():
@@ -631,6 +634,7 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            "train.device_aware needs device.read_model = 'qmm' (the read model it trains through)")
     c = cfg.cost
     for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
+                "cell_area_1r_um2", "cell_area_1s1r_um2",
                 "dac_area_um2", "adc_area_um2", "tia_area_um2"):
         _check(getattr(c, key) >= 0, source, f"cost.{key} must be >= 0, got {getattr(c, key)}")
     _check(1 <= c.images <= 100_000, source, f"cost.images must be in 1..100000, got {c.images}")
