@@ -36,11 +36,11 @@ event puts a voltage on every cell of the partitions it pulses, and `DeviceArray
 every cell by the same law at the voltage its memristor actually sees (a negative voltage
 resets). The rates are `logistic_rates`, the vectorised logistic built from
 `memdiode.exp_deterministic` (correctly rounded operations only: the same bits for any array
-shape). The selected cell's c2c draw is keyed as above by its own pulse count; every other
-cell's (the half-select disturb) by the event: one generator `default_rng([seeds.device, TAG,
-DISTURB_KEY, tile, event])` draws a tile-shaped array, so a cell's draw is keyed by (seed, tile,
-event, cell), and the bridge and the golden replay, which both call `expose` with the whole
-tile, draw the same numbers. An exposure that moves a cell by at least DISTURB_EVENT_STEPS level
+shape). Every cell's c2c draw in such an event, the selected cells' and the disturbed ones', comes
+from the event: one generator `default_rng([seeds.device, TAG, DISTURB_KEY, tile, event])` draws
+a tile-shaped array, so a cell's draw is keyed by (seed, tile, event, cell) (one generator per
+event instead of one per selected cell), and the bridge and the golden replay, which both call
+`expose` with the whole tile, draw the same numbers. An exposure that moves a cell by at least DISTURB_EVENT_STEPS level
 steps counts as a disturb event.
 
 The verify read (sense amplifier against the per-cell reference of level code `ref`) has no
@@ -188,32 +188,34 @@ class DeviceArray:
     def expose(self, volts: np.ndarray, rows, cols, event_index: int, tile: int = 0) -> np.ndarray:
         """One program event through the array: every cell moves at its memristor voltage
         `volts` (R, C) (0 where the event puts none); (rows, cols) are the selected cells (one
-        pulse each, c2c keyed by their pulse count, which advances), every other cell is
-        disturbed with the event's keyed draws. Returns the state change (R, C)."""
+        pulse each: their pulse count advances), every other cell is disturbed; the c2c draws of
+        all of them are the event's (`disturb_c2c`). Returns the state change (R, C)."""
         v = np.asarray(volts, dtype=np.float64)
         if v.shape != self.shape:
             raise ValueError(f"volts must be shaped {self.shape}, got {v.shape}")
         r, c = self._cells(rows, cols)
         selected = np.zeros(self.shape, dtype=bool)
         selected[r, c] = True
-        factor = disturb_c2c(self.cfg, tile, event_index)
-        for row, col in zip(r.tolist(), c.tolist()):
-            factor[row, col] = c2c_factor(self.cfg, row, col, int(self.pulse_count[row, col]))
-        k = logistic_rates(v, self.cfg) * self.d2d * factor
-        lam = self.lam
-        new = np.clip(np.where(v > 0, lam + k * (1.0 - lam), lam - k * lam), 0.0, 1.0)
-        new = np.where(self.stuck | (v == 0), lam, new)
-        change = new - lam
-        self.lam = new
+        live = v != 0
+        live[r, c] = True
+        at = np.nonzero(live)                          # the cells the event reaches
+        vl = v[at]
+        k = logistic_rates(vl, self.cfg) * self.d2d[at] * disturb_c2c(self.cfg, tile, event_index)[at]
+        lam = self.lam[at]
+        new = np.clip(np.where(vl > 0, lam + k * (1.0 - lam), lam - k * lam), 0.0, 1.0)
+        new = np.where(self.stuck[at] | (vl == 0), lam, new)
+        change = np.zeros(self.shape)
+        change[at] = new - lam
+        self.lam[at] = new
         self.pulse_count[r, c] += 1
         mag = np.abs(v)
         self.v_selected_min[r, c] = np.minimum(self.v_selected_min[r, c], mag[r, c])
-        others = ~selected
-        self.v_disturb_max = np.where(others, np.maximum(self.v_disturb_max, mag), self.v_disturb_max)
+        others = live & ~selected
+        self.v_disturb_max[others] = np.maximum(self.v_disturb_max[others], mag[others])
         d = self.cfg.device
         moved = others & (np.abs(change) * (d.g_on - d.g_off) >= DISTURB_EVENT_STEPS * level_step(self.cfg))
         self.disturb_events += moved
-        self.disturb_change += np.where(others, change, 0.0)
+        self.disturb_change[others] += change[others]
         return change
 
     # -- physics --------------------------------------------------------------------------------

@@ -130,6 +130,12 @@ def run_demo(args, program: bool) -> int:
               f"(max {programming['pulses_per_cell_max']}), {programming['failures']} failures; "
               f"accuracy {programming['golden_accuracy_programmed']:.4f} programmed vs "
               f"{programming['golden_accuracy_ideal_targets']:.4f} ideal targets")
+        if "disturb_events" in programming:
+            print(f"[xbarflow] writes through the array ({programming['bias']}, {programming['cell']}): "
+                  f"{programming['disturb_events']} disturb events, {programming['disturb_failures']} "
+                  f"cells disturbed out of their window (largest move "
+                  f"{programming['disturb_change_steps_max']:.3g} level steps); write margin >= "
+                  f"{programming['write_margin_min_v']:.3f} V ({programming['margins_histogram']})")
 
     try:
         sim_build = build(cfg, args.sim)
