@@ -89,8 +89,10 @@ def check_invariants(cfg, r):
     assert np.array_equal(r.conductance, dev.conductance())
 
 
-def test_stepwise_literal_loop_equals_fast_replay_bit_for_bit():
-    cfg = SMALL.replace(**{"device.stuck_on_rate": 0.05, "device.stuck_off_rate": 0.05})
+@pytest.mark.parametrize("bias", ["ideal", "v2"])   # two implementations; one loop through the array
+def test_stepwise_literal_loop_equals_fast_replay_bit_for_bit(bias):
+    cfg = SMALL.replace(**{"device.stuck_on_rate": 0.05, "device.stuck_off_rate": 0.05,
+                           "programming.bias": bias})
     targets = random_targets(cfg, 3)
     trace = []
     fast = program_array(cfg, targets)

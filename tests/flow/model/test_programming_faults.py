@@ -96,10 +96,11 @@ def test_dead_partition_leaves_the_other_partitions_alone(cfg, weights, bias):
     assert dead.total_pulses > healthy.total_pulses
 
 
+@pytest.mark.parametrize("bias", ["ideal", "v2"])
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_literal_write_verify_equals_fast_replay(fault):
+def test_literal_write_verify_equals_fast_replay(fault, bias):
     """On a small tile (partitions of 4, 3, 3 rows; the literal loop is slow)."""
-    over = dict(FAULTS[fault])
+    over = {**FAULTS[fault], "programming.bias": bias}
     if fault == "stuck":
         over.update({"device.stuck_on_rate": 0.1, "device.stuck_off_rate": 0.1})
     if fault == "dead_partition":
