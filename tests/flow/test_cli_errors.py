@@ -171,6 +171,8 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["program", "--set", "device.dead_partition=8", "--out", t], "device.dead_partition must be"),
         (["program", "--set", "device.stuck_on_rate=1.5", "--out", t], "stuck_on_rate"),
         (["program", "--out", blocked], "not writable"),
+        (["program", "--set", "programming.bias=v4", "--out", t], "programming.bias must be v2, v3"),
+        (["program", "--set", "crossbar.cell=2T2R", "--out", t], "crossbar.cell must be 1R, 1T1R"),
         # verilog
         (["verilog"], "--out"),
         (["verilog", "--out", blocked], "not writable"),
