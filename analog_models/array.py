@@ -64,6 +64,11 @@ class AnalogArray:
         # drift: the conductances (linear) or I0 (qmm) the array is read with, at read_time_s
         self.drift = read_variation.drift_factor(cfg, tile, g.shape)
         read_g = g if self.drift is None or cfg.device.read_model == "qmm" else g * self.drift
+        # 1T1R: every word line is on while the array is read, the access transistor's
+        # on-resistance in series with each cell (1S1R reads: see the README, not modelled yet)
+        r_on = cfg.crossbar.access_r_on if cfg.crossbar.cell == "1T1R" else 0.0
+        if r_on and cfg.device.read_model == "linear":
+            read_g = read_g / (1.0 + read_g * r_on)
         self.matrix = crossbar.effective_matrix(read_g, cfg.crossbar.wire_r, cfg.crossbar.partitions)
         rows, dac_max = g.shape[0], cfg.quant.dac_max
         budget = min(_GRID_MAX, (_EXACT // 2 - 1) // (rows * dac_max))
@@ -81,6 +86,7 @@ class AnalogArray:
             params = memdiode.QmmParams.from_config(cfg)
             self.states = memdiode.state_for_conductance(g, cfg.crossbar.v_read, params)
             i0, alpha, rs = memdiode.cell_params(params, self.states)
+            rs = rs + r_on
             if self.drift is not None:
                 i0 = i0 * self.drift
             levels = dac_voltages(np.arange(dac_max + 1), cfg)

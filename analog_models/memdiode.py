@@ -32,7 +32,7 @@ import numpy as np
 from xbarflow.flow.core.config import ChipConfig, ConfigError
 
 __all__ = ["QmmParams", "branch_slope", "cell_params", "chord_conductance", "current",
-           "diode_current", "diode_slope", "diode_voltage", "expm1_deterministic",
+           "diode_current", "diode_slope", "diode_voltage", "exp_deterministic", "expm1_deterministic",
            "state_for_conductance", "state_slope"]
 
 _LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
@@ -58,6 +58,15 @@ def expm1_deterministic(y: np.ndarray) -> np.ndarray:
     p = p * r                                   # expm1(r)
     two_k = np.ldexp(1.0, k.astype(np.int64))
     return two_k * p + (two_k - 1.0)
+
+
+def exp_deterministic(y: np.ndarray) -> np.ndarray:
+    """exp(y) to a few ulp (also far below 1, where 1 + expm1(y) would cancel), from the same
+    correctly rounded operations as `expm1_deterministic`: 2**k (1 + expm1(r))."""
+    y = np.clip(np.asarray(y, dtype=np.float64), -_MAX_ARG, _MAX_ARG)
+    k = np.rint(y * _INV_LN2)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    return np.ldexp(expm1_deterministic(r) + 1.0, k.astype(np.int64))
 
 
 @dataclass(frozen=True)

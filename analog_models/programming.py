@@ -34,6 +34,18 @@ scalar methods ARE the vectorised ones called on one cell; the rate is a scalar 
 distinct amplitude (a finite table in practice), and every other step is an elementwise IEEE
 operation (+, -, *, compare, clip), which numpy rounds identically whatever the array length.
 
+Writes through the array (analog_models/write_path.py, programming.bias != "ideal"): a program
+event puts a voltage on every cell of the partitions it pulses, and `DeviceArray.expose` moves
+every cell by the same law at the voltage its memristor actually sees (a negative voltage
+resets). The rates are `logistic_rates`, the vectorised logistic built from
+`memdiode.exp_deterministic` (correctly rounded operations only: the same bits for any array
+shape). Every cell's c2c draw in such an event, the selected cells' and the disturbed ones', comes
+from the event: one generator `default_rng([seeds.device, TAG, DISTURB_KEY, tile, event])` draws
+a tile-shaped array, so a cell's draw is keyed by (seed, tile, event, cell) (one generator per
+event instead of one per selected cell), and the bridge and the golden replay, which both call
+`expose` with the whole tile, draw the same numbers. An exposure that moves a cell by at least DISTURB_EVENT_STEPS level
+steps counts as a disturb event.
+
 The verify read (sense amplifier against the per-cell reference of level code `ref`) has no
 read noise: with G_t = level_conductance(ref) and tol = margin * step,
 step = (0.9 g_on - g_off) / (weight_levels - 1):
@@ -48,16 +60,20 @@ import math
 import numpy as np
 
 from .mapping import level_conductance
+from .memdiode import exp_deterministic
 from xbarflow.flow.core.config import ChipConfig
 
 __all__ = [
-    "D2D_KEY", "DeviceArray", "STUCK_KEY", "TAG", "c2c_factor", "d2d_map", "level_step",
-    "logistic_rate", "stuck_maps", "tile_key", "verify_window",
+    "D2D_KEY", "DISTURB_EVENT_STEPS", "DISTURB_KEY", "DeviceArray", "STUCK_KEY", "TAG",
+    "c2c_factor", "d2d_map", "disturb_c2c", "level_step", "logistic_rate", "logistic_rates",
+    "stuck_maps", "tile_key", "verify_window",
 ]
 
 TAG = 0xFFFF_FFFF     # first key word after the seed of the tile-wide (static) draws
 D2D_KEY = 1
 STUCK_KEY = 2
+DISTURB_KEY = 3
+DISTURB_EVENT_STEPS = 1e-3   # an exposure moving a cell by >= this many level steps is a disturb event
 
 
 def logistic_rate(amplitude_v: float, cfg: ChipConfig) -> float:
@@ -74,6 +90,29 @@ def logistic_rate(amplitude_v: float, cfg: ChipConfig) -> float:
         e = math.exp(z)
         s = e / (1.0 + e)
     return d.rate_max * s
+
+
+def logistic_rates(volts: np.ndarray, cfg: ChipConfig) -> np.ndarray:
+    """`logistic_rate` of every element of `volts` (0 where the voltage is 0), deterministic:
+    sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) otherwise, e = exp(-|z|)."""
+    d = cfg.device
+    v = np.asarray(volts, dtype=np.float64)
+    z = (np.abs(v) - np.where(v > 0, d.set_v_half, d.reset_v_half)) / d.v_slope
+    e = exp_deterministic(-np.abs(z))
+    s = np.where(z >= 0, 1.0, e) / (1.0 + e)
+    return np.where(v == 0, 0.0, d.rate_max * s)
+
+
+def disturb_c2c(cfg: ChipConfig, tile: int, event_index: int) -> np.ndarray:
+    """(R, C) cycle-to-cycle factors of program event `event_index` for the cells it does not
+    select: max(0, 1 + c2c_sigma N(0, 1)), keyed by (seed, tile, event) and the cell's place."""
+    shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
+    sigma = cfg.device.c2c_sigma
+    if sigma == 0.0:
+        return np.ones(shape)
+    z = np.random.default_rng([cfg.seeds.device, TAG, DISTURB_KEY, int(tile), int(event_index)]
+                              ).standard_normal(shape)
+    return np.maximum(0.0, 1.0 + sigma * z)
 
 
 def tile_key(tile: int) -> list[int]:
@@ -142,13 +181,56 @@ class DeviceArray:
         self.lam = np.zeros(self.shape)
         self.lam[self.stuck_on] = 1.0
         self.pulse_count = np.zeros(self.shape, dtype=np.int64)   # pulses each cell received
+        # writes through the array (`expose`): disturb record and write margins per cell
+        self.disturb_events = np.zeros(self.shape, dtype=np.int64)  # exposures that moved it
+        self.disturb_change = np.zeros(self.shape)     # signed state change from disturb
+        self.v_selected_min = np.full(self.shape, np.inf)  # smallest |V| it saw when selected
+        self.v_disturb_max = np.zeros(self.shape)      # largest |V| it saw when not selected
         self._rates: dict[float, float] = {}
+
+    _RECORDS = ("lam", "pulse_count", "disturb_events", "disturb_change", "v_selected_min",
+                "v_disturb_max")
 
     def copy(self) -> "DeviceArray":
         new = object.__new__(DeviceArray)
         new.__dict__.update(self.__dict__)
-        new.lam, new.pulse_count, new._rates = self.lam.copy(), self.pulse_count.copy(), dict(self._rates)
+        for name in self._RECORDS:
+            setattr(new, name, getattr(self, name).copy())
+        new._rates = dict(self._rates)
         return new
+
+    def expose(self, volts: np.ndarray, rows, cols, event_index: int, tile: int = 0) -> np.ndarray:
+        """One program event through the array: every cell moves at its memristor voltage
+        `volts` (R, C) (0 where the event puts none); (rows, cols) are the selected cells (one
+        pulse each: their pulse count advances), every other cell is disturbed; the c2c draws of
+        all of them are the event's (`disturb_c2c`). Returns the state change (R, C)."""
+        v = np.asarray(volts, dtype=np.float64)
+        if v.shape != self.shape:
+            raise ValueError(f"volts must be shaped {self.shape}, got {v.shape}")
+        r, c = self._cells(rows, cols)
+        selected = np.zeros(self.shape, dtype=bool)
+        selected[r, c] = True
+        live = v != 0
+        live[r, c] = True
+        at = np.nonzero(live)                          # the cells the event reaches
+        vl = v[at]
+        k = logistic_rates(vl, self.cfg) * self.d2d[at] * disturb_c2c(self.cfg, tile, event_index)[at]
+        lam = self.lam[at]
+        new = np.clip(np.where(vl > 0, lam + k * (1.0 - lam), lam - k * lam), 0.0, 1.0)
+        new = np.where(self.stuck[at] | (vl == 0), lam, new)
+        change = np.zeros(self.shape)
+        change[at] = new - lam
+        self.lam[at] = new
+        self.pulse_count[r, c] += 1
+        mag = np.abs(v)
+        self.v_selected_min[r, c] = np.minimum(self.v_selected_min[r, c], mag[r, c])
+        others = live & ~selected
+        self.v_disturb_max[others] = np.maximum(self.v_disturb_max[others], mag[others])
+        d = self.cfg.device
+        moved = others & (np.abs(change) * (d.g_on - d.g_off) >= DISTURB_EVENT_STEPS * level_step(self.cfg))
+        self.disturb_events += moved
+        self.disturb_change[others] += change[others]
+        return change
 
     # -- physics --------------------------------------------------------------------------------
     def rate(self, amplitude_v: float) -> float:

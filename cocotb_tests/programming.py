@@ -33,10 +33,11 @@ def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
 
 
 def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.ndarray,
-                        lam: np.ndarray, registers: dict) -> list[str]:
+                        lam: np.ndarray, registers: dict,
+                        disturb_events: np.ndarray | None = None) -> list[str]:
     """Mismatches between the co-simulated programming (the pulses each cell received, as the
-    monitor counted them from the select lines, every cell's final memory state, the PROG_*
-    registers) and the golden replay (empty = parity)."""
+    monitor counted them from the select lines, every cell's final memory state and disturb
+    events, the PROG_* registers) and the golden replay (empty = parity)."""
     problems = []
     if not np.array_equal(pulses, golden.pulses_per_cell):
         bad = pulses != golden.pulses_per_cell
@@ -44,6 +45,9 @@ def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.n
     if not np.array_equal(lam, golden.lam):
         bad = lam != golden.lam
         problems.append(f"final memory state differs in {int(bad.sum())} cells, first {_first_cells(bad)}")
+    if disturb_events is not None and not np.array_equal(disturb_events, golden.disturb_events):
+        bad = disturb_events != golden.disturb_events
+        problems.append(f"disturb events differ in {int(bad.sum())} cells, first {_first_cells(bad)}")
     for name, want in (("failures", golden.failures), ("pulses", golden.total_pulses)):
         if registers[name] != want:
             problems.append(f"PROG_{name.upper()} register {registers[name]} != golden {want}")
@@ -86,7 +90,7 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
         pulses = wire.pulses(bridge.pulses[k]) if k == 0 else bridge.pulses[k]
         tag = "" if len(cfg.tiles) == 1 else f"tile {k}: "
         problems += [tag + p for p in compare_programming(cfg, golden, pulses, devices[k].lam,
-                                                          registers)]
+                                                          registers, devices[k].disturb_events)]
         registers_all.append(registers)
         golden_pulses += golden.total_pulses
         golden_failures += golden.failures
@@ -106,6 +110,9 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
         "verifies": bridge.verifies,
         "golden_failures": golden_failures,
         "golden_pulses_total": golden_pulses,
+        "bias": cfg.programming.bias,
+        "disturb_events": int(sum(devices[k].disturb_events.sum() for k in chosen)),
+        "pulse_events_served": int(bridge.events.sum()),
     }
     if len(cfg.tiles) > 1:
         summary["per_tile"] = per_tile

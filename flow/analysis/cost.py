@@ -58,7 +58,7 @@ from ..sim.verilog import generate
 
 __all__ = [
     "CostError", "CostReport", "ICE40_DEVICE", "REFERENCE_CHIPS", "SYNTH_HINT", "SYNTH_TOOLS",
-    "SynthUnavailable", "evaluate", "fmax_wrapper", "host_io_cycles", "markdown_table",
+    "SynthUnavailable", "cell_area_um2", "evaluate", "fmax_wrapper", "host_io_cycles", "markdown_table",
     "phase_cycles", "synth_rows", "synth_tools_missing", "synthesize",
 ]
 
@@ -267,7 +267,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     n_tiles = len(chip.tiles)
     x = cfg.crossbar
     area = {
-        "crossbar cells": n_tiles * x.tile_rows * x.tile_cols * c.cell_area_um2,
+        "crossbar cells": n_tiles * x.tile_rows * x.tile_cols * cell_area_um2(cfg),
         "row DACs": n_tiles * x.tile_rows * c.dac_area_um2 * (1 << cfg.quant.dac_bits),
         "TIAs": n_tiles * (x.tile_cols // 2) * c.tia_area_um2,
         "ADCs": n_tiles * cfg.tile_adcs * c.adc_area_um2 * (1 << cfg.adc.bits),
@@ -279,6 +279,13 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
                       cycles_source=cycles_source or ("controller phase model" if n_tiles == 1 else
                                                       "controller phase model, extrapolated per tile"),
                       meta={"images": int(codes.shape[0]), "tiles": n_tiles})
+
+
+def cell_area_um2(cfg) -> float:
+    """Area of one crossbar cell of the configured type (crossbar.cell)."""
+    c = cfg.cost
+    return {"1R": c.cell_area_1r_um2, "1T1R": c.cell_area_um2,
+            "1S1R": c.cell_area_1s1r_um2}[cfg.crossbar.cell]
 
 
 def read_power(array, codes: np.ndarray, volts_per_code: float) -> float:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_pulse_histogram", "plot_sweep", "pyplot", "value_label"]
+__all__ = ["plot_confusion", "plot_pulse_histogram", "plot_sweep", "plot_write_margins", "pyplot",
+           "value_label"]
 
 
 def pyplot():
@@ -67,6 +68,36 @@ def plot_pulse_histogram(pulses: np.ndarray, path: str | Path, title: str = "pul
         ax.set_ylabel("cells")
         ax.set_title(f"{title}: mean {counts.mean():.2f}, max {counts.max()}, {counts.size} cells",
                      fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_write_margins(v_selected: np.ndarray, v_disturb: np.ndarray, path: str | Path,
+                       title: str = "write margins") -> Path:
+    """Histogram of the per-cell write margin, as a PNG: the smallest |V| a cell's memristor saw
+    when it was the selected cell, minus the largest |V| it saw while another cell was pulsed
+    (cells that were never pulsed are left out)."""
+    plt = pyplot()
+
+    sel = np.asarray(v_selected, dtype=np.float64).ravel()
+    dis = np.asarray(v_disturb, dtype=np.float64).ravel()
+    pulsed = np.isfinite(sel)
+    margin = sel[pulsed] - dis[pulsed]
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    try:
+        if margin.size:
+            ax.hist(margin, bins=60, color="#a8553b")
+            ax.set_title(f"{title}: min {margin.min():.3f} V, selected >= {sel[pulsed].min():.4f} V, "
+                         f"disturb <= {dis.max():.3f} V", fontsize=9)
+        else:
+            ax.set_title(f"{title}: no pulsed cells", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlabel("write margin: min |V| selected - max |V| half-selected (V)")
+        ax.set_ylabel("cells")
         fig.tight_layout()
         fig.savefig(path)
     finally:

@@ -1,5 +1,6 @@
 """The classification report writer (report.md, per_class.csv, confusion.png from the metrics of
-`xbarflow.flow.analysis.metrics`) and `xbarflow report`."""
+`xbarflow.flow.analysis.metrics`) and `xbarflow report`; the write-margin and disturb summary of
+a programming run (`write_margins`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,49 @@ from typing import Any
 import numpy as np
 
 from .metrics import classification_metrics
-from .plots import plot_confusion
+from xbarflow.analog_models.programming import level_step
+from .plots import plot_confusion, plot_write_margins
 
-__all__ = ["GOLDEN_SUFFIX", "NPZ_COSIM", "NPZ_GOLDEN", "write_report"]
+__all__ = ["GOLDEN_SUFFIX", "NPZ_COSIM", "NPZ_GOLDEN", "write_margins", "write_report"]
 
 #: Names the demo's predictions.npz must provide: co-simulated images ...
 NPZ_COSIM = ("indices", "labels", "classes", "adc_codes")
 #: ... and, optionally (all or none), the golden model on the full test set.
 NPZ_GOLDEN = ("golden_classes", "golden_adc_codes", "labels_full")
 GOLDEN_SUFFIX = "_golden"
+
+
+def write_margins(cfg, results, out: Path) -> dict:
+    """Disturb record and write margins of the used cells of a programming result, or of a
+    list of per-tile results (None for a tile not programmed; flow/model/programming.py; writes
+    through the array), with the margin histogram programming_margins.png beside the pulses
+    histogram; just the bias with the ideal write."""
+    summary = {"bias": cfg.programming.bias, "cell": cfg.crossbar.cell}
+    if cfg.programming.bias == "ideal":
+        return summary
+    per_tile = results if isinstance(results, (list, tuple)) else [results]
+
+    def used(field: str) -> np.ndarray:   # every programmed tile's used block, flattened
+        return np.concatenate([getattr(r, field)[:cfg.tiles[k].rows, :2 * cfg.tiles[k].outputs].ravel()
+                               for k, r in enumerate(per_tile) if r is not None])
+
+    d = cfg.device
+    steps = np.abs(used("disturb_change")) * (d.g_on - d.g_off) / level_step(cfg)
+    sel, dis = used("v_selected_min"), used("v_disturb_max")
+    pulsed = np.isfinite(sel)
+    summary.update({
+        "disturb_events": int(used("disturb_events").sum()),
+        "disturb_failures": int(used("disturbed_out").sum()),
+        "disturb_change_steps_mean": float(steps.mean()),
+        "disturb_change_steps_max": float(steps.max()),
+        "v_selected_min": float(sel[pulsed].min()) if pulsed.any() else None,
+        "v_disturb_max": float(dis.max()),
+        "write_margin_min_v": float((sel[pulsed] - dis[pulsed]).min()) if pulsed.any() else None,
+        "margins_histogram": str(plot_write_margins(sel, dis, out / "programming_margins.png",
+                                                    title=f"{cfg.name} ({cfg.programming.bias}, "
+                                                          f"{cfg.crossbar.cell})")),
+    })
+    return summary
 
 
 # -- report files -----------------------------------------------------------------------------

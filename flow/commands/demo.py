@@ -17,7 +17,7 @@ import numpy as np
 
 from ..analysis.metrics import logit_scale
 from ..analysis.plots import plot_pulse_histogram
-from ..analysis.report import write_report
+from ..analysis.report import write_margins, write_report
 from ..core import paths
 from ..model.context import RunContext
 from ..model.programming import (
@@ -115,6 +115,7 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
         "golden_replay_s": round(replay_s, 3),
         "histogram": str(plot_pulse_histogram(used, out / "programming_pulses.png",
                                               title=f"{cfg.name}: pulses per cell")),
+        **write_margins(cfg, results, out),
     }
     np.savez_compressed(out / "targets.npz", targets=targets, config=cfg.name)
     # A one-tile chip's targets as one (R, C) array, as `program_array` takes them.
@@ -187,6 +188,12 @@ def run_demo(args, program: bool) -> int:
               f"(max {programming['pulses_per_cell_max']}), {programming['failures']} failures; "
               f"accuracy {programming['golden_accuracy_programmed']:.4f} programmed vs "
               f"{programming['golden_accuracy_ideal_targets']:.4f} ideal targets")
+        if "disturb_events" in programming:
+            print(f"[xbarflow] writes through the array ({programming['bias']}, {programming['cell']}): "
+                  f"{programming['disturb_events']} disturb events, {programming['disturb_failures']} "
+                  f"cells disturbed out of their window (largest move "
+                  f"{programming['disturb_change_steps_max']:.3g} level steps); write margin >= "
+                  f"{programming['write_margin_min_v']:.3f} V ({programming['margins_histogram']})")
 
     try:
         sim_build = build(cfg, args.sim)

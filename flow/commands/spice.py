@@ -17,11 +17,13 @@ from xbarflow.analog_models.mapping import map_weights
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
 
 from ..analysis import spice_qmm
+from ..analysis.spice_write import cross_check_write, write_event_deck
 from ..analysis.spice import SpiceError, cross_check, netlist, ngspice_path, results_file
 from ..data import DataError, load_dataset
 from ..model import weights as weights_mod
 from ..model.context import RunContext
-from .common import UsageError, load_config, writable_dir
+from .common import UsageError, load_config, with_overrides, writable_dir
+from .demo import add_set_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,13 +42,21 @@ def add_arguments(parser) -> None:
                      help="drive the rows with the DAC voltages of this test image")
     how.add_argument("--vread", action="store_true", help="all rows at V_read (the default)")
     parser.add_argument("--no-run", action="store_true", help="only write the netlist")
+    parser.add_argument("--write", type=int, nargs=2, metavar=("ROW", "COL"), default=None,
+                        help="instead: the deck of one program event on cell (ROW, COL) of the tile "
+                             "(programming.bias, crossbar.cell; the other cells at their mapped "
+                             "targets), comparing the selected and half-selected cell voltages "
+                             "with analog_models.write_path")
+    parser.add_argument("--amplitude", type=float, default=None,
+                        help="with --write: pulse amplitude in V (default: the first set pulse)")
+    add_set_argument(parser)
     parser.add_argument("--read-model", choices=("linear", "qmm"), default=None,
                         help="cells as conductances (linear) or QMM memdiodes (behavioural sources, "
                              "compared with the nonlinear array solve); default: device.read_model")
 
 
 def run(args) -> int:
-    cfg = load_config(args.config)
+    cfg = with_overrides(load_config(args.config), dict(args.set))
     out = writable_dir(args.out)
     if not args.no_run:
         try:
@@ -62,6 +72,8 @@ def run(args) -> int:
     except DataError as exc:
         raise UsageError(str(exc)) from None
     g = map_weights(weights.w, cfg).conductance
+    if args.write is not None:
+        return _write_event(cfg, g, args, out)
     if args.image is not None:
         n = len(context.labels)
         if not 0 <= args.image < n:
@@ -113,3 +125,50 @@ def run(args) -> int:
           f"{check.max_rel_error:.2e}; IR drop (model vs ideal) up to {check.ir_drop:.2e}")
     print(f"[spice] wrote {check.run.deck} and {table}")
     return 0
+
+
+def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
+    """`--write ROW COL`: one program event's deck, run and compared (or only written)."""
+    x, d = cfg.crossbar, cfg.device
+    row, col = args.write
+    if not (0 <= row < x.tile_rows and 0 <= col < x.tile_cols):
+        raise UsageError(f"--write {row} {col} is outside the {x.tile_rows} x {x.tile_cols} tile")
+    if cfg.programming.bias == "ideal":
+        raise UsageError("--write needs programming.bias = v2, v3 or float (ideal has no array)")
+    if d.read_model != "linear" or x.cell == "1S1R":
+        raise UsageError("--write decks model linear 1R and 1T1R cells (device.read_model = linear)")
+    amplitude = args.amplitude if args.amplitude is not None else cfg.programming.amplitude(0, True)
+    if amplitude == 0:
+        raise UsageError("--amplitude must be non-zero (> 0 set, < 0 reset)")
+    lam = np.zeros((x.tile_rows, x.tile_cols))      # unused cells pristine, the rest at target
+    lam[:g.shape[0], :g.shape[1]] = (g - d.g_off) / (d.g_on - d.g_off)
+    name = f"write-{cfg.name}-r{row}-c{col}"
+    if args.no_run:
+        path = out / f"{name}.cir"
+        path.write_text(write_event_deck(cfg, lam, row, col, amplitude, results=f"{name}.voltages.txt"))
+        print(f"wrote {path} (program event on cell ({row}, {col}), {amplitude} V)")
+        return 0
+    try:
+        check = cross_check_write(cfg, lam, row, col, amplitude, out, name)
+    except SpiceError as exc:
+        print(f"xbarflow: {exc}", file=sys.stderr)
+        return 1
+    table = out / f"{name}.cells.csv"
+    half = check.half_selected
+    with table.open("w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["row", "col", "role", "spice_V", "model_V"])
+        for k, r in enumerate(check.rows):
+            for j in range(x.tile_cols):
+                role = "selected" if (k, j) == check.selected else "half" if half[k, j] else "other"
+                wr.writerow([int(r), j, role, f"{check.spice[k, j]:.12e}", f"{check.model[k, j]:.12e}"])
+    sel = check.selected
+    worst = float(np.abs(check.model[half]).max())
+    err = max(check.rel_error(half), check.rel_error(check.selected_mask))
+    print(f"[spice] program event {amplitude} V on cell ({row}, {col}), bias {cfg.programming.bias}, "
+          f"cell {x.cell}, wire {x.wire_r} ohm: selected {check.spice[sel]:.9f} V (model "
+          f"{check.model[sel]:.9f}), worst half-selected {worst:.6f} V")
+    print(f"[spice] ngspice {check.seconds:.2f} s: max |SPICE - model| / model over the selected and "
+          f"half-selected cells = {err:.2e}; wrote {check.deck} and {table}")
+    return 0 if err <= 0.01 else 1
+

@@ -39,8 +39,12 @@ def _load_device_presets() -> dict[str, dict[str, Any]]:
     """configs/devices/presets.toml: preset name -> its qmm_* values (the first preset is the default)."""
     with open(DEVICE_PRESETS_FILE, "rb") as fh:
         table = tomllib.load(fh)
-    return {name: {k: v for k, v in entry.items() if k.startswith("qmm_")}
+    return {name: {k: v for k, v in entry.items() if k.startswith("qmm_") or k in PRESET_WRITE_FIELDS}
             for name, entry in table.items()}
+
+
+# Device fields of the programming model that a preset may set too (a low-threshold device)
+PRESET_WRITE_FIELDS = ("rate_max", "set_v_half", "reset_v_half", "v_slope")
 
 
 DEVICE_PRESETS = _load_device_presets()
@@ -143,6 +147,11 @@ class ProgrammingConfig:
     pulse_width_ns: float = 100.0  # program pulse width
     sense_time_ns: float = 40.0  # verify read: sense-amplifier settling and decision
     margin: float = 0.4          # verify window: |G - G_target| <= margin * level step
+    # How a program pulse reaches the array (analog_models/write_path.py): "v2" (unselected
+    # lines at V/2), "v3" (unselected rows at V/3, columns at 2V/3) or "float" (unselected lines
+    # left floating), each solved on the array network with its wire segments and every other
+    # cell as load; "ideal" is the pulse at exactly its amplitude on the selected cell alone.
+    bias: str = "v2"
 
     def amplitude(self, level: int, polarity_set: bool) -> float:
         """Signed pulse amplitude (V) of amplitude code `level`."""
@@ -158,6 +167,18 @@ class CrossbarConfig:
     partitions: int = 8     # row partitions; each has its own column wires into the TIA node
     wire_r: float = 1.0     # ohm per wire segment (row and column lines)
     v_read: float = 0.2     # V, read voltage at full-scale DAC code
+    # Cell type: "1R" (passive memristor), "1T1R" (an access transistor gated by the row's word
+    # line, `access_r_on` in series when on) or "1S1R" (a two-terminal selector in series:
+    # selector = "threshold", leaking `selector_g_leak` below `selector_v_th` and conducting
+    # `selector_g_on` above it, or "exponential", I = selector_i_s sinh(V / selector_v0)).
+    cell: str = "1R"
+    access_r_on: float = 1.0e3      # ohm, 1T1R transistor when its word line is on
+    selector: str = "threshold"
+    selector_v_th: float = 0.3      # V, threshold selector: threshold voltage
+    selector_g_leak: float = 1.0e-12  # S, threshold selector below threshold
+    selector_g_on: float = 1.0e-5   # S, threshold selector above threshold (incremental)
+    selector_i_s: float = 1.0e-12   # A, exponential selector scale current
+    selector_v0: float = 0.05       # V, exponential selector voltage scale
 
 
 @dataclass(frozen=True)
@@ -245,7 +266,9 @@ class CostConfig:
     dac_fom_j: float = 5.0e-15       # row DAC, J per conversion step: E = FoM * 2**dac_bits per row
     tia_power_w: float = 1.0e-5      # W per differential TIA while the array is read
     digital_j_per_cycle: float = 1.0e-12  # digital periphery, J per clock cycle of an inference
-    cell_area_um2: float = 0.05      # one 1T1R crossbar cell
+    cell_area_um2: float = 0.05      # one 1T1R crossbar cell (crossbar.cell = "1T1R")
+    cell_area_1r_um2: float = 0.0058   # one passive 1R cell: 4 F**2 at the paper's F = 38 nm
+    cell_area_1s1r_um2: float = 0.0058  # one 1S1R cell: the selector stacked on the cell, 4 F**2
     dac_area_um2: float = 2.0        # row DAC area per conversion step: A = a * 2**dac_bits per row
     adc_area_um2: float = 10.0       # ADC area per conversion step (SAR capacitor array): a * 2**bits
     tia_area_um2: float = 2000.0     # one differential TIA
@@ -373,8 +396,9 @@ class ChipConfig:
         """Copy with dotted overrides, e.g. replace(**{"crossbar.wire_r": 0.0}); validated."""
         data = self.to_dict()
         if "device.preset" in overrides:
-            # a new preset replaces the qmm_* values of the old one (unless overridden as well)
-            for key in DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]:
+            # a new preset replaces every value a preset sets (qmm_*, and the programming
+            # model's for presets that set it; the defaults come back where the new one does not)
+            for key in {k for preset in DEVICE_PRESETS.values() for k in preset}:
                 if f"device.{key}" not in overrides:
                     data["device"].pop(key, None)
         for dotted, value in overrides.items():
@@ -573,6 +597,21 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(pr.pulse_width_ns > 0 and pr.sense_time_ns > 0, source,
            "programming.pulse_width_ns and sense_time_ns must be positive")
     _check(0 < pr.margin < 1, source, "programming.margin must be in (0, 1) level steps")
+    _check(pr.bias in ("v2", "v3", "float", "ideal"), source,
+           f"programming.bias must be v2, v3, float or ideal, got '{pr.bias}'")
+    _check(pr.bias != "float" or x.wire_r > 0, source,
+           "programming.bias = 'float' needs crossbar.wire_r > 0 (a floating line is its wire segments)")
+    _check(x.cell in ("1R", "1T1R", "1S1R"), source, f"crossbar.cell must be 1R, 1T1R or 1S1R, got '{x.cell}'")
+    _check(x.access_r_on >= 0, source, f"crossbar.access_r_on must be >= 0 ohm, got {x.access_r_on}")
+    _check(x.selector in ("threshold", "exponential"), source,
+           f"crossbar.selector must be threshold or exponential, got '{x.selector}'")
+    _check(x.selector_v_th > 0 and 0 < x.selector_g_leak < x.selector_g_on, source,
+           "crossbar.selector_v_th must be > 0 V and 0 < selector_g_leak < selector_g_on")
+    _check(x.selector_i_s > 0 and x.selector_v0 > 0, source,
+           "crossbar.selector_i_s and selector_v0 must be > 0")
+    _check(x.cell != "1S1R" or d.read_model == "linear", source,
+           "crossbar.cell = '1S1R' needs device.read_model = 'linear' (a selector in series with a "
+           "QMM cell is not modelled)")
     t = cfg.train
     _check(t.l2 >= 0 and t.maxiter >= 1, source, "train.l2 >= 0 and train.maxiter >= 1 required")
     _check(t.method in ("auto", "lbfgs", "qat", "manhattan"), source,
@@ -599,6 +638,7 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            "train.device_aware needs device.read_model = 'qmm' (the read model it trains through)")
     c = cfg.cost
     for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
+                "cell_area_1r_um2", "cell_area_1s1r_um2",
                 "dac_area_um2", "adc_area_um2", "tia_area_um2"):
         _check(getattr(c, key) >= 0, source, f"cost.{key} must be >= 0, got {getattr(c, key)}")
     _check(1 <= c.images <= 100_000, source, f"cost.images must be in 1..100000, got {c.images}")

@@ -28,6 +28,15 @@ A chip of several tiles (`ChipConfig.tiles`) is programmed tile by tile, as the 
 level codes (its block of its layer's mapping at the top left, the rest level 0),
 `program_chip_array` replays the write-verify on each tile's own `DeviceArray` (its own keyed
 draws), and `programmed_chip` assembles the layers' conductances from the tiles' blocks.
+
+Writes through the array (programming.bias = "v2", "v3" or "float"; analog_models/write_path.py):
+every pulse is solved on the array and moves every cell of the pulsed partitions (half-select
+disturb), and every verify reads the selected column through the array, so cells no longer
+evolve independently: `program_array` is then the write FSM's loop over addresses, vectorised
+over the partitions of each event, calling exactly the `WritePath.verify` and `WritePath.pulse`
+the cocotb bridge calls on the same events (the event index keys the disturb draws), and
+`program_array_stepwise` is that same loop with the trace. bias = "ideal" keeps the independent
+replay above (every pulse at exactly its amplitude on its cell alone).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import numpy as np
 
 from xbarflow.analog_models.mapping import level_conductance, map_weights
 from xbarflow.analog_models.programming import DeviceArray
+from xbarflow.analog_models.write_path import WritePath
 from ..core import paths
 from ..core.config import ChipConfig
 from .golden import GoldenChip
@@ -63,6 +73,19 @@ class ProgrammingResult:
     conductance: np.ndarray      # (R, C) final conductances (S)
     lam: np.ndarray              # (R, C) final memory states
     device: DeviceArray          # the programmed device (inference can run on it)
+    # writes through the array (bias != "ideal"): the disturb record and write margins per cell
+    # (the device's `expose` records; all zero / inf with the ideal write)
+    disturb_events: np.ndarray | None = None   # (R, C) exposures that moved the cell (not selected)
+    disturb_change: np.ndarray | None = None   # (R, C) signed state change from half-select disturb
+    v_selected_min: np.ndarray | None = None   # (R, C) smallest |V| the cell saw as selected
+    v_disturb_max: np.ndarray | None = None    # (R, C) largest |V| it saw while another was pulsed
+    # (R, C) cells acknowledged in time but outside their verify window at the end (a lone-cell
+    # read of the final state): moved out by half-select disturb after their own write
+    disturbed_out: np.ndarray | None = None
+
+    @property
+    def disturb_failures(self) -> int:
+        return 0 if self.disturbed_out is None else int(self.disturbed_out.sum())
 
     @property
     def addresses(self) -> int:
@@ -141,10 +164,14 @@ def _address_counts(cfg: ChipConfig, pulses: np.ndarray) -> tuple[int, int]:
 
 def _result(cfg, targets, device, pulses, failed) -> ProgrammingResult:
     total, steps = _address_counts(cfg, pulses)
+    rows, cols = (a.ravel() for a in np.indices(targets.shape))
+    ok = device.verify_cells(rows, cols, targets.ravel())[0].reshape(targets.shape)
     return ProgrammingResult(
         target_levels=targets, pulses_per_cell=pulses, failed=failed, failures=int(failed.sum()),
         total_pulses=total, steps=steps, conductance=device.conductance(), lam=device.lam.copy(),
-        device=device)
+        device=device, disturb_events=device.disturb_events.copy(),
+        disturb_change=device.disturb_change.copy(), v_selected_min=device.v_selected_min.copy(),
+        v_disturb_max=device.v_disturb_max.copy(), disturbed_out=~ok & ~failed)
 
 
 def program_array(cfg: ChipConfig, target_levels: np.ndarray,
@@ -154,6 +181,8 @@ def program_array(cfg: ChipConfig, target_levels: np.ndarray,
     The device is modified in place and returned in the result."""
     targets = _check_targets(cfg, target_levels)
     dev = device if device is not None else DeviceArray(cfg)
+    if cfg.programming.bias != "ideal":
+        return _program_through_array(cfg, targets, dev, None)
     prog = cfg.programming
     rows, cols = (a.ravel() for a in np.indices(targets.shape))
     refs = targets.ravel()
@@ -200,6 +229,8 @@ def program_array_stepwise(cfg: ChipConfig, target_levels: np.ndarray,
     """
     targets = _check_targets(cfg, target_levels)
     dev = device if device is not None else DeviceArray(cfg)
+    if cfg.programming.bias != "ideal":
+        return _program_through_array(cfg, targets, dev, trace)
     prog = cfg.programming
     starts, nrows = cfg.partition_start, cfg.partition_rows
     parts = range(cfg.crossbar.partitions)
@@ -246,8 +277,54 @@ def program_array_stepwise(cfg: ChipConfig, target_levels: np.ndarray,
     return result
 
 
-def _mask(bits: list[bool]) -> int:
+def _mask(bits) -> int:
     return sum(1 << p for p, b in enumerate(bits) if b)
+
+
+def _program_through_array(cfg: ChipConfig, targets: np.ndarray, dev: DeviceArray,
+                           trace: list | None) -> ProgrammingResult:
+    """The write FSM's loop with every event solved on the array (module docstring), on the
+    tile `dev` is (its disturb draws keyed by that tile)."""
+    path = WritePath(cfg, dev.tile)
+    prog = cfg.programming
+    starts = np.asarray(cfg.partition_start)
+    nrows = np.asarray(cfg.partition_rows)
+    parts = cfg.crossbar.partitions
+    pulses = np.zeros(targets.shape, dtype=np.int64)
+    failed = np.zeros(targets.shape, dtype=bool)
+    failures = total_pulses = steps = 0
+    for i in range(int(nrows.max())):
+        present = i < nrows
+        rows = starts + i
+        for j in range(cfg.crossbar.tile_cols):
+            ref = np.where(present, targets[np.minimum(rows, targets.shape[0] - 1), j], 0)
+            acked = np.zeros(parts, dtype=bool)
+            n = 0
+            while True:
+                ok, high = np.zeros(parts, dtype=bool), np.zeros(parts, dtype=bool)
+                ok[present], high[present] = path.verify(dev, rows[present], j, ref[present])
+                acked |= ok
+                steps += 1
+                if trace is not None:
+                    trace.append(("verify", i, j, tuple(int(r) for r in ref), _mask(ok), _mask(high)))
+                waiting = present & ~acked
+                if not waiting.any():
+                    break
+                if n == prog.timeout_pulses:
+                    failures += int(waiting.sum())
+                    failed[rows[waiting], j] = True
+                    break
+                level = min(n // prog.pulses_per_level, prog.amplitude_levels - 1)
+                amps = np.where(high[waiting], prog.amplitude(level, False), prog.amplitude(level, True))
+                path.pulse(dev, rows[waiting], j, amps, total_pulses)
+                pulses[rows[waiting], j] += 1
+                if trace is not None:
+                    trace.append(("pulse", i, j, level, _mask(waiting), _mask(waiting & high)))
+                total_pulses += 1
+                n += 1
+    result = _result(cfg, targets, dev, pulses, failed)
+    assert (result.failures, result.total_pulses, result.steps) == (failures, total_pulses, steps)
+    return result
 
 
 # -- accuracy after programming ---------------------------------------------------------------

@@ -132,3 +132,15 @@ def test_invalid_inputs():
         arr.adc_codes(np.zeros(ROWS))
     with pytest.raises(ValueError, match="even column count"):
         AnalogArray(BASE, np.full((ROWS, 3), 1e-8))
+
+
+def test_1t1r_reads_each_cell_through_its_access_transistor():
+    from xbarflow.flow.core.config import ChipConfig as Cfg
+
+    cfg = Cfg().replace(**{"crossbar.wire_r": 0.0, "crossbar.cell": "1T1R",
+                           "crossbar.access_r_on": 5e6})
+    g = np.random.default_rng(3).uniform(1e-9, 2e-8, (196, 20))
+    a = AnalogArray(cfg, g)
+    np.testing.assert_allclose(a.matrix, 1.0 / (1.0 / g + 5e6), rtol=1e-14)   # series resistors
+    plain = AnalogArray(cfg.replace(**{"crossbar.cell": "1R"}), g)
+    np.testing.assert_array_equal(plain.matrix, g)

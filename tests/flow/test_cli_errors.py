@@ -187,6 +187,8 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
          "are not for config 'slp': it needs 1 tiles of 196 x 20"),
         (["program", "--targets", d / "not_a_zip.npz", "--out", t], "not a targets .npz"),
         (["program", "--targets", d / "missing.npz", "--out", t], "not a targets .npz"),
+        (["program", "--set", "programming.bias=v4", "--out", t], "programming.bias must be v2, v3"),
+        (["program", "--set", "crossbar.cell=2T2R", "--out", t], "crossbar.cell must be 1R, 1T1R"),
         # verilog
         (["verilog"], "--out"),
         (["verilog", "--out", blocked], "not writable"),

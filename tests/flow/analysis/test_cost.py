@@ -146,3 +146,14 @@ def test_synthesis_of_a_small_chip(cfg, tmp_path):
     assert len(fmax) >= 2, "nextpnr reports fmax after placement and after routing"
     assert s["fmax_mhz"] == float(fmax[-1]) and 1.0 < s["fmax_mhz"] < 1000.0, fmax
     assert cost.synthesize(small, tmp_path) == s, "cached by the Verilog's hash"
+
+
+def test_cell_area_follows_the_cell_type():
+    from xbarflow.flow.analysis.cost import cell_area_um2
+    from xbarflow.flow.core.config import ChipConfig
+
+    cfg = ChipConfig()
+    assert cell_area_um2(cfg) == cfg.cost.cell_area_1r_um2 == 0.0058      # 4 F**2, F = 38 nm
+    assert cell_area_um2(cfg.replace(**{"crossbar.cell": "1T1R"})) == cfg.cost.cell_area_um2 == 0.05
+    assert cell_area_um2(cfg.replace(**{"crossbar.cell": "1S1R"})) == cfg.cost.cell_area_1s1r_um2
+    assert abs(4 * 0.038 ** 2 - cfg.cost.cell_area_1r_um2) < 1e-4

@@ -47,3 +47,33 @@ def test_write_report_marks_undefined_and_suffix(tmp_path):
     assert (tmp_path / "per_class_x.csv").read_text().splitlines()[2].endswith(",precision")
     with pytest.raises(ValueError):
         report.write_report(tmp_path, [0, 1], [0, 1], scores=np.zeros((2, 3)), num_classes=2)
+
+
+# -- write margins of a programming run -----------------------------------------------------------
+
+def test_write_margins_summary_and_histogram(tmp_path):
+    """Without wire resistance the V/2 scheme puts exactly half of each pulse on the
+    half-selected cells: the largest disturb voltage is half the largest pulse of the trace and
+    the smallest selected voltage the weakest pulse; the ideal write reports the bias alone."""
+    from xbarflow.flow.core.config import ChipConfig
+    from xbarflow.flow.model.programming import program_array_stepwise
+
+    cfg = ChipConfig().replace(**{
+        "network.input_size": 2, "network.layers": [2], "crossbar.tile_rows": 4,
+        "crossbar.tile_cols": 4, "crossbar.partitions": 2, "crossbar.wire_r": 0.0,
+        "device.preset": "low_threshold", "programming.bias": "v2"})
+    targets = np.array([[5, 20, 31, 0], [12, 3, 0, 0], [27, 9, 0, 0], [0, 16, 0, 0]])
+    trace = []
+    result = program_array_stepwise(cfg, targets, trace=trace)
+    amps = [abs(cfg.programming.amplitude(e[3], not (e[5] >> p & 1)))
+            for e in trace if e[0] == "pulse" for p in range(2) if e[4] >> p & 1]
+    m = report.write_margins(cfg, result, tmp_path)
+    assert (m["bias"], m["cell"]) == ("v2", "1R")
+    assert m["v_disturb_max"] == max(amps) / 2 and m["v_selected_min"] == min(amps)
+    assert m["write_margin_min_v"] <= min(amps) - min(amps) / 2
+    assert m["disturb_events"] == int(result.disturb_events.sum()) > 0
+    png = (tmp_path / "programming_margins.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and m["margins_histogram"].endswith("programming_margins.png")
+    ideal = cfg.replace(**{"programming.bias": "ideal"})
+    assert report.write_margins(ideal, program_array_stepwise(ideal, targets), tmp_path / "i") == \
+        {"bias": "ideal", "cell": "1R"}

@@ -1,5 +1,6 @@
 """The `spice` subcommand (flow/commands/spice.py): the configured tile exported and checked,
-usage errors, and the install command when ngspice is missing."""
+one program event (`--write ROW COL`), usage errors, and the install command when ngspice is
+missing."""
 
 import re
 
@@ -35,3 +36,17 @@ def test_missing_ngspice_says_how_to_install(tmp_path, capsys, monkeypatch):
         spice.ngspice_path()
     assert main(["spice", "--out", str(tmp_path / "o")]) == 2    # usage error: not installed
     assert "apt-get install ngspice" in capsys.readouterr().err
+
+
+def test_cli_write_event(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--write", "30", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "program event 1.2 V on cell (30, 7), bias v2, cell 1R" in out
+    rows = (tmp_path / "write-slp-r30-c7.cells.csv").read_text().splitlines()
+    assert len(rows) == 1 + 25 * 20 and sum(",half," in r for r in rows) == 24 + 19
+    assert main(["spice", "--out", str(tmp_path), "--write", "196", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the 196 x 20 tile" in err and err.count("\n") == 1
+    assert main(["spice", "--out", str(tmp_path), "--write", "0", "0",
+                 "--set", "programming.bias=ideal"]) == 2
+    assert "ideal has no array" in capsys.readouterr().err

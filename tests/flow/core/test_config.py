@@ -21,6 +21,16 @@ def test_default_is_the_papers_slp():
     assert cfg.adc.conversion_cycles == cfg.adc.bits + 1
 
 
+def test_write_path_defaults_and_the_low_threshold_preset():
+    cfg = cfgmod.load()
+    assert (cfg.programming.bias, cfg.crossbar.cell) == ("v2", "1R")
+    low = cfg.replace(**{"device.preset": "low_threshold"})
+    assert (low.device.set_v_half, low.device.reset_v_half, low.device.v_slope, low.device.rate_max) == \
+        (0.9, 0.95, 0.07, 0.03)
+    back = low.replace(**{"device.preset": "hfo2_aguirre2024"})
+    assert back.device.set_v_half == cfg.device.set_v_half and back.digest() == cfg.digest()
+
+
 def test_replace_is_validated_and_changes_digest():
     cfg = cfgmod.load()
     ideal = cfg.replace(**{"crossbar.wire_r": 0.0})
@@ -38,6 +48,13 @@ def test_replace_is_validated_and_changes_digest():
     ("[host]\ninterface = 'i2c'\n", "spi or uart"),
     ("[network]\ninput_size = 14\nlayers = [10]\nactivations = ['relu']\n", "last layer"),
     ("[crossbar]\ntile_cols = 5\n", "tile_cols must be even"),  # layers larger than a tile are tiled
+    ("[programming]\nbias = 'v4'\n", "programming.bias must be v2, v3, float or ideal, got 'v4'"),
+    ("[programming]\nbias = 'float'\n[crossbar]\nwire_r = 0.0\n", "'float' needs crossbar.wire_r > 0"),
+    ("[crossbar]\ncell = '2T2R'\n", "crossbar.cell must be 1R, 1T1R or 1S1R, got '2T2R'"),
+    ("[crossbar]\nselector = 'ovonic'\n", "selector must be threshold or exponential"),
+    ("[crossbar]\ncell = '1S1R'\n[device]\nread_model = 'qmm'\n", "'1S1R' needs device.read_model"),
+    ("[device]\npreset = 'low_threshold'\n[crossbar]\nselector_g_leak = 1e-3\n",
+     "0 < selector_g_leak < selector_g_on"),
     ("[adc\nbits = 8\n", "malformed TOML"),
     ("adc = 3\n", "must be a table"),
 ])

@@ -66,7 +66,9 @@ def test_fault_ends_by_timeout_with_exact_failures(fault, cfg, weights):
     assert r.steps == r.total_pulses + max(c.partition_rows) * c.crossbar.tile_cols
 
 
-def test_dead_partition_leaves_the_other_partitions_alone(cfg, weights):
+@pytest.mark.parametrize("bias", ["ideal", "v2"])
+def test_dead_partition_leaves_the_other_partitions_alone(cfg, weights, bias):
+    cfg = cfg.replace(**{"programming.bias": bias})
     targets = tile_target_levels(cfg, weights.w)
     healthy = program_array(cfg, targets)
     c = cfg.replace(**FAULTS["dead_partition"])
@@ -79,17 +81,32 @@ def test_dead_partition_leaves_the_other_partitions_alone(cfg, weights):
     assert np.all(dead.conductance[rows] == c.device.g_off)
     assert np.array_equal(dead.failed[rows], targets[rows] > 0)
     assert not dead.failed[~inside].any()
-    # Elsewhere the cells see exactly the pulses and states of a healthy chip (the write-ack
-    # holds each address longer, but an acknowledged cell is never pulsed again).
-    assert np.array_equal(dead.pulses_per_cell[~inside], healthy.pulses_per_cell[~inside])
-    assert np.array_equal(dead.lam[~inside], healthy.lam[~inside])
+    # Elsewhere, with the ideal write, the cells see exactly the pulses and states of a healthy
+    # chip (the write-ack holds each address longer, but an acknowledged cell is never pulsed
+    # again). Through the array the extra events pulse only the dead partition (the others see
+    # no voltage: nothing moves there), but they shift the event index that keys every c2c draw
+    # of the later events, so the other partitions take other (equally likely) draws: they still
+    # all converge, with the same pulse statistics.
+    if bias == "ideal":
+        assert np.array_equal(dead.pulses_per_cell[~inside], healthy.pulses_per_cell[~inside])
+        assert np.array_equal(dead.lam[~inside], healthy.lam[~inside])
+    else:
+        assert not healthy.failed.any()
+        # a cell outside its window at the end is one disturb moved there after its ack
+        out = dead.disturbed_out & ~inside
+        miss = np.abs(dead.conductance - level_conductance(targets, c)) - verify_window(c)
+        moved = np.abs(dead.disturb_change) * (c.device.g_on - c.device.g_off) + 1e-5 * dead.conductance
+        assert np.all(miss[out] <= moved[out])
+        assert abs(dead.pulses_per_cell[~inside].mean() - healthy.pulses_per_cell[~inside].mean()) < 0.1
+        assert not np.array_equal(dead.lam[~inside], healthy.lam[~inside])
     assert dead.total_pulses > healthy.total_pulses
 
 
+@pytest.mark.parametrize("bias", ["ideal", "v2"])
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_literal_write_verify_equals_fast_replay(fault):
+def test_literal_write_verify_equals_fast_replay(fault, bias):
     """On a small tile (partitions of 4, 3, 3 rows; the literal loop is slow)."""
-    over = dict(FAULTS[fault])
+    over = {**FAULTS[fault], "programming.bias": bias}
     if fault == "stuck":
         over.update({"device.stuck_on_rate": 0.1, "device.stuck_off_rate": 0.1})
     if fault == "dead_partition":

@@ -1,0 +1,259 @@
+"""Writes through the array (analog_models/write_path.py): program events and verify reads solved
+on the partition networks, checked against the bias levels from first principles, an independent
+dense nodal analysis written here, and the device's disturb law."""
+
+import math
+
+import numpy as np
+import pytest
+
+from xbarflow.analog_models.programming import (
+    DeviceArray, disturb_c2c, logistic_rate, logistic_rates,
+)
+from xbarflow.analog_models.write_path import GMIN, WritePath
+from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.model.programming import program_array, program_array_stepwise
+
+# 8 rows in 2 partitions of 4, 6 columns; uS cells against 2-ohm wires make the drops visible
+SMALL = {"network.input_size": 2, "network.layers": [2], "crossbar.tile_rows": 8,
+         "crossbar.tile_cols": 6, "crossbar.partitions": 2}
+BIG_CELLS = {"device.g_on": 1e-4, "device.g_off": 1e-6, "crossbar.wire_r": 2.0}
+
+
+def small(**overrides):
+    return ChipConfig().replace(**{**SMALL, **overrides})
+
+
+def states(cfg, seed=0):
+    return np.random.default_rng(seed).random((cfg.crossbar.tile_rows, cfg.crossbar.tile_cols))
+
+
+def dense_partition(cfg, lam, rows, row_v, col_v, gate):
+    """Cell terminal voltages of one partition by dense nodal analysis (np.linalg.solve), linear
+    1R / 1T1R cells: the independent reference. row_v, col_v: drives, NaN = floating."""
+    x, d = cfg.crossbar, cfg.device
+    n, c = len(rows), x.tile_cols
+    g = d.g_off + (d.g_on - d.g_off) * lam[rows]
+    if x.cell == "1T1R":
+        g = np.where(np.asarray(gate)[:, None], g / (1 + g * x.access_r_on), 0.0)
+    gw = 1.0 / x.wire_r
+    size = 2 * n * c
+    A, b = np.zeros((size, size)), np.zeros(size)
+
+    def node(kind, k, j):
+        return (0 if kind == "r" else n * c) + k * c + j
+
+    def link(p, q, y):
+        A[p, p] += y
+        A[q, q] += y
+        A[p, q] -= y
+        A[q, p] -= y
+
+    for k in range(n):
+        for j in range(c):
+            if j + 1 < c:
+                link(node("r", k, j), node("r", k, j + 1), gw)
+            if k + 1 < n:
+                link(node("c", k, j), node("c", k + 1, j), gw)
+            link(node("r", k, j), node("c", k, j), g[k, j])
+    for k in range(n):
+        if not math.isnan(row_v[k]):
+            A[node("r", k, 0), node("r", k, 0)] += gw
+            b[node("r", k, 0)] += gw * row_v[k]
+    for j in range(c):
+        if not math.isnan(col_v[j]):
+            A[node("c", n - 1, j), node("c", n - 1, j)] += gw
+            b[node("c", n - 1, j)] += gw * col_v[j]
+    A += np.eye(size) * GMIN
+    v = np.linalg.solve(A, b)
+    return v[:n * c].reshape(n, c) - v[n * c:].reshape(n, c)
+
+
+@pytest.mark.parametrize("bias, half, other", [("v2", 0.5, 0.0), ("v3", 1 / 3, -1 / 3)])
+def test_without_wire_resistance_the_cells_see_the_bias_levels(bias, half, other):
+    cfg = small(**{"programming.bias": bias, "crossbar.wire_r": 0.0})
+    path, lam = WritePath(cfg), states(cfg)
+    v = 1.3
+    ev = path.pulse_voltages(lam, [1], 2, [v])
+    tile = ev.v_mem
+    assert tile[1, 2] == v and ev.v_selected[0] == v
+    row_half = np.delete(tile[1, :], 2)
+    col_half = np.delete(tile[:4, 2], 1)
+    np.testing.assert_allclose(row_half, half * v, rtol=1e-15)
+    np.testing.assert_allclose(col_half, half * v, rtol=1e-15)
+    rest = np.delete(np.delete(tile[:4], 1, axis=0), 2, axis=1)
+    np.testing.assert_allclose(rest, other * v, rtol=1e-15, atol=1e-16)
+    assert np.all(tile[4:] == 0)                         # the other partition is not pulsed
+    assert math.isclose(ev.v_disturb_max[0], max(half, abs(other)) * v, rel_tol=1e-15)
+
+
+@pytest.mark.parametrize("cells", [{}, BIG_CELLS])
+@pytest.mark.parametrize("bias", ["v2", "v3", "float"])
+@pytest.mark.parametrize("cell", ["1R", "1T1R"])
+def test_event_voltages_equal_dense_nodal_analysis(cells, bias, cell):
+    cfg = small(**{"programming.bias": bias, "crossbar.cell": cell, **cells})
+    path, lam = WritePath(cfg), states(cfg, 1)
+    newton = WritePath(cfg)
+    newton.iterations = -1                    # the Newton path on driven lines too
+    assert path.iterations >= 1               # driven lines: the fixed point (kappa < 0.05)
+    rows, col, amps = [2, 5], 4, [1.25, -1.15]
+    _, parts, _, row_v, col_v, gate = path.pulse_drives(rows, col, amps)
+    # a floating line is a wire island of 1 S segments held by nS cells: its potential is
+    # determined to eps * (wire / cell conductance) ~ 1e-7 in any double-precision solve
+    tol = 1e-9 if bias != "float" else 2e-7 * (1e-9 / cfg.device.g_off)
+    for solver in (path, newton):
+        sol = solver.pulse_solution(lam, rows, col, amps)
+        for n, p in enumerate(parts):
+            keep = path.real[p]
+            want = dense_partition(cfg, lam, path.index[p][keep], row_v[n][keep], col_v[n],
+                                   gate[n][keep])
+            np.testing.assert_allclose(sol.v[n][keep], want, rtol=0, atol=tol * 1.25)
+
+
+def test_wire_drop_is_visible_with_big_cells_and_tiny_with_nS_cells():
+    for cells, lo, hi in (({}, 1e-9, 1e-5), (BIG_CELLS, 1e-3, 0.2)):
+        cfg = small(**cells)
+        ev = WritePath(cfg).pulse_voltages(states(cfg, 2), [3], 5, [1.3])
+        drop = 1 - ev.v_selected[0] / 1.3
+        assert lo < drop < hi
+
+
+def test_1t1r_has_no_half_select_and_no_sneak():
+    for bias in ("v2", "v3", "float"):
+        cfg = small(**{"programming.bias": bias, "crossbar.cell": "1T1R", **BIG_CELLS})
+        path, lam = WritePath(cfg), states(cfg, 3)
+        ev = path.pulse_voltages(lam, [1], 2, [1.3])
+        others = ev.v_mem.copy()
+        others[1, 2] = 0
+        # no V/2 or V/3 anywhere: the selected row's other cells see the wire drops only
+        # (< 1 mV with uS cells on 2-ohm wires), the gated-off rows nothing
+        assert np.abs(others).max() < 1e-3 and ev.v_selected[0] > 1.1   # (r_on 1 kohm: up to 10 %)
+        assert np.all(others[4:] == 0) and np.all(np.delete(others[:4], 1, axis=0) == 0)
+        # verify: the selected column carries the selected cell's current alone
+        d, x = cfg.device, cfg.crossbar
+        g = d.g_off + (d.g_on - d.g_off) * lam[1, 2]
+        lone = x.v_read * g / (1 + g * x.access_r_on)
+        got = path.read_currents(lam, [1], 2)[0]
+        assert abs(got - lone) / lone < 0.02          # wire drop only (uS cells, 2 ohm)
+
+
+def test_floating_lines_add_sneak_currents_that_a_selector_suppresses():
+    lone_g = 5e-9
+    base = {"programming.bias": "float", "device.g_on": 2e-8, "device.g_off": 1e-9}
+    lam = np.full((8, 6), 0.8)
+    lam[1, 2] = (lone_g - 1e-9) / (2e-8 - 1e-9)
+    sneak_1r = WritePath(small(**base)).read_currents(lam, [1], 2)[0] / 0.2
+    assert sneak_1r > 3 * lone_g                  # three-cell sneak paths through floating lines
+    held = WritePath(small(**{**base, "programming.bias": "v2"})).read_currents(lam, [1], 2)[0] / 0.2
+    assert abs(held - lone_g) / lone_g < 1e-5      # held lines: the lone cell (wire drops only)
+    sel = small(**{**base, "crossbar.cell": "1S1R", "crossbar.selector_v_th": 0.1,
+                   "crossbar.selector_g_on": 1e-6})
+    sneak_1s1r = WritePath(sel).read_currents(lam, [1], 2)[0]
+    wp = WritePath(sel)
+    lone = wp.law({"g": np.array([lone_g])}, np.array([0.2]), np.array([True]))[0][0]
+    assert lone < sneak_1s1r < 1.5 * lone          # the selector blocks the sub-threshold paths
+
+
+def test_threshold_selector_law_from_first_principles():
+    cfg = small(**{"crossbar.cell": "1S1R", "crossbar.selector_v_th": 0.4,
+                   "crossbar.selector_g_leak": 1e-12, "crossbar.selector_g_on": 1e-6})
+    wp = WritePath(cfg)
+    g = np.array([1e-8, 1e-8, 1e-8])
+    v = np.array([0.2, 1.3, -1.3])
+    i, v_mem, _ = wp.law({"g": g}, v, np.ones(3, dtype=bool))
+    # below threshold: the series pair of 1e-12 and 1e-8 S
+    assert math.isclose(i[0], 0.2 * 1e-12 * 1e-8 / (1e-12 + 1e-8), rel_tol=1e-12)
+    # above: the selector holds v_th (minus its leak share) plus i / g_on; the memristor the rest
+    vs = 0.4 + (i[1] - 1e-12 * 0.4) / 1e-6
+    assert math.isclose(vs + i[1] / 1e-8, 1.3, rel_tol=1e-12)
+    assert math.isclose(v_mem[1], 1.3 - vs, rel_tol=1e-9) and i[2] == -i[1]
+
+
+def test_exponential_selector_law_balances_its_series_current():
+    cfg = small(**{"crossbar.cell": "1S1R", "crossbar.selector": "exponential",
+                   "crossbar.selector_i_s": 1e-12, "crossbar.selector_v0": 0.05})
+    wp = WritePath(cfg)
+    v = np.array([0.3, 1.3, -0.9])
+    i, v_mem, _ = wp.law({"g": np.full(3, 1e-8)}, v, np.ones(3, dtype=bool))
+    vs = v - v_mem
+    np.testing.assert_allclose(1e-12 * np.sinh(vs / 0.05), i, rtol=1e-9)
+    np.testing.assert_allclose(i, 1e-8 * v_mem, rtol=1e-12)
+
+
+def test_qmm_loads_fixed_point_equals_newton():
+    cfg = small(**{"device.read_model": "qmm", "programming.bias": "v2"})
+    lam = states(cfg, 4)
+    fast = WritePath(cfg)
+    assert fast.iterations >= 1
+    slow = WritePath(cfg)
+    slow.iterations = -1
+    a = fast.pulse_solution(lam, [0, 6], 1, [1.3, 1.2])
+    b = slow.pulse_solution(lam, [0, 6], 1, [1.3, 1.2])
+    np.testing.assert_allclose(a.v, b.v, rtol=0, atol=1e-9 * 1.3)
+    np.testing.assert_allclose(a.i, b.i, rtol=1e-7, atol=1e-20)
+
+
+def test_vectorised_rates_equal_the_scalar_logistic():
+    cfg = ChipConfig()
+    v = np.array([1.2, -1.1, 0.65, -0.4, 1.55, 2.0, -3.0])
+    want = [logistic_rate(a, cfg) for a in v]
+    np.testing.assert_allclose(logistic_rates(v, cfg), want, rtol=1e-13)
+    assert logistic_rates(np.zeros(3), cfg).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_expose_moves_every_cell_by_the_device_law_with_keyed_draws():
+    cfg = small(**{"device.set_v_half": 0.8, "device.reset_v_half": 0.8, "device.v_slope": 0.1})
+    dev = DeviceArray(cfg)
+    dev.lam[:] = 0.5
+    v = np.zeros(dev.shape)
+    v[:4] = 0.6                   # partition 0 half-selected at +0.6 V
+    v[1, 2] = 1.2
+    v[0, 0] = -0.6
+    before = dev.lam.copy()
+    change = dev.expose(v, [1], [2], event_index=7)
+    k = logistic_rates(v, cfg) * dev.d2d * disturb_c2c(cfg, 0, 7)
+    assert math.isclose(logistic_rates(v, cfg)[1, 2], logistic_rate(1.2, cfg), rel_tol=1e-13)
+    want = np.where(v > 0, 0.5 + k * 0.5, 0.5 - k * 0.5)
+    want[v == 0] = 0.5
+    np.testing.assert_allclose(dev.lam, want, rtol=1e-13)
+    np.testing.assert_array_equal(change, dev.lam - before)
+    assert dev.pulse_count[1, 2] == 1 and dev.pulse_count.sum() == 1
+    assert dev.disturb_events[1, 2] == 0 and dev.disturb_events[:4].sum() == 4 * 6 - 1
+    assert dev.disturb_events[4:].sum() == 0 and np.all(dev.lam[4:] == 0.5)
+    assert dev.v_selected_min[1, 2] == 1.2 and dev.v_disturb_max[0, 0] == 0.6
+    # the draws depend on (seed, tile, event) only: another tile or event draws differently
+    assert not np.array_equal(disturb_c2c(cfg, 0, 7), disturb_c2c(cfg, 1, 7))
+    assert not np.array_equal(disturb_c2c(cfg, 0, 7), disturb_c2c(cfg, 0, 8))
+    np.testing.assert_array_equal(disturb_c2c(cfg, 0, 7), disturb_c2c(cfg, 0, 7))
+
+
+def test_event_by_event_calls_as_the_bridge_makes_them_equal_the_golden_replay():
+    """The cocotb bridge calls WritePath.verify / .pulse once per bus event with the cells the
+    select lines name and its own event count; replaying the golden trace that way on a fresh
+    device gives the same final states and disturb record bit for bit (a device that disturbs
+    strongly, so that an off-by-one event index or cell order would show)."""
+    cfg = small(**{"device.set_v_half": 1.0, "device.reset_v_half": 1.05, "device.v_slope": 0.12,
+                   "device.rate_max": 0.08})
+    targets = np.random.default_rng(5).integers(0, cfg.quant.weight_levels, (8, 6))
+    trace = []
+    golden = program_array_stepwise(cfg, targets, trace=trace)
+    fast = program_array(cfg, targets)
+    np.testing.assert_array_equal(fast.lam, golden.lam)
+    assert golden.disturb_events.sum() > 0
+    dev, path, events = DeviceArray(cfg), WritePath(cfg), 0
+    starts, prog = np.asarray(cfg.partition_start), cfg.programming
+    for e in trace:
+        if e[0] == "verify":
+            _, i, j, refs, ok_mask, high_mask = e
+            rows = [int(starts[p] + i) for p in range(cfg.crossbar.partitions) if i < cfg.partition_rows[p]]
+            ok, high = path.verify(dev, rows, j, [refs[path.partition_of(r)[0]] for r in rows])
+            assert sum(int(b) << int(path.partition_of(r)[0]) for r, b in zip(rows, ok)) == ok_mask
+            continue
+        _, i, j, level, enable, polarity = e
+        parts = [p for p in range(cfg.crossbar.partitions) if enable >> p & 1]
+        amps = [prog.amplitude(level, not (polarity >> p & 1)) for p in parts]
+        path.pulse(dev, [int(starts[p] + i) for p in parts], j, amps, events)
+        events += 1
+    np.testing.assert_array_equal(dev.lam, golden.lam)
+    np.testing.assert_array_equal(dev.disturb_events, golden.disturb_events)
+    assert events == golden.total_pulses

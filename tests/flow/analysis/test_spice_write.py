@@ -1,0 +1,44 @@
+"""ngspice cross-check of one program event (flow/analysis/spice_write.py): the deck is the
+partition network analog_models/write_path.py solves, so the selected and half-selected cell
+voltages agree within 1 % (measured: ~1e-11 driven, ~1e-7 with floating lines). Needs ngspice
+(`make setup`); without it these tests fail with the install command."""
+
+import numpy as np
+import pytest
+
+from xbarflow.flow.analysis.spice_write import cross_check_write, write_event_deck
+from xbarflow.flow.core.config import ChipConfig
+
+# 40 rows in 4 partitions of 10, 10 columns
+TILE = {"network.input_size": 2, "network.layers": [2], "crossbar.tile_rows": 40,
+        "crossbar.tile_cols": 10, "crossbar.partitions": 4}
+BIG_CELLS = {"device.g_on": 1e-4, "device.g_off": 1e-6, "crossbar.wire_r": 2.0}
+
+
+@pytest.mark.parametrize("cells", [{}, BIG_CELLS], ids=["nS", "uS"])
+@pytest.mark.parametrize("bias", ["v2", "v3", "float"])
+@pytest.mark.parametrize("cell", ["1R", "1T1R"])
+def test_ngspice_cell_voltages_match_the_write_solve(cells, bias, cell, tmp_path):
+    cfg = ChipConfig().replace(**{**TILE, **cells, "programming.bias": bias, "crossbar.cell": cell})
+    lam = np.random.default_rng(7).random((40, 10))
+    check = cross_check_write(cfg, lam, 23, 6, 1.3, tmp_path)
+    assert check.selected == (3, 6) and list(check.rows) == list(range(20, 30))
+    assert check.rel_error(check.selected_mask) < 0.01
+    assert check.rel_error(check.half_selected) < 0.01
+    if cells:
+        # the wire drop is visible: the selected cell sees clearly less than the pulse
+        assert 1.3 - check.spice[check.selected] > 1e-3
+    if bias == "v2" and cell == "1R" and not cells:
+        np.testing.assert_allclose(np.abs(check.spice[check.half_selected]), 0.65, rtol=1e-5)
+
+
+def test_deck_topology_follows_the_bias_and_the_cell():
+    cfg = ChipConfig().replace(**{**TILE, "programming.bias": "float", "crossbar.cell": "1T1R"})
+    deck = write_event_deck(cfg, np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
+    assert "Vr3 dr3 0 DC 1.3" in deck and "Vc6 dc6 0 DC 0" in deck
+    assert "Vr0 " not in deck and "Vc0 " not in deck          # floating lines: no driver
+    assert "Rm3_0 " in deck and "Rm2_0 " not in deck           # only the word-line row conducts
+    v2 = write_event_deck(cfg.replace(**{"programming.bias": "v2", "crossbar.cell": "1R"}),
+                          np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
+    assert "Vr0 dr0 0 DC 0.65" in v2 and "Vc0 dc0 0 DC 0.65" in v2
+
