@@ -40,7 +40,7 @@ from xbarflow.hdl import protocol
 from ..core.config import ChipConfig, TileSpec
 from ..model.context import RunContext
 from ..model.golden import GoldenChip
-from ..model.programming import chip_target_levels, program_array
+from ..model.programming import chip_target_levels, program_array, program_array_stepwise
 from ..sim.verilog import generate
 from .network import config_toml
 from .protocol_files import c_header, markdown, protocol_map, requant_word
@@ -114,30 +114,63 @@ def _targets_rows(cfg: ChipConfig, spec: TileSpec, levels: np.ndarray):
 
 
 def pulse_schedule(cfg: ChipConfig, levels: np.ndarray, tile: int = 0):
-    """Replay tile `tile`'s write-verify (program_array on its pristine device): (result, per-cell
-    polarity strings, one letter per pulse, S set / R reset; per-cell amplitude codes, ';'-joined)."""
-    device = _RecordingDevice(cfg, tile)
-    result = program_array(cfg, levels, device)
+    """Replay tile `tile`'s write-verify on its pristine device: (result, per-cell polarity
+    strings, one letter per pulse, S set / R reset; per-cell amplitude codes, ';'-joined).
+
+    The ideal write (programming.bias = "ideal") is `program_array`, recorded pulse by pulse
+    through the device's `pulse_cells` calls; through the array every event is the write FSM's
+    own ("pulse", i, j, level, enable, polarity) record (`program_array_stepwise`'s trace)."""
     shape = levels.shape
     polarity = np.full(shape, "", dtype=object)
     amps = np.full(shape, "", dtype=object)
+    if cfg.programming.bias == "ideal":
+        result, letters, codes = _recorded_schedule(cfg, levels, tile)
+    else:
+        result, letters, codes = _traced_schedule(cfg, levels, tile)
+    for (r, c), text in letters.items():
+        polarity[r, c] = text
+        amps[r, c] = ";".join(str(int(v)) for v in codes[r, c])
+    if not np.array_equal(np.vectorize(len)(polarity), result.pulses_per_cell):
+        raise AssertionError("recorded pulses differ from the replay's pulse counts")
+    return result, polarity, amps
+
+
+def _recorded_schedule(cfg: ChipConfig, levels: np.ndarray, tile: int):
+    device = _RecordingDevice(cfg, tile)
+    result = program_array(cfg, levels, device)
+    letters, codes = {}, {}
     if device.calls:
         rows = np.concatenate([c[0] for c in device.calls])
         cols = np.concatenate([c[1] for c in device.calls])
         amp = np.concatenate([c[2] for c in device.calls])
-        cell = rows * shape[1] + cols
+        cell = rows * levels.shape[1] + cols
         order = np.argsort(cell, kind="stable")           # per cell, in pulse order
         cell, amp = cell[order], amp[order]
         starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
         index = np.arange(len(cell)) - np.repeat(starts, np.diff(np.r_[starts, len(cell)]))
         level = _amplitude_level(cfg, amp, index)
         for s, e in zip(starts, np.r_[starts[1:], len(cell)]):
-            r, c = divmod(int(cell[s]), shape[1])
-            polarity[r, c] = "".join("S" if a > 0 else "R" for a in amp[s:e])
-            amps[r, c] = ";".join(str(int(v)) for v in level[s:e])
-    if not np.array_equal(np.vectorize(len)(polarity), result.pulses_per_cell):
-        raise AssertionError("recorded pulses differ from the replay's pulse counts")
-    return result, polarity, amps
+            key = divmod(int(cell[s]), levels.shape[1])
+            letters[key] = "".join("S" if a > 0 else "R" for a in amp[s:e])
+            codes[key] = list(level[s:e])
+    return result, letters, codes
+
+
+def _traced_schedule(cfg: ChipConfig, levels: np.ndarray, tile: int):
+    trace: list = []
+    result = program_array_stepwise(cfg, levels, DeviceArray(cfg, tile), trace=trace)
+    letters: dict = {}
+    codes: dict = {}
+    for event in trace:
+        if event[0] != "pulse":
+            continue
+        _, i, j, level, enable, reset = event
+        for p, start in enumerate(cfg.partition_start):
+            if enable >> p & 1:
+                key = (start + i, j)
+                letters[key] = letters.get(key, "") + ("R" if reset >> p & 1 else "S")
+                codes.setdefault(key, []).append(level)
+    return result, letters, codes
 
 
 def _schedule_rows(cfg: ChipConfig, levels, result, polarity, amps):

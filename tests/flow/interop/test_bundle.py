@@ -6,11 +6,13 @@ import numpy as np
 from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.interop.bundle import pulse_schedule
 from xbarflow.flow.model.programming import chip_target_levels
-from xbarflow.flow.model.programming import program_array_stepwise
+from xbarflow.flow.model.programming import program_array, program_array_stepwise
 
 SMALL = {"network.input_size": 4, "network.layers": [3], "crossbar.tile_rows": 16,
          "crossbar.tile_cols": 6, "crossbar.partitions": 4, "device.stuck_on_rate": 0.05,
          "programming.timeout_pulses": 20}
+#: the ideal write: its schedule is recorded from the device calls, independent of the FSM trace
+IDEAL = {**SMALL, "programming.bias": "ideal"}
 
 
 def trace_schedule(cfg, levels):
@@ -34,7 +36,7 @@ def trace_schedule(cfg, levels):
 
 
 def test_schedule_is_the_write_fsm_pulse_by_pulse():
-    cfg = cfgmod.load().replace(**SMALL)
+    cfg = cfgmod.load().replace(**IDEAL)
     levels = np.random.default_rng(4).integers(0, cfg.quant.weight_levels, (16, 6))
     result, polarity, amps = pulse_schedule(cfg, levels)
     ref, pol, amp = trace_schedule(cfg, levels)
@@ -58,3 +60,14 @@ def test_tile_levels_cut_each_layer_into_tiles():
     from xbarflow.analog_models.mapping import map_weights
     want = map_weights(layers[1], cfg).levels[128:256]
     assert np.array_equal(levels[-1][:, :20], want) and not levels[-1][:, 20:].any()
+
+
+def test_schedule_through_the_array_counts_every_pulse_of_the_replay():
+    """Through the array (bias v2) the schedule is the FSM's trace: one letter per pulse each
+    cell received in the replay, and the replay is program_array's (same result)."""
+    cfg = cfgmod.load().replace(**SMALL, **{"programming.bias": "v2"})
+    levels = np.random.default_rng(4).integers(0, cfg.quant.weight_levels, (16, 6))
+    result, polarity, amps = pulse_schedule(cfg, levels)
+    assert np.array_equal(np.vectorize(len)(polarity), result.pulses_per_cell)
+    assert result.total_pulses > 0
+    assert np.array_equal(result.lam, program_array(cfg, levels).lam)
