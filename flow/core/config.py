@@ -663,4 +663,6 @@ def load(path: str | Path | None = None) -> ChipConfig:
     if isinstance(train, dict) and isinstance(train.get("weights"), str) and train["weights"]:
         # an imported network's weights file sits next to its config
         train["weights"] = str((p.parent / train["weights"]).resolve())
+        if not Path(train["weights"]).is_file():
+            raise ConfigError(f"{p}: train.weights names {train['weights']}, which is not a file")
     return from_dict(data, source=str(p))

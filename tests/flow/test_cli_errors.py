@@ -44,6 +44,7 @@ def bad(tmp_path_factory):
     (d / "unknown_section.toml").write_text("[adcc]\nbits = 3\n")
     (d / "range.toml").write_text("[adc]\nbits = 99\n")
     (d / "type.toml").write_text('[adc]\nbits = "eight"\n')
+    (d / "missing_weights.toml").write_text('[train]\nweights = "gone.npz"\n')   # an imported network's
     # Images.
     good = np.zeros((28, 28), np.uint8)
     good[8:20, 12:16] = 255
@@ -113,6 +114,7 @@ CONFIG_CASES = {
     "unknown_section.toml": "unknown key 'adcc'; did you mean 'adc'?",
     "range.toml": "adc.bits must be in 2..16, got 99",
     "type.toml": "adc.bits: expected an integer",
+    "missing_weights.toml": "gone.npz, which is not a file",
 }
 
 
