@@ -23,7 +23,7 @@ from __future__ import annotations
 from .errors import WavesError
 from .expressions import Expression, parse
 from .links import Frame, HostTraffic, TimedByte, decode_spi, decode_uart, parse_frames
-from .reader import SignalInfo, Trace, Vcd, clean_name, shortest, to_int
+from .reader import SignalInfo, Trace, Vcd, clean_name, shortest, to_int, top_scope
 from .scan import ScannedVcd
 from .session import DEFAULT_MAX_ROWS, GTKW_GROUPS, Waves, read_gtkw
 from .sidecar import SIDECAR_SUFFIX, find_config, find_sidecar, load_sidecar
@@ -32,5 +32,5 @@ __all__ = [
     "DEFAULT_MAX_ROWS", "Expression", "Frame", "GTKW_GROUPS", "HostTraffic", "SIDECAR_SUFFIX",
     "ScannedVcd", "SignalInfo", "TimedByte", "Trace", "Vcd", "Waves", "WavesError", "clean_name",
     "decode_spi", "decode_uart", "find_config", "find_sidecar", "load_sidecar", "parse",
-    "parse_frames", "read_gtkw", "shortest", "to_int",
+    "parse_frames", "read_gtkw", "shortest", "to_int", "top_scope",
 ]

@@ -26,7 +26,7 @@ import pywellen
 
 from .errors import WavesError
 
-__all__ = ["SignalInfo", "Trace", "Vcd", "clean_name", "shortest", "to_int"]
+__all__ = ["SignalInfo", "Trace", "Vcd", "clean_name", "shortest", "to_int", "top_scope"]
 
 _RANGE = re.compile(r"\[(\d+):(\d+)\]$")
 _UNITS = {"fs": 1e-15, "ps": 1e-12, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -102,6 +102,12 @@ def clean_name(reference: str) -> str:
     return ".".join(parts).replace(".[", "[")
 
 
+def top_scope(names: Iterable[str]) -> str:
+    """The scope most signal names start with (the design's top), "" when none is scoped."""
+    scopes = [n.split(".")[0] for n in names if "." in n]
+    return max(set(scopes), key=scopes.count) if scopes else ""
+
+
 def _raw(value) -> str:
     """pywellen's value (an int, or a string of 0/1/x/z digits) -> the shortest raw string."""
     if isinstance(value, int):
@@ -140,8 +146,7 @@ class Vcd:
                 self._vars[name] = var
         if not self.signals:
             raise WavesError(f"{self.path}: no signals declared")
-        scopes = [n.split(".")[0] for n in self.signals if "." in n]
-        self.top = max(set(scopes), key=scopes.count) if scopes else ""
+        self.top = top_scope(self.signals)
         self._cache: dict[str, Trace] = {}
         self.end_time: int | None = None
 

@@ -16,7 +16,7 @@ import numpy as np
 import vcdvcd
 
 from .errors import WavesError
-from .reader import SignalInfo, Trace, clean_name
+from .reader import SignalInfo, Trace, clean_name, top_scope
 
 __all__ = ["ScannedVcd"]
 
@@ -45,8 +45,7 @@ class ScannedVcd:
                 self.signals[name] = SignalInfo(name, ref, int(head.data[ident].size), ident)
         if not self.signals:
             raise WavesError(f"{self.path}: no signals declared")
-        scopes = [n.split(".")[0] for n in self.signals if "." in n]
-        self.top = max(set(scopes), key=scopes.count) if scopes else ""
+        self.top = top_scope(self.signals)
         self._cache: dict[str, Trace] = {}
         self.end_time: int | None = None
 
