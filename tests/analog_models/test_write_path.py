@@ -2,6 +2,7 @@
 on the partition networks, checked against the bias levels from first principles, an independent
 dense nodal analysis written here, and the device's disturb law."""
 
+import hashlib
 import math
 
 import numpy as np
@@ -257,3 +258,39 @@ def test_event_by_event_calls_as_the_bridge_makes_them_equal_the_golden_replay()
     np.testing.assert_array_equal(dev.lam, golden.lam)
     np.testing.assert_array_equal(dev.disturb_events, golden.disturb_events)
     assert events == golden.total_pulses
+
+
+# Every bit of a small tile's replay through the array, recorded from the code before the solves
+# were made faster (the speed work must not move a single bit: the golden replay and the cocotb
+# bridge call the same pulse / verify). A low-threshold device so that half-select disturb moves
+# cells, stuck-on cells for the timeout path. (event count, disturb events, failures) in comments.
+PINNED_LOW = {"device.set_v_half": 0.75, "device.reset_v_half": 0.8, "device.stuck_on_rate": 0.05}
+PINNED = {
+    "v2": ({"programming.bias": "v2"}, "fc7dfabdb4894226e76d38f4fac75ff1"),          # 584, 5626, 1
+    "v3": ({"programming.bias": "v3"}, "67a6f2971910324e7078af69e3705363"),          # 734, 15266, 1
+    "float": ({"programming.bias": "float"}, "1181a81daebcb0791b00cef2fb2555fd"),    # 1534, 7385, 8
+    "1T1R": ({"programming.bias": "v2", "crossbar.cell": "1T1R"},
+             "ec633c5af86233eba4b795d6dbda57eb"),                                     # 682, 0, 1
+    "1S1R-threshold": ({"programming.bias": "float", "crossbar.cell": "1S1R",
+                        "crossbar.selector_v_th": 0.1, "crossbar.selector_g_on": 1e-6},
+                       "2ae5d3fc1ecbe820c453d2ffc9c4b316"),                           # 521, 3741, 0
+    "1S1R-exponential": ({"programming.bias": "v2", "crossbar.cell": "1S1R",
+                          "crossbar.selector": "exponential", "crossbar.selector_i_s": 1e-9},
+                         "7d6719a97aa6a9fe48c673bb24592e9c"),                         # 557, 5635, 1
+    "qmm": ({"programming.bias": "v3", "device.read_model": "qmm"},
+            "1257db951888cf6fb2d27de6a70de277"),                                      # 734, 15266, 1
+    "big-cells": ({"programming.bias": "v2", **BIG_CELLS}, "cc5376d4631bc524efefebd9fe191f18"),  # 749, 7082, 1
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNED))
+def test_replay_through_the_array_is_pinned_to_the_last_bit(case):
+    overrides, want = PINNED[case]
+    cfg = small(**{**PINNED_LOW, **overrides})
+    targets = np.random.default_rng(7).integers(0, cfg.quant.weight_levels, (8, 6))
+    r = program_array(cfg, targets)
+    h = hashlib.sha256()
+    for a in (r.lam, r.pulses_per_cell, r.failed, r.disturb_events, r.disturb_change,
+              r.v_selected_min, r.v_disturb_max):
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert h.hexdigest()[:32] == want
