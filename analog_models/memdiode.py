@@ -52,12 +52,15 @@ def expm1_deterministic(y: np.ndarray) -> np.ndarray:
     y = np.clip(np.asarray(y, dtype=np.float64), -_MAX_ARG, _MAX_ARG)
     k = np.rint(y * _INV_LN2)
     r = (y - k * _LN2_HI) - k * _LN2_LO
-    p = np.full_like(r, _TAYLOR[-1])
+    p = r * _TAYLOR[-1]                         # (in place below: the same operations)
     for c in reversed(_TAYLOR[:-1]):
-        p = p * r + c
-    p = p * r                                   # expm1(r)
+        p += c
+        p *= r
     two_k = np.ldexp(1.0, k.astype(np.int64))
-    return two_k * p + (two_k - 1.0)
+    p *= two_k
+    two_k -= 1.0
+    p += two_k
+    return p
 
 
 def exp_deterministic(y: np.ndarray) -> np.ndarray:

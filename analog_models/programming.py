@@ -208,29 +208,46 @@ class DeviceArray:
         if v.shape != self.shape:
             raise ValueError(f"volts must be shaped {self.shape}, got {v.shape}")
         r, c = self._cells(rows, cols)
-        selected = np.zeros(self.shape, dtype=bool)
-        selected[r, c] = True
+        # flat indices into the (R, C) records throughout (much cheaper than (row, col) pairs)
+        v = v.reshape(-1)
+        sel = r * self.shape[1] + c
         live = v != 0
-        live[r, c] = True
-        at = np.nonzero(live)                          # the cells the event reaches
-        vl = v[at]
-        k = logistic_rates(vl, self.cfg) * self.d2d[at] * disturb_c2c(self.cfg, tile, event_index)[at]
-        lam = self.lam[at]
+        live[sel] = True
+        at = np.flatnonzero(live)                      # the cells the event reaches
+        vl = v.take(at)
+        k = logistic_rates(vl, self.cfg)
+        k *= self.d2d.reshape(-1).take(at)
+        k *= disturb_c2c(self.cfg, tile, event_index).reshape(-1).take(at)
+        lam_all = self._flat("lam")
+        lam = lam_all.take(at)
         new = np.clip(np.where(vl > 0, lam + k * (1.0 - lam), lam - k * lam), 0.0, 1.0)
-        new = np.where(self.stuck[at] | (vl == 0), lam, new)
+        new = np.where(self.stuck.reshape(-1).take(at) | (vl == 0), lam, new)
+        moved_by = new - lam
         change = np.zeros(self.shape)
-        change[at] = new - lam
-        self.lam[at] = new
+        change.reshape(-1)[at] = moved_by
+        lam_all[at] = new
         self.pulse_count[r, c] += 1
-        mag = np.abs(v)
-        self.v_selected_min[r, c] = np.minimum(self.v_selected_min[r, c], mag[r, c])
-        others = live & ~selected
-        self.v_disturb_max[others] = np.maximum(self.v_disturb_max[others], mag[others])
+        self.v_selected_min[r, c] = np.minimum(self.v_selected_min[r, c], np.abs(v.take(sel)))
+        # the other cells the event reaches (each place once)
+        selected = np.zeros(v.size, dtype=bool)
+        selected[sel] = True
+        o = ~selected.take(at)
+        ao, step = at[o], moved_by[o]
+        vmax = self._flat("v_disturb_max")
+        vmax[ao] = np.maximum(vmax.take(ao), np.abs(vl[o]))
         d = self.cfg.device
-        moved = others & (np.abs(change) * (d.g_on - d.g_off) >= DISTURB_EVENT_STEPS * level_step(self.cfg))
-        self.disturb_events += moved
-        self.disturb_change[others] += change[others]
+        self._flat("disturb_events")[ao] += (np.abs(step) * (d.g_on - d.g_off)
+                                                >= DISTURB_EVENT_STEPS * level_step(self.cfg))
+        self._flat("disturb_change")[ao] += step
         return change
+
+    def _flat(self, name: str) -> np.ndarray:
+        """A flat view of record `name` (made C-contiguous first, so that writes reach it)."""
+        a = getattr(self, name)
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+            setattr(self, name, a)
+        return a.reshape(-1)
 
     # -- physics --------------------------------------------------------------------------------
     def rate(self, amplitude_v: float) -> float:

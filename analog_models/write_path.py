@@ -66,6 +66,7 @@ GMIN = 1e-15          # S from every wire node to ground in the Newton path (and
 _STATE_TABLE = 4097
 _NEWTON_MAX = 60
 _BISECT = 60
+_DRIVE_MEMO = 8192      # drive sets remembered (memory only)
 
 
 def bias_levels(bias: str, amplitude: float) -> tuple[float, float]:
@@ -116,6 +117,7 @@ class WritePath:
         self.real = index >= 0
         self._take = np.where(self.real, index, 0)
         self._starts = np.asarray(starts)
+        self._pad = self.depth - np.asarray(sizes)         # padding rows above each partition
         self.qmm = d.read_model == "qmm"
         if self.qmm:
             self.params = memdiode.QmmParams.from_config(cfg)
@@ -138,6 +140,9 @@ class WritePath:
         else:
             self.iterations = -1          # Newton path for every solve
         self.window = verify_window(cfg)
+        self._networks: dict[tuple, tuple] = {}
+        self._references: tuple[np.ndarray, np.ndarray] | None = None
+        self._drive_memo: dict[tuple, tuple] = {}
 
     # -- cells ----------------------------------------------------------------------------
     def _slope_bound(self) -> float:
@@ -160,10 +165,12 @@ class WritePath:
         i0, alpha, rs = memdiode.cell_params(self.params, np.clip(state, 0.0, 1.0))
         return {"i0": i0, "alpha": alpha, "rs": rs}
 
-    def law(self, params: dict[str, np.ndarray], v: np.ndarray, gate: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def law(self, params: dict[str, np.ndarray], v: np.ndarray, gate: np.ndarray,
+            slope: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(current, memristor voltage, dI/dV) of cells at terminal voltage v; `gate` (bool,
-        broadcast) is the word line of 1T1R cells (ignored otherwise)."""
+        broadcast) is the word line of 1T1R cells (ignored otherwise). slope=False: dI/dV is
+        not formed (None; the fixed point needs none)."""
+        need_slope = slope
         x = self.cfg.crossbar
         v = np.asarray(v, dtype=np.float64)
         if self.qmm:
@@ -171,12 +178,12 @@ class WritePath:
             i0, alpha, beta = params["i0"], params["alpha"], self.params.beta
             xd = memdiode.diode_voltage(v, i0, alpha, beta, rs)
             i = memdiode.diode_current(xd, i0, alpha, beta)
-            slope = memdiode.branch_slope(xd, i0, alpha, beta, rs)
+            slope = memdiode.branch_slope(xd, i0, alpha, beta, rs) if need_slope else None
             v_mem = v - i * x.access_r_on if self.cell == "1T1R" else v
         else:
             g = params["g"]
             if self.cell == "1S1R":
-                return self._selector_law(g, v)
+                return self._selector_law(g, v, need_slope)
             if self.cell == "1T1R":
                 g = g / (1.0 + g * x.access_r_on)
                 v_mem = v / (1.0 + params["g"] * x.access_r_on)
@@ -185,11 +192,12 @@ class WritePath:
             i, slope = g * v, g
         if self.cell == "1T1R":
             on = np.broadcast_to(gate, v.shape)
-            return np.where(on, i, 0.0), np.where(on, v_mem, 0.0), np.where(on, slope, 0.0)
+            return (np.where(on, i, 0.0), np.where(on, v_mem, 0.0),
+                    np.where(on, slope, 0.0) if need_slope else None)
         return i, v_mem, slope
 
-    def _selector_law(self, g: np.ndarray, v: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _selector_law(self, g: np.ndarray, v: np.ndarray, need_slope: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """A linear memristor G in series with the selector (closed form or bisection)."""
         x = self.cfg.crossbar
         g0 = np.broadcast_to(g, v.shape)
@@ -214,42 +222,77 @@ class WritePath:
                 lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
             vs = 0.5 * (lo + hi)
             i = g * (mag - vs)
-            cosh = (memdiode.expm1_deterministic(vs / v0) + memdiode.expm1_deterministic(-vs / v0)) / 2 + 1
-            slope = 1.0 / (1.0 / g + v0 / (i_s * cosh))
-        return sign * i, sign * i / g, np.where(cell, slope, 0.0)
+            if need_slope:
+                cosh = (memdiode.expm1_deterministic(vs / v0) + memdiode.expm1_deterministic(-vs / v0)) / 2 + 1
+                slope = 1.0 / (1.0 / g + v0 / (i_s * cosh))
+        return sign * i, sign * i / g, np.where(cell, slope, 0.0) if need_slope else None
 
     # -- the network ------------------------------------------------------------------------
-    def _padded(self, tile: np.ndarray, parts: np.ndarray) -> np.ndarray:
-        return tile[self._take[parts]]                      # (active, depth, cols)
-
     def solve(self, lam: np.ndarray, parts: np.ndarray, row_v: np.ndarray, col_v: np.ndarray,
-              gate: np.ndarray) -> Solution:
+              gate: np.ndarray, full: bool = True) -> Solution:
         """Solve partitions `parts` with row drives (active, depth) and column drives
         (active, cols), NaN = floating; memory states lam (R, C); 1T1R word lines gate (active,
-        depth)."""
+        depth). full=False leaves v and v_mem unmasked (padding rows not zeroed: the verify reads
+        use the column currents only)."""
         parts = np.asarray(parts, dtype=np.int64)
         real = self.real[parts][:, :, None]
-        params = {k: self._padded(a, parts) for k, a in self.cell_params(lam).items()}
-        params["g" if "g" in params else "i0"] = np.where(real, params["g" if "g" in params else "i0"], 0.0)
+        # the states of the solved partitions only (every law is elementwise: the same bits as
+        # the whole tile's parameters gathered)
+        params = self.cell_params(lam[self._take[parts]])
+        key = "g" if "g" in params else "i0"
+        params[key] = np.where(real, params[key], 0.0)
         gate = gate[:, :, None]
         floating = bool(np.isnan(row_v).any() or np.isnan(col_v).any())
         if floating or self.iterations < 0:
             return self._newton(params, parts, row_v, col_v, gate)
         vr, vc = row_v[:, :, None], col_v[:, None, :]
-        v = vr - vc + np.zeros((1, 1, self.cols))
-        i, v_mem, _ = self.law(params, v, gate)
+        v = vr - vc
+        v += 0.0                                            # (-0.0 -> 0.0, as before)
+        i, v_mem, _ = self.law(params, v, gate, slope=False)
         add, r = np.add.accumulate, self.wire_r
         for _ in range(self.iterations):
             seg = add(i[:, :, ::-1], axis=2)                 # row segment into node j, reversed
             a = add(seg[:, :, ::-1], axis=2)
-            seg = add(i, axis=1)                             # column segment below node k
+            add(i, axis=1, out=seg)                          # column segment below node k
             w = add(seg[:, ::-1], axis=1)[:, ::-1]
             if r != 1.0:
-                a, w = r * a, r * w
-            v = (vr - a) - (vc + w)
-            i, v_mem, _ = self.law(params, v, gate)
+                a *= r
+                w = r * w
+            np.subtract(vr, a, out=a)
+            w += vc
+            v = np.subtract(a, w, out=a)                     # (vr - a) - (vc + w)
+            i, v_mem, _ = self.law(params, v, gate, slope=False)
+        if not full:
+            return Solution(v=v, v_mem=v_mem, i=i, column_current=i.sum(axis=1))
         return Solution(v=np.where(real, v, 0.0), v_mem=np.where(real, v_mem, 0.0), i=i,
                         column_current=i.sum(axis=1))
+
+    def _network(self, n: int, driven_r: np.ndarray, driven_c: np.ndarray) -> tuple:
+        """The wire Laplacian of a partition of n real rows with these driven lines, and its
+        index arrays, built once per (n, driven rows, driven columns) and reused."""
+        key = (n, driven_r.tobytes(), driven_c.tobytes())
+        hit = self._networks.get(key)
+        if hit is not None:
+            return hit
+        c, gw = self.cols, 1.0 / self.wire_r
+        u = np.arange(n * c).reshape(n, c)
+        w = u + n * c
+        size = 2 * n * c
+        a_idx = np.concatenate([u[:, :-1].ravel(), w[:-1, :].ravel()])
+        b_idx = np.concatenate([u[:, 1:].ravel(), w[1:, :].ravel()])
+        diag = np.full(size, GMIN)
+        np.add.at(diag, a_idx, gw)
+        np.add.at(diag, b_idx, gw)
+        diag[u[driven_r, 0]] += gw
+        diag[w[-1, driven_c]] += gw
+        lap = sp.csc_matrix((np.concatenate([-np.full(a_idx.size, gw), -np.full(a_idx.size, gw), diag]),
+                             (np.concatenate([a_idx, b_idx, np.arange(size)]),
+                              np.concatenate([b_idx, a_idx, np.arange(size)]))), shape=(size, size))
+        cu, cw = u.ravel(), w.ravel()
+        hit = (u, w, size, lap, cu, cw, np.concatenate([cu, cw, cu, cw]),
+               np.concatenate([cu, cw, cw, cu]))
+        self._networks[key] = hit
+        return hit
 
     def _newton(self, params, parts, row_v, col_v, gate) -> Solution:
         """Full nodal solve per partition (module docstring), real rows only."""
@@ -263,38 +306,24 @@ class WritePath:
             prm = {k: a[n_p][keep] for k, a in params.items()}
             g_on = gate[n_p][keep]
             vr, vc = row_v[n_p][keep], col_v[n_p]
-            u = np.arange(n * c).reshape(n, c)
-            w = u + n * c
-            size = 2 * n * c
-            a_idx = np.concatenate([u[:, :-1].ravel(), w[:-1, :].ravel()])
-            b_idx = np.concatenate([u[:, 1:].ravel(), w[1:, :].ravel()])
-            diag = np.full(size, GMIN)
-            np.add.at(diag, a_idx, gw)
-            np.add.at(diag, b_idx, gw)
-            rhs = np.zeros(size)
             driven_r, driven_c = ~np.isnan(vr), ~np.isnan(vc)
-            diag[u[driven_r, 0]] += gw
+            u, w, size, lap, cu, cw, jac_rows, jac_cols = self._network(n, driven_r, driven_c)
+            rhs = np.zeros(size)
             rhs[u[driven_r, 0]] += gw * vr[driven_r]
-            diag[w[-1, driven_c]] += gw
             rhs[w[-1, driven_c]] += gw * vc[driven_c]
-            lap = sp.csc_matrix((np.concatenate([-np.full(a_idx.size, gw), -np.full(a_idx.size, gw), diag]),
-                                 (np.concatenate([a_idx, b_idx, np.arange(size)]),
-                                  np.concatenate([b_idx, a_idx, np.arange(size)]))), shape=(size, size))
             x = np.zeros(size)
             x[u.ravel()] = np.repeat(np.where(driven_r, vr, 0.0), c)
             x[w.ravel()] = np.tile(np.where(driven_c, vc, 0.0), n)
             scale = max(float(np.nanmax(np.abs(np.concatenate([vr, vc])))), 1e-300)
-            cu, cw = u.ravel(), w.ravel()
             for _ in range(_NEWTON_MAX):
                 vcell = (x[cu] - x[cw]).reshape(n, c)
                 i, _, s = self.law(prm, vcell, g_on)
                 i, s = i.ravel(), np.broadcast_to(s, (n, c)).ravel()
                 f = lap @ x - rhs
-                np.add.at(f, cu, i)
-                np.add.at(f, cw, -i)
-                jac = lap + sp.csc_matrix((np.concatenate([s, s, -s, -s]),
-                                           (np.concatenate([cu, cw, cu, cw]),
-                                            np.concatenate([cu, cw, cw, cu]))), shape=(size, size))
+                f[cu] += i                                   # every cell's nodes once each
+                f[cw] -= i
+                jac = lap + sp.csc_matrix((np.concatenate([s, s, -s, -s]), (jac_rows, jac_cols)),
+                                          shape=(size, size))
                 dx = splu(jac.tocsc()).solve(f)
                 x = x - dx
                 if linear or np.abs(dx).max() <= VOLTAGE_TOL * 1e-2 * scale:
@@ -302,7 +331,7 @@ class WritePath:
             else:
                 raise ArithmeticError("the write-path Newton solve did not converge")
             vcell = (x[cu] - x[cw]).reshape(n, c)
-            i, vm, _ = self.law(prm, vcell, g_on)
+            i, vm, _ = self.law(prm, vcell, g_on, slope=False)
             out_v[n_p][keep], out_m[n_p][keep], out_i[n_p][keep] = vcell, vm, i
         return Solution(v=out_v, v_mem=out_m, i=out_i, column_current=out_i.sum(axis=1))
 
@@ -314,20 +343,21 @@ class WritePath:
     def _drives(self, rows, col: int, levels: np.ndarray, unselected: tuple[np.ndarray, np.ndarray]):
         r = np.atleast_1d(np.asarray(rows, dtype=np.int64))
         parts = self.partition_of(r)
-        if np.unique(parts).size != parts.size:
+        if len(set(parts.tolist())) != parts.size:
             raise ValueError(f"two selected rows in one partition: {r.tolist()}")
         if not 0 <= col < self.cols:
             raise IndexError(f"column {col} outside the tile's {self.cols}")
-        local = r - self._starts[parts] + (self.depth - np.asarray(self.cfg.partition_rows)[parts])
+        local = r - self._starts[parts] + self._pad[parts]
         k = np.arange(len(r))
         row_v = np.repeat(unselected[0][:, None], self.depth, axis=1)
         col_v = np.repeat(unselected[1][:, None], self.cols, axis=1)
         row_v[k, local] = levels
         col_v[:, col] = 0.0
-        gate = np.zeros((len(r), self.depth), dtype=bool)
-        gate[k, local] = True
         if self.cell != "1T1R":
-            gate[:] = True
+            gate = np.ones((len(r), self.depth), dtype=bool)
+        else:
+            gate = np.zeros((len(r), self.depth), dtype=bool)
+            gate[k, local] = True
         return r, parts, local, row_v, col_v, gate
 
     def pulse_drives(self, rows, col: int, amplitudes):
@@ -335,12 +365,26 @@ class WritePath:
         event (NaN drive: floating), in the padded layout of `solve`."""
         amps = np.broadcast_to(np.asarray(amplitudes, dtype=np.float64),
                                np.atleast_1d(np.asarray(rows)).shape).copy()
+        r = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        key = ("pulse", r.tobytes(), int(col), amps.tobytes())
+        hit = self._drive_memo.get(key)
+        if hit is not None:
+            return hit
         if np.any(amps == 0):
             raise ValueError("a program pulse needs a non-zero amplitude (> 0 set, < 0 reset)")
         un = np.array([bias_levels(self.bias, a) for a in amps]).reshape(-1, 2)
         if self.cell == "1T1R" and self.bias != "float":
             un[:, 1] = amps          # unselected columns follow the selected row: no half-select
-        return self._drives(rows, col, amps, (un[:, 0], un[:, 1]))
+        return self._remember(key, self._drives(r, col, amps, (un[:, 0], un[:, 1])))
+
+    def _remember(self, key: tuple, drives: tuple) -> tuple:
+        """Memoise the drives of an event (the write FSM repeats the same ones), read-only."""
+        for a in drives:
+            a.flags.writeable = False
+        if len(self._drive_memo) >= _DRIVE_MEMO:
+            self._drive_memo.clear()
+        self._drive_memo[key] = drives
+        return drives
 
     def pulse_solution(self, lam: np.ndarray, rows, col: int, amplitudes) -> Solution:
         """The solve of a program event on states lam (nothing moves)."""
@@ -353,7 +397,7 @@ class WritePath:
         sol = self.solve(lam, parts, row_v, col_v, gate)
         k = np.arange(len(r))
         v_sel = sol.v_mem[k, local, col]
-        others = np.abs(sol.v_mem).copy()
+        others = np.abs(sol.v_mem)
         others[k, local, col] = 0.0
         tile = np.zeros((self.rows, self.cols))
         real = self.real[parts]
@@ -371,25 +415,33 @@ class WritePath:
     def read_currents(self, lam: np.ndarray, rows, col: int) -> np.ndarray:
         """Selected column current of each listed row's partition in a verify read (A)."""
         r = np.atleast_1d(np.asarray(rows, dtype=np.int64))
-        v = self.cfg.crossbar.v_read
-        held = math.nan if self.bias == "float" else 0.0
-        un = np.full(r.shape, held)
-        r, parts, _, row_v, col_v, gate = self._drives(r, col, np.full(r.shape, v), (un, un))
-        return self.solve(lam, parts, row_v, col_v, gate).column_current[:, col]
+        key = ("read", r.tobytes(), int(col))
+        drives = self._drive_memo.get(key)
+        if drives is None:
+            v = self.cfg.crossbar.v_read
+            held = math.nan if self.bias == "float" else 0.0
+            un = np.full(r.shape, held)
+            drives = self._remember(key, self._drives(r, col, np.full(r.shape, v), (un, un)))
+        r, parts, _, row_v, col_v, gate = drives
+        return self.solve(lam, parts, row_v, col_v, gate, full=False).column_current[:, col]
 
     def reference_currents(self, ref_levels) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) currents of a replica cell at the window edges at V_read, alone."""
-        gt = level_conductance(np.asarray(ref_levels, dtype=np.int64), self.cfg)
-        d = self.cfg.device
-        v = np.full(gt.shape, self.cfg.crossbar.v_read)
-        out = []
-        for g in (gt - self.window, gt + self.window):
-            lam = (g - d.g_off) / (d.g_on - d.g_off)
-            if self.qmm:
-                lam = np.clip(lam, 0.0, 1.0)     # a replica beyond the device's own range
-            prm = self.cell_params(lam) if self.qmm else {"g": g}
-            out.append(self.law(prm, v, np.ones(gt.shape, dtype=bool))[0])
-        return out[0], out[1]
+        """(low, high) currents of a replica cell at the window edges at V_read, alone (a table
+        over every level, made once: the laws are elementwise, so the same bits as per call)."""
+        if self._references is None:
+            gt = level_conductance(np.arange(self.cfg.quant.weight_levels), self.cfg)
+            d = self.cfg.device
+            v = np.full(gt.shape, self.cfg.crossbar.v_read)
+            out = []
+            for g in (gt - self.window, gt + self.window):
+                lam = (g - d.g_off) / (d.g_on - d.g_off)
+                if self.qmm:
+                    lam = np.clip(lam, 0.0, 1.0)     # a replica beyond the device's own range
+                prm = self.cell_params(lam) if self.qmm else {"g": g}
+                out.append(self.law(prm, v, np.ones(gt.shape, dtype=bool), slope=False)[0])
+            self._references = (out[0], out[1])
+        refs = np.asarray(ref_levels, dtype=np.int64)
+        return self._references[0][refs], self._references[1][refs]
 
     def verify(self, device: DeviceArray, rows, col: int, ref_levels) -> tuple[np.ndarray, np.ndarray]:
         """Sense-amplifier decisions (ok, high) of the selected cells, read through the array."""
