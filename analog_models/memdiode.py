@@ -49,7 +49,7 @@ def expm1_deterministic(y: np.ndarray) -> np.ndarray:
     Range reduction y = k ln2 + r with |r| <= ln(2)/2 (Cody-Waite), expm1(r) by a degree-14
     Horner polynomial, then expm1(y) = 2**k expm1(r) + (2**k - 1); no cancellation near 0 (k = 0).
     """
-    y = np.clip(np.asarray(y, dtype=np.float64), -_MAX_ARG, _MAX_ARG)
+    y = np.minimum(np.maximum(np.asarray(y, dtype=np.float64), -_MAX_ARG), _MAX_ARG)  # = np.clip
     k = np.rint(y * _INV_LN2)
     r = (y - k * _LN2_HI) - k * _LN2_LO
     p = r * _TAYLOR[-1]                         # (in place below: the same operations)
@@ -152,8 +152,13 @@ def diode_voltage(v: np.ndarray, i0: np.ndarray, alpha: np.ndarray, beta: float,
     lo, hi = np.minimum(v, 0.0), np.maximum(v, 0.0)
     active = np.ones(x.shape, dtype=bool)
     for _ in range(max_iter):
-        f = x + rs * diode_current(x, i0, alpha, beta) - v
-        new = np.clip(x - f / (1.0 + rs * diode_slope(x, i0, alpha, beta)), lo, hi)
+        # diode_current and diode_slope at x, sharing their two exponentials (the same bits)
+        ax = alpha * x
+        e1 = expm1_deterministic(beta * ax)
+        e2 = expm1_deterministic(-(1.0 - beta) * ax)
+        f = x + rs * (i0 * (e1 - e2)) - v
+        slope = i0 * alpha * (beta * (e1 + 1.0) + (1.0 - beta) * (e2 + 1.0))
+        new = np.clip(x - f / (1.0 + rs * slope), lo, hi)
         moved = np.abs(new - x)
         x = np.where(active, new, x)
         active &= moved > 2.0 * np.spacing(np.abs(x))
