@@ -24,6 +24,12 @@ and is bit-identical whatever the batch by construction; the pair is subtracted 
 scaled to volts as above. Residual criterion: every TIA output within QMM_TOL_LSB ADC LSB of the
 exact network solution (the solver's bound; its column-current tolerance is half of that).
 
+With `crossbar.cell = "1S1R"` every cell is its memristor in series with the selector
+(selector.py): a conductance is the whole cell's chord conductance at V_read, so each is mapped
+once to the memristor behind it, and every input vector is solved by
+selector_crossbar.SelectorCrossbar, on the same exact integer grid and with the same tolerance
+as the QMM solve (1T1R: the access transistor's on-resistance in series, all word lines on).
+
 Drift and read noise (read_variation.py): drift scales the conductances the array is read with
 (linear) or each cell's I0 (qmm) once per array; read noise (qmm only) scales each cell's I0 per
 read, drawn per event from a generator keyed by (seeds.noise, tile, event), so one-at-a-time and
@@ -36,9 +42,10 @@ import math
 
 import numpy as np
 
-from . import adc, crossbar, memdiode, read_variation, sensing
+from . import adc, crossbar, memdiode, read_variation, selector, sensing
 from .dac import dac_voltages, validate_codes
 from .nonlinear_crossbar import NonlinearCrossbar
+from .selector_crossbar import SelectorCrossbar
 from xbarflow.flow.core.config import ChipConfig
 
 __all__ = ["AnalogArray"]
@@ -65,7 +72,7 @@ class AnalogArray:
         self.drift = read_variation.drift_factor(cfg, tile, g.shape)
         read_g = g if self.drift is None or cfg.device.read_model == "qmm" else g * self.drift
         # 1T1R: every word line is on while the array is read, the access transistor's
-        # on-resistance in series with each cell (1S1R reads: see the README, not modelled yet)
+        # on-resistance in series with each cell (1S1R: the selector in series, solved below)
         r_on = cfg.crossbar.access_r_on if cfg.crossbar.cell == "1T1R" else 0.0
         if r_on and cfg.device.read_model == "linear":
             read_g = read_g / (1.0 + read_g * r_on)
@@ -81,8 +88,18 @@ class AnalogArray:
         self._volts_per_unit = cfg.crossbar.v_read / dac_max * self.grid * cfg.sensing.tia_gain
         self.read_model = cfg.device.read_model
         self.states: np.ndarray | None = None      # qmm: memory state of every cell
-        self.solver: NonlinearCrossbar | None = None
-        if self.read_model == "qmm":
+        self.solver: NonlinearCrossbar | SelectorCrossbar | None = None
+        self.memristor: np.ndarray | None = None   # 1S1R: each cell's memristor conductance
+        if cfg.crossbar.cell == "1S1R":
+            selector.check_read(cfg)
+            self.memristor = selector.memristor_for_chord(g, cfg.crossbar)
+            if self.drift is not None:
+                self.memristor = self.memristor * self.drift   # the memristor drifts
+            tol = QMM_TOL_LSB * adc.lsb(cfg) / cfg.sensing.tia_gain / 2
+            self.solver = SelectorCrossbar(self.memristor, cfg.crossbar,
+                                           dac_voltages(np.arange(dac_max + 1), cfg), tol)
+            self._qmm_volts_per_unit = self.solver.grid * cfg.sensing.tia_gain
+        elif self.read_model == "qmm":
             params = memdiode.QmmParams.from_config(cfg)
             self.states = memdiode.state_for_conductance(g, cfg.crossbar.v_read, params)
             i0, alpha, rs = memdiode.cell_params(params, self.states)

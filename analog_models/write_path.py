@@ -12,7 +12,8 @@ column drivers below the last row), so an event is one solve per pulsed partitio
 * every other cell of the partition is the load it is: its I-V by `crossbar.cell` ("1R": the
   memristor, linear G or the QMM memdiode of device.read_model; "1T1R": the memristor behind an
   access transistor that only the selected row's word line turns on, `access_r_on` in series;
-  "1S1R": the memristor in series with a threshold or exponential selector);
+  "1S1R": the memristor in series with a threshold or exponential selector, selector.py; a
+  state's conductance is the whole cell's chord conductance at V_read, as in the read path);
 * 1T1R: the word line isolates every unselected row, so the unselected columns are held at the
   selected row's level (v2, v3) and the other cells of the selected row see 0 V: no half-select
   at all (the bias only sets the unselected rows, whose transistors are off);
@@ -53,7 +54,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from . import memdiode
+from . import memdiode, selector
 from .mapping import level_conductance
 from .programming import DeviceArray, verify_window
 from xbarflow.flow.core.config import ChipConfig
@@ -65,7 +66,6 @@ VOLTAGE_TOL = 1e-9    # relative error of every cell voltage (of v_max) the solv
 GMIN = 1e-15          # S from every wire node to ground in the Newton path (and the write deck)
 _STATE_TABLE = 4097
 _NEWTON_MAX = 60
-_BISECT = 60
 _DRIVE_MEMO = 8192      # drive sets remembered (memory only)
 
 
@@ -125,6 +125,8 @@ class WritePath:
             self._lam_grid = grid
             self._state_table = memdiode.state_for_conductance(
                 d.g_off + (d.g_on - d.g_off) * grid, x.v_read, self.params)
+        if self.cell == "1S1R":
+            selector.check_read(cfg)
         pr = cfg.programming
         top = pr.amplitude_levels - 1
         self.v_max = max(abs(pr.amplitude(top, True)), abs(pr.amplitude(top, False)), x.v_read)
@@ -148,6 +150,8 @@ class WritePath:
     def _slope_bound(self) -> float:
         """Largest dI/dV of any cell at |V| <= v_max (for the fixed point's contraction)."""
         d = self.cfg.device
+        if self.cell == "1S1R":
+            return float(selector.memristor_for_chord(d.g_on, self.cfg.crossbar))  # the selector only lowers it
         if not self.qmm:
             return d.g_on          # a series element only lowers the slope
         p = self.params
@@ -159,6 +163,8 @@ class WritePath:
         """Per-cell law parameters of memory states lam (any shape)."""
         d = self.cfg.device
         lam = np.asarray(lam, dtype=np.float64)
+        if self.cell == "1S1R":           # the memristor behind the chord conductance of lam
+            return {"g": selector.memristor_for_chord(d.g_off + (d.g_on - d.g_off) * lam, self.cfg.crossbar)}
         if not self.qmm:
             return {"g": d.g_off + (d.g_on - d.g_off) * lam}
         state = np.interp(lam, self._lam_grid, self._state_table)
@@ -183,7 +189,7 @@ class WritePath:
         else:
             g = params["g"]
             if self.cell == "1S1R":
-                return self._selector_law(g, v, need_slope)
+                return selector.series_current(g, v, x, need_slope)
             if self.cell == "1T1R":
                 g = g / (1.0 + g * x.access_r_on)
                 v_mem = v / (1.0 + params["g"] * x.access_r_on)
@@ -195,37 +201,6 @@ class WritePath:
             return (np.where(on, i, 0.0), np.where(on, v_mem, 0.0),
                     np.where(on, slope, 0.0) if need_slope else None)
         return i, v_mem, slope
-
-    def _selector_law(self, g: np.ndarray, v: np.ndarray, need_slope: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """A linear memristor G in series with the selector (closed form or bisection)."""
-        x = self.cfg.crossbar
-        g0 = np.broadcast_to(g, v.shape)
-        cell = g0 > 0                                   # padding rows have no cell
-        g = np.where(cell, g0, 1.0)
-        mag, sign = np.abs(v), np.where(cell, np.sign(v), 0.0)
-        if x.selector == "threshold":
-            gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
-            below = mag <= vth * (1.0 + gl / g)
-            i_low = mag * g * gl / (g + gl)
-            i_high = (mag - vth * (1.0 - gl / gon)) / (1.0 / gon + 1.0 / g)
-            i = np.where(below, i_low, i_high)
-            slope = np.where(below, g * gl / (g + gl), 1.0 / (1.0 / gon + 1.0 / g))
-        else:
-            i_s, v0 = x.selector_i_s, x.selector_v0
-            lo, hi = np.zeros(v.shape), mag.copy()       # selector voltage in [0, |V|]
-            for _ in range(_BISECT):
-                mid = 0.5 * (lo + hi)
-                e = memdiode.expm1_deterministic(mid / v0)
-                sel = i_s * (e - memdiode.expm1_deterministic(-mid / v0)) / 2.0   # i_s sinh
-                above = sel > g * (mag - mid)
-                lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
-            vs = 0.5 * (lo + hi)
-            i = g * (mag - vs)
-            if need_slope:
-                cosh = (memdiode.expm1_deterministic(vs / v0) + memdiode.expm1_deterministic(-vs / v0)) / 2 + 1
-                slope = 1.0 / (1.0 / g + v0 / (i_s * cosh))
-        return sign * i, sign * i / g, np.where(cell, slope, 0.0) if need_slope else None
 
     # -- the network ------------------------------------------------------------------------
     def solve(self, lam: np.ndarray, parts: np.ndarray, row_v: np.ndarray, col_v: np.ndarray,
@@ -437,7 +412,12 @@ class WritePath:
                 lam = (g - d.g_off) / (d.g_on - d.g_off)
                 if self.qmm:
                     lam = np.clip(lam, 0.0, 1.0)     # a replica beyond the device's own range
-                prm = self.cell_params(lam) if self.qmm else {"g": g}
+                if self.qmm:
+                    prm = self.cell_params(lam)
+                elif self.cell == "1S1R":      # the replica's memristor behind chord g
+                    prm = {"g": selector.memristor_for_chord(g, self.cfg.crossbar)}
+                else:
+                    prm = {"g": g}
                 out.append(self.law(prm, v, np.ones(gt.shape, dtype=bool), slope=False)[0])
             self._references = (out[0], out[1])
         refs = np.asarray(ref_levels, dtype=np.int64)

@@ -171,13 +171,16 @@ class CrossbarConfig:
     # line, `access_r_on` in series when on) or "1S1R" (a two-terminal selector in series:
     # selector = "threshold", leaking `selector_g_leak` below `selector_v_th` and conducting
     # `selector_g_on` above it, or "exponential", I = selector_i_s sinh(V / selector_v0)).
+    # A 1S1R cell's conductance is its chord conductance at v_read, selector included
+    # (analog_models/selector.py), so the selector must conduct at v_read: v_th = v_read / 2
+    # (a cell at full input reads, one at half input does not), i_s with 7x g_on at v_read.
     cell: str = "1R"
     access_r_on: float = 1.0e3      # ohm, 1T1R transistor when its word line is on
     selector: str = "threshold"
-    selector_v_th: float = 0.3      # V, threshold selector: threshold voltage
+    selector_v_th: float = 0.1      # V, threshold selector: threshold voltage
     selector_g_leak: float = 1.0e-12  # S, threshold selector below threshold
     selector_g_on: float = 1.0e-5   # S, threshold selector above threshold (incremental)
-    selector_i_s: float = 1.0e-12   # A, exponential selector scale current
+    selector_i_s: float = 1.0e-9    # A, exponential selector scale current
     selector_v0: float = 0.05       # V, exponential selector voltage scale
 
 

@@ -1,0 +1,117 @@
+"""The 1S1R cell (crossbar.cell = "1S1R"): a linear memristor G in series with a selector.
+
+One element law for the write path (write_path.py) and the inference read (selector_crossbar.py):
+`series_current` gives the cell current I at terminal voltage V, with the selector
+
+* "threshold": leaking `selector_g_leak` below `selector_v_th` and conducting `selector_g_on`
+  (incremental) above it, continuous at the threshold; in series with G the cell is piecewise
+  linear, so I is closed form;
+* "exponential": I = selector_i_s sinh(V_s / selector_v0); the selector voltage V_s solves
+  i_s sinh(V_s / v0) = G (|V| - V_s) in [0, |V|], found by 60 halvings of that bracket (to the
+  last bit of |V|, a fixed count, elementwise: the same bits for any array shape).
+
+Mapping (what a level conductance means). As for the QMM memdiode (memdiode.state_for_conductance),
+a cell's conductance g in the flow (level_conductance, the DeviceArray's g_off .. g_on, the
+training's weights) is the whole cell's chord conductance at the read voltage, I(V_read) / V_read,
+selector included: at full-scale input every level reads exactly what the mapping meant, and the
+selector shows where it physically acts (below V_read: lower input codes, wire drops, the half-
+and unselected cells of a write). The memristor itself then has the conductance G that gives
+chord g (`memristor_conductance`), larger than g by the selector's share. That needs a selector
+that passes more than g_on at V_read (a threshold below V_read; an exponential selector with
+i_s sinh(V_read / v0) / V_read above g_on): `check_read` raises a ConfigError otherwise.
+
+G of a chord g (`memristor_for_chord`) is closed form for the threshold selector and a bisection
+on the selector voltage for the exponential one, from deterministic operations only
+(memdiode.expm1_deterministic), elementwise: the read path maps each cell with it, the write path
+every loaded cell of every event and the verify's replica cells, so both see the same memristors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import memdiode
+from xbarflow.flow.core.config import ChipConfig, ConfigError, CrossbarConfig
+
+__all__ = ["BISECT", "check_read", "memristor_for_chord", "selector_chord_limit", "series_current"]
+
+BISECT = 60           # halvings of the exponential selector's voltage bracket
+
+
+def series_current(g: np.ndarray, v: np.ndarray, x: CrossbarConfig, slope: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(current, memristor voltage, dI/dV or None) of memristors G in series with the selector
+    of `x` at terminal voltages v (broadcast; G = 0: no cell, all three 0)."""
+    v = np.asarray(v, dtype=np.float64)
+    g0 = np.broadcast_to(g, v.shape)
+    cell = g0 > 0                                   # padding rows have no cell
+    g = np.where(cell, g0, 1.0)
+    mag, sign = np.abs(v), np.where(cell, np.sign(v), 0.0)
+    if x.selector == "threshold":
+        gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
+        below = mag <= vth * (1.0 + gl / g)
+        i_low = mag * g * gl / (g + gl)
+        i_high = (mag - vth * (1.0 - gl / gon)) / (1.0 / gon + 1.0 / g)
+        i = np.where(below, i_low, i_high)
+        d = np.where(below, g * gl / (g + gl), 1.0 / (1.0 / gon + 1.0 / g))
+    else:
+        i_s, v0 = x.selector_i_s, x.selector_v0
+        lo, hi = np.zeros(v.shape), mag.copy()       # selector voltage in [0, |V|]
+        for _ in range(BISECT):
+            mid = 0.5 * (lo + hi)
+            e = memdiode.expm1_deterministic(mid / v0)
+            sel = i_s * (e - memdiode.expm1_deterministic(-mid / v0)) / 2.0   # i_s sinh
+            above = sel > g * (mag - mid)
+            lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+        vs = 0.5 * (lo + hi)
+        i = g * (mag - vs)
+        if slope:
+            cosh = (memdiode.expm1_deterministic(vs / v0) + memdiode.expm1_deterministic(-vs / v0)) / 2 + 1
+            d = 1.0 / (1.0 / g + v0 / (i_s * cosh))
+    return sign * i, sign * i / g, np.where(cell, d, 0.0) if slope else None
+
+
+def selector_chord_limit(x: CrossbarConfig) -> float:
+    """The selector's own chord conductance at V_read: what a 1S1R cell reads at most (G -> inf)."""
+    v = x.v_read
+    if x.selector == "threshold":
+        if v <= x.selector_v_th:
+            return x.selector_g_leak
+        return (v - x.selector_v_th * (1.0 - x.selector_g_leak / x.selector_g_on)) * x.selector_g_on / v
+    s = float(memdiode.expm1_deterministic(np.array(v / x.selector_v0))
+              - memdiode.expm1_deterministic(np.array(-v / x.selector_v0))) / 2.0
+    return x.selector_i_s * s / v
+
+
+def check_read(cfg: ChipConfig) -> None:
+    """ConfigError unless the selector lets a cell read g_on at V_read (module docstring), with
+    a factor 2 to spare (the memristor then takes at least half of V_read)."""
+    x, d = cfg.crossbar, cfg.device
+    limit = selector_chord_limit(x)
+    if not limit >= 2.0 * d.g_on:
+        raise ConfigError(
+            f"crossbar.cell = '1S1R': the {x.selector} selector passes only {limit:.3g} S at "
+            f"crossbar.v_read = {x.v_read} V, a cell must read device.g_on = {d.g_on:.3g} S there "
+            f"(with a factor 2 to spare): lower selector_v_th below v_read or raise selector_i_s")
+
+
+def memristor_for_chord(g: np.ndarray, x: CrossbarConfig) -> np.ndarray:
+    """Memristor G of cells whose chord conductance at V_read is g (> 0, below the selector's
+    limit), elementwise from deterministic operations: closed form for the threshold selector
+    (above its threshold), 60 halvings of the selector voltage for the exponential one."""
+    g = np.asarray(g, dtype=np.float64)
+    v = x.v_read
+    i = g * v                                       # the cell current at V_read
+    if x.selector == "threshold":
+        vs = x.selector_v_th * (1.0 - x.selector_g_leak / x.selector_g_on) + i / x.selector_g_on
+    else:
+        i_s, v0 = x.selector_i_s, x.selector_v0
+        lo, hi = np.zeros(g.shape), np.full(g.shape, v)
+        for _ in range(BISECT):                    # i_s sinh(vs / v0) = i, vs in [0, V_read]
+            mid = 0.5 * (lo + hi)
+            sel = i_s * (memdiode.expm1_deterministic(mid / v0)
+                         - memdiode.expm1_deterministic(-mid / v0)) / 2.0
+            above = sel > i
+            lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+        vs = 0.5 * (lo + hi)
+    return i / (v - vs)

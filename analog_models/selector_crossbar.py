@@ -1,0 +1,156 @@
+"""Inference read of a 1S1R array (crossbar.cell = "1S1R"): the nodal equations solved per input.
+
+The network is the one of `crossbar.py` and `nonlinear_crossbar.py` (per row partition: rows
+driven at their left end through one wire segment, one segment between consecutive row nodes
+and column nodes, each column ending in one segment into the TIA virtual ground; cell (i, j)
+between row node (i, j) and column node (i, j)). In a read every row is driven and every column
+held by its TIA, so each cell is its memristor G in series with the selector
+(selector.series_current, solved per element to the last bit): the array is nonlinear even with
+linear memristors, and every input vector needs its own solve.
+
+Method: the fixed point of nonlinear_crossbar.py ("fixed_point"). Given the cell currents every
+wire is a tree fed from one end, so its node voltages are sequential cumulative sums of the
+currents (row drop a = R cumsum(revcumsum(i)), column voltage w = R revcumsum(cumsum(i))), and
+i = f(V_row - a(i) - w(i)) contracts by kappa = max slope * R * (C (C + 1) + D (D + 1)) / 2 (D the
+rows of a partition, the slope of a cell at most its memristor's G): ~1e-5 on nS tiles with 1-ohm
+wires. The count of iterations makes rows * kappa**n * (the first guess's error) below
+`current_tol`, plus one. Where kappa > FIXED_POINT_KAPPA (uS cells, long wires) the constructor
+refuses (the line relaxation of nonlinear_crossbar.py is written for the QMM law only).
+
+Bit-identical whatever the batch size or order, by construction (as nonlinear_crossbar.py): the
+batch is the last axis, every per-input operation is elementwise or a sequential accumulation
+along a wire (np.add.accumulate adds in order), the selector law has a fixed count of halvings,
+the iteration count is fixed per array; the cell currents are put on an integer grid (a power of
+two, ~2**-52 of the largest possible column current) and summed along the column as whole
+numbers, exact in any order. The first iteration starts from the no-wire currents at the DAC
+levels, tabulated per cell and level once (the same law on the same numbers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import selector
+from .nonlinear_crossbar import FIXED_POINT_KAPPA
+from xbarflow.flow.core.config import CrossbarConfig
+
+__all__ = ["SelectorCrossbar"]
+
+_EXACT_BITS = 52
+_MAX_ITERATIONS = 400
+
+
+class SelectorCrossbar:
+    """Memristors `g_mem` (rows, cols) in S, each in series with the selector of `x`, ->
+    column currents for batches of row-voltage level codes; `v_levels[k]` is the row voltage of
+    input code k, `current_tol` (A) the error allowed on every column current."""
+
+    def __init__(self, g_mem: np.ndarray, x: CrossbarConfig, v_levels: np.ndarray,
+                 current_tol: float) -> None:
+        g = np.asarray(g_mem, dtype=np.float64)
+        if g.ndim != 2 or 0 in g.shape or not np.all(np.isfinite(g)) or g.min() <= 0:
+            raise ValueError(f"memristor conductances must be a non-empty 2-D array > 0 S, got {g.shape}")
+        levels = np.asarray(v_levels, dtype=np.float64)
+        if levels.ndim != 1 or levels.size == 0 or levels.min() < 0:
+            raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
+        if not current_tol > 0:
+            raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
+        self.x, self.rows, self.cols = x, g.shape[0], g.shape[1]
+        self.wire_r, self.v_levels, self.current_tol = float(x.wire_r), levels, float(current_tol)
+        partitions = x.partitions
+        if not 1 <= partitions <= self.rows:
+            raise ValueError(f"partitions must be in 1..{self.rows} (the row count), got {partitions}")
+        sizes = [len(p) for p in np.array_split(np.arange(self.rows), partitions)]
+        self.partitions, self.depth = partitions, max(sizes)
+        index = np.full((partitions, self.depth), -1, dtype=np.int64)
+        start = 0
+        for p, n in enumerate(sizes):
+            index[p, self.depth - n:] = np.arange(start, start + n)   # padding above the top row
+            start += n
+        self._row_index = index
+        real = index >= 0
+        self._g = np.where(real[:, :, None], g[np.where(real, index, 0)], 0.0)[..., None]  # (P, D, C, 1)
+
+        # bounds at the largest drive: a cell's current and slope are largest there
+        v_max = float(levels.max())
+        i_max = selector.series_current(self._g[..., 0], np.full(self._g.shape[:3], v_max), x,
+                                        slope=False)[0]
+        d_max = float(self._g.max())                  # the selector only lowers the slope
+        column_peak = float(i_max.sum(axis=(0, 1)).max())
+        self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
+            if column_peak > 0 else 1.0
+        r, c, dp = self.wire_r, self.cols, self.depth
+        shared = r * (c * (c + 1) + dp * (dp + 1)) / 2
+        self.kappa = d_max * shared
+        if self.kappa > FIXED_POINT_KAPPA:
+            raise ValueError(f"1S1R read: the fixed point contracts too slowly (kappa = {self.kappa:.3g} "
+                             f"> {FIXED_POINT_KAPPA}): wire resistance too large against the cells")
+        delta_max = shared * float(i_max.max())       # every cell's drop is at most this
+        first = self.rows * d_max * delta_max
+        if r == 0:
+            self.iterations = 0
+        elif first <= self.current_tol:
+            self.iterations = 1
+        else:
+            self.iterations = math.ceil(math.log(self.current_tol / first) / math.log(self.kappa)) + 1
+        if self.iterations > _MAX_ITERATIONS:
+            raise ValueError(f"1S1R read would need {self.iterations} iterations")
+        # the no-wire currents of every cell at every DAC level (the first guess), (P, D, C, levels)
+        self._start = selector.series_current(self._g, np.broadcast_to(levels, self._g.shape[:3] + levels.shape),
+                                              x, slope=False)[0]
+        self._cell_offset = (np.arange(partitions * dp * c).reshape(partitions, dp, c, 1) * levels.size)
+
+    def _levels(self, codes: np.ndarray) -> np.ndarray:
+        c = np.asarray(codes)
+        if c.ndim != 2 or c.shape[1] != self.rows:
+            raise ValueError(f"codes must be shaped (n, {self.rows}), got {c.shape}")
+        if c.size and (c.min() < 0 or c.max() >= self.v_levels.size):
+            raise ValueError(f"codes must be in 0..{self.v_levels.size - 1}")
+        return c.T[np.where(self._row_index >= 0, self._row_index, 0)][:, :, None, :]  # (P, D, 1, n)
+
+    def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Cell terminal voltages "t" and currents "i", each (P, depth, cols, n), of codes (n, rows)."""
+        k = self._levels(codes)
+        v = self.v_levels[k]                                        # (P, D, 1, n)
+        i = self._start.take(self._cell_offset + k)                 # (P, D, C, n)
+        t = np.broadcast_to(v, i.shape)
+        add, r = np.add.accumulate, self.wire_r
+        for _ in range(self.iterations):
+            seg = add(i[:, :, ::-1], axis=2)                        # row segment into node j
+            a = add(seg[:, :, ::-1], axis=2)
+            add(i, axis=1, out=seg)                                 # column segment below node k
+            w = add(seg[:, ::-1], axis=1)[:, ::-1]
+            if r != 1.0:
+                a *= r
+                w = r * w
+            t = np.subtract(v, a, out=a)
+            t -= w
+            i = selector.series_current(self._g, t, self.x, slope=False)[0]
+        return {"t": t, "i": i}
+
+    def column_currents_grid(self, codes: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Column currents (n, cols) as int64 multiples of `grid` A (exact column sums), solved
+        `chunk` inputs at a time (memory only: every input's result is the same in any chunk)."""
+        codes = np.asarray(codes)
+        out = np.empty((codes.shape[0], self.cols), dtype=np.int64)
+        for s in range(0, codes.shape[0], chunk):
+            cells = self.solve(codes[s:s + chunk])["i"]
+            cells = np.rint(cells * (1.0 / self.grid))              # a power of two: exact
+            out[s:s + chunk] = cells.sum(axis=(0, 1)).T             # whole numbers: exact sums
+        return out
+
+    def column_currents(self, codes: np.ndarray) -> np.ndarray:
+        """Column currents (n, cols) in A into the virtual ground."""
+        return self.column_currents_grid(codes) * self.grid
+
+    def row_currents(self, codes: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Current each row's driver delivers, (n, rows) in A (the sum of its cells' currents)."""
+        codes = np.asarray(codes)
+        out = np.empty((codes.shape[0], self.rows))
+        real = self._row_index >= 0
+        for s in range(0, codes.shape[0], chunk):
+            per_row = self.solve(codes[s:s + chunk])["i"].sum(axis=2)     # (P, D, n)
+            out[s:s + chunk][:, self._row_index[real]] = per_row[real].T
+        return out
