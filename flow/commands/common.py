@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterable
 
+from xbarflow.analog_models.selector import check_read
+
 from ..core import config as config_mod
 from ..core.errors import UsageError
 from ..core.overrides import OverrideError, parse_override
@@ -63,10 +65,11 @@ def with_overrides(cfg: config_mod.ChipConfig, overrides: dict[str, Any] | Itera
                    ) -> config_mod.ChipConfig:
     """`cfg` with the `--set` overrides applied; a bad override is a usage error."""
     overrides = dict(overrides)
-    if not overrides:
-        return cfg
     try:
-        return cfg.replace(**overrides)
+        cfg = cfg.replace(**overrides) if overrides else cfg
+        if cfg.crossbar.cell == "1S1R":
+            check_read(cfg)            # a selector that blocks V_read (analog_models/selector.py)
+        return cfg
     except config_mod.ConfigError as exc:
         raise UsageError(str(exc)) from None
 

@@ -15,8 +15,9 @@ from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import map_weights
 
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
+from xbarflow.analog_models.selector import check_read, memristor_for_chord
 
-from ..analysis import spice_qmm
+from ..analysis import spice_1s1r, spice_qmm
 from ..analysis.spice_write import cross_check_write, write_event_deck
 from ..analysis.spice import SpiceError, cross_check, netlist, ngspice_path, results_file
 from ..data import DataError, load_dataset
@@ -93,9 +94,20 @@ def run(args) -> int:
         lam = state_for_conductance(g, x.v_read, params)
         name, what = f"{name}-qmm", f"{what}, QMM cells (preset {cfg.device.preset})"
         title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    s1r = not qmm and x.cell == "1S1R"
+    if s1r:
+        # 1S1R: the memristor behind each cell's chord conductance, the selector in series
+        check_read(cfg)
+        g_mem = memristor_for_chord(g, x)
+        name, what = f"{name}-1s1r", f"{what}, 1S1R cells ({x.selector} selector)"
+        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    elif not qmm and x.cell == "1T1R":
+        g = g / (1.0 + g * x.access_r_on)     # every word line on: r_on in series (array.py)
     if args.no_run:
         path = out / f"{name}.cir"
-        if qmm:
+        if s1r:
+            text = spice_1s1r.netlist(g_mem, x, volts, title=title, results=results_file(name))
+        elif qmm:
             i0, alpha, rs = cell_params(params, lam)
             text = spice_qmm.netlist(i0, alpha, params.beta, rs, volts, x.wire_r, x.partitions,
                                      title=title, results=results_file(name))
@@ -105,7 +117,9 @@ def run(args) -> int:
         print(f"wrote {path} ({g.shape[0]}x{g.shape[1]} cells, {what})")
         return 0
     try:
-        if qmm:
+        if s1r:
+            check = spice_1s1r.cross_check(g_mem, x, volts, out, name, title)
+        elif qmm:
             check = spice_qmm.cross_check(params, lam, volts, x.wire_r, x.partitions, out, name, title)
         else:
             check = cross_check(g, volts, x.wire_r, x.partitions, out, name, title)

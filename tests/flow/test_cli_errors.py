@@ -191,6 +191,8 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["program", "--targets", d / "missing.npz", "--out", t], "not a targets .npz"),
         (["program", "--set", "programming.bias=v4", "--out", t], "programming.bias must be v2, v3"),
         (["program", "--set", "crossbar.cell=2T2R", "--out", t], "crossbar.cell must be 1R, 1T1R"),
+        (["program", "--set", "crossbar.cell=1S1R", "--set", "crossbar.selector_v_th=0.3", "--out", t],
+         "the threshold selector passes only 1e-12 S at crossbar.v_read = 0.2 V"),
         # verilog
         (["verilog"], "--out"),
         (["verilog", "--out", blocked], "not writable"),
