@@ -45,3 +45,13 @@ def test_missing_ngspice_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["spice", "--out", str(tmp_path / "o"), "--read-model", "qmm"]) == 2
     assert "apt-get install ngspice" in capsys.readouterr().err
+
+
+def test_1s1r_deck_runs_and_matches_the_model(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--image", "3", "--set", "crossbar.cell=1S1R"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"max \|SPICE - model\| / model = ([0-9.e+-]+)", out)
+    assert m and float(m.group(1)) < 1e-6, out
+    assert "1S1R cells (threshold selector)" in out
+    deck = (tmp_path / "tile-slp-1s1r.cir").read_text().splitlines()
+    assert sum(ln.startswith("Bs") for ln in deck) == sum(ln.startswith("Rm") for ln in deck) == 196 * 20
