@@ -1,7 +1,5 @@
 """Feature-map memory: the input image and every intermediate map of a layered network, as DAC codes."""
 
-import math
-
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -18,9 +16,9 @@ class FeatureMap(wiring.Component):
 
     Byte ``k`` of the host's stream is bits ``[8k, 8k+8)`` of the codes packed LSB first, as in
     `xbarflow.hdl.input_buffer.InputBuffer` (4-bit codes: the low nibble is code ``2k``). The
-    memory's word is ``lcm(8, dac_bits)`` bits, so that a byte and a code are both whole granules
-    of it (``gcd(8, dac_bits)`` bits): a word holds ``8 / gcd`` codes, a power of two, so a code
-    address splits into word and lane by bits. The byte port and the code write port share the
+    memory's word is that byte, ``8 / dac_bits`` codes, so dac_bits must divide 8 (every shipped
+    config has 4): a byte write is a word write, a code address splits into word and lane by
+    bits, and no code straddles two words. The byte port and the code write port share the
     one write port: byte writes win (the command layer only writes while no inference runs).
 
     Parameters
@@ -43,12 +41,11 @@ class FeatureMap(wiring.Component):
     def __init__(self, depth: int, dac_bits: int):
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
-        if not 1 <= dac_bits <= 8:
-            raise ValueError(f"dac_bits must be in 1..8, got {dac_bits}")
+        if dac_bits not in (1, 2, 4, 8):
+            raise ValueError(f"the feature-map memory holds whole codes per byte: dac_bits "
+                             f"must be 1, 2, 4 or 8, got {dac_bits}")
         self.depth, self.dac_bits = depth, dac_bits
-        self.granule = math.gcd(8, dac_bits)
-        self.codes_per_word = 8 // self.granule
-        self.bytes_per_word = dac_bits // self.granule
+        self.codes_per_word = 8 // dac_bits
         self.words = -(-depth // self.codes_per_word)
         self.num_bytes = (depth * dac_bits + 7) // 8
         self.addr_width = max(1, (depth - 1).bit_length())
@@ -61,12 +58,12 @@ class FeatureMap(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        g, b = self.granule, self.dac_bits
-        word_bits = self.codes_per_word * b
+        b = self.dac_bits
+        word_bits = 8
         lane_bits = (self.codes_per_word - 1).bit_length()   # codes_per_word is a power of two
         m.submodules.memory = memory = Memory(shape=word_bits, depth=self.words, init=[])
         rd = memory.read_port()
-        wr = memory.write_port(granularity=g)
+        wr = memory.write_port(granularity=b)
 
         # Reads: the word now, the code's lane one clock later (with the data).
         lane = Signal(max(1, lane_bits), name="read_lane")
@@ -75,24 +72,16 @@ class FeatureMap(wiring.Component):
             m.d.sync += lane.eq(self.code_read.addr[:lane_bits] if lane_bits else 0)
         m.d.comb += self.code_read.data.eq(rd.data.word_select(lane, b) if lane_bits else rd.data)
 
-        # Writes: a byte is 8 / g granules at byte lane k % bytes_per_word, a code b / g at its lane.
+        # Writes: a byte fills a word; a code is repeated over the word with only its lane enabled.
         byte, code = self.write, self.code_write
-        with m.If(byte.en):
-            if self.bytes_per_word == 1:
-                word, byte_lane = byte.addr, 0
-            else:   # dac_bits 3, 5, 6, 7: a word holds several bytes; a constant divider
-                word, byte_lane = byte.addr // self.bytes_per_word, byte.addr % self.bytes_per_word
-            with m.If(byte.addr < self.num_bytes):
-                m.d.comb += [
-                    wr.addr.eq(word),
-                    wr.data.eq(Const(0, word_bits) | (byte.data << (byte_lane * 8))),
-                    wr.en.eq(Const((1 << (8 // g)) - 1, len(wr.en)) << (byte_lane * (8 // g))),
-                ]
+        with m.If(byte.en & (byte.addr < self.num_bytes)):
+            # A word is one byte: the byte address is the word address.
+            m.d.comb += [wr.addr.eq(byte.addr), wr.data.eq(byte.data), wr.en.eq(-1)]
         with m.Elif(code.en):
-            code_lane = code.addr[:lane_bits] if lane_bits else 0
+            code_lane = code.addr[:lane_bits] if lane_bits else Const(0, 1)
             m.d.comb += [
                 wr.addr.eq(code.addr >> lane_bits),
-                wr.data.eq(Const(0, word_bits) | (code.data << (code_lane * b))),
-                wr.en.eq(Const((1 << (b // g)) - 1, len(wr.en)) << (code_lane * (b // g))),
+                wr.data.eq(Cat([code.data] * self.codes_per_word)),
+                wr.en.eq(Cat(code_lane == i for i in range(self.codes_per_word))),
             ]
         return m

@@ -94,17 +94,22 @@ class WindowGenerator(wiring.Component):
         # Top-left input coordinate of the window, oy*S - P and ox*S - P, kept as running sums.
         y0 = Signal(range(-P, H + 1), name="window_y", init=-P)
         x0 = Signal(range(-P, W + 1), name="window_x", init=-P)
-        iy = Signal(range(-P, H + P), name="in_y")
-        ix = Signal(range(-P, W + P), name="in_x")
+        # The input coordinate of the element, y0 + ky and x0 + kx; outside the map it is padding.
+        # Only the sides that padding can reach are checked (no constant compares in the Verilog).
+        iy, ix = y0 + ky, x0 + kx
+        beyond_y = (self.out_height - 1) * S - P + K - 1 >= H
+        beyond_x = (self.out_width - 1) * S - P + K - 1 >= W
+        outside = [iy[-1], ix[-1]] if P else []              # negative: the sign bit
+        outside += [iy > H - 1] if beyond_y else []
+        outside += [ix > W - 1] if beyond_x else []
         pad = Signal()
+        m.d.comb += pad.eq(Cat(outside).any() if outside else 0)
 
         out = self.elements
+        row_addr = (iy.as_unsigned() * W + ix.as_unsigned()) * C + c
         m.d.comb += [
-            iy.eq(y0 + ky),
-            ix.eq(x0 + kx),
-            pad.eq((iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)),
             out.payload.pad.eq(pad),
-            out.payload.addr.eq(Mux(pad, 0, self.base + (iy.as_unsigned() * W + ix.as_unsigned()) * C + c)),
+            out.payload.addr.eq(Mux(pad, 0, self.base + row_addr) if outside else self.base + row_addr),
             out.payload.last_in_window.eq((c == C - 1) & (kx == K - 1) & (ky == K - 1)),
             out.payload.last_position.eq((ox == self.out_width - 1) & (oy == self.out_height - 1)),
             self.busy.eq(out.valid),

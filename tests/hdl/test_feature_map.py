@@ -1,12 +1,14 @@
 # amaranth: UnusedElaboratable=no
 """FeatureMap in amaranth.sim: host bytes and code writes land where the LSB-first packing says,
-code reads come one clock after their enable, for code widths that do and do not divide a byte."""
+code reads come one clock after their enable, for every code width that divides a byte."""
 
 import random
 
 import pytest
+from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from xbarflow.flow.analysis import lint
 from xbarflow.hdl.feature_map import FeatureMap
 
 
@@ -60,7 +62,7 @@ async def read_all(ctx, dut, addrs):
     return seen
 
 
-@pytest.mark.parametrize("bits", [1, 3, 4, 5, 8])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
 def test_host_bytes_read_back_as_codes(bits):
     depth = 37
     dut = FeatureMap(depth, bits)
@@ -89,7 +91,7 @@ def test_four_bit_codes_low_nibble_first():
     assert run(dut, steps) == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("bits", [3, 4, 8])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
 def test_code_writes_change_only_their_code(bits):
     depth = 29
     dut = FeatureMap(depth, bits)
@@ -145,3 +147,20 @@ def test_byte_write_wins_over_code_write():
         return await read_all(ctx, dut, range(4))
 
     assert run(dut, steps) == [7, 9, 0, 0]
+
+
+def test_a_code_width_that_does_not_divide_a_byte_is_refused():
+    with pytest.raises(ValueError, match="dac_bits must be 1, 2, 4 or 8, got 3"):
+        FeatureMap(16, 3)
+
+
+def test_verilog_lints_clean_but_for_the_read_port_aliases(tmp_path):
+    # Converted alone under the chip's top name, so the waiver file's backend waivers apply;
+    # what is left is Amaranth's names of the memory read port (read directly by the memory).
+    text = verilog.convert(FeatureMap(1000, 4), name="xbarflow_top", emit_src=False)
+    (tmp_path / "top.v").write_text(text)
+    (tmp_path / "modules").mkdir()
+    files = lint.split_modules(tmp_path / "top.v", tmp_path / "modules")
+    warnings = lint.lint_files(files, "xbarflow_top")
+    assert sorted(w.message for w in warnings) == [
+        "Signal is not used: 'rd__addr'", "Signal is not used: 'rd__en'"]
