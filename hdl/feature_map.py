@@ -7,7 +7,12 @@ from amaranth.lib.wiring import In
 
 from .ports import CodeReadSignature, CodeWriteSignature, WriteSignature
 
-__all__ = ["FeatureMap"]
+__all__ = ["FeatureMap", "address_width"]
+
+
+def address_width(depth: int) -> int:
+    """Width of a code address into a feature-map memory of `depth` codes."""
+    return max(1, (depth - 1).bit_length())
 
 
 class FeatureMap(wiring.Component):
@@ -48,7 +53,7 @@ class FeatureMap(wiring.Component):
         self.codes_per_word = 8 // dac_bits
         self.words = -(-depth // self.codes_per_word)
         self.num_bytes = (depth * dac_bits + 7) // 8
-        self.addr_width = max(1, (depth - 1).bit_length())
+        self.addr_width = address_width(depth)
         codes = dict(addr_width=self.addr_width, code_bits=dac_bits)
         super().__init__({
             "write": In(WriteSignature(addr_width=16)),
