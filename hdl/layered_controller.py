@@ -151,8 +151,8 @@ class LayeredController(wiring.Component):
         max_out = max(n_out for _, n_out in layers)
         max_in = max(n_in for n_in, _ in layers)
 
-        def table(values):
-            return Array(Const(v, range(max(values) + 1)) for v in values)
+        def table(values):   # at least one bit: an all-zero table would be zero-width nets
+            return Array(Const(v, range(max(values) + 2)) for v in values)
 
         def flags(values):   # one bit each, so `~` is a logical not
             return Array(Const(int(v), 1) for v in values)

@@ -86,11 +86,12 @@ class WindowGenerator(wiring.Component):
         m = Module()
         H, W, C, K, S, P = (self.height, self.width, self.channels, self.kernel,
                             self.stride, self.padding)
-        oy = Signal(range(self.out_height), name="out_y")
-        ox = Signal(range(self.out_width), name="out_x")
-        ky = Signal(range(K), name="kernel_y")
-        kx = Signal(range(K), name="kernel_x")
-        c = Signal(range(C), name="channel")
+        # At least one bit each: a counter of one value would be a zero-width net in the Verilog.
+        oy = Signal(range(max(2, self.out_height)), name="out_y")
+        ox = Signal(range(max(2, self.out_width)), name="out_x")
+        ky = Signal(range(max(2, K)), name="kernel_y")
+        kx = Signal(range(max(2, K)), name="kernel_x")
+        c = Signal(range(max(2, C)), name="channel")
         # Top-left input coordinate of the window, oy*S - P and ox*S - P, kept as running sums.
         y0 = Signal(range(-P, H + 1), name="window_y", init=-P)
         x0 = Signal(range(-P, W + 1), name="window_x", init=-P)
@@ -102,8 +103,7 @@ class WindowGenerator(wiring.Component):
         outside = [iy[-1], ix[-1]] if P else []              # negative: the sign bit
         outside += [iy > H - 1] if beyond_y else []
         outside += [ix > W - 1] if beyond_x else []
-        pad = Signal()
-        m.d.comb += pad.eq(Cat(outside).any() if outside else 0)
+        pad = Cat(outside).any() if outside else Const(0, 1)
 
         out = self.elements
         row_addr = (iy.as_unsigned() * W + ix.as_unsigned()) * C + c
