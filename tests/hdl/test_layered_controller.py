@@ -1,8 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""LayeredController in amaranth.sim with a real FeatureMap: a tiny CNN (6 x 6 image, conv 3x3x2
-with zero padding, pool 2, flatten, dense 4, dense 3) on 10 tiles, the analog side faked by a
-simple integer rule on the driven DAC codes. Every tile event (tile, DAC codes) and every image's
-sums and class are compared with a plain-Python reference written from CNN_SPEC section 2."""
+"""LayeredController in amaranth.sim with a real FeatureMap: the tiny CNN of tests/support/tiny_cnn.py
+(6 x 6 image, conv 3x3x2 with or without zero padding, pool 2, flatten, dense 4, dense 3) on 10
+tiles, the analog side faked by a simple integer rule on the driven DAC codes. Every tile event
+(tile, DAC codes) and every image's sums and class are compared with that file's plain-Python
+reference written from CNN_SPEC section 2."""
 
 import numpy as np
 import pytest
@@ -10,143 +11,25 @@ from amaranth import Module
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
-from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
+from xbarflow.cocotb_tests.analog_bridge import unpack_bus
 from xbarflow.flow.core import config as cfgmod
 from xbarflow.hdl.feature_map import FeatureMap
 from xbarflow.hdl.layered_controller import LayeredController
 
-SETTLE, CONVERT = 3, 2
-ADC_BITS, SHIFT, TILE_ROWS, TILE_OUTS, DAC_MAX = 6, 4, 8, 2, 15
-
-
-def tiny_cfg(*, adcs=0, padding=1, pool="max", activation="relu"):
-    return cfgmod.load().replace(**{
-        "network.input_size": 6,
-        "network.layers": [
-            {"kind": "conv", "out_channels": 2, "kernel": 3, "padding": padding, "activation": activation},
-            {"kind": "pool", "mode": pool, "size": 2},
-            {"kind": "flatten"},
-            {"kind": "dense", "outputs": 4, "activation": "relu"},
-            {"kind": "dense", "outputs": 3, "activation": "none"}],
-        "crossbar.tile_rows": TILE_ROWS, "crossbar.tile_cols": 2 * TILE_OUTS,
-        "crossbar.partitions": 2, "adc.bits": ADC_BITS, "adc.adcs_per_tile": adcs,
-        "network.requant_shift": SHIFT})
-
-
-def adc_rule(dac, weights):
-    """The fake analog side: each output's code is floor(sum(dac * w) / 4), clipped to the ADC."""
-    lo, hi = -(1 << ADC_BITS - 1), (1 << ADC_BITS - 1) - 1
-    return [min(max(sum(int(d) * int(weights[i][o]) for i, d in enumerate(dac)) // 4, lo), hi)
-            for o in range(len(weights[0]))]
-
-
-def activate(s, kind, mult):
-    if kind == "binary":
-        return DAC_MAX if s > 0 else 0
-    return min(max((s * mult) >> SHIFT, 0), DAC_MAX)
-
-
-def weight_layer(vectors, w, events, first_tile):
-    """Sums of each input vector through the tiles of one layer (column tile, then row tile),
-    logging every tile event; returns (sums per vector, tiles used)."""
-    n_in, n_out = len(w), len(w[0])
-    row_tiles, col_tiles = -(-n_in // TILE_ROWS), -(-n_out // TILE_OUTS)
-    all_sums = []
-    for vec in vectors:
-        sums = [0] * n_out
-        t = first_tile
-        for c in range(col_tiles):
-            outs = range(c * TILE_OUTS, min((c + 1) * TILE_OUTS, n_out))
-            for r in range(row_tiles):
-                rows = range(r * TILE_ROWS, min((r + 1) * TILE_ROWS, n_in))
-                dac = [vec[i] for i in rows]
-                events.append((t, dac))
-                codes = adc_rule(dac, [[w[i][o] for o in outs] for i in rows])
-                for o, code in zip(outs, codes):
-                    sums[o] = code if r == 0 else sums[o] + code
-                t += 1
-        all_sums.append(sums)
-    return all_sums, row_tiles * col_tiles
-
-
-def reference(image, weights, mults, *, padding, pool, activation):
-    """Events, last-layer sums and class of one 6 x 6 image, by plain loops."""
-    H = W = 6
-    K, C_out = 3, 2
-    events = []
-    x = [[[image[y * W + xx]] for xx in range(W)] for y in range(H)]          # (y, x, c)
-    h_out = w_out = H + 2 * padding - K + 1
-    windows = []
-    for oy in range(h_out):
-        for ox in range(w_out):
-            vec = []
-            for ky in range(K):
-                for kx in range(K):
-                    for c in range(1):
-                        y, xx = oy - padding + ky, ox - padding + kx
-                        vec.append(x[y][xx][c] if 0 <= y < H and 0 <= xx < W else 0)
-            windows.append(vec)
-    sums, used = weight_layer(windows, weights[0], events, 0)
-    conv = [[[activate(sums[oy * w_out + ox][c], activation, mults[0]) for c in range(C_out)]
-             for ox in range(w_out)] for oy in range(h_out)]
-    p_out = (h_out - 2) // 2 + 1
-    pooled = []
-    for py in range(p_out):
-        for px in range(p_out):
-            for c in range(C_out):
-                vals = [conv[2 * py + dy][2 * px + dx][c] for dy in range(2) for dx in range(2)]
-                pooled.append(max(vals) if pool == "max" else sum(vals) // 4)
-    sums, used1 = weight_layer([pooled], weights[1], events, used)
-    hidden = [activate(s, "relu", mults[1]) for s in sums[0]]
-    sums, _ = weight_layer([hidden], weights[2], events, used + used1)
-    final = sums[0]
-    return events, final, final.index(max(final))
-
+from tests.support.tiny_cnn import TILE_ROWS, fake_analog, reference, tiny_cfg
 
 def simulate(cfg, weights, images, mult_word):
-    tiles, dac_bits = cfg.tiles, cfg.quant.dac_bits
+    dac_bits = cfg.quant.dac_bits
     ctrl = LayeredController(cfg)
     fmap = FeatureMap(cfg.network.feature_map_codes, dac_bits)
     m = Module()
     m.submodules.ctrl, m.submodules.fmap = ctrl, fmap
     connect(m, ctrl.feature_read, fmap.code_read)
     connect(m, ctrl.feature_write, fmap.code_write)
-    adcs = cfg.tile_adcs
     log = {"events": [], "sums": [], "results": [], "cycles": []}
 
-    async def tick_until(ctx, signal):
-        while True:
-            await ctx.tick()
-            if ctx.get(signal):
-                return
-
     async def analog(ctx):
-        while True:
-            await tick_until(ctx, ctrl.vmm_start)
-            t = ctx.get(ctrl.tile_sel)
-            dac = unpack_bus(ctx.get(ctrl.dac_codes), cfg.crossbar.tile_rows, dac_bits)
-            spec = tiles[t]
-            assert not dac[spec.rows:].any(), "rows past the tile's inputs must be 0"
-            log["events"].append((t, [int(d) for d in dac[:spec.rows]]))
-            w = weights[spec.layer]
-            adc = adc_rule(dac[:spec.rows], [[w[i][o] for o in range(spec.out_start, spec.out_stop)]
-                                              for i in range(spec.row_start, spec.row_stop)])
-            await ctx.tick().repeat(SETTLE)
-            ctx.set(ctrl.vmm_done, 1)
-            await ctx.tick()
-            ctx.set(ctrl.vmm_done, 0)
-            for _ in range(-(-spec.outputs // adcs)):
-                if not ctx.get(ctrl.adc_start):
-                    await tick_until(ctx, ctrl.adc_start)
-                g = ctx.get(ctrl.adc_col_sel) if cfg.adc_groups > 1 else 0
-                group = np.zeros(adcs, dtype=np.int64)
-                part = adc[g * adcs:(g + 1) * adcs]
-                group[:len(part)] = part
-                await ctx.tick().repeat(CONVERT)
-                ctx.set(ctrl.adc_codes, pack_bus(group, ADC_BITS))
-                ctx.set(ctrl.adc_valid, 1)
-                await ctx.tick()
-                ctx.set(ctrl.adc_valid, 0)
+        await fake_analog(ctx, ctrl, cfg, weights, log["events"])
 
     async def host(ctx):
         ctx.set(ctrl.requant_mult, mult_word)
