@@ -405,6 +405,9 @@ class CostConfig:
     adc_area_um2: float = 10.0       # ADC area per conversion step (SAR capacitor array): a * 2**bits
     tia_area_um2: float = 2000.0     # one differential TIA
     images: int = 1000               # test images averaged for the crossbar's read energy
+    # feature-map memory of a layered network (SRAM, dac_bits per code): area per bit, cell and
+    # its share of the periphery. Left out of to_dict() at its default (digests stay).
+    fmap_bit_area_um2: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -530,6 +533,8 @@ class ChipConfig:
         """The config as plain data that `from_dict` reads back. A dense network's [network] is
         exactly what it always was (digests stay); the layered form gives its TOML tables."""
         data = dataclasses.asdict(self)
+        if self.cost.fmap_bit_area_um2 == CostConfig.fmap_bit_area_um2:
+            del data["cost"]["fmap_bit_area_um2"]
         net = self.network
         data["network"] = {k: v for k, v in data["network"].items()
                            if k not in ("input_channels", "feature_map_codes", "stage_specs")}
@@ -927,7 +932,7 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            "train.device_aware needs device.read_model = 'qmm' (the read model it trains through)")
     c = cfg.cost
     for key in ("adc_fom_j", "dac_fom_j", "tia_power_w", "digital_j_per_cycle", "cell_area_um2",
-                "dac_area_um2", "adc_area_um2", "tia_area_um2"):
+                "dac_area_um2", "adc_area_um2", "tia_area_um2", "fmap_bit_area_um2"):
         _check(getattr(c, key) >= 0, source, f"cost.{key} must be >= 0, got {getattr(c, key)}")
     _check(1 <= c.images <= 100_000, source, f"cost.images must be in 1..100000, got {c.images}")
 
