@@ -10,7 +10,7 @@ from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
 from xbarflow.flow.core import config as cfgmod
 
 __all__ = ["ADC_BITS", "DAC_MAX", "SHIFT", "TILE_OUTS", "TILE_ROWS", "adc_rule", "fake_analog",
-           "reference", "tiny_cfg"]
+           "reference", "tick_until", "tiny_cfg"]
 
 SETTLE, CONVERT = 3, 2
 ADC_BITS, SHIFT, TILE_ROWS, TILE_OUTS, DAC_MAX = 6, 4, 8, 2, 15
