@@ -17,6 +17,7 @@ from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.hdl.feature_map import FeatureMap
 from xbarflow.hdl.layered_controller import LayeredController
 
+from tests.support.layered_cycles import expected_phases
 from tests.support.tiny_cnn import TILE_ROWS, fake_analog, reference, tick_until, tiny_cfg
 
 def simulate(cfg, images, mult_word, answer):
@@ -103,33 +104,6 @@ def phases_without_analog(counters):
     out = dict(counters)
     out["cycles_total"] -= out.pop("cycles_drive") + out.pop("cycles_convert")
     return out
-
-
-def expected_phases(cfg):
-    """Phase lengths of the FSM as its docstring describes them, from the network's geometry:
-    LOAD_WINDOW a clock per window row plus LOAD_WINDOW_END per position; per VMM event LOAD,
-    NEXT_TILE and one ACCUMULATE clock per tile output; per hidden position ACTIVATE C_out and
-    NEXT_POSITION 1; a pool step C*size^2 reads + LAST_CODE + C writes per output position and
-    2 (start, finish); START_STEP per step, NEXT_STEP between steps, ARGMAX outputs + 2, DONE 1."""
-    tiles, stages = cfg.tiles, [s for s in cfg.network.stages if s.kind != "flatten"]
-    load = acc = act = pool = positions = events = 0
-    for s in stages:
-        if s.kind == "pool":
-            h, w, c = s.out_shape
-            pool += h * w * (c * s.kernel ** 2 + 1 + c) + 2
-            continue
-        own = [t for t in tiles if t.layer == s.weight_layer]
-        rows = s.kernel ** 2 * s.in_shape[2] if s.kind == "conv" else int(np.prod(s.in_shape))
-        load += s.positions * (rows + 1)
-        events += s.positions * len(own)
-        acc += s.positions * sum(t.outputs for t in own)
-        if s is not stages[-1]:
-            act += s.positions * s.channels_out
-            positions += s.positions
-    argmax = cfg.outputs + 2
-    total = (load + acc + act + pool + argmax + 2 * len(stages) - 1 + 2 * events + positions + 1)
-    return {"cycles_load_window": load, "cycles_accumulate": acc, "cycles_activate": act,
-            "cycles_pool": pool, "cycles_total": total, "cycles_argmax": argmax}
 
 
 def test_tiny_cnn_matches_golden():
