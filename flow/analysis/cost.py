@@ -32,8 +32,9 @@ every per-VMM figure above counts each VMM event (positions x tiles of each weig
 is driven with, DAC and ADC conversions and TIA time are per event, and ops = 2 * sum over
 weight layers of positions * n_in * n_out. The feature-map memory adds its area
 (feature_map_codes * dac_bits bits at `cost.fmap_bit_area_um2`). The phase model of a layered
-controller (`phase_cycles`) follows CNN_SPEC.md section 5 (windows loaded one code per clock);
-it is a model until the conv controller's cycle counters can be compared with it.
+controller (`phase_cycles`) is the FSM of `xbarflow.hdl.layered_controller` (a window loaded
+one code per clock, once per position); tests/cosim/test_inference_cnn.py checks it against
+the chip's cycle counters.
 
 Area: analog from the figures of merit (cells, DACs, TIAs, ADCs: SAR arrays scale with 2**bits);
 digital from synthesising the generated Verilog with Yosys for an iCE40 (LUT4, DFF, BRAM) and
@@ -114,26 +115,35 @@ def phase_cycles(cfg) -> dict[str, int]:
 
 
 def layered_phase_cycles(cfg) -> dict[str, int]:
-    """Clock cycles of each phase of a layered network's inference (CNN_SPEC.md section 5), per
-    VMM event (`vmm_events`): LOAD_WINDOW the tile's rows one code per clock from the feature
-    map plus one cycle of read latency; DRIVE, CONVERT, ACCUMULATE and NEXT_TILE as for a dense
-    tile. Per output position of a weight layer one NEXT_POSITION step, and for a hidden layer
-    one ACTIVATE write per output; POOL reads size^2 codes and writes one per output element;
-    ARGMAX outputs + 2, DONE 1."""
+    """Clock cycles of each phase of a layered network's inference, as
+    `xbarflow.hdl.layered_controller.LayeredController` runs it (CNN_SPEC.md, amendments of
+    cnn-rtl): START_STEP per conv, pool and dense stage and NEXT_STEP between them; per output
+    position of a weight layer LOAD_WINDOW its window's rows one code per clock (K*K*C_in, or
+    a dense layer's inputs) + 1 for the last read; per VMM event (`vmm_events`) LOAD 1, DRIVE,
+    CONVERT and ACCUMULATE as for a dense tile and NEXT_TILE 1; per position of a hidden weight
+    layer ACTIVATE C_out writes and NEXT_POSITION 1; per pool stage, for each output position
+    C*size^2 reads + 1 + C writes, and 2 (start, finish); ARGMAX outputs + 2, DONE 1."""
     tiles, groups = cfg.tiles, cfg.tile_adc_groups
     events = vmm_events(cfg)
     net = cfg.network
     weight = net.weight_stages
+    steps = [s for s in net.stages if s.kind != "flatten"]
+
+    def window_rows(s):
+        return s.kernel * s.kernel * s.in_shape[2] if s.kind == "conv" else math.prod(s.in_shape)
     phases = {
-        "load_window": sum(tiles[e.tile].rows + 1 for e in events),
+        "start_step": len(steps),
+        "load_window": sum(s.positions * (window_rows(s) + 1) for s in weight),
+        "load": len(events),
         "drive": len(events) * settling_cycles(cfg),
         "convert": sum(groups[e.tile] * cfg.adc.conversion_cycles + 1 for e in events),
         "accumulate": sum(tiles[e.tile].outputs for e in events),
         "next_tile": len(events),
         "activate": sum(s.positions * s.channels_out for s in weight[:-1]),
-        "pool": sum(math.prod(s.out_shape) * (s.kernel * s.kernel + 1)
+        "next_position": sum(s.positions for s in weight[:-1]),
+        "pool": sum(s.out_shape[0] * s.out_shape[1] * (s.out_shape[2] * (s.kernel * s.kernel + 1) + 1) + 2
                     for s in net.stages if s.kind == "pool"),
-        "next_position": sum(s.positions for s in weight),
+        "next_step": len(steps) - 1,
         "argmax": cfg.outputs + 2,
         "done": 1,
     }
@@ -324,7 +334,7 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
                       clock_hz=cfg.clock.freq_hz, read_s=read_s,
                       host_io_s=host_io_cycles(cfg) * period, area_um2=area, ir_drop=ir,
                       cycles_source=cycles_source or (
-                          "layered controller phase model (CNN_SPEC.md section 5)" if cfg.network.layered
+                          "layered controller phase model" if cfg.network.layered
                           else "controller phase model" if n_tiles == 1
                           else "controller phase model, extrapolated per tile"),
                       meta={"images": int(codes.shape[0]), "tiles": n_tiles,

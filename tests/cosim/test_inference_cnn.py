@@ -8,6 +8,7 @@ SPI equal the controller's phase lengths plus the bridge's analog waits."""
 import numpy as np
 import pytest
 
+from xbarflow.flow.analysis import cost
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim import parity
@@ -54,3 +55,7 @@ def test_tiny_cnn_cosimulates_at_parity(sim, dataset, tmp_path):
     assert set(result.cycles["convert"]) == {convert}
     assert set(result.cycles["argmax"]) == {phases["cycles_argmax"]}
     assert set(result.cycles["total"]) == {phases["cycles_total"] + drive + convert}
+    model = cost.phase_cycles(cfg)                  # the cost model's phases, the same clocks
+    for phase in ("drive", "convert", "argmax"):
+        assert set(result.cycles[phase]) == {model[phase]}, phase
+    assert set(result.cycles["total"]) == {sum(model.values())}

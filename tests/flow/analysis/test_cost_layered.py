@@ -55,14 +55,17 @@ def test_phase_cycles_of_a_tiny_conv(tiny):
     cfg, _, _ = tiny
     settle = settling_cycles(cfg)
     assert cost.phase_cycles(cfg) == {
-        "load_window": 16 * ((8 + 1) + (1 + 1)) + (8 + 1),   # rows + 1 read latency per event
+        "start_step": 3,                                       # conv, pool, dense
+        "load_window": 16 * (9 + 1) + (8 + 1),                 # window rows + 1 per position
+        "load": 33,
         "drive": 33 * settle,
         "convert": 33 * (9 + 1),                               # SAR 8 bits: 9 cycles, + 1
         "accumulate": 16 * (2 + 2) + 2,
         "next_tile": 33,
         "activate": 16 * 2,                                    # conv outputs; the last dense none
-        "pool": 2 * 2 * 2 * (4 + 1),                           # 8 outputs, 4 reads + 1 write
-        "next_position": 16 + 1,
+        "next_position": 16,                                   # the last dense layer has none
+        "pool": 2 * 2 * (2 * 4 + 1 + 2) + 2,                   # 4 positions: 8 reads, 1, 2 writes
+        "next_step": 2,
         "argmax": 2 + 2,
         "done": 1,
     }
