@@ -845,6 +845,10 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
     _check(1 <= n.requant_mult_bits <= 16, source,
            f"network.requant_mult_bits must be in 1..16, got {n.requant_mult_bits}")
     _check(1 <= q.dac_bits <= 8, source, f"quant.dac_bits must be in 1..8, got {q.dac_bits}")
+    # The feature-map memory (hdl/feature_map.py) holds whole codes per byte of WRITE_BUF.
+    _check(not n.layered or q.dac_bits in (1, 2, 4, 8), source,
+           f"a layered network needs quant.dac_bits 1, 2, 4 or 8 (whole codes per byte of "
+           f"the feature-map memory), got {q.dac_bits}")
     _check(2 <= q.weight_levels <= 256, source, f"quant.weight_levels must be in 2..256, got {q.weight_levels}")
     _check(0 < d.g_off < d.g_on, source, f"need 0 < device.g_off < device.g_on, got {d.g_off} and {d.g_on}")
     _check(0.9 * d.g_on > d.g_off, source, "device.g_off must be below 0.9 * device.g_on (paper mapping)")

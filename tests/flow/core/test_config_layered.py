@@ -186,3 +186,15 @@ def test_layered_only_keys_in_a_dense_network(tmp_path, text, needle):
     with pytest.raises(ConfigError, match=None) as info:
         cfgmod.load(write(tmp_path, text))
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_layered_network_needs_whole_codes_per_byte():
+    layers = [{"kind": "conv", "out_channels": 2, "kernel": 3, "activation": "relu"},
+              {"kind": "flatten"}, {"kind": "dense", "outputs": 10, "activation": "none"}]
+    slp = cfgmod.load()
+    for bits in (1, 2, 4, 8):
+        assert slp.replace(**{"network.layers": layers, "quant.dac_bits": bits}).quant.dac_bits == bits
+    with pytest.raises(ConfigError, match=r"a layered network needs quant.dac_bits 1, 2, 4 or 8 "
+                                          r"\(whole codes per byte of the feature-map memory\), got 3"):
+        slp.replace(**{"network.layers": layers, "quant.dac_bits": 3})
+    assert slp.replace(**{"quant.dac_bits": 3}).quant.dac_bits == 3, "dense networks: any width"
