@@ -67,15 +67,19 @@ def steps(cfg: ChipConfig) -> tuple[Step, ...]:
 
 class LayeredController(wiring.Component):
     """IDLE -> for each step: START_STEP, then a weight stage: for each output position
-    LOAD_WINDOW -> LOAD_WINDOW_END -> for each of the layer's tiles LOAD -> DRIVE -> CONVERT ->
-    ACCUMULATE (-> CONVERT per ADC group) -> NEXT_TILE, then ACTIVATE -> NEXT_POSITION; or a
-    pool stage: POOL; -> NEXT_STEP ... the last dense layer's NEXT_TILE -> ARGMAX -> DONE.
+    (SLIDE_WINDOW ->) LOAD_WINDOW -> LOAD_WINDOW_END -> for each of the layer's tiles LOAD ->
+    DRIVE -> CONVERT -> ACCUMULATE (-> CONVERT per ADC group) -> NEXT_TILE, then ACTIVATE ->
+    NEXT_POSITION; or a pool stage: POOL; -> NEXT_STEP ... the last dense layer's NEXT_TILE ->
+    ARGMAX -> DONE.
 
     The program is `steps`: every conv, pool and dense stage of ``cfg.network.stages``, reading
     and writing the maps of ``cfg.network.feature_maps`` (CNN_SPEC section 2). LOAD_WINDOW takes
     a position's window from the stage's `WindowGenerator`, one element per clock, reads each
     code from the feature-map memory (a padding element is 0 and reads nothing) and puts it in
-    row r of the window register; LOAD_WINDOW_END lets the last code land. Each tile's LOAD then
+    row r of the window register; LOAD_WINDOW_END lets the last code land. Along an output row
+    of a conv with S < K the window slides on: SLIDE_WINDOW moves its columns S to the left in
+    one clock and LOAD_WINDOW reads only the S new columns (K*S*C_in codes instead of K*K*C_in;
+    `WindowGenerator` ``slide``). Each tile's LOAD then
     latches its row slice of the window onto the DAC register (rows past the tile's last row
     are 0), so the window is read once per position whatever the number of tiles. DRIVE,
     CONVERT and ACCUMULATE are those of `xbarflow.hdl.controller.Controller`; a position's
@@ -186,7 +190,6 @@ class LayeredController(wiring.Component):
         group = Signal(range(self.groups + 1))
         k = Signal(range(max(max_out, self.adcs) + 1))
         layer = Signal(range(n_layers))
-        row = Signal(range(max_in + 1), name="window_row")
         out_addr = Signal(self.addr_width)
         last_position = Signal()
         m.d.comb += layer.eq(t_layer[tile])
@@ -219,23 +222,36 @@ class LayeredController(wiring.Component):
         el_valid, el_pad = Signal(), Signal()
         el_addr = Signal(self.addr_width)
         el_last_in_window, el_last_position = Signal(), Signal()
-        pool_busy, pooling = Signal(), Signal()
+        el_row, el_slide = Signal(range(max_in + 1)), Signal()
+        pool_busy, pooling, sliding = Signal(), Signal(), Signal()
         with m.Switch(step):
             for i, s in enumerate(program):
                 with m.Case(i):
                     if s.kind == "weights":
                         gen = WindowGenerator(height=s.height, width=s.width, channels=s.channels,
                                               kernel=s.kernel, stride=s.stride, padding=s.padding,
-                                              base=s.in_base, addr_width=self.addr_width)
+                                              base=s.in_base, addr_width=self.addr_width, slide=True)
                         m.submodules[f"window{s.layer}"] = gen
                         el = gen.elements
                         m.d.comb += [
                             gen.start.eq(unit_start), el.ready.eq(el_ready),
                             el_valid.eq(el.valid), el_pad.eq(el.payload.pad),
-                            el_addr.eq(el.payload.addr),
+                            el_addr.eq(el.payload.addr), el_row.eq(el.payload.row),
+                            el_slide.eq(el.payload.slide),
                             el_last_in_window.eq(el.payload.last_in_window),
                             el_last_position.eq(el.payload.last_position),
                         ]
+                        if gen.slide:
+                            # SLIDE_WINDOW: columns kx >= S move to kx - S (rows of one ky block
+                            # move S*C rows down); the new columns' rows are loaded after.
+                            K, S, C = s.kernel, s.stride, s.channels
+                            moved = [(ky * K + kx) * C + c for ky in range(K) for kx in range(K)
+                                     for c in range(C)]
+                            source = {r: r + S * C for r in moved if (r // C) % K < K - S}
+                            with m.If(sliding):
+                                m.d.sync += window.eq(Cat(
+                                    window.word_select(source.get(r, r), dac_bits)
+                                    for r in range(len(window) // dac_bits)))
                     else:
                         pool = Pooling(s.mode, size=s.kernel, stride=s.stride, height=s.height,
                                        width=s.width, channels=s.channels, in_base=s.in_base,
@@ -257,7 +273,7 @@ class LayeredController(wiring.Component):
         take = el_valid & el_ready
         arriving, arriving_pad = Signal(), Signal()
         arriving_row = Signal(range(max_in + 1))
-        m.d.sync += [arriving.eq(take), arriving_pad.eq(el_pad), arriving_row.eq(row)]
+        m.d.sync += [arriving.eq(take), arriving_pad.eq(el_pad), arriving_row.eq(el_row)]
         with m.If(arriving):
             m.d.sync += window.word_select(arriving_row, dac_bits).eq(
                 Mux(arriving_pad, 0, self.feature_read.data))
@@ -278,7 +294,7 @@ class LayeredController(wiring.Component):
                     m.next = "START_STEP"
             with m.State("START_STEP"):
                 m.d.comb += unit_start.eq(1)
-                m.d.sync += [tile.eq(s_first_tile[step]), out_addr.eq(s_out_base[step]), row.eq(0)]
+                m.d.sync += [tile.eq(s_first_tile[step]), out_addr.eq(s_out_base[step])]
                 with m.If(s_is_pool[step]):
                     m.next = "POOL"
                 with m.Else():
@@ -287,11 +303,9 @@ class LayeredController(wiring.Component):
                 m.d.sync += self.cycles_load_window.eq(self.cycles_load_window + 1)
                 m.d.comb += [el_ready.eq(1), self.feature_read.addr.eq(el_addr),
                              self.feature_read.en.eq(take & ~el_pad)]
-                with m.If(take):
-                    m.d.sync += row.eq(row + 1)
-                    with m.If(el_last_in_window):
-                        m.d.sync += [row.eq(0), last_position.eq(el_last_position)]
-                        m.next = "LOAD_WINDOW_END"
+                with m.If(take & el_last_in_window):
+                    m.d.sync += last_position.eq(el_last_position)
+                    m.next = "LOAD_WINDOW_END"
             with m.State("LOAD_WINDOW_END"):
                 # The window's last code lands in the window register at the end of this clock.
                 m.d.sync += self.cycles_load_window.eq(self.cycles_load_window + 1)
@@ -347,8 +361,14 @@ class LayeredController(wiring.Component):
                 m.d.sync += tile.eq(l_first_tile[layer])
                 with m.If(last_position):
                     m.next = "NEXT_STEP"
+                with m.Elif(el_slide):   # the generator offers the next window's new columns
+                    m.next = "SLIDE_WINDOW"
                 with m.Else():
                     m.next = "LOAD_WINDOW"
+            with m.State("SLIDE_WINDOW"):
+                m.d.sync += self.cycles_load_window.eq(self.cycles_load_window + 1)
+                m.d.comb += sliding.eq(1)
+                m.next = "LOAD_WINDOW"
             with m.State("POOL"):
                 m.d.sync += self.cycles_pool.eq(self.cycles_pool + 1)
                 m.d.comb += pooling.eq(1)

@@ -7,14 +7,18 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["WindowGenerator", "window_element"]
 
 
-def window_element(addr_width: int) -> data.StructLayout:
+def window_element(addr_width: int, rows: int) -> data.StructLayout:
     """Payload of one window element: the code address to read, or ``pad`` (a zero-padding
-    element: code 0, nothing to read, ``addr`` is 0), and the two end-of strobes."""
+    element: code 0, nothing to read, ``addr`` is 0), its im2col ``row`` (of `rows`), the two
+    end-of strobes, and ``slide`` (the window slides on from the previous position: only its new
+    columns are offered)."""
     return data.StructLayout({
         "addr": addr_width,
         "pad": 1,
+        "row": range(max(2, rows)),
         "last_in_window": 1,
         "last_position": 1,
+        "slide": 1,
     })
 
 
@@ -29,6 +33,10 @@ class WindowGenerator(wiring.Component):
     (oy*S - P + ky, ox*S - P + kx, c); outside the map the element is padding (``pad``).
     With ``padding = 0`` this is also a pooling window walk (channels of a position together).
 
+    With ``slide`` (and S < K), a position after the first of its output row offers only the
+    window's S new columns (kx in [K - S, K), still in im2col row order): the consumer keeps the
+    previous window and moves its columns S to the left (``slide`` is high on those elements).
+
     Parameters
     ----------
     height, width, channels : int
@@ -41,6 +49,8 @@ class WindowGenerator(wiring.Component):
         Code address of the map's element (0, 0, 0).
     addr_width : int, optional
         Width of ``addr``; default just wide enough for the map's last element.
+    slide : bool, optional
+        Offer only the new columns of a window that slides on along its output row.
 
     Attributes
     ----------
@@ -48,7 +58,7 @@ class WindowGenerator(wiring.Component):
         One-cycle pulse: walk every position once (ignored while ``busy``).
     busy : Out(1)
         A walk is under way (from the clock after ``start`` until its last element is taken).
-    elements : Out(stream.Signature(window_element(addr_width)))
+    elements : Out(stream.Signature(window_element(addr_width, K*K*C_in)))
         The elements, one per clock at most: an element is taken in a clock where ``valid``
         and ``ready`` are both high; ``valid`` and the payload never depend on ``ready``, so
         the consumer may stall for as long as it likes. ``last_in_window`` marks the window's
@@ -56,7 +66,8 @@ class WindowGenerator(wiring.Component):
     """
 
     def __init__(self, *, height: int, width: int, channels: int, kernel: int,
-                 stride: int = 1, padding: int = 0, base: int = 0, addr_width: int | None = None):
+                 stride: int = 1, padding: int = 0, base: int = 0, addr_width: int | None = None,
+                 slide: bool = False):
         for name, value in (("height", height), ("width", width), ("channels", channels),
                             ("kernel", kernel), ("stride", stride)):
             if not isinstance(value, int) or value < 1:
@@ -70,6 +81,7 @@ class WindowGenerator(wiring.Component):
             raise ValueError(f"base must be >= 0, got {base}")
         self.height, self.width, self.channels = height, width, channels
         self.kernel, self.stride, self.padding, self.base = kernel, stride, padding, base
+        self.slide = bool(slide) and stride < kernel
         self.out_height = (height + 2 * padding - kernel) // stride + 1
         self.out_width = (width + 2 * padding - kernel) // stride + 1
         last = base + height * width * channels - 1
@@ -79,7 +91,8 @@ class WindowGenerator(wiring.Component):
         super().__init__({
             "start": In(1),
             "busy": Out(1),
-            "elements": Out(stream.Signature(window_element(self.addr_width))),
+            "elements": Out(stream.Signature(window_element(self.addr_width,
+                                                            kernel * kernel * channels))),
         })
 
     def elaborate(self, platform):
@@ -107,8 +120,13 @@ class WindowGenerator(wiring.Component):
 
         out = self.elements
         row_addr = (iy.as_unsigned() * W + ix.as_unsigned()) * C + c
+        # A sliding window starts its columns at K - S after the first position of a row.
+        sliding = (ox != 0) if self.slide else Const(0, 1)
+        first_kx = Mux(sliding, K - S, 0) if self.slide else 0
         m.d.comb += [
             out.payload.pad.eq(pad),
+            out.payload.row.eq((ky * K + kx) * C + c),
+            out.payload.slide.eq(sliding),
             out.payload.addr.eq(Mux(pad, 0, self.base + row_addr) if outside else self.base + row_addr),
             out.payload.last_in_window.eq((c == C - 1) & (kx == K - 1) & (ky == K - 1)),
             out.payload.last_position.eq((ox == self.out_width - 1) & (oy == self.out_height - 1)),
@@ -127,15 +145,17 @@ class WindowGenerator(wiring.Component):
                 with m.If(kx != K - 1):
                     m.d.sync += kx.eq(kx + 1)
                 with m.Else():
-                    m.d.sync += kx.eq(0)
+                    m.d.sync += kx.eq(first_kx)
                     with m.If(ky != K - 1):
                         m.d.sync += ky.eq(ky + 1)
                     with m.Else():
                         m.d.sync += ky.eq(0)
                         with m.If(ox != self.out_width - 1):
-                            m.d.sync += [ox.eq(ox + 1), x0.eq(x0 + S)]
+                            # The next position of the row slides on: its new columns only.
+                            m.d.sync += [ox.eq(ox + 1), x0.eq(x0 + S),
+                                         kx.eq(K - S if self.slide else 0)]
                         with m.Else():
-                            m.d.sync += [ox.eq(0), x0.eq(-P)]
+                            m.d.sync += [ox.eq(0), x0.eq(-P), kx.eq(0)]
                             with m.If(oy != self.out_height - 1):
                                 m.d.sync += [oy.eq(oy + 1), y0.eq(y0 + S)]
                             with m.Else():

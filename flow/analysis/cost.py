@@ -33,7 +33,7 @@ is driven with, DAC and ADC conversions and TIA time are per event, and ops = 2 
 weight layers of positions * n_in * n_out. The feature-map memory adds its area
 (feature_map_codes * dac_bits bits at `cost.fmap_bit_area_um2`). The phase model of a layered
 controller (`phase_cycles`) is the FSM of `xbarflow.hdl.layered_controller` (a window loaded
-one code per clock, once per position); tests/cosim/test_inference_cnn.py checks it against
+one code per clock, sliding on along each output row); tests/cosim/test_inference_cnn.py checks it against
 the chip's cycle counters.
 
 Area: analog from the figures of merit (cells, DACs, TIAs, ADCs: SAR arrays scale with 2**bits);
@@ -119,7 +119,9 @@ def layered_phase_cycles(cfg) -> dict[str, int]:
     `xbarflow.hdl.layered_controller.LayeredController` runs it (CNN_SPEC.md, amendments of
     cnn-rtl): START_STEP per conv, pool and dense stage and NEXT_STEP between them; per output
     position of a weight layer LOAD_WINDOW its window's rows one code per clock (K*K*C_in, or
-    a dense layer's inputs) + 1 for the last read; per VMM event (`vmm_events`) LOAD 1, DRIVE,
+    a dense layer's inputs) + 1 for the last read, except that a conv with S < K loads only
+    the S new columns (K*S*C_in codes) of every window after the first of an output row, plus
+    1 for SLIDE_WINDOW; per VMM event (`vmm_events`) LOAD 1, DRIVE,
     CONVERT and ACCUMULATE as for a dense tile and NEXT_TILE 1; per position of a hidden weight
     layer ACTIVATE C_out writes and NEXT_POSITION 1; per pool stage, for each output position
     C*size^2 reads + 1 + C writes, and 2 (start, finish); ARGMAX outputs + 2, DONE 1."""
@@ -131,9 +133,16 @@ def layered_phase_cycles(cfg) -> dict[str, int]:
 
     def window_rows(s):
         return s.kernel * s.kernel * s.in_shape[2] if s.kind == "conv" else math.prod(s.in_shape)
+
+    def window_loads(s):
+        """LOAD_WINDOW (+ LOAD_WINDOW_END, SLIDE_WINDOW) clocks of a weight stage."""
+        if s.kind == "conv" and s.stride < s.kernel:   # rows slide on: S new columns
+            new = s.kernel * s.stride * s.in_shape[2]
+            return s.out_shape[0] * (window_rows(s) + 1 + (s.out_shape[1] - 1) * (new + 2))
+        return s.positions * (window_rows(s) + 1)
     phases = {
         "start_step": len(steps),
-        "load_window": sum(s.positions * (window_rows(s) + 1) for s in weight),
+        "load_window": sum(window_loads(s) for s in weight),
         "load": len(events),
         "drive": len(events) * settling_cycles(cfg),
         "convert": sum(groups[e.tile] * cfg.adc.conversion_cycles + 1 for e in events),

@@ -129,7 +129,7 @@ def test_verilog_lints_clean_but_for_the_window_aliases(tmp_path):
     files = lint.split_modules(tmp_path / "top.v", tmp_path / "modules")
     found = sorted((w.file, w.message) for w in lint.lint_files(files, "xbarflow_top"))
     fields = [f"Signal is not used: 'elements__payload.{f}'"
-              for f in ("addr", "last_in_window", "last_position", "pad")]
+              for f in ("addr", "last_in_window", "last_position", "pad", "row", "slide")]
     assert found == sorted([("xbarflow_top.v", f) for f in fields]
                            + [("xbarflow_top.window.v", f) for f in fields]
                            + [("xbarflow_top.window.v", "Signal is not used: 'elements__valid'")])

@@ -13,21 +13,23 @@ from xbarflow.flow.analysis import lint
 from xbarflow.hdl.window import WindowGenerator
 
 
-def expected_walk(H, W, C, K, S, P, base):
-    """(addr, pad, last_in_window, last_position) of every element, in order."""
+def expected_walk(H, W, C, K, S, P, base, slide=False):
+    """(addr, pad, row, last_in_window, last_position, slide) of every element, in order; a
+    sliding window (S < K) offers only its S new columns after the first position of a row."""
     h_out, w_out = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
     walk = []
     for oy in range(h_out):
         for ox in range(w_out):
+            slides = slide and S < K and ox > 0
             for ky in range(K):
-                for kx in range(K):
+                for kx in range(K - S if slides else 0, K):
                     for c in range(C):
                         y, x = oy * S - P + ky, ox * S - P + kx
                         inside = 0 <= y < H and 0 <= x < W
                         row = (ky * K + kx) * C + c          # im2col row
                         walk.append((base + (y * W + x) * C + c if inside else 0, int(not inside),
-                                     int(row == K * K * C - 1),
-                                     int(oy == h_out - 1 and ox == w_out - 1)))
+                                     row, int(row == K * K * C - 1),
+                                     int(oy == h_out - 1 and ox == w_out - 1), int(slides)))
     return walk
 
 
@@ -48,8 +50,8 @@ def simulate(geometry, *, stall=0.0, seed=0, starts=1):
                 ctx.set(dut.elements.ready, ready)
                 payload = ctx.get(dut.elements.payload)
                 if ready:
-                    taken.append((payload.addr, payload.pad, payload.last_in_window,
-                                  payload.last_position))
+                    taken.append((payload.addr, payload.pad, payload.row, payload.last_in_window,
+                                  payload.last_position, payload.slide))
                 await ctx.tick()
             busy_after.append(ctx.get(dut.busy))
             ctx.set(dut.elements.ready, 0)
@@ -75,21 +77,23 @@ GEOMETRIES = [
 ]
 
 
+@pytest.mark.parametrize("slide", [False, True])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_every_window_in_im2col_order(geometry):
+def test_every_window_in_im2col_order(geometry, slide):
     spec = {"stride": 1, "padding": 0, "base": 0, **geometry}
     expected = expected_walk(spec["height"], spec["width"], spec["channels"], spec["kernel"],
-                             spec["stride"], spec["padding"], spec["base"])
-    assert simulate(geometry) == expected
+                             spec["stride"], spec["padding"], spec["base"], slide)
+    assert simulate({**geometry, "slide": slide}) == expected
 
 
+@pytest.mark.parametrize("slide", [False, True])
 @pytest.mark.parametrize("geometry", [GEOMETRIES[1], GEOMETRIES[3]])
-def test_a_stalling_consumer_loses_nothing(geometry):
+def test_a_stalling_consumer_loses_nothing(geometry, slide):
     spec = {"stride": 1, "padding": 0, "base": 0, **geometry}
     expected = expected_walk(spec["height"], spec["width"], spec["channels"], spec["kernel"],
-                             spec["stride"], spec["padding"], spec["base"])
+                             spec["stride"], spec["padding"], spec["base"], slide)
     # Two walks back to back: the second starts from the first position again.
-    assert simulate(geometry, stall=0.6, seed=3, starts=2) == expected * 2
+    assert simulate({**geometry, "slide": slide}, stall=0.6, seed=3, starts=2) == expected * 2
 
 
 def test_pad_elements_and_strobes_of_a_small_case():
@@ -101,8 +105,14 @@ def test_pad_elements_and_strobes_of_a_small_case():
     first = walk[:9]
     assert [e[1] for e in first] == [1, 1, 1, 1, 0, 0, 1, 0, 0]
     assert [e[0] for e in first if not e[1]] == [8, 9, 10, 11]
-    assert [e[2] for e in walk] == ([0] * 8 + [1]) * 4
-    assert [e[3] for e in walk] == [0] * 27 + [1] * 9
+    assert [e[2] for e in walk] == list(range(9)) * 4
+    assert [e[3] for e in walk] == ([0] * 8 + [1]) * 4
+    assert [e[4] for e in walk] == [0] * 27 + [1] * 9
+    # Sliding on along a row: position (0, 1) offers only its new column kx = 2 (rows 2, 5, 8).
+    slid = simulate(dict(height=2, width=2, channels=1, kernel=3, padding=1, base=8, slide=True))
+    assert len(slid) == 9 + 3 + 9 + 3
+    assert [e[2] for e in slid[9:12]] == [2, 5, 8] and [e[5] for e in slid] == [0] * 9 + [1] * 3 + [0] * 9 + [1] * 3
+    assert [e[1] for e in slid[9:12]] == [1, 1, 1], "column x = 2 is padding"
 
 
 def test_bad_geometry_is_refused():
@@ -125,4 +135,4 @@ def test_verilog_lints_clean_but_for_the_payload_aliases(tmp_path):
     warnings = lint.lint_files(files, "xbarflow_top")
     assert sorted(w.message for w in warnings) == [
         f"Signal is not used: 'elements__payload.{f}'"
-        for f in ("addr", "last_in_window", "last_position", "pad")]
+        for f in ("addr", "last_in_window", "last_position", "pad", "row", "slide")]

@@ -56,7 +56,9 @@ def test_phase_cycles_of_a_tiny_conv(tiny):
     settle = settling_cycles(cfg)
     assert cost.phase_cycles(cfg) == {
         "start_step": 3,                                       # conv, pool, dense
-        "load_window": 16 * (9 + 1) + (8 + 1),                 # window rows + 1 per position
+        # Per output row: the first window (9 rows + 1), then 3 sliding on (3 new rows + 1 + 1);
+        # the dense layer's 8 inputs + 1.
+        "load_window": 4 * ((9 + 1) + 3 * (3 + 2)) + (8 + 1),
         "load": 33,
         "drive": 33 * settle,
         "convert": 33 * (9 + 1),                               # SAR 8 bits: 9 cycles, + 1
