@@ -40,7 +40,7 @@ def pack_bus(fields: np.ndarray, width: int) -> int:
 @dataclass
 class VmmEvent:
     """One tile transaction as seen at the boundary (what the monitor reports)."""
-    event_index: int       # noise key: image event * tiles + tile
+    event_index: int       # noise key: image * tiles + tile (layered: image * events_per_image + j)
     tile: int
     dac_codes: np.ndarray  # the tile's input codes (its rows only)
     adc_codes: np.ndarray  # all of the tile's output codes
@@ -55,6 +55,9 @@ class AnalogBridge:
     chip: object
     event_index: int = 0                   # the image's event index; the bench sets it per image
     events: list[VmmEvent] = field(default_factory=list)
+    # Layered networks (CNN_SPEC section 2): the tiles repeat per output position, so the noise
+    # key of VMM event j of image i is i * events_per_image + j; the bench resets j per image.
+    image_event: int = 0
     # Test-only: added to every noise key (watchdog.bridge_task's "noise_key_off_by_one" fault),
     # so a test can prove the scoreboard catches a bridge that draws the wrong noise.
     noise_key_offset: int = 0
@@ -87,7 +90,12 @@ class AnalogBridge:
             tile = tiles[t]
             dac = unpack_bus(dut.dac_codes.value.to_unsigned(), self._tile_rows, self._dac_bits)
             assert not dac[len(tile.rows):].any(), f"tile {t}: rows past its inputs are driven"
-            event = self.event_index * len(tiles) + t + self.noise_key_offset
+            if self.chip.cfg.network.layered:
+                event = self.event_index * self.chip.cfg.events_per_image + self.image_event
+                event += self.noise_key_offset
+                self.image_event += 1
+            else:
+                event = self.event_index * len(tiles) + t + self.noise_key_offset
             adc = tile.array.adc_codes(dac[None, :len(tile.rows)], np.array([event]))[0]
             self.events.append(VmmEvent(event, t, dac[:len(tile.rows)], adc))
             await ClockCycles(clk, self._settle, rising=False)

@@ -101,7 +101,9 @@ class Scoreboard:
         final-layer sums read back from the chip."""
         problems = []
         tiles, trace = self.golden.trace.tiles, self.golden.trace
-        if [e.tile for e in events] != list(range(len(tiles))):
+        if trace.feature_maps:   # a layered network: every VMM event of the trace, in order
+            problems += self.layered_problems(k, events)
+        elif [e.tile for e in events] != list(range(len(tiles))):
             problems.append(f"tiles driven {[e.tile for e in events]}, expected 0..{len(tiles) - 1}")
         else:
             for e in events:
@@ -123,6 +125,28 @@ class Scoreboard:
             problems.append(f"class {cls} != golden {int(self.golden.classes[k])}")
         self.mismatches += [f"image {idx}: {p}" for p in problems]
         return not problems
+
+    def layered_problems(self, k: int, events) -> list[str]:
+        """Image k of a layered network: the events the monitor saw against the golden trace's
+        (tile, the window's slice on the tile's rows, the tile's ADC codes), in order."""
+        trace = self.golden.trace
+        want = [ev.tile for ev in trace.events]
+        if [e.tile for e in events] != want:
+            return [f"{len(events)} VMM events on tiles {[e.tile for e in events][:12]}..., "
+                    f"expected {len(want)} on {want[:12]}..."]
+        for j, e in enumerate(events):
+            rows = trace.tiles[e.tile].rows
+            dac = trace.event_dac_codes(j)[k][:rows]
+            if not np.array_equal(e.dac_codes, dac):
+                bad = np.flatnonzero(e.dac_codes != dac)
+                return [f"VMM event {j} (tile {e.tile}): DAC codes on the bus differ from the "
+                        f"reference in rows {bad[:8].tolist()} (row {bad[0]}: "
+                        f"{int(e.dac_codes[bad[0]])} != {int(dac[bad[0]])})"]
+            adc = trace.event_adc_codes(j)[k]
+            if not np.array_equal(e.adc_codes, adc):
+                return [f"VMM event {j} (tile {e.tile}): ADC codes {e.adc_codes.tolist()} != "
+                        f"golden {adc.tolist()}"]
+        return []
 
     def output_codes(self, events, outputs: int) -> np.ndarray:
         """The last layer's sums as the analog side delivered them (sum over row tiles): a
@@ -286,7 +310,7 @@ class InferenceTestbench:
         """Image k (test-set index `idx`): drive it, read back what the chip computed, score it."""
         host, bridge, wire, timeout_ns = self.host, self.bridge, self.wire, self.image_timeout_ns
         hold(f"image-{idx}")   # test hook (flow/core/hold.py): no-op unless a test holds this image
-        bridge.event_index = idx
+        bridge.event_index, bridge.image_event = idx, 0
         before = len(bridge.events)
         await FallingEdge(self.dut.clk)   # keep SPI edges away from the rising clock edge
         cls = await self.watchdog.guard(

@@ -9,6 +9,8 @@ flipped, as ``In(...)``:
   -> programmer's target memory, frame receiver -> executor's staging memory).
 * `ReadSignature`: combinational byte reads (command layer -> output buffer, frame
   transmitter -> command executor for the payload of a response).
+* `CodeReadSignature`, `CodeWriteSignature`: one DAC code per clock from / into the
+  feature-map memory (controller, pooling unit -> `xbarflow.hdl.feature_map.FeatureMap`).
 * `FrameCountersSignature`: the command layer's frame counters, read through FRAMES_OK and
   ERR_*.
 * `InferenceStatusSignature`: the controller's state and counters, read through STATUS,
@@ -25,7 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "FrameCountersSignature", "InferenceStatusSignature", "ProgrammingStatusSignature",
+    "CodeReadSignature", "CodeWriteSignature", "FrameCountersSignature", "InferenceStatusSignature", "ProgrammingStatusSignature",
     "ReadSignature", "RegisterSignature", "WriteSignature",
 ]
 
@@ -155,6 +157,87 @@ class ReadSignature(_ByteSignature):
         super().__init__(_width("addr_width", addr_width), {
             "addr": Out(addr_width),
             "data": In(8),
+        })
+
+
+class _CodeSignature(wiring.Signature):
+    """A code port of `addr_width` address bits and `code_bits` data bits; equal to another of
+    its class and widths."""
+
+    def __init__(self, addr_width: int, code_bits: int, members: dict):
+        self._addr_width, self._code_bits = addr_width, code_bits   # checked by the caller
+        super().__init__(members)
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def code_bits(self) -> int:
+        return self._code_bits
+
+    def __eq__(self, other):
+        return (type(other) is type(self) and other.addr_width == self.addr_width
+                and other.code_bits == self.code_bits)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(addr_width={self.addr_width}, code_bits={self.code_bits})"
+
+
+class CodeReadSignature(_CodeSignature):
+    """A synchronous code read port, the reader's view: ``data`` is the code at the ``addr`` of
+    the last clock where ``en`` was high (one clock of latency), and holds while ``en`` is low.
+
+    Parameters
+    ----------
+    addr_width : int
+        Code address width.
+    code_bits : int
+        Code width (dac_bits).
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Code address.
+    en : Out(1)
+        Read the code at ``addr`` this clock.
+    data : In(code_bits)
+        The code read, one clock after ``en``.
+    """
+
+    def __init__(self, *, addr_width: int, code_bits: int):
+        super().__init__(_width("addr_width", addr_width), _width("code_bits", code_bits), {
+            "addr": Out(addr_width),
+            "en": Out(1),
+            "data": In(code_bits),
+        })
+
+
+class CodeWriteSignature(_CodeSignature):
+    """A code write port, the writer's view: one code per clock at most.
+
+    Parameters
+    ----------
+    addr_width : int
+        Code address width.
+    code_bits : int
+        Code width (dac_bits).
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Code address.
+    data : Out(code_bits)
+        Code to store.
+    en : Out(1)
+        Store ``data`` at ``addr`` this clock.
+    """
+
+    def __init__(self, *, addr_width: int, code_bits: int):
+        super().__init__(_width("addr_width", addr_width), _width("code_bits", code_bits), {
+            "addr": Out(addr_width),
+            "data": Out(code_bits),
+            "en": Out(1),
         })
 
 

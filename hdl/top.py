@@ -1,6 +1,6 @@
 """Top level of the chip's digital periphery: host interface, command layer, registers,
-input and output buffers, controller and programmer, joined by the port groups of
-`xbarflow.hdl.ports`, with the analog boundary as top-level ports."""
+input buffer (or feature-map memory) and output buffer, controller and programmer, joined by
+the port groups of `xbarflow.hdl.ports`, with the analog boundary as top-level ports."""
 
 from amaranth import *
 from amaranth.lib import wiring
@@ -12,7 +12,9 @@ from . import protocol
 from .command import CommandLayer
 from . import controller, programmer
 from .controller import Controller
+from .feature_map import FeatureMap
 from .input_buffer import InputBuffer
+from .layered_controller import LayeredController
 from .output_buffer import OutputBuffer
 from .programmer import Programmer
 from .registers import RegisterFile
@@ -30,6 +32,10 @@ class Top(wiring.Component):
     Host pins and the analog boundary of shared/ARCHITECTURE.md are the ports; the cocotb
     analog bridge serves the boundary, the host BFM drives the pins. The host interface is
     ``cfg.host.interface``: only the selected interface's pins exist.
+
+    A dense network has the input buffer and `Controller`; a layered one (conv, pool, flatten,
+    dense stages) has the feature-map memory instead, WRITE_BUF writing the image into its map
+    0, and `LayeredController`.
 
     The controller (inference) and the programmer never run at once: the command layer
     answers START / START_PROGRAM with NACK BUSY while either runs, and a CTRL start is
@@ -127,8 +133,14 @@ class Top(wiring.Component):
             target_bytes=cfg.target_bytes)
         m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg),
                                                     tiles=len(cfg.tiles))
-        m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
-        m.submodules.controller = ctrl = Controller(cfg)
+        layered = cfg.network.layered
+        if layered:
+            m.submodules.feature_map = buffer = FeatureMap(cfg.network.feature_map_codes,
+                                                           cfg.quant.dac_bits)
+            m.submodules.controller = ctrl = LayeredController(cfg)
+        else:
+            m.submodules.input_buffer = buffer = InputBuffer(cfg.rows * cfg.quant.dac_bits)
+            m.submodules.controller = ctrl = Controller(cfg)
         m.submodules.output_buffer = outputs = OutputBuffer(cfg.outputs, ctrl.sum_bits)
         m.submodules.programmer = prog = Programmer(cfg)
 
@@ -158,7 +170,10 @@ class Top(wiring.Component):
 
         # Command layer -> registers and buffers; every block's state and counters -> registers.
         connect(m, command.registers, regs.bus)
-        connect(m, command.input_buffer, buffer.write)
+        connect(m, command.input_buffer, buffer.write)   # the image, by WRITE_BUF
+        if layered:
+            connect(m, ctrl.feature_read, buffer.code_read)
+            connect(m, ctrl.feature_write, buffer.code_write)
         connect(m, command.targets, prog.targets)
         connect(m, command.output_buffer, outputs.read)
         connect(m, command.counters, regs.counters)
@@ -170,7 +185,7 @@ class Top(wiring.Component):
             # Inference and programming exclude each other (the command layer NACKs a
             # START_PROGRAM or START while busy; a CTRL start during programming is ignored).
             ctrl.start.eq((command.start | regs.start) & ~prog.status.busy),
-            ctrl.buffer_codes.eq(buffer.codes),
+            *([] if layered else [ctrl.buffer_codes.eq(buffer.codes)]),
             ctrl.requant_mult.eq(regs.requant_mult),
             prog.start.eq(command.start_program & ~ctrl.status.busy),
             prog.tile.eq(regs.prog_tile),

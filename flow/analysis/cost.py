@@ -26,6 +26,16 @@ Host I/O (SPI or UART transfer of the input and the result) is estimated separat
 Throughput: ops = 2 * sum over layers of n_in * n_out (a MAC is two ops) per inference;
 TOPS = ops / latency, TOPS/W = ops / energy, printed next to the reference chips of the paper.
 
+Layered networks (conv, pool, flatten, dense): the same tiles serve every output position, so
+every per-VMM figure above counts each VMM event (positions x tiles of each weight layer,
+`ChipConfig.events_per_image`): the crossbar read power is averaged over every window a tile
+is driven with, DAC and ADC conversions and TIA time are per event, and ops = 2 * sum over
+weight layers of positions * n_in * n_out. The feature-map memory adds its area
+(feature_map_codes * dac_bits bits at `cost.fmap_bit_area_um2`). The phase model of a layered
+controller (`phase_cycles`) is the FSM of `xbarflow.hdl.layered_controller` (a window loaded
+one code per clock, sliding on along each output row); tests/cosim/test_inference_cnn.py checks it against
+the chip's cycle counters.
+
 Area: analog from the figures of merit (cells, DACs, TIAs, ADCs: SAR arrays scale with 2**bits);
 digital from synthesising the generated Verilog with Yosys for an iCE40 (LUT4, DFF, BRAM) and
 its fmax from nextpnr-ice40 (`--synth`, tools from `make setup` or `make synth-tools`; the
@@ -53,13 +63,15 @@ from xbarflow.analog_models.sensing import settling_cycles
 from xbarflow.hdl import protocol
 
 from ..core.errors import XbarflowError
+from ..model.conv import vmm_events
 from ..model.golden import GoldenChip
 from ..sim.verilog import generate
 
 __all__ = [
     "CostError", "CostReport", "ICE40_DEVICE", "REFERENCE_CHIPS", "SYNTH_HINT", "SYNTH_TOOLS",
-    "SynthUnavailable", "cell_area_um2", "evaluate", "fmax_wrapper", "host_io_cycles", "markdown_table",
-    "phase_cycles", "synth_rows", "synth_tools_missing", "synthesize",
+    "SynthUnavailable", "cell_area_um2", "evaluate", "fmax_wrapper", "host_io_cycles",
+    "layered_phase_cycles", "markdown_table", "phase_cycles", "synth_rows", "synth_tools_missing",
+    "synthesize",
 ]
 
 #: TOPS/W of the reference chips quoted in the paper (shared/PAPER.md).
@@ -84,6 +96,8 @@ def phase_cycles(cfg) -> dict[str, int]:
     code per cycle, done); DONE 1. Per tile for DRIVE and CONVERT (one VMM event per tile);
     ACCUMULATE, NEXT_TILE and ACTIVATE as counted below.
     """
+    if cfg.network.layered:
+        return layered_phase_cycles(cfg)
     tiles = len(cfg.tiles)
     phases = {
         "load": tiles,
@@ -99,6 +113,51 @@ def phase_cycles(cfg) -> dict[str, int]:
         "done": 1,
     }
     return {name: n for name, n in phases.items() if n}   # no ACTIVATE phase without hidden layers
+
+
+def layered_phase_cycles(cfg) -> dict[str, int]:
+    """Clock cycles of each phase of a layered network's inference, as
+    `xbarflow.hdl.layered_controller.LayeredController` runs it (CNN_SPEC.md, amendments of
+    cnn-rtl): START_STEP per conv, pool and dense stage and NEXT_STEP between them; per output
+    position of a weight layer LOAD_WINDOW its window's rows one code per clock (K*K*C_in, or
+    a dense layer's inputs) + 1 for the last read, except that a conv with S < K loads only
+    the S new columns (K*S*C_in codes) of every window after the first of an output row, plus
+    1 for SLIDE_WINDOW; per VMM event (`vmm_events`) LOAD 1, DRIVE,
+    CONVERT and ACCUMULATE as for a dense tile and NEXT_TILE 1; per position of a hidden weight
+    layer ACTIVATE C_out writes and NEXT_POSITION 1; per pool stage, for each output position
+    C*size^2 reads + 1 + C writes, and 2 (start, finish); ARGMAX outputs + 2, DONE 1."""
+    tiles, groups = cfg.tiles, cfg.tile_adc_groups
+    events = vmm_events(cfg)
+    net = cfg.network
+    weight = net.weight_stages
+    steps = [s for s in net.stages if s.kind != "flatten"]
+
+    def window_rows(s):
+        return s.kernel * s.kernel * s.in_shape[2] if s.kind == "conv" else math.prod(s.in_shape)
+
+    def window_loads(s):
+        """LOAD_WINDOW (+ LOAD_WINDOW_END, SLIDE_WINDOW) clocks of a weight stage."""
+        if s.kind == "conv" and s.stride < s.kernel:   # rows slide on: S new columns
+            new = s.kernel * s.stride * s.in_shape[2]
+            return s.out_shape[0] * (window_rows(s) + 1 + (s.out_shape[1] - 1) * (new + 2))
+        return s.positions * (window_rows(s) + 1)
+    phases = {
+        "start_step": len(steps),
+        "load_window": sum(window_loads(s) for s in weight),
+        "load": len(events),
+        "drive": len(events) * settling_cycles(cfg),
+        "convert": sum(groups[e.tile] * cfg.adc.conversion_cycles + 1 for e in events),
+        "accumulate": sum(tiles[e.tile].outputs for e in events),
+        "next_tile": len(events),
+        "activate": sum(s.positions * s.channels_out for s in weight[:-1]),
+        "next_position": sum(s.positions for s in weight[:-1]),
+        "pool": sum(s.out_shape[0] * s.out_shape[1] * (s.out_shape[2] * (s.kernel * s.kernel + 1) + 1) + 2
+                    for s in net.stages if s.kind == "pool"),
+        "next_step": len(steps) - 1,
+        "argmax": cfg.outputs + 2,
+        "done": 1,
+    }
+    return {name: n for name, n in phases.items() if n}
 
 
 def host_io_cycles(cfg) -> int:
@@ -171,6 +230,8 @@ class CostReport:
         """(quantity, value) of every figure, as the README's table shows them."""
         e, a = self.energy_j, self.area_um2
         rows = [("ops per inference (2 x MACs)", f"{self.ops:,}")]
+        if "vmm_events" in self.meta:   # a layered network: each tile serves many positions
+            rows += [("VMM events per inference (positions x tiles)", f"{self.meta['vmm_events']:,}")]
         rows += [(f"energy: {k}", _eng(v, "J")) for k, v in e.items()]
         rows += [("**energy per inference**", f"**{_eng(self.energy_total_j, 'J')}**")]
         phases = ", ".join(f"{k} {v}" for k, v in self.cycles.items())
@@ -185,7 +246,8 @@ class CostReport:
                  ("reference chips (paper)", ", ".join(f"{k} {v}" for k, v in REFERENCE_CHIPS.items())
                   + " TOPS/W")]
         rows += [(f"area: {k}", f"{v:,.0f} um^2") for k, v in a.items()]
-        rows += [("**analog area**", f"**{self.area_total_um2 / 1e6:.4g} mm^2**")]
+        total = "analog area and feature-map memory" if "feature-map memory" in a else "analog area"
+        rows += [(f"**{total}**", f"**{self.area_total_um2 / 1e6:.4g} mm^2**")]
         rows += [("IR drop (max relative column-current change)", f"{self.ir_drop:.2e}")]
         if self.synth:
             rows += synth_rows(self.synth, self.clock_hz)
@@ -239,7 +301,8 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     if codes.shape[0] == 0:
         raise CostError("the cost model needs at least one input image")
     trace = chip.infer(codes, trace=True).trace
-    layer_inputs = [codes, *trace.activations]
+    positions = cfg.network.positions   # VMMs per tile (1 for a dense layer)
+    layer_inputs = [w.reshape(-1, w.shape[-1]) for w in trace.windows]   # every window driven
     scale = cfg.crossbar.v_read / cfg.quant.dac_max
     period = 1.0 / cfg.clock.freq_hz
     cyc = dict(cycles) if cycles else phase_cycles(cfg)
@@ -252,11 +315,12 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
     rows_total = outputs_total = 0
     for tile, tile_s in zip(chip.tiles, tile_read_s):
         m = tile.array.matrix
-        xbar_j += read_power(tile.array, layer_inputs[tile.layer][:, tile.row_slice], scale) * tile_s
-        tia_j += tile.array.outputs * c.tia_power_w * tile_s
+        vmms = positions[tile.layer]
+        xbar_j += read_power(tile.array, layer_inputs[tile.layer][:, tile.row_slice], scale) * tile_s * vmms
+        tia_j += tile.array.outputs * c.tia_power_w * tile_s * vmms
         ir = max(ir, distortion(m, tile.array.conductance).max_rel)
-        rows_total += tile.array.rows
-        outputs_total += tile.array.outputs
+        rows_total += tile.array.rows * vmms
+        outputs_total += tile.array.outputs * vmms
     energy = {
         "crossbar read": xbar_j,
         "row DACs": rows_total * c.dac_fom_j * (1 << cfg.quant.dac_bits),
@@ -272,13 +336,21 @@ def evaluate(cfg, weights, test_codes: np.ndarray, *, cycles: dict[str, int] | N
         "TIAs": n_tiles * (x.tile_cols // 2) * c.tia_area_um2,
         "ADCs": n_tiles * cfg.tile_adcs * c.adc_area_um2 * (1 << cfg.adc.bits),
     }
-    ops = 2 * sum(n_in * n_out for n_in, n_out in cfg.network.layer_shapes)
+    if cfg.network.layered:
+        area["feature-map memory"] = (cfg.network.feature_map_codes * cfg.quant.dac_bits
+                                      * c.fmap_bit_area_um2)
+    ops = 2 * sum(p * n_in * n_out for p, (n_in, n_out) in zip(positions, cfg.network.layer_shapes))
     return CostReport(config=cfg.name, digest=cfg.digest(), ops=ops, energy_j=energy, cycles=cyc,
                       clock_hz=cfg.clock.freq_hz, read_s=read_s,
                       host_io_s=host_io_cycles(cfg) * period, area_um2=area, ir_drop=ir,
-                      cycles_source=cycles_source or ("controller phase model" if n_tiles == 1 else
-                                                      "controller phase model, extrapolated per tile"),
-                      meta={"images": int(codes.shape[0]), "tiles": n_tiles})
+                      cycles_source=cycles_source or (
+                          "layered controller phase model" if cfg.network.layered
+                          else "controller phase model" if n_tiles == 1
+                          else "controller phase model, extrapolated per tile"),
+                      meta={"images": int(codes.shape[0]), "tiles": n_tiles,
+                            **({"vmm_events": cfg.events_per_image,
+                                "feature_map_codes": cfg.network.feature_map_codes}
+                               if cfg.network.layered else {})})
 
 
 def cell_area_um2(cfg) -> float:

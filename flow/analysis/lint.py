@@ -38,6 +38,7 @@ SHIPPED_VARIANTS: dict[str, tuple[str, dict]] = {
     "slp_uart": ("slp.toml", {"host.interface": "uart"}),
     "mlp": ("mlp.toml", {}),
     "mlp_binary": ("mlp_binary.toml", {}),
+    "cnn": ("cnn.toml", {}),
 }
 
 _WARNING = re.compile(r"^%Warning-(?P<rule>[A-Z0-9_]+): (?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)? "

@@ -8,7 +8,9 @@ equal the golden model's:
 * its final-layer sums, read back from the output buffer (READ_BUF) the RTL accumulated them in;
 * the DAC codes the chip drove onto the array, seen on the ``dac_codes`` bus tile by tile: the
   tiles in `cfg.tiles` order, each with the codes the golden model feeds it (the image's codes
-  for layer 0, the previous layer's activation codes after).
+  for layer 0, the previous layer's activation codes after); for a layered network every VMM
+  event of the golden trace in order (the tiles repeat per output position), each with its
+  window's slice on the tile's rows.
 
 The ADC codes the analog bridge produced are NOT part of it: the bridge computes them with the
 same `AnalogArray` call the golden model makes, so they cannot differ whatever the RTL does
@@ -129,15 +131,22 @@ def check(answers: Any, golden: Any, codes: np.ndarray) -> Parity:
     if len(golden.classes) != n or len(codes) != n:
         raise ValueError(f"{n} co-simulated images, but {len(golden.classes)} golden results "
                          f"and {len(codes)} code vectors")
-    expected = tile_inputs(golden, codes)
+    trace = getattr(golden, "trace", None)
+    if trace is not None and trace.feature_maps:
+        # A layered network: every VMM event of the trace in order, each with its window's
+        # slice on the tile's rows (the tiles repeat per output position).
+        order = [ev.tile for ev in trace.events]
+        expected = [trace.event_dac_codes(j)[:, :trace.tiles[t].rows] for j, t in enumerate(order)]
+    else:
+        expected = tile_inputs(golden, codes)   # raises without a trace
+        order = list(range(len(expected)))
     classes = np.asarray(answers.classes) == np.asarray(golden.classes)
     sums = np.asarray(answers.sums)
     want = np.asarray(golden.adc_codes)
     sums_ok = (np.all(sums == want, axis=1) if sums.shape == want.shape
                else np.zeros(n, dtype=bool))
-    order = list(range(len(expected)))
     dac = np.array([[t for t, _ in image] == order
-                    and all(np.array_equal(c, expected[t][k]) for t, c in image)
+                    and all(np.array_equal(c, expected[j][k]) for j, (_, c) in enumerate(image))
                     for k, image in enumerate(answers.tile_dac_codes)], dtype=bool).reshape(n)
     return Parity(np.asarray(answers.indices, dtype=np.int64), classes, sums_ok, dac)
 

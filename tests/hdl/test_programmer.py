@@ -26,6 +26,8 @@ from xbarflow.hdl.protocol import Reg
 from xbarflow.hdl.top import Top
 from xbarflow.hdl.write_ack import WriteAck
 
+from tests.support.sim_uart import SimUart, uart_tx_monitor
+
 SMALL = {
     "network.input_size": 2, "network.layers": [2],
     "crossbar.tile_rows": 7, "crossbar.tile_cols": 4, "crossbar.partitions": 3,  # rows 3, 2, 2
@@ -380,29 +382,6 @@ def test_default_chip_geometry_builds():
 
 # -- the whole Top over the UART pins: WRITE_TARGETS, START_PROGRAM, mutual exclusion --------
 
-class SimUart:
-    """A `xbarflow.flow.host.driver.Transport` bit-banging 8N1 on the Top's uart_rx / reading uart_tx."""
-
-    def __init__(self, ctx, top, divider, received):
-        self.ctx, self.top, self.divider, self.received = ctx, top, divider, received
-
-    async def exchange(self, request):
-        ctx = self.ctx
-        for byte in request:
-            for level in [0] + [(byte >> k) & 1 for k in range(8)] + [1]:
-                ctx.set(self.top.uart_rx, level)
-                await ctx.tick().repeat(self.divider)
-        for _ in range(20_000):
-            buf = self.received
-            if len(buf) >= 3 and len(buf) >= protocol.response_length(bytes(buf[:3])):
-                n = protocol.response_length(bytes(buf[:3]))
-                frame = bytes(buf[:n])
-                del buf[:n]
-                return frame
-            await ctx.tick()
-        raise AssertionError(f"no response: {bytes(self.received).hex()}")
-
-
 def test_top_programs_over_uart_and_excludes_inference():
     # The HostDriver's coroutines run inside the amaranth testbench: SimUart's awaits are
     # amaranth triggers.
@@ -424,21 +403,7 @@ def test_top_programs_over_uart_and_excludes_inference():
     seen = {"vmm": 0, "pulses": 0}
 
     async def uart_rx_monitor(ctx):
-        # Sample-driven (no nested awaits), so the background process ends cleanly.
-        div, count, bits = cfg.host.uart_divider, None, []
-        async for _, _, txd in ctx.tick().sample(top.uart_tx):
-            if count is None:
-                if not txd:                       # start bit: sample each bit in its middle
-                    count, bits = div // 2 + div, []
-                continue
-            count -= 1
-            if count == 0:
-                bits.append(txd)
-                count = div
-                if len(bits) == 9:
-                    assert bits[8] == 1, "stop bit"
-                    received.append(sum(b << k for k, b in enumerate(bits[:8])))
-                    count = None
+        await uart_tx_monitor(ctx, top, cfg.host.uart_divider, received)
 
     async def analog(ctx):
         done_in, answer, was_pulse, vmm_pending = None, (0, 0), 0, False

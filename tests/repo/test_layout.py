@@ -59,7 +59,6 @@ UNTESTED = {
     "hdl/frame_receiver.py": "a stage of the command layer: tests/hdl/test_command.py",
     "hdl/frame_transmitter.py": "a stage of the command layer: tests/hdl/test_command.py",
     "hdl/ports.py": "the port signatures every block uses: tests/hdl/",
-    "hdl/top.py": "the whole chip: tests/hdl/test_programmer.py, tests/cosim/",
 }
 
 

@@ -14,7 +14,7 @@ def test_shipped_configs_lint_clean(capsys):
     assert main(["lint"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "", "no warning line"
-    for name in ("slp", "slp_uart", "mlp", "mlp_binary"):
+    for name in ("slp", "slp_uart", "mlp", "mlp_binary", "cnn"):
         assert f"[lint] {name}: 0 unwaived warnings" in captured.err
 
 
