@@ -26,8 +26,10 @@ import numpy as np
 from ..core.config import ChipConfig
 from .forward import ChipModel
 
-__all__ = ["ConvChipModel", "chip_model", "col2im", "im2col", "is_layered", "pool",
-           "pool_backward", "weight_shapes"]
+__all__ = ["CONV_EVAL_CHUNK", "ConvChipModel", "chip_model", "col2im", "im2col", "is_layered",
+           "pool", "pool_backward", "weight_shapes"]
+
+CONV_EVAL_CHUNK = 250   # images per evaluation pass: a 28 x 28 conv's im2col rows are ~600 per image
 
 
 def _out_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
@@ -39,11 +41,17 @@ def im2col(maps: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarr
     image, row r = (ky*K + kx)*C + c, zeros where the window reaches into the padding."""
     n, h, w, c = maps.shape
     ho, wo = _out_size(h, kernel, stride, padding), _out_size(w, kernel, stride, padding)
-    padded = np.pad(maps, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    span_y, span_x = stride * (ho - 1) + 1, stride * (wo - 1) + 1
-    taps = [padded[:, ky:ky + span_y:stride, kx:kx + span_x:stride, :]
-            for ky in range(kernel) for kx in range(kernel)]
-    return np.stack(taps, axis=3).reshape(n * ho * wo, kernel * kernel * c)
+    padded = np.ascontiguousarray(
+        np.pad(maps, ((0, 0), (padding, padding), (padding, padding), (0, 0))))
+    return _windows(padded, kernel, stride, ho, wo).reshape(n * ho * wo, kernel * kernel * c)
+
+
+def _windows(maps: np.ndarray, size: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """A read-only (n, H_out, W_out, size, size, C) view of every window of a contiguous map."""
+    sn, sy, sx, sc = maps.strides
+    return np.lib.stride_tricks.as_strided(
+        maps, (maps.shape[0], ho, wo, size, size, maps.shape[3]),
+        (sn, sy * stride, sx * stride, sy, sx, sc), writeable=False)
 
 
 def col2im(rows: np.ndarray, in_shape: tuple[int, int, int, int], kernel: int, stride: int,
@@ -66,9 +74,8 @@ def pool(maps: np.ndarray, mode: str, size: int, stride: int,
     value of each window; avg: floor(sum / size^2) on codes (unrounded with exact=False)."""
     n, h, w, c = maps.shape
     ho, wo = _out_size(h, size, stride), _out_size(w, size, stride)
-    span_y, span_x = stride * (ho - 1) + 1, stride * (wo - 1) + 1
-    taps = np.stack([maps[:, dy:dy + span_y:stride, dx:dx + span_x:stride, :]
-                     for dy in range(size) for dx in range(size)], axis=3)
+    taps = _windows(np.ascontiguousarray(maps), size, stride, ho, wo).reshape(
+        n, ho, wo, size * size, c)     # window element k = dy*size + dx
     geometry = (maps.shape, mode, size, stride)
     if mode == "max":
         first = taps.argmax(axis=3)     # the first largest code in raster order takes the gradient
@@ -113,6 +120,8 @@ class ConvChipModel(ChipModel):
     mode, activation, weight_layer). forward / backward keep ChipModel's signatures, so the
     quantisation-aware loop, `sums_in_chunks` and `calibrate_requant` drive it unchanged; the sums
     of a conv are (n, H_out, W_out, C_out)."""
+
+    eval_chunk = CONV_EVAL_CHUNK
 
     def __init__(self, cfg: ChipConfig, stages: Sequence[Any] | None = None) -> None:
         self.stages = tuple(cfg.network.stages if stages is None else stages)

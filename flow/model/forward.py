@@ -56,6 +56,8 @@ def analog_gain(cfg: ChipConfig) -> float:
 class ChipModel:
     """The chip's forward pass in float64 (exact on integers) and its straight-through backward."""
 
+    eval_chunk = EVAL_CHUNK   # images per forward pass when evaluating many
+
     def __init__(self, cfg: ChipConfig, shapes: Sequence[tuple[int, int]] | None = None,
                  acts: Sequence[str] | None = None) -> None:
         """shapes / acts: (n_in, n_out) and activation of every weight layer, by default the
@@ -169,9 +171,10 @@ class ChipModel:
 
 
 def sums_in_chunks(model: ChipModel, lev, mult, width, codes, exact=True) -> list[np.ndarray]:
-    """Every layer's sums for many images, EVAL_CHUNK images per forward pass."""
-    parts = [model.forward(lev, mult, width, codes[i:i + EVAL_CHUNK], exact=exact)[0]
-             for i in range(0, len(codes), EVAL_CHUNK)]
+    """Every layer's sums for many images, model.eval_chunk images per forward pass."""
+    chunk = model.eval_chunk
+    parts = [model.forward(lev, mult, width, codes[i:i + chunk], exact=exact)[0]
+             for i in range(0, len(codes), chunk)]
     return [np.concatenate([p[layer] for p in parts]) for layer in range(len(lev))]
 
 

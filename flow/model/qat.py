@@ -55,11 +55,13 @@ def _float_accuracy(model: ChipModel, layers, mult, codes, labels) -> float:
     return float(np.mean(s.argmax(axis=1) == np.asarray(labels)))
 
 
-def train_qat(cfg: ChipConfig, dataset: Dataset) -> Weights:
-    """Quantisation-aware training of a (multi-layer) network through the chip's forward pass."""
+def train_qat(cfg: ChipConfig, dataset: Dataset, model: ChipModel | None = None) -> Weights:
+    """Quantisation-aware training of a (multi-layer) network through the chip's forward pass
+    (`model`, by default the config's)."""
     t0 = time.perf_counter()
     tc = cfg.train
-    model, codes, labels, calib = training_set(cfg, dataset)
+    dense, codes, labels, calib = training_set(cfg, dataset)
+    model = dense if model is None else model
     n = len(labels)
     classes = cfg.network.classes
     rng = np.random.default_rng(cfg.seeds.train)
