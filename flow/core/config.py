@@ -21,9 +21,10 @@ from .errors import XbarflowError
 
 __all__ = [
     "AdcConfig", "CONFIG_DIR", "ChipConfig", "ClockConfig", "ConfigError", "CostConfig",
-    "CrossbarConfig", "DEFAULT_CONFIG", "DeviceConfig", "HostConfig", "NetworkConfig",
-    "ProgrammingConfig", "QuantConfig", "SeedConfig", "SensingConfig", "TileSpec", "TrainConfig",
-    "from_dict", "load", "validate",
+    "CrossbarConfig", "DEFAULT_CONFIG", "DeviceConfig", "FeatureMapSpec", "HostConfig",
+    "LAYER_FIELDS", "LayerSpec", "MAX_ACTIVATED_LAYERS", "NetworkConfig", "ProgrammingConfig",
+    "QuantConfig", "SeedConfig", "SensingConfig", "TileSpec", "TrainConfig", "from_dict", "load",
+    "validate",
 ]
 
 CONFIG_DIR = paths.CONFIGS
@@ -52,20 +53,108 @@ READ_MODEL_FIELDS = ("read_model", "preset", "qmm_alpha_hrs", "qmm_alpha_lrs", "
                      "drift_t0_s", "read_time_s")
 
 
+#: Fields each kind of entry of the layered `network.layers` accepts (besides `kind`), with their
+#: defaults; `None` = required. Pool: stride defaults to the window size.
+LAYER_FIELDS: dict[str, dict[str, Any]] = {
+    "conv": {"out_channels": None, "kernel": None, "stride": 1, "padding": 0, "activation": None},
+    "pool": {"mode": None, "size": None, "stride": None},
+    "flatten": {},
+    "dense": {"outputs": None, "activation": None},
+}
+#: Activated (hidden) weight layers the REQUANT_MULT register holds: one 8-bit lane each.
+MAX_ACTIVATED_LAYERS = 4
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One stage of the network with its shapes resolved (CNN_SPEC.md section 1).
+
+    kind: conv | pool | flatten | dense. Shapes are (H, W, C). `kernel`: the conv kernel or the
+    pool window (square); `stride`, `padding` (conv only, zero padding on every side);
+    `channels_out`: conv out_channels, dense outputs (pool, flatten: the map's channels);
+    `mode`: max | avg (pool); `activation`: relu | binary | none (conv, dense);
+    `weight_layer`: index among the conv and dense stages (None for pool and flatten).
+    """
+    kind: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    channels_out: int = 0
+    mode: str = ""
+    activation: str = ""
+    weight_layer: int | None = None
+
+    @property
+    def weight_shape(self) -> tuple[int, int]:
+        """(n_in, n_out) of a weight stage: a conv's im2col matrix is (K*K*C_in, C_out)."""
+        if self.kind == "conv":
+            return self.kernel * self.kernel * self.in_shape[2], self.channels_out
+        if self.kind == "dense":
+            return math.prod(self.in_shape), self.channels_out
+        raise ValueError(f"a {self.kind} stage has no weights")
+
+    @property
+    def positions(self) -> int:
+        """Output positions (H_out * W_out): VMMs per tile of a conv, 1 for a dense layer."""
+        return self.out_shape[0] * self.out_shape[1]
+
+    def table(self) -> dict[str, Any]:
+        """The TOML table this stage came from (every field, defaults filled in)."""
+        if self.kind == "conv":
+            return {"kind": "conv", "out_channels": self.channels_out, "kernel": self.kernel,
+                    "stride": self.stride, "padding": self.padding, "activation": self.activation}
+        if self.kind == "pool":
+            return {"kind": "pool", "mode": self.mode, "size": self.kernel, "stride": self.stride}
+        if self.kind == "dense":
+            return {"kind": "dense", "outputs": self.channels_out, "activation": self.activation}
+        return {"kind": "flatten"}
+
+
+@dataclass(frozen=True)
+class FeatureMapSpec:
+    """A map in the on-chip feature-map memory: element (y, x, c) at base + (y*W + x)*C + c.
+
+    `stage`: the index in `NetworkConfig.stages` of the stage that writes it (-1: the image).
+    """
+    base: int
+    shape: tuple[int, int, int]
+    stage: int = -1
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     input_size: int = 14                 # images are resized to n x n
-    layers: tuple[int, ...] = (10,)      # neurons per layer, the last one is the class count
-    activations: tuple[str, ...] = ("none",)  # per layer: relu | binary | none (last layer)
+    # Per weight layer (conv or dense): its outputs (the last one is the class count) and its
+    # activation: relu | binary | none (last layer). The dense form gives both in the TOML; the
+    # layered form (a list of tables in the TOML, see LAYER_FIELDS) derives them from
+    # `stage_specs`, so everything that walks weight layers reads them the same way.
+    layers: tuple[int, ...] = (10,)
+    activations: tuple[str, ...] = ("none",)
     # Requantising ReLU of hidden layers: y = clip((s * mult) >> requant_shift, 0, dac_max), s the
     # layer's digital sum of ADC codes, mult an unsigned requant_mult_bits-bit runtime register
     # (trained/calibrated, stored with the weights, written by the host).
     requant_shift: int = 8
     requant_mult_bits: int = 8
+    # The layered form only (a dense network keeps 1, 0, ()):
+    input_channels: int = 1              # channels of the input image
+    feature_map_codes: int = 0           # feature-map memory in codes (>= what the maps need)
+    stage_specs: tuple[LayerSpec, ...] = ()  # every entry of the TOML `layers`, shapes resolved
+
+    @property
+    def layered(self) -> bool:
+        """True for the layered form (conv/pool/flatten/dense tables)."""
+        return bool(self.stage_specs)
 
     @property
     def inputs(self) -> int:
-        return self.input_size * self.input_size
+        """DAC codes of one input image (n * n * input_channels)."""
+        return self.input_size * self.input_size * self.input_channels
 
     @property
     def classes(self) -> int:
@@ -73,9 +162,75 @@ class NetworkConfig:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        """(inputs, outputs) of every layer: layer 0 reads the image, layer l the codes of l-1."""
+        """(inputs, outputs) of every weight layer: layer 0 reads the image, layer l the codes of
+        l-1; a conv layer's inputs are its im2col rows K*K*C_in."""
+        if self.stage_specs:
+            return tuple(s.weight_shape for s in self.stage_specs if s.weight_layer is not None)
         ins = (self.inputs, *self.layers[:-1])
         return tuple(zip(ins, self.layers))
+
+    @property
+    def stages(self) -> tuple[LayerSpec, ...]:
+        """Every stage in order; a dense network's stages are its dense layers."""
+        if self.stage_specs:
+            return self.stage_specs
+        return tuple(LayerSpec("dense", (1, 1, n_in), (1, 1, n_out), channels_out=n_out,
+                               activation=act, weight_layer=l)
+                     for l, ((n_in, n_out), act) in enumerate(zip(self.layer_shapes, self.activations)))
+
+    @property
+    def weight_stages(self) -> tuple[LayerSpec, ...]:
+        """The conv and dense stages, in weight-layer order."""
+        return tuple(s for s in self.stages if s.weight_layer is not None)
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        """Output positions per weight layer: H_out * W_out of a conv, 1 of a dense layer."""
+        return tuple(s.positions for s in self.weight_stages)
+
+    @property
+    def feature_maps(self) -> tuple[FeatureMapSpec, ...]:
+        """Every map of the feature-map memory (empty for a dense network): map 0 the image at
+        base 0, then the output of each conv, pool and hidden dense stage; odd maps in region B
+        (base = size of map 0), even maps from 2 in region C (after the largest odd map)."""
+        if not self.stage_specs:
+            return ()
+        shapes = [((self.input_size, self.input_size, self.input_channels), -1)]
+        last = len(self.stage_specs) - 1
+        for i, s in enumerate(self.stage_specs):
+            if s.kind in ("conv", "pool") or (s.kind == "dense" and i != last):
+                shapes.append((s.out_shape, i))
+        size0 = math.prod(shapes[0][0])
+        odd = max((math.prod(sh) for sh, _ in shapes[1::2]), default=0)
+        maps = []
+        for k, (shape, stage) in enumerate(shapes):
+            base = 0 if k == 0 else size0 if k % 2 else size0 + odd
+            maps.append(FeatureMapSpec(base, shape, stage))
+        return tuple(maps)
+
+    @property
+    def feature_map_need(self) -> int:
+        """Codes the feature maps need: map 0 + the largest odd map + the largest even map."""
+        maps = self.feature_maps
+        if not maps:
+            return 0
+        return maps[0].size + max((m.size for m in maps[1::2]), default=0) + max(
+            (m.size for m in maps[2::2]), default=0)
+
+    @property
+    def stage_maps(self) -> tuple[tuple[int, int], ...]:
+        """(input map, output map) index into `feature_maps` per stage; -1 as the output of the
+        last dense stage (its sums go to the output buffer); flatten reads and "writes" the same
+        map (it moves nothing). Empty for a dense network (no feature-map memory)."""
+        if not self.stage_specs:
+            return ()
+        produced = {m.stage: k for k, m in enumerate(self.feature_maps)}
+        out, current = [], 0
+        for i, _ in enumerate(self.stage_specs):
+            nxt = produced.get(i, -1 if i == len(self.stage_specs) - 1 else current)
+            out.append((current, nxt))
+            current = nxt
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -339,6 +494,16 @@ class ChipConfig:
                                           c * to, min((c + 1) * to, n_out)))
         return tuple(specs)
 
+    @property
+    def events_per_image(self) -> int:
+        """VMM events of one inference: per weight layer, positions x that layer's tiles (a dense
+        network: len(tiles)). Event j of image i draws ADC noise with index
+        i * events_per_image + j."""
+        per_layer = [0] * len(self.network.layer_shapes)
+        for t in self.tiles:
+            per_layer[t.layer] += 1
+        return sum(p * n for p, n in zip(self.network.positions, per_layer))
+
     def cycles(self, seconds: float) -> int:
         """A physical duration in whole clock cycles (rounded up, at least 1)."""
         return max(1, math.ceil(seconds * self.clock.freq_hz - 1e-9))
@@ -362,7 +527,20 @@ class ChipConfig:
         return (self.rows * self.quant.dac_bits + 7) // 8
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as plain data that `from_dict` reads back. A dense network's [network] is
+        exactly what it always was (digests stay); the layered form gives its TOML tables."""
+        data = dataclasses.asdict(self)
+        net = self.network
+        data["network"] = {k: v for k, v in data["network"].items()
+                           if k not in ("input_channels", "feature_map_codes", "stage_specs")}
+        if net.layered:
+            del data["network"]["activations"]
+            data["network"]["layers"] = [s.table() for s in net.stage_specs]
+            if net.input_channels != 1:
+                data["network"]["input_channels"] = net.input_channels
+            if net.feature_map_codes != net.feature_map_need:
+                data["network"]["feature_map_codes"] = net.feature_map_codes
+        return data
 
     def digest(self) -> str:
         """Short stable hash of the whole config (keys weights and build caches)."""
@@ -377,6 +555,11 @@ class ChipConfig:
             for key in DEVICE_PRESETS[DEFAULT_DEVICE_PRESET]:
                 if f"device.{key}" not in overrides:
                     data["device"].pop(key, None)
+        tables = overrides.get("network.layers")
+        if isinstance(tables, list) and tables and isinstance(tables[0], dict):
+            # a layered network replaces a dense one: its activations go with its tables
+            if "network.activations" not in overrides:
+                data["network"].pop("activations", None)
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
             if not key:
@@ -466,6 +649,9 @@ def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
         cls = _SECTION_TYPES[key]
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{key}] must be a table")
+        if cls is NetworkConfig:
+            kwargs[key] = _network(value, source)
+            continue
         defaults = cls()
         known = [f.name for f in fields(cls)]
         if cls is DeviceConfig:
@@ -479,6 +665,148 @@ def from_dict(data: dict[str, Any], source: str = "config") -> ChipConfig:
     cfg = ChipConfig(**kwargs)
     validate(cfg, source)
     return cfg
+
+
+def _network(table: dict[str, Any], source: str) -> NetworkConfig:
+    """[network] in either form: `layers` a list of integers (dense, with `activations`) or a
+    list of tables (layered: conv, pool, flatten, dense; shapes resolved and checked here)."""
+    defaults = NetworkConfig()
+    layers = table.get("layers")
+    layered = isinstance(layers, list) and any(isinstance(e, dict) for e in layers)
+    user_keys = ["input_size", "layers", "activations", "requant_shift", "requant_mult_bits"]
+    if layered:
+        user_keys = [k for k in user_keys if k != "activations"] + ["input_channels",
+                                                                   "feature_map_codes"]
+    sect: dict[str, Any] = {}
+    for k, v in table.items():
+        if layered and k == "activations":
+            raise ConfigError(f"{source}: network.activations must be absent when network.layers "
+                              "is a list of tables (each table has its own activation)")
+        if not layered and k in ("input_channels", "feature_map_codes"):
+            raise ConfigError(f"{source}: network.{k} needs the layered form of network.layers "
+                              "(a list of tables)")
+        if k not in user_keys:
+            raise _unknown(k, user_keys, f"{source}: [network]")
+        if k != "layers" or not layered:
+            sect[k] = _coerce(v, getattr(defaults, k), f"{source}: network.{k}")
+    if not layered:
+        return NetworkConfig(**sect)
+    net = NetworkConfig(**sect)
+    _check(2 <= net.input_size <= 28, source,
+           f"network.input_size must be in 2..28, got {net.input_size}")
+    _check(1 <= net.input_channels <= 64, source,
+           f"network.input_channels must be in 1..64, got {net.input_channels}")
+    stages = _resolve_stages(layers, (net.input_size, net.input_size, net.input_channels), source)
+    weights = [s for s in stages if s.weight_layer is not None]
+    net = dataclasses.replace(net, stage_specs=stages,
+                              layers=tuple(s.channels_out for s in weights),
+                              activations=tuple(s.activation for s in weights))
+    need = net.feature_map_need
+    given = net.feature_map_codes
+    _check(given == 0 or given >= need, source,
+           f"feature map memory of {given} codes is too small: needs {need}")
+    return dataclasses.replace(net, feature_map_codes=given or need)
+
+
+def _layer_field(entry: dict[str, Any], key: str, default: Any, where: str) -> Any:
+    value = entry.get(key, default)
+    if value is None:
+        raise ConfigError(f"{where}: missing field '{key}'")
+    if key in ("mode", "activation"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
+        return value
+    return _coerce(value, 0, f"{where}: {key}")
+
+
+def _resolve_stages(entries: list[Any], shape: tuple[int, int, int],
+                    source: str) -> tuple[LayerSpec, ...]:
+    """The layered `network.layers` as LayerSpecs, every rule of CNN_SPEC.md section 1 checked."""
+    stages: list[LayerSpec] = []
+    flattened = False
+    weight_layer = 0
+    for i, entry in enumerate(entries):
+        where = f"{source}: network.layers[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table like {{ kind = \"conv\", ... }}, "
+                              f"got {entry!r} (do not mix integers and tables)")
+        kind = entry.get("kind")
+        if kind not in LAYER_FIELDS:
+            raise ConfigError(f"{where}: unknown kind {kind!r}; known kinds: "
+                              f"{', '.join(LAYER_FIELDS)}")
+        where = f"{where} ({kind})"
+        known = LAYER_FIELDS[kind]
+        for k in entry:
+            if k != "kind" and k not in known:
+                raise _unknown(k, ["kind", *known], where)
+        f = {k: _layer_field(entry, k, d, where) for k, d in known.items() if d is not None
+             or k != "stride"}
+        if kind == "pool":
+            f["stride"] = _layer_field(entry, "stride", f["size"], where)  # default: the window
+        h, w, c = shape
+        if kind in ("conv", "pool") and flattened:
+            raise ConfigError(f"{where}: a {kind} layer after flatten (flatten leads into the "
+                              "dense layers)")
+        if kind == "flatten":
+            _check(not flattened, source, f"network.layers[{i}]: a second flatten")
+            flattened = True
+            stages.append(LayerSpec("flatten", shape, (1, 1, h * w * c), channels_out=h * w * c))
+        elif kind == "conv":
+            k_, s_, p_ = f["kernel"], f["stride"], f["padding"]
+            _check(1 <= f["out_channels"] <= 1024, source,
+                   f"network.layers[{i}] (conv): out_channels must be in 1..1024, got {f['out_channels']}")
+            _check(k_ >= 1, source, f"network.layers[{i}] (conv): kernel must be >= 1, got {k_}")
+            _check(s_ >= 1, source, f"network.layers[{i}] (conv): stride must be >= 1, got {s_}")
+            _check(0 <= p_ < k_, source,
+                   f"network.layers[{i}] (conv): padding must be in 0..kernel-1 = {k_ - 1}, got {p_}")
+            _check(k_ <= h + 2 * p_ and k_ <= w + 2 * p_, source,
+                   f"network.layers[{i}] (conv): kernel {k_} is larger than its padded input map "
+                   f"{h + 2 * p_}x{w + 2 * p_}")
+            out = ((h + 2 * p_ - k_) // s_ + 1, (w + 2 * p_ - k_) // s_ + 1, f["out_channels"])
+            stages.append(LayerSpec("conv", shape, out, k_, s_, p_, f["out_channels"],
+                                    activation=f["activation"], weight_layer=weight_layer))
+            weight_layer += 1
+        elif kind == "pool":
+            size, s_ = f["size"], f["stride"]
+            _check(f["mode"] in ("max", "avg"), source,
+                   f"network.layers[{i}] (pool): mode must be max or avg, got '{f['mode']}'")
+            _check(size >= 1, source, f"network.layers[{i}] (pool): size must be >= 1, got {size}")
+            _check(s_ >= 1, source, f"network.layers[{i}] (pool): stride must be >= 1, got {s_}")
+            _check(size <= h and size <= w, source,
+                   f"network.layers[{i}] (pool): window {size} is larger than its input map {h}x{w}")
+            _check(f["mode"] == "max" or (size * size) & (size * size - 1) == 0, source,
+                   f"network.layers[{i}] (pool): avg pool needs size*size a power of two (the "
+                   f"average is a shift), got {size}x{size}")
+            out = ((h - size) // s_ + 1, (w - size) // s_ + 1, c)
+            stages.append(LayerSpec("pool", shape, out, size, s_, 0, c, mode=f["mode"]))
+        else:
+            _check(flattened, source,
+                   f"network.layers[{i}] (dense): dense before flatten on a {h}x{w}x{c} map; "
+                   "add { kind = \"flatten\" } before it")
+            _check(1 <= f["outputs"] <= 1024, source,
+                   f"network.layers[{i}] (dense): outputs must be in 1..1024, got {f['outputs']}")
+            stages.append(LayerSpec("dense", shape, (1, 1, f["outputs"]), channels_out=f["outputs"],
+                                    activation=f["activation"], weight_layer=weight_layer))
+            weight_layer += 1
+        shape = stages[-1].out_shape
+    _check(bool(stages) and stages[-1].kind == "dense", source,
+           "network.layers must end with a dense layer (the classes)")
+    for j, s in enumerate(stages):
+        if s.weight_layer is None:
+            continue
+        if j == len(stages) - 1:
+            _check(s.activation == "none", source,
+                   f"network.layers[{j}]: the last layer's activation must be 'none' (argmax on "
+                   f"its sums), got '{s.activation}'")
+        else:
+            _check(s.activation in ("relu", "binary"), source,
+                   f"network.layers[{j}] ({s.kind}): activation must be relu or binary ('none' only "
+                   f"on the last layer), got '{s.activation}'")
+    hidden = weight_layer - 1
+    _check(hidden <= MAX_ACTIVATED_LAYERS, source,
+           f"network.layers: {hidden} activated layers, at most {MAX_ACTIVATED_LAYERS} fit the "
+           "REQUANT_MULT register")
+    return tuple(stages)
 
 
 def _with_preset(device: dict[str, Any], source: str) -> dict[str, Any]:

@@ -23,6 +23,14 @@ Hardware arithmetic (fixed by the architecture; the RTL implements the same):
   binary y = dac_max if s > 0 else 0.
 * Last layer: class = argmax of s_L, lowest index wins ties. `GoldenResult.adc_codes` holds
   s_L (for a one-tile layer these are the ADC codes themselves).
+
+The layered form (conv, pool, flatten, dense; CNN_SPEC.md) runs the same tiles and digital
+steps once per output position (flow/model/conv.py has the walk): a conv layer's tiles hold its
+im2col matrix (K*K*C_in, C_out); each position's window is driven onto the layer's tiles in
+`cfg.tiles` order, the sums over row tiles are activated into the layer's output map (HWC),
+pooling works on codes, flatten moves nothing, dense layers read the map before them. VMM event
+j of image i (execution order, `conv.vmm_events`) draws ADC noise with event index
+e = i * events_per_image + j; for a dense network that is e = i * total_tiles + t, as above.
 """
 
 from __future__ import annotations
@@ -38,29 +46,72 @@ from xbarflow.analog_models.array import AnalogArray
 from xbarflow.analog_models.mapping import Mapping, map_weights
 
 from ..core.config import ChipConfig, TileSpec
+from .conv import VmmEvent, im2col, layer_event_offsets, pool, vmm_events
 
 __all__ = ["GoldenChip", "GoldenResult", "GoldenTrace", "Tile", "activate", "argmax_lowest",
            "binary_activation", "requantize_relu", "tile_event_indices"]
+
+#: Rows (images x positions) of one batched tile read: bounds the memory of a conv layer's VMMs.
+#: Results do not depend on it (every read is exact whatever the batch).
+VMM_CHUNK_ROWS = 1 << 16
+#: Images of a layered network run together when no trace is kept (memory only, as above).
+IMAGE_CHUNK = 256
 
 
 @dataclass(frozen=True)
 class GoldenTrace:
     """Every intermediate result of a batch, in the order the chip produces them.
 
-    tile_events[:, t] is the noise event index of tile t for each image; tile_adc_codes[t] the
-    (n, tile outputs) signed ADC codes of tile t; sums[l] the (n, n_out) digital sums of layer l;
-    activations[l] the (n, n_out) codes of hidden layer l (inputs of layer l + 1).
+    Dense network: tile_events[:, t] is the noise event index of tile t for each image;
+    tile_adc_codes[t] the (n, tile outputs) signed ADC codes of tile t; sums[l] the (n, n_out)
+    digital sums of layer l; activations[l] the (n, n_out) codes of hidden layer l (inputs of
+    layer l + 1).
+
+    Layered network: every weight layer runs at P_l output positions, so tile_events is
+    (n, events_per_image), the noise event index of VMM event j (`events[j]`); tile_adc_codes[t]
+    is (n, P_l, tile outputs), sums[l] and activations[l] are (n, P_l, n_out) (position
+    p = oy * W_out + ox); feature_maps[m] the (n, H, W, C) codes of map m of
+    `cfg.network.feature_maps` (map 0 the image).
+
+    Both forms: `events` lists every VMM event in execution order and windows[l] holds the
+    (n, P_l, n_in) codes layer l drives (a dense layer: P_l = 1, its input codes); per event,
+    `event_dac_codes(j)` and `event_adc_codes(j)` give what the RTL drives and the ADCs return.
     """
     tile_events: np.ndarray
     tile_adc_codes: tuple[np.ndarray, ...]
     sums: tuple[np.ndarray, ...]
     activations: tuple[np.ndarray, ...]
     tiles: tuple[TileSpec, ...]
+    events: tuple[VmmEvent, ...] = ()
+    windows: tuple[np.ndarray, ...] = ()
+    feature_maps: tuple[np.ndarray, ...] = ()
+    map_layers: tuple[int, ...] = ()   # per feature map: weight layers done when it is written
+    tile_rows: int = 0
+
+    def event_dac_codes(self, j: int) -> np.ndarray:
+        """(n, tile_rows) DAC codes driven in VMM event j: the tile's slice of the window,
+        zeros past the tile's last row."""
+        ev = self.events[j]
+        spec = self.tiles[ev.tile]
+        part = self.windows[ev.layer][:, ev.position, spec.row_start:spec.row_stop]
+        out = np.zeros((part.shape[0], self.tile_rows), dtype=np.int64)
+        out[:, :spec.rows] = part
+        return out
+
+    def event_adc_codes(self, j: int) -> np.ndarray:
+        """(n, tile outputs) signed ADC codes of VMM event j."""
+        ev = self.events[j]
+        codes = self.tile_adc_codes[ev.tile]
+        return codes if codes.ndim == 2 else codes[:, ev.position]
 
     def steps(self, k: int) -> list[tuple[str, np.ndarray]]:
         """Image k's results in execution order, named "tile<t>", "sum<l>", "act<l>": compare a
-        co-simulated run against it in order and the first mismatch is the first divergent step."""
+        co-simulated run against it in order and the first mismatch is the first divergent step.
+        Layered networks: "vmm<j>" (event j's ADC codes), "sum<l>" after each weight layer and
+        "map<m>" for each feature map as it is written."""
         out: list[tuple[str, np.ndarray]] = []
+        if self.feature_maps:
+            return self._layered_steps(k)
         layers = len(self.sums)
         for layer in range(layers):
             for spec in self.tiles:
@@ -69,6 +120,17 @@ class GoldenTrace:
             out.append((f"sum{layer}", self.sums[layer][k]))
             if layer < layers - 1:
                 out.append((f"act{layer}", self.activations[layer][k]))
+        return out
+
+    def _layered_steps(self, k: int) -> list[tuple[str, np.ndarray]]:
+        out: list[tuple[str, np.ndarray]] = [("map0", self.feature_maps[0][k])]
+        for layer in range(len(self.sums)):
+            for ev in self.events:
+                if ev.layer == layer:
+                    out.append((f"vmm{ev.index}", self.event_adc_codes(ev.index)[k]))
+            out.append((f"sum{layer}", self.sums[layer][k]))
+            out.extend((f"map{m}", self.feature_maps[m][k])
+                       for m, done in enumerate(self.map_layers) if m and done == layer + 1)
         return out
 
 
@@ -232,6 +294,8 @@ class GoldenChip:
         cfg = self.cfg
         x = np.atleast_2d(np.asarray(dac_codes))
         images = event_indices(0 if event_index is None else event_index, x.shape[0])
+        if cfg.network.layered:
+            return self._infer_layered(x, images, trace)
         total = len(self.tiles)
         n_layers = len(cfg.network.layers)
         tile_codes: list[np.ndarray] = [np.empty(0)] * total
@@ -253,5 +317,84 @@ class GoldenChip:
         result_trace = None
         if trace:
             events = np.stack([tile_event_indices(images, total, t) for t in range(total)], axis=1)
-            result_trace = GoldenTrace(events, tuple(tile_codes), tuple(sums), tuple(acts), cfg.tiles)
+            inputs = [np.atleast_2d(np.asarray(dac_codes)), *acts]
+            result_trace = GoldenTrace(events, tuple(tile_codes), tuple(sums), tuple(acts), cfg.tiles,
+                                       events=vmm_events(cfg),
+                                       windows=tuple(v[:, None, :] for v in inputs),
+                                       tile_rows=cfg.crossbar.tile_rows)
         return GoldenResult(adc_codes=sums[-1], classes=argmax_lowest(sums[-1]), trace=result_trace)
+
+    def _infer_layered(self, x: np.ndarray, images: np.ndarray, trace: bool) -> GoldenResult:
+        """The layered network (conv, pool, flatten, dense), stage by stage on (n, H, W, C) maps."""
+        cfg, net = self.cfg, self.cfg.network
+        if x.ndim != 2 or x.shape[1] != net.inputs:
+            raise ValueError(f"DAC codes must be shaped (n, {net.inputs}) for config "
+                             f"'{cfg.name}', got {x.shape}")
+        n = x.shape[0]
+        if not trace and n > IMAGE_CHUNK:   # memory: a conv layer's windows are P x K*K*C codes
+            parts = [self._infer_layered(x[a:a + IMAGE_CHUNK], images[a:a + IMAGE_CHUNK], False)
+                     for a in range(0, n, IMAGE_CHUNK)]
+            final = np.concatenate([r.adc_codes for r in parts])
+            return GoldenResult(adc_codes=final, classes=np.concatenate([r.classes for r in parts]))
+        current = x.astype(np.int64).reshape(n, net.input_size, net.input_size, net.input_channels)
+        maps, map_layers = [current], [0]
+        offsets = layer_event_offsets(cfg)
+        per_event = cfg.events_per_image
+        tile_codes: list[np.ndarray] = [np.empty(0)] * len(self.tiles)
+        sums: list[np.ndarray] = []
+        acts: list[np.ndarray] = []
+        windows: list[np.ndarray] = []
+        last = len(net.stages) - 1
+        for i, stage in enumerate(net.stages):
+            if stage.kind == "pool":
+                current = pool(current, stage.mode, stage.kernel, stage.stride)
+                maps.append(current)
+                map_layers.append(len(sums))
+                continue
+            if stage.kind == "flatten":
+                continue   # HWC order is already the dense layer's input order
+            layer = stage.weight_layer
+            win = (im2col(current, stage.kernel, stage.stride, stage.padding) if stage.kind == "conv"
+                   else current.reshape(n, 1, -1))
+            windows.append(win)
+            s = self._layer_sums(layer, win, images * per_event + offsets[layer], tile_codes)
+            sums.append(s)
+            if i == last:
+                break
+            y = activate(cfg, layer, s, self.requant_mult[layer])
+            acts.append(y)
+            current = y.reshape(n, *stage.out_shape)
+            maps.append(current)
+            map_layers.append(len(sums))
+        final = sums[-1][:, 0, :]
+        result_trace = None
+        if trace:
+            events = vmm_events(cfg)
+            ev_index = images[:, None] * per_event + np.arange(per_event, dtype=np.int64)
+            result_trace = GoldenTrace(ev_index, tuple(tile_codes), tuple(sums), tuple(acts),
+                                       cfg.tiles, events=events, windows=tuple(windows),
+                                       feature_maps=tuple(maps), map_layers=tuple(map_layers),
+                                       tile_rows=cfg.crossbar.tile_rows)
+        return GoldenResult(adc_codes=final, classes=argmax_lowest(final), trace=result_trace)
+
+    def _layer_sums(self, layer: int, windows: np.ndarray, first_events: np.ndarray,
+                    tile_codes: list[np.ndarray]) -> np.ndarray:
+        """(n, P, n_out) sums of weight layer `layer` over its windows (n, P, n_in): position p's
+        k-th tile of the layer is VMM event first + p * tiles + k of each image (`first_events`:
+        each image's event index of the layer's first VMM). Fills tile_codes[t] (n, P, outs)."""
+        n, positions, _ = windows.shape
+        layer_tiles = [t for t in self.tiles if t.layer == layer]
+        n_out = self.cfg.network.layer_shapes[layer][1]
+        sums = np.zeros((n, positions, n_out), dtype=np.int64)
+        p_events = np.arange(positions, dtype=np.int64) * len(layer_tiles)
+        for k, tile in enumerate(layer_tiles):
+            events = (first_events[:, None] + p_events[None, :] + k).reshape(-1)
+            rows = windows[:, :, tile.row_slice].reshape(n * positions, -1)
+            codes = np.empty((n * positions, len(tile.outputs)), dtype=np.int64)
+            for a in range(0, rows.shape[0], VMM_CHUNK_ROWS):
+                b = a + VMM_CHUNK_ROWS
+                codes[a:b] = tile.array.adc_codes(rows[a:b], events[a:b])
+            codes = codes.reshape(n, positions, -1)
+            tile_codes[tile.index] = codes
+            sums[:, :, tile.out_slice] += codes
+        return sums

@@ -414,3 +414,22 @@ def test_python_m_flow_cli_plugin_errors_are_one_line(bad):
         proc = run_cli(argv)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("layers, needle", [
+    ('[{ kind = "conv", out_channels = 4, kernel = 30, activation = "relu" }, { kind = "flatten" }, '
+     '{ kind = "dense", outputs = 10, activation = "none" }]', "kernel 30 is larger than its padded input map"),
+    ('[{ kind = "pool", mode = "avg", size = 3 }, { kind = "flatten" }, '
+     '{ kind = "dense", outputs = 10, activation = "none" }]', "avg pool needs size*size a power of two"),
+    ('[{ kind = "conv", out_channels = 4, kernel = 3, activation = "relu" }, '
+     '{ kind = "dense", outputs = 10, activation = "none" }]', "dense before flatten"),
+])
+@pytest.mark.parametrize("command", ["cost", "classify", "verilog"])
+def test_bad_layered_network_exits_2(command, layers, needle, bad, tmp_path, capsys):
+    """A network description that does not fit is one line and exit 2 (CNN_SPEC.md section 1)."""
+    cfg = tmp_path / "cnn_bad.toml"
+    cfg.write_text(f"[network]\ninput_size = 28\nlayers = {layers}\n")
+    argv = config_commands(bad, tmp_path / "out")[command] + ["--config", cfg]
+    err = one_line_exit_2(argv, capsys)
+    assert needle in err, err
+    assert not (tmp_path / "out").exists()
