@@ -2,18 +2,19 @@
 backward: the golden model's arithmetic for conv, pool, flatten and dense stages (CNN_SPEC.md).
 
 Every map is a (n, H, W, C) array of codes (HWC, channel fastest, as the feature-map memory).
-  conv      im2col rows: row r = (ky*K + kx)*C_in + c of output (oy, ox) reads input
-            (oy*S - P + ky, ox*S - P + kx, c), code 0 outside the map; positions in raster order.
-            The rows of every image and position go through `ChipModel.vmm` (the same per-tile
-            ADC rounding and saturation as a dense layer), then `ChipModel.activate`.
+  conv      the golden model's im2col windows (flow/model/conv.py: row r = (ky*K + kx)*C_in + c,
+            code 0 in the padding, positions in raster order); the rows of every image and
+            position go through `ChipModel.vmm` (the same per-tile ADC rounding and saturation
+            as a dense layer), then `ChipModel.activate`.
   pool      on codes, no padding: max = the largest code, avg = floor(sum / size^2).
   flatten   moves nothing: a dense layer's input index is the map's HWC offset.
   dense     as in flow/model/forward.py.
 Gradients pass straight through every rounding (ADC, requantiser, the average's floor) and stop
 where a value saturates, as for dense layers; a max pool passes its gradient to the first
 largest code of each window (raster order); the float twin (exact=False) drops every rounding.
-`chip_model(cfg)` is the training model of any config: this one when the network has a
-convolution or pooling stage, else the dense `ChipModel`.
+`chip_model(cfg)` is the training model of any config: this one for the layered form
+(`NetworkConfig.layered`), else the dense `ChipModel`. The pooling here keeps, beside the value
+(conv.pool's on codes), which input each max came from, and has a float twin.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import ChipConfig
+from ..core.config import ChipConfig, LayerSpec
+from .conv import im2col
 from .forward import ChipModel
 
-__all__ = ["CONV_EVAL_CHUNK", "ConvChipModel", "chip_model", "col2im", "im2col", "is_layered",
-           "pool", "pool_backward", "weight_shapes"]
+__all__ = ["CONV_EVAL_CHUNK", "ConvChipModel", "chip_model", "col2im", "im2col_rows",
+           "pool_backward", "pool_forward"]
 
 CONV_EVAL_CHUNK = 250   # images per evaluation pass: a 28 x 28 conv's im2col rows are ~600 per image
 
@@ -36,14 +38,11 @@ def _out_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(maps: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """(n, H, W, C) maps -> (n * H_out * W_out, K*K*C) window rows, positions in raster order per
-    image, row r = (ky*K + kx)*C + c, zeros where the window reaches into the padding."""
-    n, h, w, c = maps.shape
-    ho, wo = _out_size(h, kernel, stride, padding), _out_size(w, kernel, stride, padding)
-    padded = np.ascontiguousarray(
-        np.pad(maps, ((0, 0), (padding, padding), (padding, padding), (0, 0))))
-    return _windows(padded, kernel, stride, ho, wo).reshape(n * ho * wo, kernel * kernel * c)
+def im2col_rows(maps: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """(n, H, W, C) maps -> (n * H_out * W_out, K*K*C) window rows (conv.im2col, one row per
+    image and position), the rows `ChipModel.vmm` takes."""
+    windows = im2col(maps, kernel, stride, padding)
+    return windows.reshape(-1, windows.shape[2])
 
 
 def _windows(maps: np.ndarray, size: int, stride: int, ho: int, wo: int) -> np.ndarray:
@@ -56,7 +55,7 @@ def _windows(maps: np.ndarray, size: int, stride: int, ho: int, wo: int) -> np.n
 
 def col2im(rows: np.ndarray, in_shape: tuple[int, int, int, int], kernel: int, stride: int,
            padding: int) -> np.ndarray:
-    """The adjoint of `im2col`: window-row gradients summed back onto the (n, H, W, C) map."""
+    """The adjoint of `im2col_rows`: window-row gradients summed back onto the (n, H, W, C) map."""
     n, h, w, c = in_shape
     ho, wo = _out_size(h, kernel, stride, padding), _out_size(w, kernel, stride, padding)
     taps = rows.reshape(n, ho, wo, kernel * kernel, c)
@@ -68,10 +67,11 @@ def col2im(rows: np.ndarray, in_shape: tuple[int, int, int, int], kernel: int, s
     return padded[:, padding:padding + h, padding:padding + w, :]
 
 
-def pool(maps: np.ndarray, mode: str, size: int, stride: int,
+def pool_forward(maps: np.ndarray, mode: str, size: int, stride: int,
          exact: bool = True) -> tuple[np.ndarray, Any]:
     """(n, H, W, C) -> pooled (n, H_out, W_out, C) and what `pool_backward` needs. max: the largest
-    value of each window; avg: floor(sum / size^2) on codes (unrounded with exact=False)."""
+    value of each window; avg: floor(sum / size^2) on codes (unrounded with exact=False). On
+    codes the value is conv.pool's."""
     n, h, w, c = maps.shape
     ho, wo = _out_size(h, size, stride), _out_size(w, size, stride)
     taps = _windows(np.ascontiguousarray(maps), size, stride, ho, wo).reshape(
@@ -97,36 +97,18 @@ def pool_backward(g: np.ndarray, cache: Any) -> np.ndarray:
     return out
 
 
-def _prod(shape: Sequence[int]) -> int:
-    return int(np.prod(shape))
-
-
-def weight_shapes(stages: Sequence[Any]) -> list[tuple[int, int]]:
-    """(n_in, n_out) of every weight stage in order: K*K*C_in x C_out for a conv (its im2col
-    matrix), H*W*C x outputs for a dense stage."""
-    return [(stage.kernel * stage.kernel * stage.in_shape[2] if stage.kind == "conv"
-             else _prod(stage.in_shape), stage.out_shape[2])
-            for stage in stages if stage.kind in ("conv", "dense")]
-
-
-def is_layered(cfg: ChipConfig) -> bool:
-    """True when the network has a stage a dense ChipModel cannot run (conv, pool, flatten)."""
-    return any(stage.kind != "dense" for stage in cfg.network.stages)
-
-
 class ConvChipModel(ChipModel):
     """`ChipModel` for a network of conv / pool / flatten / dense stages (`NetworkConfig.stages`,
-    or any objects with LayerSpec's fields: kind, in_shape, out_shape, kernel, stride, padding,
-    mode, activation, weight_layer). forward / backward keep ChipModel's signatures, so the
+    or other `LayerSpec`s). forward / backward keep ChipModel's signatures, so the
     quantisation-aware loop, `sums_in_chunks` and `calibrate_requant` drive it unchanged; the sums
     of a conv are (n, H_out, W_out, C_out)."""
 
     eval_chunk = CONV_EVAL_CHUNK
 
-    def __init__(self, cfg: ChipConfig, stages: Sequence[Any] | None = None) -> None:
+    def __init__(self, cfg: ChipConfig, stages: Sequence[LayerSpec] | None = None) -> None:
         self.stages = tuple(cfg.network.stages if stages is None else stages)
-        weighted = [s for s in self.stages if s.kind in ("conv", "dense")]
-        super().__init__(cfg, weight_shapes(self.stages), [s.activation for s in weighted])
+        weighted = [s for s in self.stages if s.weight_layer is not None]
+        super().__init__(cfg, [s.weight_shape for s in weighted], [s.activation for s in weighted])
 
     def forward(self, lev: list[np.ndarray], mult: list[int], width: list[float], x: np.ndarray,
                 keep: bool = False, exact: bool = True,
@@ -141,7 +123,7 @@ class ConvChipModel(ChipModel):
         cache: list[Any] = []
         for stage in self.stages:
             if stage.kind == "pool":
-                maps, pooled = pool(maps, stage.mode, stage.kernel, stage.stride, exact)
+                maps, pooled = pool_forward(maps, stage.mode, stage.kernel, stage.stride, exact)
                 cache.append((stage, pooled))
                 continue
             if stage.kind == "flatten":
@@ -150,7 +132,7 @@ class ConvChipModel(ChipModel):
             layer = stage.weight_layer
             if layer >= len(lev):
                 break
-            rows = (im2col(maps, stage.kernel, stage.stride, stage.padding) if stage.kind == "conv"
+            rows = (im2col_rows(maps, stage.kernel, stage.stride, stage.padding) if stage.kind == "conv"
                     else maps.reshape(n, -1))
             s, masks = self.vmm(layer, lev[layer], rows, keep=keep, exact=exact, noisy=noisy)
             act_mask, act_gain = None, 0.0
@@ -196,6 +178,6 @@ class ConvChipModel(ChipModel):
 
 
 def chip_model(cfg: ChipConfig) -> ChipModel:
-    """The training forward pass of cfg's network: ConvChipModel for a layered network with
-    convolutions or pooling, the dense ChipModel otherwise (bit for bit today's)."""
-    return ConvChipModel(cfg) if is_layered(cfg) else ChipModel(cfg)
+    """The training forward pass of cfg's network: ConvChipModel for the layered form, the dense
+    ChipModel otherwise (bit for bit today's)."""
+    return ConvChipModel(cfg) if cfg.network.layered else ChipModel(cfg)

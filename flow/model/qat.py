@@ -27,6 +27,7 @@ import numpy as np
 from xbarflow.analog_models.mapping import normalize
 from ..core.config import ChipConfig
 from ..data import Dataset, to_dac_codes
+from .conv_forward import chip_model
 from .forward import (
     CALIB_IMAGES,
     ChipModel,
@@ -60,8 +61,8 @@ def train_qat(cfg: ChipConfig, dataset: Dataset, model: ChipModel | None = None)
     (`model`, by default the config's)."""
     t0 = time.perf_counter()
     tc = cfg.train
-    dense, codes, labels, calib = training_set(cfg, dataset)
-    model = dense if model is None else model
+    _, codes, labels, calib = training_set(cfg, dataset)
+    model = chip_model(cfg) if model is None else model
     n = len(labels)
     classes = cfg.network.classes
     rng = np.random.default_rng(cfg.seeds.train)

@@ -4,47 +4,40 @@ arithmetic, and every backward against finite differences of the float twin."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.core import config
+from xbarflow.flow.core.config import ChipConfig, LayerSpec as Stage
+from xbarflow.flow.data import to_dac_codes
+from xbarflow.flow.model import conv
 from xbarflow.flow.model.conv_forward import (
     ConvChipModel,
+    chip_model,
     col2im,
-    im2col,
-    pool,
+    im2col_rows as im2col,
     pool_backward,
-    weight_shapes,
+    pool_forward as pool,
 )
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A stand-in with LayerSpec's fields (CNN_SPEC.md section 1)."""
-    kind: str
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
-    kernel: int = 0
-    stride: int = 1
-    padding: int = 0
-    mode: str = ""
-    activation: str = ""
-    weight_layer: int | None = None
+from xbarflow.flow.model.forward import calibrate_requant
+from xbarflow.flow.model.golden import GoldenChip
+from xbarflow.flow.model.train import software_scores
+from xbarflow.flow.model.weights import Weights
 
 
 def tiny_stages() -> list[Stage]:
     """6x6x2 -> conv 3x3x3 pad 1 stride 1 -> 6x6x3 -> max pool 2 -> 3x3x3 -> conv 2x2x4 stride 1
     -> 2x2x4 -> avg pool 2 stride 1 -> 1x1x4 -> flatten -> dense 5."""
     return [
-        Stage("conv", (6, 6, 2), (6, 6, 3), kernel=3, padding=1, activation="relu", weight_layer=0),
-        Stage("pool", (6, 6, 3), (3, 3, 3), kernel=2, stride=2, mode="max"),
-        Stage("conv", (3, 3, 3), (2, 2, 4), kernel=2, activation="relu", weight_layer=1),
-        Stage("pool", (2, 2, 4), (1, 1, 4), kernel=2, stride=1, mode="avg"),
-        Stage("flatten", (1, 1, 4), (1, 1, 4)),
-        Stage("dense", (1, 1, 4), (1, 1, 5), activation="none", weight_layer=2),
+        Stage("conv", (6, 6, 2), (6, 6, 3), kernel=3, padding=1, channels_out=3, activation="relu",
+              weight_layer=0),
+        Stage("pool", (6, 6, 3), (3, 3, 3), kernel=2, stride=2, channels_out=3, mode="max"),
+        Stage("conv", (3, 3, 3), (2, 2, 4), kernel=2, channels_out=4, activation="relu",
+              weight_layer=1),
+        Stage("pool", (2, 2, 4), (1, 1, 4), kernel=2, stride=1, channels_out=4, mode="avg"),
+        Stage("flatten", (1, 1, 4), (1, 1, 4), channels_out=4),
+        Stage("dense", (1, 1, 4), (1, 1, 5), channels_out=5, activation="none", weight_layer=2),
     ]
 
 
@@ -115,6 +108,8 @@ def test_pooling_on_codes_matches_plain_loops(mode, size, stride):
     maps = rng.integers(0, 16, size=(3, 8, 8, 2)).astype(float)
     got, _ = pool(maps, mode, size, stride)
     assert np.array_equal(got, loop_pool(maps, mode, size, stride))
+    if (size * size) & (size * size - 1) == 0:     # the golden model's pooling (avg: a shift)
+        assert np.array_equal(got, conv.pool(maps.astype(np.int64), mode, size, stride))
 
 
 def test_max_pool_sends_the_gradient_to_the_first_largest_code():
@@ -198,7 +193,7 @@ def test_integer_forward_matches_a_loop_by_loop_twin():
     cfg = tiny_config(**{"adc.bits": 6})      # a narrow ADC: some tiles saturate
     stages = tiny_stages()
     model = ConvChipModel(cfg, stages)
-    assert model.shapes == tuple(weight_shapes(stages)) == ((18, 3), (12, 4), (4, 5))
+    assert model.shapes == ((18, 3), (12, 4), (4, 5))
     assert [len(t) for t in model.row_tiles] == [3, 2, 1]
     rng = np.random.default_rng(7)
     lev = random_levels(model, rng)
@@ -243,3 +238,22 @@ def test_backward_is_the_float_twins_gradient():
             down[layer][idx] -= eps
             fd = (loss(up) - loss(down)) / (2 * eps)
             assert np.isclose(grads[layer][idx], fd, rtol=1e-5, atol=1e-6), (layer, idx)
+
+
+def test_training_forward_is_the_golden_models_arithmetic_on_cnn_toml(dataset):
+    """configs/cnn.toml on an ideal crossbar: the sums the trainer computes are the golden
+    model's (flow/model/golden.py, an independent walk of the same spec), image by image."""
+    cfg = config.load(config.CONFIG_DIR / "cnn.toml").replace(**{"crossbar.wire_r": 0.0})
+    model = chip_model(cfg)
+    assert isinstance(model, ConvChipModel) and [s.kind for s in model.stages] == \
+        ["conv", "pool", "conv", "pool", "flatten", "dense"]
+    rng = np.random.default_rng(5)
+    layers = tuple(np.clip(rng.normal(0.0, 0.25, shape), -1.0, 1.0) for shape in model.shapes)
+    codes = to_dac_codes(dataset.x_test[:120], cfg)
+    mult = [0, 0]
+    calibrate_requant(model, [model.levels(w) for w in layers], mult, [1.0, 1.0], codes, 99.0)
+    weights = Weights(w=layers[0], config_digest="test", layers=layers, requant_mult=tuple(mult))
+    golden = GoldenChip.from_weights(cfg, weights).infer(codes)
+    ours = software_scores(weights, codes, cfg)
+    assert len(set(golden.classes.tolist())) > 2, "the test should see varied sums"
+    assert np.array_equal(ours, golden.adc_codes)
