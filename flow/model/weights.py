@@ -139,8 +139,8 @@ def _device_read_blob(cfg: ChipConfig) -> dict[str, Any]:
 def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
     """What in-situ training depends on: the network, quantisation, training knobs and seed, and
     the physics the devices and the forward pass see (device model and seed, pulse amplitudes,
-    tile geometry, the analog scale and ADC). Wire resistance, ADC noise and their seeds are
-    not: training runs on the ideal crossbar."""
+    tile geometry, the analog scale and ADC). Wire resistance, the cell type and selector, ADC
+    noise and their seeds are not: training runs on the ideal crossbar."""
     d = cfg.to_dict()
     return {
         "network": d["network"], "quant": d["quant"],
@@ -150,7 +150,9 @@ def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
         # the read model is not seen by in-situ training (ideal linear crossbar)
         "device": {k: v for k, v in d["device"].items() if k not in READ_MODEL_FIELDS},
         "programming": {"v_set": cfg.programming.v_set, "v_reset": cfg.programming.v_reset},
-        "crossbar": {k: v for k, v in d["crossbar"].items() if k != "wire_r"},
+        # the tile geometry and read voltage; not the wires, nor the cell type and selector
+        # (the ideal crossbar it trains on has neither)
+        "crossbar": {k: d["crossbar"][k] for k in ("tile_rows", "tile_cols", "partitions", "v_read")},
         "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits},
         "recipe": f"insitu-{INSITU_RECIPE_VERSION}",
     }

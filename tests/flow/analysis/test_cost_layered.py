@@ -104,8 +104,9 @@ def test_energy_ops_and_area_count_every_vmm(tiny):
         energy += sum((int(v[i]) * volts) ** 2 * g[2][i].sum() for i in range(8))
     assert r.energy_j["crossbar read"] == pytest.approx(energy / len(codes) * tile_s, rel=1e-12)
 
-    # area: 3 tiles of 8 x 4 cells; feature maps 36 + 32 + 8 codes of 4 bits
-    assert r.area_um2["crossbar cells"] == pytest.approx(3 * 8 * 4 * c.cell_area_um2)
+    # area: 3 tiles of 8 x 4 cells (1R, the default cell); feature maps 36 + 32 + 8 codes of 4 bits
+    assert cfg.crossbar.cell == "1R"
+    assert r.area_um2["crossbar cells"] == pytest.approx(3 * 8 * 4 * c.cell_area_1r_um2)
     assert r.area_um2["feature-map memory"] == pytest.approx((36 + 32 + 8) * 4 * c.fmap_bit_area_um2)
     assert "VMM events per inference (positions x tiles)" in "\n".join(r.table())
 
