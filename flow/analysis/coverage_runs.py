@@ -2,12 +2,17 @@
 builds, with a modest number of images, each leaving its coverage data in its own folder.
 
 `CAMPAIGN` lists them: inference on the SLP (SPI, and SPI asynchronous to the chip clock), the
-ReLU MLP (shared ADCs) and the binary-hidden-layer MLP; programming through the write path
-over SPI and UART, and with stuck-at cells (write-ack timeouts); host-interface fuzzing over
-SPI and UART, plus a directed run with every (command, NACK code) the protocol allows outside
-BUSY (`directed_items`: the random plan leaves some out at a few hundred frames; BUSY comes
-from the fuzz bench's refusals while programming). Every run must pass its parity checks (a run that disagrees with the golden
-model raises: its coverage would count behaviour nobody checked).
+ReLU MLP (shared ADCs) and the binary-hidden-layer MLP, each inference run with an all-white
+and an all-black image besides the test images (`image_set`) and the register patterns (every
+writable register to all ones and back, read back); on the MLPs a START and a WRITE_BUF sent
+during every inference, which the chip must refuse with NACK BUSY (an MLP inference, 1,177
+clocks, outlasts a START frame; an SLP inference, 39 clocks, does not). Programming through
+the write path over SPI and UART, with stuck-at cells (write-ack timeouts), and one tile of
+each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a directed run
+with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
+plan leaves some out at a few hundred frames). Every run must pass its parity checks (a run
+that disagrees with the golden model raises: its coverage would count behaviour nobody
+checked).
 
 `run_campaign` returns one `RunRecord` per run; `xbarflow.flow.analysis.coverage` merges their
 data by design (runs of identical Verilog), `xbarflow.flow.commands.coverage` writes the summary.
@@ -32,13 +37,13 @@ from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
 from ..data import Dataset
 from ..model.context import RunContext
-from ..model.programming import tile_target_levels
+from ..model.programming import chip_target_levels
 from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
 
-__all__ = ["CAMPAIGN", "CampaignError", "RunRecord", "RunSpec", "analyse_campaign", "design_tiles",
-           "directed_items", "load_records", "run_campaign", "save_records"]
+__all__ = ["CAMPAIGN", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
+           "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -52,10 +57,17 @@ class RunSpec:
     kind: str                        # inference | async | program | fuzz | directed
     overrides: dict = field(default_factory=dict)
     what: str = ""
+    options: dict = field(default_factory=dict)   # runner.run keywords: program_tiles, busy_probe, ...
 
+
+#: The MLPs' tile the programming runs program (the last: the output layer's second row tile;
+#: its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every row
+#: and column select line and every programmer state, like all ten (~10x the time, 53 min).
+MLP_PROGRAM_TILE = 9
 
 CAMPAIGN: tuple[RunSpec, ...] = (
-    RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI"),
+    RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI, register patterns",
+            options={"register_patterns": True}),
     RunSpec("slp-async-spi", "slp", "async", what="SLP inference, SPI edges asynchronous to the clock"),
     RunSpec("slp-program-spi", "slp", "program", what="programming through the write path, SPI"),
     RunSpec("slp-program-stuck", "slp", "program",
@@ -70,8 +82,20 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             what="host-interface fuzzing, UART"),
     RunSpec("slp-directed-uart", "slp", "directed", {"host.interface": "uart"},
             what="the directed frames over UART, and a frame cut after each byte (timeout)"),
-    RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
-    RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
+    RunSpec("mlp-inference", "mlp", "inference",
+            what="196-256-10 ReLU MLP, shared ADCs; START and WRITE_BUF refused (BUSY) during "
+                 "every inference; register patterns",
+            options={"busy_probe": True, "register_patterns": True}),
+    RunSpec("mlp_binary-inference", "mlp_binary", "inference",
+            what="binary hidden layer MLP; BUSY during every inference; register patterns",
+            options={"busy_probe": True, "register_patterns": True}),
+    RunSpec("mlp-program-tile", "mlp", "program",
+            {"device.stuck_on_rate": 0.002, "device.stuck_off_rate": 0.002},
+            what=f"MLP: tile {MLP_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
+                 "cells: timeouts too), then inference", options={"program_tiles": [MLP_PROGRAM_TILE]}),
+    RunSpec("mlp_binary-program-tile", "mlp_binary", "program",
+            what=f"binary MLP: tile {MLP_PROGRAM_TILE} programmed through the write path, then inference",
+            options={"program_tiles": [MLP_PROGRAM_TILE]}),
 )
 
 
@@ -154,6 +178,21 @@ def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
 
+def image_set(dataset: Dataset, images: int, rails: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, indices): `images` test images spread over the test set; with `rails`
+    also an all-white and an all-black image (every DAC code at its maximum, then 0: MNIST's
+    border pixels are always black, so its images never drive the border rows), indexed past
+    the test set (their own noise events) and labelled 0 (accuracy is not the point here)."""
+    idx = _indices(dataset, images)
+    x, y = dataset.x_test[idx], dataset.y_test[idx]
+    if not rails:
+        return x, y, idx
+    extremes = np.stack([np.full(x.shape[1:], 255, dtype=x.dtype), np.zeros(x.shape[1:], dtype=x.dtype)])
+    n = len(dataset.y_test)
+    return (np.concatenate([x, extremes]), np.concatenate([y, np.zeros(2, dtype=y.dtype)]),
+            np.concatenate([idx, np.array([n, n + 1], dtype=idx.dtype)]))
+
+
 def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
          timeout_s: float) -> tuple[ChipConfig, object, dict | None, int]:
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
@@ -167,23 +206,25 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
         return cfg, build(cfg, "verilator", coverage=True), None, 0
     ctx = RunContext.build(cfg, dataset)
     sim_build = build(cfg, "verilator", coverage=True)
-    idx = _indices(dataset, images)
-    kwargs: dict = {"timeout_s": timeout_s, "cycles_every_image": True}
+    x, y, idx = image_set(dataset, images, rails=spec.kind == "inference")
+    kwargs: dict = {"timeout_s": timeout_s, "cycles_every_image": True, **spec.options}
     chip = ctx.golden
-    if spec.kind == "program":
-        kwargs["targets"] = tile_target_levels(cfg, ctx.weights.w)
-        layers = np.zeros((cfg.rows, cfg.cols))
+    kwargs["requant_mult"] = chip.requant_mult
+    if spec.kind == "program":   # the chip programs its own array; `layers` are then unused
+        kwargs["targets"] = chip_target_levels(cfg, ctx.weights)
+        layers = [np.zeros((n, 2 * m)) for n, m in cfg.network.layer_shapes]
     else:
         layers = chip.layer_conductance
-        kwargs["requant_mult"] = chip.requant_mult
     if spec.kind == "async":
         period_ns = 1e9 / cfg.clock.freq_hz   # half periods in [2, 3] clocks, random phases
         kwargs["spi_timing"] = {"seed": cfg.seeds.noise, "jitter_ns": period_ns,
                                 "phase_ns": period_ns}
-    result = run(sim_build, layers, dataset.x_test[idx], dataset.y_test[idx], idx, out, **kwargs)
+    result = run(sim_build, layers, x, y, idx, out, **kwargs)
     if result.mismatches:
         raise CampaignError(f"{spec.name}: the chip disagreed with the golden model: "
                             f"{result.mismatches[0]}")
+    if spec.options.get("busy_probe") and (result.probes or {}).get("busy_refused") != 2 * result.images:
+        raise CampaignError(f"{spec.name}: {result.probes} BUSY refusals, expected 2 per image")
     return cfg, sim_build, result.programming, result.images
 
 

@@ -1,0 +1,116 @@
+"""Names of coverage items that survive regenerating the Verilog: Yosys's numbered temporaries
+(`\\$33`) and Amaranth's numbered duplicates (`requant_mult$115`, `crc$39`) renumber whenever
+the design changes, so a waiver naming them would go stale (or, worse, match another signal).
+
+`StableNames` rewrites a generated Verilog text's items into a stable shape:
+
+* a temporary defined by ``assign \\$N = expr;`` in its module becomes ``$(expr)``, the
+  expression's own temporaries rewritten the same way (two levels deep, then ``$?``);
+* a temporary a register is clocked from (``sig <= \\$N ;``, the register's next value)
+  becomes ``$next(sig)``;
+* a temporary set in a procedural block (``\\$N = value;`` in case items) becomes
+  ``$mux(value|value...)``, its distinct values sorted;
+* any other temporary (assigned bit by bit) becomes ``$?``;
+* a numbered duplicate name ``name$N`` becomes ``name$n``.
+
+Toggle points carry Verilator's mangled names (``__024`` for ``$``, ``___05F`` for ``__``);
+`demangle` undoes that first. So ``if (\\$43 ) begin`` in the controller reads
+``if ($(4'ha == $(k + 1'h1)) ) begin``, and the counter adder ``__02448[12]`` reads
+``$(status__cycles_total + 1'h1)[12]``, whatever their numbers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+__all__ = ["StableNames", "demangle", "stable_scope"]
+
+_MODULE = re.compile(r"^\s*module\s+\\?(\S+?)\s*\(")
+_ASSIGN = re.compile(r"^\s*assign\s+\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
+_CLOCKED = re.compile(r"^\s*(\\?[^\s<=]+)\s*<=\s*\\\$(\d+)\s*;\s*$")
+_PROCEDURAL = re.compile(r"^\s*\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
+# A whole temporary: `\$33 ` in Verilog text (escaped identifier, ends at white space), or
+# `$33` as a demangled toggle name (then followed by `[`, `:` or the end).
+_TEMP = re.compile(r"(?<![\w.\]$\\])\\?\$(\d+)(?=\s|\[|:|\)|$)")
+# A numbered duplicate: digits after a `$` inside a longer name.
+_DUPLICATE = re.compile(r"(?<=[A-Za-z0-9_.\]])\$\d+")
+_MANGLED = re.compile(r"__0([0-9A-Fa-f]{2})")
+_DEPTH = 3
+_LONGEST = 160   # characters of an expanded expression kept (long concatenations)
+
+
+def demangle(name: str) -> str:
+    """Verilator's encoding of non-identifier characters undone: ``__024`` -> ``$``,
+    ``___05F`` -> ``__``."""
+    return _MANGLED.sub(lambda m: chr(int(m.group(1), 16)), name)
+
+
+def stable_scope(scope: str) -> str:
+    """A hierarchy path with numbered duplicates renamed (``receiver.crc$39`` ->
+    ``receiver.crc$n``)."""
+    return _DUPLICATE.sub("$n", scope)
+
+
+class StableNames:
+    """The temporaries of one generated Verilog text (its lines), module by module."""
+
+    def __init__(self, source_lines: list[str]):
+        self._starts: list[int] = []
+        self._modules: list[str] = []
+        self._assigns: dict[str, dict[str, str]] = {}
+        self._clocked: dict[str, dict[str, str]] = {}
+        self._procedural: dict[str, dict[str, set[str]]] = {}
+        module = ""
+        for n, line in enumerate(source_lines, 1):
+            m = _MODULE.match(line)
+            if m:
+                module = m.group(1)
+                self._starts.append(n)
+                self._modules.append(module)
+                continue
+            m = _ASSIGN.match(line)
+            if m:
+                self._assigns.setdefault(module, {})[m.group(1)] = m.group(2)
+                continue
+            m = _CLOCKED.match(line)
+            if m:
+                self._clocked.setdefault(module, {}).setdefault(m.group(2), m.group(1).lstrip("\\"))
+                continue
+            m = _PROCEDURAL.match(line)
+            if m:
+                self._procedural.setdefault(module, {}).setdefault(m.group(1), set()).add(m.group(2))
+
+    def module_at(self, line: int) -> str:
+        """The module whose text holds `line` (1-based), "" before the first."""
+        k = bisect.bisect_right(self._starts, line) - 1
+        return self._modules[k] if k >= 0 else ""
+
+    def _temp(self, module: str, number: str, depth: int) -> str:
+        expr = self._assigns.get(module, {}).get(number)
+        if expr is not None:
+            if depth >= _DEPTH:
+                return "$?"
+            body = self._rewrite(expr, module, depth + 1)
+            return f"$({body[:_LONGEST]}{'...' if len(body) > _LONGEST else ''})"
+        sig = self._clocked.get(module, {}).get(number)
+        if sig is not None:
+            return f"$next({_DUPLICATE.sub('$n', sig)})"
+        values = self._procedural.get(module, {}).get(number)
+        if values and depth < _DEPTH:
+            body = "|".join(sorted({self._rewrite(v, module, depth + 1) for v in values}))
+            return f"$mux({body[:_LONGEST]}{'...' if len(body) > _LONGEST else ''})"
+        return "$?"
+
+    def _rewrite(self, text: str, module: str, depth: int) -> str:
+        out = _TEMP.sub(lambda m: self._temp(module, m.group(1), depth), text)
+        return re.sub(r"\s+", " ", _DUPLICATE.sub("$n", out)).strip()
+
+    def text(self, text: str, line: int) -> str:
+        """Source text of `line` with its temporaries and duplicates in stable form."""
+        return self._rewrite(text, self.module_at(line), 0)
+
+    def signal(self, name: str, line: int) -> str:
+        """A toggle point's comment (``__02448[12]:0->1``, the signal declared at `line`) in
+        stable form."""
+        return self._rewrite(demangle(name), self.module_at(line), 0)

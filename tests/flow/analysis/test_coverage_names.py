@@ -1,0 +1,59 @@
+"""Stable names of coverage items (flow/analysis/coverage_names.py): Yosys's temporaries and
+Amaranth's numbered duplicates rewritten into shapes that do not depend on their numbers, on a
+hand-written module in the Yosys backend's style."""
+
+from xbarflow.flow.analysis.coverage_names import StableNames, demangle, stable_scope
+
+
+def module(n_sum: int, n_next: int, n_mux: int, n_const: int, dup: int) -> list[str]:
+    """The same logic with its temporaries numbered `n_*` and a duplicate named `start$dup`."""
+    return [
+        "module \\top.ctrl (clk, count, start);",
+        f"  wire [4:0] \\${n_sum} ;",
+        f"  reg [3:0] \\${n_next} ;",
+        f"  reg \\${n_mux} ;",
+        f"  wire \\${n_const} ;",
+        f"  assign \\${n_sum}  = count + 1'h1;",
+        f"  assign \\${n_const}  = 1'h1;",
+        "  always @(posedge clk)",
+        f"    count <= \\${n_next} ;",
+        "  always @* begin",
+        f"    \\${n_mux}  = 1'h0;",
+        f"    if (\\start${dup} )",
+        f"      \\${n_mux}  = 1'h1;",
+        f"    if (\\${n_mux} ) begin end else if (\\${n_const} ) begin",
+        f"      \\${n_next}  = \\${n_sum} [3:0];",
+        "    end",
+        "  end",
+        "endmodule",
+    ]
+
+
+def test_temporaries_and_duplicates_get_their_shape_not_their_number():
+    for numbers in ((33, 34, 35, 36, 15), (7, 120, 3, 41, 1164)):
+        src = module(*numbers)
+        names = StableNames(src)
+        assert names.module_at(14) == "top.ctrl" and names.module_at(1) == "top.ctrl"
+        assert names.text(src[13].strip(), 14) == "if ($mux(1'h0|1'h1) ) begin end else if ($(1'h1) ) begin"
+        assert names.text(src[14].strip(), 15) == "$next(count) = $(count + 1'h1) [3:0];"
+        assert names.text(src[11].strip(), 12) == "if (\\start$n )"
+        # Toggle points name Verilator's mangled identifiers.
+        n_sum = numbers[0]
+        assert names.signal(f"__024{n_sum}[4]:0->1", 2) == "$(count + 1'h1)[4]:0->1"
+        assert names.signal(f"start__024{numbers[4]}:1->0", 2) == "start$n:1->0"
+
+
+def test_nesting_is_bounded_and_unknown_temporaries_are_marked():
+    src = ["module m (a);", "  assign \\$1 = a + 1'h1;", "  assign \\$2 = \\$1 + 1'h1;",
+           "  assign \\$3 = \\$2 + 1'h1;", "  assign \\$4 = \\$3 + 1'h1;", "  assign \\$9 [0] = a;",
+           "endmodule"]
+    names = StableNames(src)
+    assert names.text("x = \\$4 ;", 2) == "x = $($($($? + 1'h1) + 1'h1) + 1'h1) ;"
+    assert names.text("x = \\$9 ;", 2) == "x = $? ;", "assigned bit by bit: no shape"
+
+
+def test_demangle_and_scope():
+    assert demangle("counters___05Ferr_cmd") == "counters__err_cmd"
+    assert demangle("requant_mult__024115") == "requant_mult$115"
+    assert stable_scope("xbarflow_top.command.receiver.crc$39") == "xbarflow_top.command.receiver.crc$n"
+    assert stable_scope("xbarflow_top.controller") == "xbarflow_top.controller"
