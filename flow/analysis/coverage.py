@@ -481,7 +481,15 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
     lines.append("| **all** | " + " | ".join(f"**{_pct(*total[k])}**" for k in KINDS) + " |")
     code_waived, _ = waive(all_items, waivers)
     lines += ["", "Toggle points of signals wider than Verilator's --coverage-max-width (256 bits) "
-              "are not counted.", ""]
+              "are not counted. The raw figures count every bit Verilator instruments: a net once "
+              "in each module its ports pass through, and every Yosys temporary (`$(expr)` "
+              "below). Neither is excluded at build time: --coverage-max-width selects by width, "
+              "not by kind (lowering it would drop the 32-bit counters unjustified), and "
+              "coverage_off regions in a control file would hide the temporaries wholesale, "
+              "comparator outputs included, and need line numbers that change with every "
+              "regeneration. Exclusions are made here instead, item by item, by a waiver whose "
+              "reason is listed below; items are named by their stable shape, so a waiver "
+              "survives regenerating the Verilog.", ""]
     lines += _justified_table(designs, code_waived)
     lines += ["", "## FSMs", "",
               "Legal transitions are the state changes of the Amaranth FSMs (self-loops left out); "

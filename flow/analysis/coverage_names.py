@@ -13,6 +13,11 @@ the design changes, so a waiver naming them would go stale (or, worse, match ano
 * any other temporary (assigned bit by bit) becomes ``$?``;
 * a numbered duplicate name ``name$N`` becomes ``name$n``.
 
+A toggle point on a bit that the Verilog ties to a constant (``assign x = 10'h000;``, the
+constant fields of ``assign x = { 7'h00, y[2:0], 24'h000000 };``, ``assign x [31:1] = 31'h0;``,
+a part that is itself such a constant) gets `TIED` after its direction: it cannot toggle by
+construction.
+
 Toggle points carry Verilator's mangled names (``__024`` for ``$``, ``___05F`` for ``__``);
 `demangle` undoes that first. So ``if (\\$43 ) begin`` in the controller reads
 ``if ($(4'ha == $(k + 1'h1)) ) begin``, and the counter adder ``__02448[12]`` reads
@@ -24,7 +29,10 @@ from __future__ import annotations
 import bisect
 import re
 
-__all__ = ["StableNames", "demangle", "stable_scope"]
+__all__ = ["TIED", "StableNames", "demangle", "stable_scope"]
+
+#: Appended to a toggle point's name when the Verilog ties its bit to a constant.
+TIED = " (tied)"
 
 _MODULE = re.compile(r"^\s*module\s+\\?(\S+?)\s*\(")
 _ASSIGN = re.compile(r"^\s*assign\s+\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
@@ -35,6 +43,11 @@ _PROCEDURAL = re.compile(r"^\s*\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
 _TEMP = re.compile(r"(?<![\w.\]$\\])\\?\$(\d+)(?=\s|\[|:|\)|$)")
 # A numbered duplicate: digits after a `$` inside a longer name.
 _DUPLICATE = re.compile(r"(?<=[A-Za-z0-9_.\]])\$\d+")
+_ANY_ASSIGN = re.compile(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;\s*$")
+_DECL = re.compile(r"^\s*(?:wire|reg|input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s*)?(\\?\S+)\s*[;=]")
+_CONST = re.compile(r"^(\d+)'[hdbo][0-9a-fA-F_xzXZ]+$")
+_PART = re.compile(r"^(\\?\S+?)\s*(?:\[(\d+)(?::(\d+))?\])?$")
+_BIT = re.compile(r"^(.*?)(?:\[(\d+)\])?(:(?:0->1|1->0))$")
 _MANGLED = re.compile(r"__0([0-9A-Fa-f]{2})")
 _DEPTH = 3
 _LONGEST = 160   # characters of an expanded expression kept (long concatenations)
@@ -61,6 +74,9 @@ class StableNames:
         self._assigns: dict[str, dict[str, str]] = {}
         self._clocked: dict[str, dict[str, str]] = {}
         self._procedural: dict[str, dict[str, set[str]]] = {}
+        self._widths: dict[str, dict[str, int]] = {}
+        self._tied: dict[str, dict[str, set[int]]] = {}
+        assigns: list[tuple[str, str, str]] = []
         module = ""
         for n, line in enumerate(source_lines, 1):
             m = _MODULE.match(line)
@@ -69,6 +85,14 @@ class StableNames:
                 self._starts.append(n)
                 self._modules.append(module)
                 continue
+            m = _DECL.match(line)
+            if m:
+                width = int(m.group(1)) - int(m.group(2)) + 1 if m.group(1) else 1
+                self._widths.setdefault(module, {})[m.group(3).lstrip("\\")] = width
+                continue
+            m = _ANY_ASSIGN.match(line)
+            if m:
+                assigns.append((module, m.group(1), m.group(2)))
             m = _ASSIGN.match(line)
             if m:
                 self._assigns.setdefault(module, {})[m.group(1)] = m.group(2)
@@ -80,6 +104,71 @@ class StableNames:
             m = _PROCEDURAL.match(line)
             if m:
                 self._procedural.setdefault(module, {}).setdefault(m.group(1), set()).add(m.group(2))
+        for _ in range(2):   # a second pass sees the constants the first found (parts of parts)
+            for module, lhs, rhs in assigns:
+                self._tie(module, lhs, rhs)
+
+    # -- constant bits ---------------------------------------------------------------------------
+
+    def _part(self, module: str, text: str) -> tuple[int, set[int]] | None:
+        """(width, tied bits counted from the part's LSB) of one concatenation part, or None
+        when its width is unknown."""
+        text = text.strip()
+        m = _CONST.match(text)
+        if m:
+            return int(m.group(1)), set(range(int(m.group(1))))
+        m = _PART.match(text)
+        if m is None:
+            return None
+        name = m.group(1).lstrip("\\")
+        if m.group(2) is None:
+            width = self._widths.get(module, {}).get(name)
+            if width is None:
+                return None
+            return width, set(self._tied.get(module, {}).get(name, set()))
+        hi = int(m.group(2))
+        lo = hi if m.group(3) is None else int(m.group(3))
+        tied = self._tied.get(module, {}).get(name, set())
+        return hi - lo + 1, {b - lo for b in tied if lo <= b <= hi}
+
+    def _tie(self, module: str, lhs: str, rhs: str) -> None:
+        tied = self._tied.setdefault(module, {})
+        if _CONST.match(rhs) and not lhs.startswith("{"):
+            m = _PART.match(lhs)
+            if m is None:
+                return
+            name = m.group(1).lstrip("\\")
+            if m.group(2) is None:
+                width = self._widths.get(module, {}).get(name)
+                if width is not None:
+                    tied.setdefault(name, set()).update(range(width))
+            else:
+                hi = int(m.group(2))
+                lo = hi if m.group(3) is None else int(m.group(3))
+                tied.setdefault(name, set()).update(range(lo, hi + 1))
+            return
+        if _CONST.match(rhs):   # { a [31:2], a [0] } = 31'h0: every bit named on the left
+            for part in lhs.strip("{} ").split(","):
+                self._tie(module, part.strip(), rhs)
+            return
+        m = _PART.match(lhs)
+        if not (rhs.startswith("{") and rhs.endswith("}")) or m is None or m.group(2) is not None:
+            return
+        parts = [self._part(module, p) for p in rhs[1:-1].split(",")]
+        bit, found = 0, set()
+        for part in reversed(parts):   # the last part holds the LSBs
+            if part is None:
+                break
+            width, bits = part
+            found |= {bit + b for b in bits}
+            bit += width
+        if found:
+            tied.setdefault(m.group(1).lstrip("\\"), set()).update(found)
+
+    def tied(self, name: str, bit: int, line: int) -> bool:
+        """Whether bit `bit` of signal `name` (as the Verilog spells it, without the escape) of
+        the module at `line` is tied to a constant."""
+        return bit in self._tied.get(self.module_at(line), {}).get(name, ())
 
     def module_at(self, line: int) -> str:
         """The module whose text holds `line` (1-based), "" before the first."""
@@ -112,5 +201,10 @@ class StableNames:
 
     def signal(self, name: str, line: int) -> str:
         """A toggle point's comment (``__02448[12]:0->1``, the signal declared at `line`) in
-        stable form."""
-        return self._rewrite(demangle(name), self.module_at(line), 0)
+        stable form, with `TIED` after it when the Verilog ties that bit to a constant."""
+        raw = demangle(name)
+        stable = self._rewrite(raw, self.module_at(line), 0)
+        m = _BIT.match(raw)
+        if m and self.tied(m.group(1), int(m.group(2) or 0), line):
+            return stable + TIED
+        return stable

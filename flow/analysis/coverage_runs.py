@@ -231,11 +231,15 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
 def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, frames: int = 300,
                  only: tuple[str, ...] = (), timeout_s: float = 3600.0,
                  progress: Callable[[str], None] | None = None,
-                 record: str | Path | None = None) -> list[RunRecord]:
+                 record: str | Path | None = None, keep: list[RunRecord] = ()) -> list[RunRecord]:
     """Run `CAMPAIGN` (or the runs named in `only`) into out_dir/<run name>; with `record`,
     the records so far are saved there after each run (`save_records`), so an interrupted
-    campaign can still be analysed."""
+    campaign can still be analysed. `keep`: records of earlier runs to keep beside the new
+    ones (a run done again replaces its record), all in `CAMPAIGN` order."""
     specs = [s for s in CAMPAIGN if not only or s.name in only]
+    order = {s.name: n for n, s in enumerate(CAMPAIGN)}
+    redone = {s.name for s in specs}
+    kept = [r for r in keep if r.spec.name not in redone]
     unknown = set(only) - {s.name for s in CAMPAIGN}
     if unknown:
         raise CampaignError(f"unknown coverage run(s) {', '.join(sorted(unknown))}; choose from "
@@ -255,8 +259,8 @@ def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, fram
                                  hashlib.sha256(verilog.read_bytes()).hexdigest()[:12],
                                  time.perf_counter() - t0, programming, n))
         if record is not None:
-            save_records(records, record)
-    return records
+            save_records(sorted(kept + records, key=lambda r: order[r.spec.name]), record)
+    return sorted(kept + records, key=lambda r: order[r.spec.name])
 
 
 def _design_name(cfg: ChipConfig) -> str:

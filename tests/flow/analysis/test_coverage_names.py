@@ -57,3 +57,20 @@ def test_demangle_and_scope():
     assert demangle("requant_mult__024115") == "requant_mult$115"
     assert stable_scope("xbarflow_top.command.receiver.crc$39") == "xbarflow_top.command.receiver.crc$n"
     assert stable_scope("xbarflow_top.controller") == "xbarflow_top.controller"
+
+
+def test_bits_tied_to_constants_are_marked():
+    src = ["module m (a, y);", "  input [2:0] a;", "  wire [33:0] \\$19 ;", "  wire [9:0] \\$98 ;",
+           "  wire [31:0] \\$9 ;", "  wire [31:0] \\$12 ;", "  wire [13:0] \\$5 ;",
+           "  assign \\$19  = { 7'h00, a[2:0], 24'h000000 };", "  assign \\$98  = 10'h000;",
+           "  assign \\$9 [31:1] = 31'h00000000;", "  assign \\$9 [0] = a[0];",
+           "  assign { \\$12 [31:2], \\$12 [0] } = 31'h00000000;", "  assign \\$12 [1] = a[1];",
+           "  assign \\$5  = { \\$98 , a[1], a };", "endmodule"]
+    names = StableNames(src)
+    tied = {n: {b for b in range(34) if names.tied(n, b, 8)} for n in ("$19", "$98", "$9", "$12", "$5")}
+    assert tied["$19"] == set(range(24)) | set(range(27, 34))
+    assert tied["$98"] == set(range(10))
+    assert tied["$9"] == set(range(1, 32)) and tied["$12"] == set(range(32)) - {1}
+    assert tied["$5"] == set(range(4, 14)), "a part that is itself a constant"
+    assert names.signal("__02419[30]:1->0", 8) == "$({ 7'h00, a[2:0], 24'h000000 })[30]:1->0 (tied)"
+    assert names.signal("__02419[25]:1->0", 8) == "$({ 7'h00, a[2:0], 24'h000000 })[25]:1->0"

@@ -89,3 +89,22 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
         seen.add(exchange_key(bytes.fromhex(data), nack))
     wanted = {b for b in cov.legal_exchanges() if "NACK" in b and "BUSY" not in b}
     assert seen == wanted
+
+
+def test_a_run_done_again_replaces_its_record_and_the_others_stay(cfg, tmp_path, monkeypatch):
+    """`run_campaign(only=..., keep=...)` (`xbarflow coverage --only`): the kept records of other
+    runs stay, the re-run one is replaced, all in CAMPAIGN order, and so is the saved record."""
+    from types import SimpleNamespace
+
+    old = fabricated_run(tmp_path, cfg)
+    verilog = tmp_path / "v.v"
+    verilog.write_text("module m; endmodule\n")
+    fake_build = SimpleNamespace(rtl=SimpleNamespace(verilog=verilog, sidecar=old.sidecar))
+    monkeypatch.setattr(runs, "_one", lambda spec, *a: (cfg, fake_build, None, 7))
+    first, last = runs.CAMPAIGN[0].name, runs.CAMPAIGN[-1].name
+    kept_last = runs.RunRecord(runs.CAMPAIGN[-1], cfg, tmp_path, verilog, old.sidecar, "d2", 1.0)
+    records = runs.run_campaign(None, tmp_path / "out", only=(first,), keep=[kept_last, old],
+                                record=tmp_path / "campaign.json")
+    assert [r.spec.name for r in records] == [first, last]
+    assert records[0].images == 7 and records[0] is not old, "the re-run replaced the old record"
+    assert [r.spec.name for r in runs.load_records(tmp_path / "campaign.json")] == [first, last]
