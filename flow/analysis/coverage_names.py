@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import re
 
-__all__ = ["TIED", "StableNames", "demangle", "stable_scope"]
+__all__ = ["StableNames", "TIED", "demangle", "stable_scope"]
 
 #: Appended to a toggle point's name when the Verilog ties its bit to a constant.
 TIED = " (tied)"
