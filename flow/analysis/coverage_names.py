@@ -15,8 +15,9 @@ the design changes, so a waiver naming them would go stale (or, worse, match ano
 
 A toggle point on a bit that the Verilog ties to a constant (``assign x = 10'h000;``, the
 constant fields of ``assign x = { 7'h00, y[2:0], 24'h000000 };``, ``assign x [31:1] = 31'h0;``,
-a part that is itself such a constant) gets `TIED` after its direction: it cannot toggle by
-construction.
+a part that is itself such a constant, a bit on which every constant alternative agrees:
+``c ? 8'h03 : 8'h02`` or a procedural temporary set only to ``4'h0`` and ``4'ha``) gets `TIED`
+after its direction: it cannot toggle by construction.
 
 Toggle points carry Verilator's mangled names (``__024`` for ``$``, ``___05F`` for ``__``);
 `demangle` undoes that first. So ``if (\\$43 ) begin`` in the controller reads
@@ -38,6 +39,9 @@ _MODULE = re.compile(r"^\s*module\s+\\?(\S+?)\s*\(")
 _ASSIGN = re.compile(r"^\s*assign\s+\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
 _CLOCKED = re.compile(r"^\s*(\\?[^\s<=]+)\s*<=\s*\\\$(\d+)\s*;\s*$")
 _PROCEDURAL = re.compile(r"^\s*\\\$(\d+)\s*=\s*(.*?)\s*;\s*$")
+# Any other procedural assignment to a temporary (a slice, a concatenation, a statement on
+# the line of an `if`): its values are then not all known.
+_TARGET = re.compile(r"\\\$(\d+)\s*(?:\[[^\]]*\]\s*)?(?:,[^=]*)?\}?\s*<?=(?!=)")
 # A whole temporary: `\$33 ` in Verilog text (escaped identifier, ends at white space), or
 # `$33` as a demangled toggle name (then followed by `[`, `:` or the end).
 _TEMP = re.compile(r"(?<![\w.\]$\\])\\?\$(\d+)(?=\s|\[|:|\)|$)")
@@ -46,11 +50,25 @@ _DUPLICATE = re.compile(r"(?<=[A-Za-z0-9_.\]])\$\d+")
 _ANY_ASSIGN = re.compile(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;\s*$")
 _DECL = re.compile(r"^\s*(?:wire|reg|input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s*)?(\\?\S+)\s*[;=]")
 _CONST = re.compile(r"^(\d+)'[hdbo][0-9a-fA-F_xzXZ]+$")
+_VALUE = re.compile(r"^(\d+)'([hdbo])([0-9a-fA-F_]+)$")
+_CHOICE = re.compile(r"^[^?]+\?\s*(\d+'[hdbo][0-9a-fA-F_]+)\s*:\s*(\d+'[hdbo][0-9a-fA-F_]+)$")
 _PART = re.compile(r"^(\\?\S+?)\s*(?:\[(\d+)(?::(\d+))?\])?$")
 _BIT = re.compile(r"^(.*?)(?:\[(\d+)\])?(:(?:0->1|1->0))$")
 _MANGLED = re.compile(r"__0([0-9A-Fa-f]{2})")
 _DEPTH = 3
 _LONGEST = 160   # characters of an expanded expression kept (long concatenations)
+
+
+def _value(text: str) -> tuple[int, int] | None:
+    """(width, value) of a sized constant without x or z digits, else None."""
+    m = _VALUE.match(text.strip())
+    if m is None:
+        return None
+    base = {"h": 16, "d": 10, "b": 2, "o": 8}[m.group(2)]
+    try:
+        return int(m.group(1)), int(m.group(3).replace("_", ""), base)
+    except ValueError:
+        return None
 
 
 def demangle(name: str) -> str:
@@ -77,6 +95,7 @@ class StableNames:
         self._widths: dict[str, dict[str, int]] = {}
         self._tied: dict[str, dict[str, set[int]]] = {}
         assigns: list[tuple[str, str, str]] = []
+        partial: set[tuple[str, str]] = set()
         module = ""
         for n, line in enumerate(source_lines, 1):
             m = _MODULE.match(line)
@@ -104,9 +123,26 @@ class StableNames:
             m = _PROCEDURAL.match(line)
             if m:
                 self._procedural.setdefault(module, {}).setdefault(m.group(1), set()).add(m.group(2))
+                continue
+            if not line.lstrip().startswith("assign"):
+                partial.update((module, n) for n in _TARGET.findall(line))
         for _ in range(2):   # a second pass sees the constants the first found (parts of parts)
             for module, lhs, rhs in assigns:
                 self._tie(module, lhs, rhs)
+        for module, temps in self._procedural.items():
+            for number, values in temps.items():
+                if (module, number) not in partial:   # every value it takes is in `values`
+                    self._agree(module, f"${number}", list(values))
+
+    def _agree(self, module: str, name: str, alternatives: list[str]) -> None:
+        """Tie the bits on which all `alternatives` (each a sized constant) agree."""
+        values = [_value(v) for v in alternatives]
+        if not values or None in values:
+            return
+        width = min(w for w, _ in values)
+        same = {b for b in range(width) if len({(v >> b) & 1 for _, v in values}) == 1}
+        if same:
+            self._tied.setdefault(module, {}).setdefault(name, set()).update(same)
 
     # -- constant bits ---------------------------------------------------------------------------
 
@@ -152,6 +188,10 @@ class StableNames:
                 self._tie(module, part.strip(), rhs)
             return
         m = _PART.match(lhs)
+        choice = _CHOICE.match(rhs)
+        if choice and m is not None and m.group(2) is None:   # c ? K1 : K2
+            self._agree(module, m.group(1).lstrip("\\"), [choice.group(1), choice.group(2)])
+            return
         if not (rhs.startswith("{") and rhs.endswith("}")) or m is None or m.group(2) is not None:
             return
         parts = [self._part(module, p) for p in rhs[1:-1].split(",")]

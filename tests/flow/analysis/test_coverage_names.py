@@ -74,3 +74,15 @@ def test_bits_tied_to_constants_are_marked():
     assert tied["$5"] == set(range(4, 14)), "a part that is itself a constant"
     assert names.signal("__02419[30]:1->0", 8) == "$({ 7'h00, a[2:0], 24'h000000 })[30]:1->0 (tied)"
     assert names.signal("__02419[25]:1->0", 8) == "$({ 7'h00, a[2:0], 24'h000000 })[25]:1->0"
+
+
+def test_bits_on_which_every_constant_alternative_agrees_are_tied():
+    src = ["module m (a, c);", "  wire [7:0] \\$3 ;", "  reg [3:0] \\$4 ;", "  reg [3:0] \\$5 ;",
+           "  assign \\$3  = c ? 8'h03 : 8'h02;", "  always @* begin", "    \\$4  = 4'h0;",
+           "    if (c)", "      \\$4  = 4'ha;", "    \\$5  = 4'h0;", "    if (c)", "      \\$5 [3] = 1'h1;",
+           "    \\$6  = 4'h0;", "    if (c) \\$6  = 4'h1;", "  end", "endmodule"]
+    names = StableNames(src)
+    assert {b for b in range(8) if names.tied("$3", b, 5)} == set(range(1, 8)), "3 and 2 differ in bit 0"
+    assert {b for b in range(4) if names.tied("$4", b, 5)} == {0, 2}, "0 and 10 agree in bits 0, 2"
+    assert not any(names.tied("$5", b, 5) for b in range(4)), "a slice is set elsewhere: no claim"
+    assert not any(names.tied("$6", b, 5) for b in range(4)), "a value on an if's line: no claim"
