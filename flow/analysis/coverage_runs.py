@@ -10,7 +10,8 @@ clocks, outlasts a START frame; an SLP inference, 39 clocks, does not). Programm
 the write path over SPI and UART, with stuck-at cells (write-ack timeouts), and one tile of
 each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a directed run
 with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
-plan leaves some out at a few hundred frames). Every run must pass its parity checks (a run
+plan leaves some out at a few hundred frames), and a counters run (`counter_items`: 1,100 of
+each counted event, so the lifetime counters' bits 0-10 toggle). Every run must pass its parity checks (a run
 that disagrees with the golden model raises: its coverage would count behaviour nobody
 checked).
 
@@ -42,8 +43,8 @@ from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
 
-__all__ = ["CAMPAIGN", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
-           "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
+__all__ = ["CAMPAIGN", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
+           "counter_items", "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -54,7 +55,7 @@ class CampaignError(XbarflowError, RuntimeError):
 class RunSpec:
     name: str
     config: str                      # configs/<config>.toml
-    kind: str                        # inference | async | program | fuzz | directed
+    kind: str                        # inference | async | program | fuzz | directed | counters
     overrides: dict = field(default_factory=dict)
     what: str = ""
     options: dict = field(default_factory=dict)   # runner.run keywords: program_tiles, busy_probe, ...
@@ -64,6 +65,8 @@ class RunSpec:
 #: its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every row
 #: and column select line and every programmer state, like all ten (~10x the time, 53 min).
 MLP_PROGRAM_TILE = 9
+#: Events of each kind the counters run sends: past 2^10, so bit 10 of each counter rises.
+COUNTED_EVENTS = 1100
 
 CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI, register patterns",
@@ -96,6 +99,9 @@ CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("mlp_binary-program-tile", "mlp_binary", "program",
             what=f"binary MLP: tile {MLP_PROGRAM_TILE} programmed through the write path, then inference",
             options={"program_tiles": [MLP_PROGRAM_TILE]}),
+    RunSpec("slp-counters-spi", "slp", "counters",
+            what=f"{COUNTED_EVENTS:,} each of bad-CRC, unknown-command, bad-length, cut-off and START "
+                 "frames, then CTRL clear: the lifetime counters' bits 0-10 (fuzz bench)"),
 )
 
 
@@ -174,6 +180,31 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     return items
 
 
+def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int = 50) -> list[dict]:
+    """Fuzz-bench items (SPI) that count `events` of each counted event: frames with a bad CRC
+    (ERR_CRC), an unknown command (ERR_CMD), a bad length (ERR_LEN), START (FRAMES_OK and
+    INFERENCES: an SLP inference ends before the next frame's CRC), then `events` frames cut
+    after 3 bytes by chip-select (ERR_TIMEOUT: one per item, the bench raises chip-select at
+    its end), then CTRL's clear and a READ_REG of ERR_CRC. The bench's model predicts every
+    response, and its end checks read every register."""
+    start = protocol.encode_request(Cmd.START)
+    frames = {"bad_crc": start[:-1] + bytes([start[-1] ^ 0x5A]),
+              "bad_cmd": protocol.encode_request(0x7E, 0),
+              "bad_len": protocol.encode_request(Cmd.READ_REG, Reg.ID, b"\x00"),
+              "valid": start}
+    items = []
+    for kind, frame in frames.items():
+        for first in range(0, events, per_item):
+            n = min(per_item, events - first)
+            items.append({"kind": kind, "ops": [["tx", (frame * n).hex()]], "frames": n, "probe": False})
+    cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
+    items += [{"kind": "timeout", "ops": [["tx", cut.hex()]], "frames": 1, "probe": False}] * events
+    clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+    items.append({"kind": "valid", "ops": [["tx", (clear + protocol.encode_request(Cmd.READ_REG, Reg.ERR_CRC)).hex()]],
+                  "frames": 2, "probe": False})
+    return items
+
+
 def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
@@ -198,9 +229,10 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
     if spec.overrides:
         cfg = cfg.replace(**spec.overrides)
-    if spec.kind in ("fuzz", "directed"):
-        # The directed run replaces the bench's random plan with `directed_items`.
-        extra = {"items": directed_items(cfg)} if spec.kind == "directed" else None
+    if spec.kind in ("fuzz", "directed", "counters"):
+        # The directed and counters runs replace the bench's random plan with their items.
+        extra = ({"items": directed_items(cfg)} if spec.kind == "directed" else
+                 {"items": counter_items(cfg)} if spec.kind == "counters" else None)
         fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0

@@ -108,3 +108,27 @@ def test_a_run_done_again_replaces_its_record_and_the_others_stay(cfg, tmp_path,
     assert [r.spec.name for r in records] == [first, last]
     assert records[0].images == 7 and records[0] is not old, "the re-run replaced the old record"
     assert [r.spec.name for r in runs.load_records(tmp_path / "campaign.json")] == [first, last]
+
+
+def test_counter_items_count_each_event_past_bit_10_then_clear(cfg):
+    """The counters run's items through the reference protocol model (chip-select raised after
+    each item, as the SPI bench does): ERR_CRC, ERR_CMD, ERR_LEN, ERR_TIMEOUT and INFERENCES
+    each reach COUNTED_EVENTS > 2^10 (bit 10 set), FRAMES_OK more; the last item's clear
+    brings the error counters back to 0 and its READ_REG reads ERR_CRC = 0."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+    from xbarflow.hdl import protocol
+
+    n = runs.COUNTED_EVENTS
+    assert n > 1 << 10
+    items = runs.counter_items(cfg)
+    model = ChipProtocolModel.from_config(cfg)
+    for item in items[:-1]:
+        for op in item["ops"]:
+            model.feed(bytes.fromhex(op[1]))
+        model.drop_partial()
+    assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (n, n, n, n)
+    assert model.inferences == n and model.frames_ok >= n
+    ((_, data),) = items[-1]["ops"]
+    ack, read = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+    assert ack[1] == read[1] == protocol.Status.ACK and read[3:7] == bytes(4)
+    assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (0, 0, 0, 0)
