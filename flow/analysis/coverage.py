@@ -534,6 +534,8 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
              "reason, repeated here) or listed as open.", "",
              "## Runs", "", "| run | design | what | s |", "|---|---|---|---:|"]
     lines += [f"| {r['name']} | {r['design']} | {r['what']} | {r['seconds']:.0f} |" for r in runs]
+    if runs:
+        lines.append(f"| **all {len(runs)} runs** | | | **{sum(r['seconds'] for r in runs):.0f}** |")
     lines += ["", "## Code coverage (Verilator)", "",
               "| design | line | branch | toggle |", "|---|---:|---:|---:|"]
     all_items: list[Item] = []

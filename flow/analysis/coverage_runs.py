@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from xbarflow.hdl import protocol
+from xbarflow.hdl.frame_transmitter import TX_FIFO_DEPTH
 from xbarflow.hdl.protocol import Cmd, Reg
 
 from ..core import config as config_mod
@@ -185,8 +186,10 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
     (ERR_CRC), an unknown command (ERR_CMD), a bad length (ERR_LEN), START (FRAMES_OK and
     INFERENCES: an SLP inference ends before the next frame's CRC), then `events` frames cut
     after 3 bytes by chip-select (ERR_TIMEOUT: one per item, the bench raises chip-select at
-    its end), then CTRL's clear and a READ_REG of ERR_CRC. The bench's model predicts every
-    response, and its end checks read every register."""
+    its end), READ_BUF of the whole output buffer back to back until just more than the
+    transmit FIFO holds is queued (back-pressure: the executor waits for room), then CTRL's clear and a
+    READ_REG of ERR_CRC. The bench's model predicts every response, and its end checks read
+    every register."""
     start = protocol.encode_request(Cmd.START)
     frames = {"bad_crc": start[:-1] + bytes([start[-1] ^ 0x5A]),
               "bad_cmd": protocol.encode_request(0x7E, 0),
@@ -199,6 +202,14 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
             items.append({"kind": kind, "ops": [["tx", (frame * n).hex()]], "frames": n, "probe": False})
     cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
     items += [{"kind": "timeout", "ops": [["tx", cut.hex()]], "frames": 1, "probe": False}] * events
+    # Back-pressure: READ_BUF of the whole output buffer back to back, each response longer
+    # than its request, until just more than the transmit FIFO holds is queued: the last
+    # response waits for room while the host's next bytes (fewer than the rx FIFO holds)
+    # wait in the rx FIFO.
+    read_all = protocol.encode_request(Cmd.READ_BUF, 0, bytes([2 * cfg.outputs]))
+    reply = len(protocol.encode_response(protocol.Status.ACK, bytes(2 * cfg.outputs)))
+    burst = -(-TX_FIFO_DEPTH // (reply - len(read_all)))
+    items.append({"kind": "valid", "ops": [["tx", (read_all * burst).hex()]], "frames": burst, "probe": False})
     clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
     items.append({"kind": "valid", "ops": [["tx", (clear + protocol.encode_request(Cmd.READ_REG, Reg.ERR_CRC)).hex()]],
                   "frames": 2, "probe": False})

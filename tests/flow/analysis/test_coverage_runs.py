@@ -128,6 +128,17 @@ def test_counter_items_count_each_event_past_bit_10_then_clear(cfg):
         model.drop_partial()
     assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (n, n, n, n)
     assert model.inferences == n and model.frames_ok >= n
+    burst = items[-2]
+    ((_, data),) = burst["ops"]
+    replies = protocol.FrameSplitter("response").feed(
+        ChipProtocolModel.from_config(cfg).feed(bytes.fromhex(data)))
+    assert len(replies) == burst["frames"] and all(r[1] == protocol.Status.ACK for r in replies)
+    from xbarflow.hdl.frame_receiver import RX_FIFO_DEPTH
+    from xbarflow.hdl.frame_transmitter import TX_FIFO_DEPTH
+    # Net of what the host clocks out while sending: more than the tx FIFO holds, and the
+    # excess (host bytes that wait in the rx FIFO meanwhile) fewer than the rx FIFO holds.
+    excess = sum(map(len, replies)) - len(data) // 2 - TX_FIFO_DEPTH
+    assert 0 < excess < RX_FIFO_DEPTH
     ((_, data),) = items[-1]["ops"]
     ack, read = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
     assert ack[1] == read[1] == protocol.Status.ACK and read[3:7] == bytes(4)
