@@ -16,7 +16,8 @@ the design changes, so a waiver naming them would go stale (or, worse, match ano
 A toggle point on a bit that the Verilog ties to a constant (``assign x = 10'h000;``, the
 constant fields of ``assign x = { 7'h00, y[2:0], 24'h000000 };``, ``assign x [31:1] = 31'h0;``,
 a part that is itself such a constant, a bit on which every constant alternative agrees:
-``c ? 8'h03 : 8'h02`` or a procedural temporary set only to ``4'h0`` and ``4'ha``) gets `TIED`
+``c ? 8'h03 : 8'h02``, a procedural temporary set only to ``4'h0`` and ``4'ha``, or
+``x * 5'h10`` for every value of a narrow ``x``) gets `TIED`
 after its direction: it cannot toggle by construction.
 
 Toggle points carry Verilator's mangled names (``__024`` for ``$``, ``___05F`` for ``__``);
@@ -51,6 +52,7 @@ _ANY_ASSIGN = re.compile(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;\s*$")
 _DECL = re.compile(r"^\s*(?:wire|reg|input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s*)?(\\?\S+)\s*[;=]")
 _CONST = re.compile(r"^(\d+)'[hdbo][0-9a-fA-F_xzXZ]+$")
 _VALUE = re.compile(r"^(\d+)'([hdbo])([0-9a-fA-F_]+)$")
+_PRODUCT = re.compile(r"^(\\?[^\s*]+(?:\s*\[\d+(?::\d+)?\])?)\s*\*\s*(\d+'[hdbo][0-9a-fA-F_]+)$")
 _CHOICE = re.compile(r"^[^?]+\?\s*(\d+'[hdbo][0-9a-fA-F_]+)\s*:\s*(\d+'[hdbo][0-9a-fA-F_]+)$")
 _PART = re.compile(r"^(\\?\S+?)\s*(?:\[(\d+)(?::(\d+))?\])?$")
 _BIT = re.compile(r"^(.*?)(?:\[(\d+)\])?(:(?:0->1|1->0))$")
@@ -191,6 +193,16 @@ class StableNames:
         choice = _CHOICE.match(rhs)
         if choice and m is not None and m.group(2) is None:   # c ? K1 : K2
             self._agree(module, m.group(1).lstrip("\\"), [choice.group(1), choice.group(2)])
+            return
+        product = _PRODUCT.match(rhs)
+        if product and m is not None and m.group(2) is None:   # x * K, x of w <= 10 bits
+            part, k = self._part(module, product.group(1)), _value(product.group(2))
+            width = self._widths.get(module, {}).get(m.group(1).lstrip("\\"))
+            if part is not None and k is not None and width is not None and part[0] <= 10:
+                mask = (1 << width) - 1
+                values = {(i * k[1]) & mask for i in range(1 << part[0])}
+                self._agree(module, m.group(1).lstrip("\\"),
+                            [f"{width}'d{v}" for v in values])
             return
         if not (rhs.startswith("{") and rhs.endswith("}")) or m is None or m.group(2) is not None:
             return

@@ -80,9 +80,12 @@ def test_bits_on_which_every_constant_alternative_agrees_are_tied():
     src = ["module m (a, c);", "  wire [7:0] \\$3 ;", "  reg [3:0] \\$4 ;", "  reg [3:0] \\$5 ;",
            "  assign \\$3  = c ? 8'h03 : 8'h02;", "  always @* begin", "    \\$4  = 4'h0;",
            "    if (c)", "      \\$4  = 4'ha;", "    \\$5  = 4'h0;", "    if (c)", "      \\$5 [3] = 1'h1;",
-           "    \\$6  = 4'h0;", "    if (c) \\$6  = 4'h1;", "  end", "endmodule"]
+           "    \\$6  = 4'h0;", "    if (c) \\$6  = 4'h1;", "  end",
+           "  wire [1:0] g;", "  wire [9:0] \\$7 ;", "  assign \\$7  = g * 5'h10;", "endmodule"]
     names = StableNames(src)
     assert {b for b in range(8) if names.tied("$3", b, 5)} == set(range(1, 8)), "3 and 2 differ in bit 0"
     assert {b for b in range(4) if names.tied("$4", b, 5)} == {0, 2}, "0 and 10 agree in bits 0, 2"
     assert not any(names.tied("$5", b, 5) for b in range(4)), "a slice is set elsewhere: no claim"
     assert not any(names.tied("$6", b, 5) for b in range(4)), "a value on an if's line: no claim"
+    # g * 16 for g in 0..3: 0, 16, 32, 48: bits 4, 5 vary, the others stay 0
+    assert {b for b in range(10) if not names.tied("$7", b, 5)} == {4, 5}
