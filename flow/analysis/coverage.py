@@ -469,7 +469,8 @@ def _group_items(items: list[Item], names_shown: int = 12) -> list[str]:
     return out
 
 
-def _justified_table(designs: list[dict], waived: list[tuple[Item, Waiver]]) -> list[str]:
+def _justified_table(designs: list[dict], waived: list[tuple[Item, Waiver]]
+                     ) -> tuple[list[str], dict[str, list[int]]]:
     """Coverage with the waived points left out of the total, one class of grounds after the
     other (covered / (total - waived)): the raw figures stay in the table above."""
     excluded: dict[tuple[str, str, str], int] = {}
@@ -504,7 +505,7 @@ def _justified_table(designs: list[dict], waived: list[tuple[Item, Waiver]]) -> 
                 cells.append(f"{_pct(covered, total)} ({covered}/{total})")
         out.append(f"| {d['name']} | " + " | ".join(cells) + " |")
     out.append("| **all** | " + " | ".join(f"**{_pct(*sums[h])}**" for h in head) + " |")
-    return out
+    return out, sums
 
 
 def _code_items(designs: list[dict]) -> list[Item]:
@@ -562,7 +563,16 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
               "regeneration. Exclusions are made here instead, item by item, by a waiver whose "
               "reason is listed below; items are named by their stable shape, so a waiver "
               "survives regenerating the Verilog.", ""]
-    lines += _justified_table(designs, code_waived)
+    table, sums = _justified_table(designs, code_waived)
+    lines += table
+    # The headline, under the introduction: raw and justified figures of all designs.
+    steps = [" + ".join(WAIVER_CLASSES[:n]) for n in range(1, len(WAIVER_CLASSES) + 1)]
+    headline = ["**Figures, all designs** (tables below): "
+                + "; ".join(f"{k} {_pct(*total[k])} raw, {_pct(*sums[f'{k} excl. {steps[-1]}'])} "
+                            f"after every justified exclusion" for k in ("line", "branch"))
+                + "; toggle " + _pct(*total["toggle"]) + " raw, "
+                + ", ".join(f"{_pct(*sums[f'toggle excl. {c}'])} excl. {c}" for c in steps) + ".", ""]
+    lines[4:4] = headline   # after the title and the introduction
     lines += ["", "## FSMs", "",
               "Legal transitions are the state changes of the Amaranth FSMs (self-loops left out); "
               "the write-acknowledge unit and the SPI slave are no FSMs (counters and flags: "
