@@ -186,7 +186,7 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
     (ERR_CRC), an unknown command (ERR_CMD), a bad length (ERR_LEN), START (FRAMES_OK and
     INFERENCES: an SLP inference ends before the next frame's CRC), then `events` frames cut
     after 3 bytes by chip-select (ERR_TIMEOUT: one per item, the bench raises chip-select at
-    its end), READ_BUF of the whole output buffer back to back until just more than the
+    its end) and one left to the frame timeout, READ_BUF of the whole output buffer back to back until just more than the
     transmit FIFO holds is queued (back-pressure: the executor waits for room), then CTRL's clear and a
     READ_REG of ERR_CRC. The bench's model predicts every response, and its end checks read
     every register."""
@@ -202,6 +202,10 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
             items.append({"kind": kind, "ops": [["tx", (frame * n).hex()]], "frames": n, "probe": False})
     cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
     items += [{"kind": "timeout", "ops": [["tx", cut.hex()]], "frames": 1, "probe": False}] * events
+    # One partial frame left to the frame timeout with chip-select low: the idle counter
+    # runs through all its values (the other cut-offs end at chip-select).
+    items.append({"kind": "stall", "ops": [["tx", cut.hex()], ["stall"], ["tx", protocol.encode_request(
+        Cmd.READ_REG, Reg.ID).hex()]], "frames": 2, "probe": True})
     # Back-pressure: READ_BUF of the whole output buffer back to back, each response longer
     # than its request, until just more than the transmit FIFO holds is queued: the last
     # response waits for room while the host's next bytes (fewer than the rx FIFO holds)
