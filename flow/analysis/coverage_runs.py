@@ -10,7 +10,8 @@ clocks, outlasts a START frame; an SLP inference, 39 clocks, does not). Programm
 the write path over SPI and UART, with stuck-at cells (write-ack timeouts), and one tile of
 each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a directed run
 with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
-plan leaves some out at a few hundred frames), and a counters run (`counter_items`: 1,100 of
+plan leaves some out at a few hundred frames), also on both MLPs (without the end checks,
+which would program every tile), and a counters run (`counter_items`: 1,100 of
 each counted event, so the lifetime counters' bits 0-10 toggle). Every run must pass its parity checks (a run
 that disagrees with the golden model raises: its coverage would count behaviour nobody
 checked).
@@ -100,6 +101,10 @@ CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("mlp_binary-program-tile", "mlp_binary", "program",
             what=f"binary MLP: tile {MLP_PROGRAM_TILE} programmed through the write path, then inference",
             options={"program_tiles": [MLP_PROGRAM_TILE]}),
+    RunSpec("mlp-directed-spi", "mlp", "directed", what="the directed frames on the MLP (fuzz bench)",
+            options={"end_checks": False}),
+    RunSpec("mlp_binary-directed-spi", "mlp_binary", "directed",
+            what="the directed frames on the binary MLP (fuzz bench)", options={"end_checks": False}),
     RunSpec("slp-counters-spi", "slp", "counters",
             what=f"{COUNTED_EVENTS:,} each of bad-CRC, unknown-command, bad-length, cut-off and START "
                  "frames, then CTRL clear: the lifetime counters' bits 0-10 (fuzz bench)"),
@@ -142,7 +147,8 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
     a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
     the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
-    ones and back; over UART also a frame cut after each of its bytes and left to time out.
+    ones and back; over SPI a partial frame left to the frame timeout, over UART a frame cut
+    after each of its bytes and left to time out.
     The bench's model predicts every response."""
     reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
     good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
@@ -172,6 +178,11 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
         Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
         for value in (0xFFFFFFFF, 0)]
+    if cfg.host.interface == "spi":
+        # A partial frame left to the frame timeout with chip-select low (the receiver's idle
+        # counter through all its values), then a valid frame.
+        items.append({"kind": "stall", "ops": [["tx", reg_id[:3].hex()], ["stall"], ["tx", reg_id.hex()]],
+                      "frames": 2, "probe": True})
     if cfg.host.interface == "uart":
         # A frame cut after each of its bytes, then the frame timeout (the receiver drops it
         # from every state), then a valid frame.
@@ -246,8 +257,10 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
         cfg = cfg.replace(**spec.overrides)
     if spec.kind in ("fuzz", "directed", "counters"):
         # The directed and counters runs replace the bench's random plan with their items.
-        extra = ({"items": directed_items(cfg)} if spec.kind == "directed" else
-                 {"items": counter_items(cfg)} if spec.kind == "counters" else None)
+        # Options go into the bench's job ("end_checks": False skips the whole-chip end checks,
+        # which program every tile: too long on the MLPs).
+        extra = ({"items": directed_items(cfg), **spec.options} if spec.kind == "directed" else
+                 {"items": counter_items(cfg), **spec.options} if spec.kind == "counters" else None)
         fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0

@@ -78,7 +78,9 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
     from xbarflow.hdl import protocol
 
     seen = set()
-    for item in runs.directed_items(cfg)[:-2]:   # the two REQUANT_MULT writes are ACKed
+    items = runs.directed_items(cfg)
+    assert [it["kind"] for it in items[-3:]] == ["valid", "valid", "stall"], "REQUANT_MULT twice, a timeout"
+    for item in items[:-3]:
         model = ChipProtocolModel.from_config(cfg)
         ((_, data),) = item["ops"]
         got = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
