@@ -147,8 +147,9 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
     a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
     the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
-    ones and back; over SPI a partial frame left to the frame timeout, over UART a frame cut
-    after each of its bytes and left to time out.
+    ones and back; over SPI a partial frame left to the frame timeout and a frame cut after
+    each of its bytes by chip-select, over UART a frame cut after each of its bytes and left
+    to time out.
     The bench's model predicts every response."""
     reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
     good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
@@ -178,15 +179,18 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
         Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
         for value in (0xFFFFFFFF, 0)]
+    whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
     if cfg.host.interface == "spi":
         # A partial frame left to the frame timeout with chip-select low (the receiver's idle
-        # counter through all its values), then a valid frame.
+        # counter through all its values), then a valid frame; a frame cut after each of its
+        # bytes by chip-select (the receiver drops it from every state).
         items.append({"kind": "stall", "ops": [["tx", reg_id[:3].hex()], ["stall"], ["tx", reg_id.hex()]],
                       "frames": 2, "probe": True})
+        items += [{"kind": "cut", "ops": [["tx", whole[:cut].hex()]], "frames": 1, "probe": False}
+                  for cut in range(1, len(whole))]
     if cfg.host.interface == "uart":
         # A frame cut after each of its bytes, then the frame timeout (the receiver drops it
         # from every state), then a valid frame.
-        whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
         items += [{"kind": "stall", "ops": [["tx", whole[:cut].hex()], ["stall"], ["tx", reg_id.hex()]],
                    "frames": 2, "probe": True} for cut in range(1, len(whole))]
     return items

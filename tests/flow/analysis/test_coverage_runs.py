@@ -79,8 +79,13 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
 
     seen = set()
     items = runs.directed_items(cfg)
-    assert [it["kind"] for it in items[-3:]] == ["valid", "valid", "stall"], "REQUANT_MULT twice, a timeout"
-    for item in items[:-3]:
+    cut = protocol.encode_request(protocol.Cmd.WRITE_REG, protocol.Reg.SCRATCH, bytes(4))
+    tail = ["valid", "valid", "stall"] + ["cut"] * (len(cut) - 1)
+    assert [it["kind"] for it in items[-len(tail):]] == tail, "REQUANT_MULT twice, a timeout, the cuts"
+    for item in items[-len(cut) + 1:]:   # each cut frame is incomplete: no response
+        ((_, data),) = item["ops"]
+        assert ChipProtocolModel.from_config(cfg).feed(bytes.fromhex(data)) == b""
+    for item in items[:-len(tail)]:
         model = ChipProtocolModel.from_config(cfg)
         ((_, data),) = item["ops"]
         got = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
