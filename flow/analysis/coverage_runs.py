@@ -147,7 +147,7 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
     a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
     the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
-    ones and back; over SPI a partial frame left to the frame timeout and a frame cut after
+    ones and back, every register read, CTRL's clear and the error counters read again; over SPI a partial frame left to the frame timeout and a frame cut after
     each of its bytes by chip-select, over UART a frame cut after each of its bytes and left
     to time out.
     The bench's model predicts every response."""
@@ -179,6 +179,13 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
         Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
         for value in (0xFFFFFFFF, 0)]
+    # Every register read (the model predicts each), then CTRL's clear and the ERR_* again.
+    reads = b"".join(protocol.encode_request(Cmd.READ_REG, r) for r in range(protocol.NUM_REGS))
+    clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+    errs = b"".join(protocol.encode_request(Cmd.READ_REG, r) for r in
+                    (Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN, Reg.ERR_TIMEOUT, Reg.ERR_FRAMING))
+    items.append({"kind": "valid", "ops": [["tx", (reads + clear + errs).hex()]],
+                  "frames": protocol.NUM_REGS + 6, "probe": False})
     whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
     if cfg.host.interface == "spi":
         # A partial frame left to the frame timeout with chip-select low (the receiver's idle

@@ -80,8 +80,15 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
     seen = set()
     items = runs.directed_items(cfg)
     cut = protocol.encode_request(protocol.Cmd.WRITE_REG, protocol.Reg.SCRATCH, bytes(4))
-    tail = ["valid", "valid", "stall"] + ["cut"] * (len(cut) - 1)
-    assert [it["kind"] for it in items[-len(tail):]] == tail, "REQUANT_MULT twice, a timeout, the cuts"
+    tail = ["valid", "valid", "valid", "stall"] + ["cut"] * (len(cut) - 1)
+    assert [it["kind"] for it in items[-len(tail):]] == tail, \
+        "REQUANT_MULT twice, the register reads, a timeout, the cuts"
+    ((_, data),) = items[-len(tail) + 2]["ops"]
+    model = ChipProtocolModel.from_config(cfg)
+    model.err_crc = 3
+    replies = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+    assert len(replies) == protocol.NUM_REGS + 6 and all(r[1] == protocol.Status.ACK for r in replies)
+    assert replies[protocol.Reg.ERR_CRC][3:7] == (3).to_bytes(4, "big") and replies[-5][3:7] == bytes(4)
     for item in items[-len(cut) + 1:]:   # each cut frame is incomplete: no response
         ((_, data),) = item["ops"]
         assert ChipProtocolModel.from_config(cfg).feed(bytes.fromhex(data)) == b""
