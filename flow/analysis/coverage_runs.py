@@ -188,10 +188,11 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
                   "frames": protocol.NUM_REGS + 6, "probe": False})
     whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
     if cfg.host.interface == "spi":
-        # A partial frame left to the frame timeout with chip-select low (the receiver's idle
-        # counter through all its values), then a valid frame; a frame cut after each of its
-        # bytes by chip-select (the receiver drops it from every state).
-        items.append({"kind": "stall", "ops": [["tx", reg_id[:3].hex()], ["stall"], ["tx", reg_id.hex()]],
+        # A frame short of its CRC left to the frame timeout with chip-select low (the
+        # receiver's idle counter through all its values, a drop in CRC), then a valid frame;
+        # a frame cut after each of its bytes by chip-select (a drop from every state; the
+        # cut before the CRC has been seen to end in PAYLOAD: the timeout covers CRC).
+        items.append({"kind": "stall", "ops": [["tx", whole[:-1].hex()], ["stall"], ["tx", reg_id.hex()]],
                       "frames": 2, "probe": True})
         items += [{"kind": "cut", "ops": [["tx", whole[:cut].hex()]], "frames": 1, "probe": False}
                   for cut in range(1, len(whole))]
