@@ -144,9 +144,12 @@ class FuzzBench:
         self.period_ns = 1e9 / cfg.clock.freq_hz
         self.watchdog = Watchdog.for_job(dut, job)
         self.monitor = None   # the coverage monitor (coverage runs only)
-        # The reference: random weights mapped to the tile (no training needed to compare).
+        # The reference: random weights mapped to the tiles (no training needed to compare),
+        # one matrix per layer; the hidden ReLUs' multipliers at REQUANT_MULT's reset value 0.
         rng = np.random.default_rng(int(job.get("seed", 1)))
-        self.chip = GoldenChip.from_weights(cfg, rng.standard_normal((cfg.rows, cfg.outputs)))
+        layers = [rng.standard_normal(shape) for shape in cfg.network.layer_shapes]
+        relus = sum(a == "relu" for a in cfg.network.activations[:-1])
+        self.chip = GoldenChip.from_weights(cfg, layers, [0] * relus if relus else None)
         self.bridge = AnalogBridge(dut, self.chip)
         self.snapshots: list[np.ndarray] = []     # the model's input buffer at each START
         self.events_checked = 0
@@ -202,6 +205,10 @@ class FuzzBench:
         give the same counts. The controller phase model (`xbarflow.flow.analysis.cost.phase_cycles`) is recorded
         beside them for information."""
         await self._checked(-1, [protocol.encode_request(Cmd.START)])
+        for _ in range(100):   # done (an MLP inference outlasts its START's response)
+            r = protocol.decode_response(await self.raw_exchange(protocol.encode_request(Cmd.READ_RESULT)))
+            if r.payload[0] & protocol.STATUS_DONE and not r.payload[0] & protocol.STATUS_BUSY:
+                break
         regs = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX)
         self.cycles = {}
         for reg in regs:
@@ -328,7 +335,8 @@ class FuzzBench:
         (one tile event per tile and inference; layer-0 tiles carry the input buffer's rows)."""
         events, tiles = self.bridge.events, self.chip.tiles
         want = len(self.snapshots) * len(tiles)
-        for _ in range(50):
+        # An inference may still run after its START's response (the MLP's 1,177 clocks).
+        for _ in range(50 + sum(phase_cycles(self.cfg).values()) // 10):
             if len(events) >= want:
                 break
             await ClockCycles(self.dut.clk, 10, rising=False)

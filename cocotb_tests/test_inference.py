@@ -47,13 +47,14 @@ from xbarflow.flow.data import pack_codes, to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.model.programming import layer_conductances
 from xbarflow.flow.core.hold import hold
-from xbarflow.flow.host.driver import HostDriver
+from xbarflow.flow.host.driver import HostDriver, NackError
 from xbarflow.flow.sim.schema import BenchJob, BenchResult
 from xbarflow.hdl import protocol
 
 __all__ = [
     "BIT_TIMES_PER_IMAGE", "DeltaHost", "EXCHANGES_PER_IMAGE", "InferenceTestbench", "Progress",
-    "Scoreboard", "check_registers", "classify_images", "reset",
+    "Scoreboard", "check_registers", "classify_images", "classify_probing_busy", "register_patterns",
+    "reset",
 ]
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
@@ -172,6 +173,48 @@ async def check_registers(host: HostDriver, scoreboard: Scoreboard, seed: int, t
             scoreboard.mismatches.append(f"register SCRATCH: wrote 0x{value:08x}, read 0x{got:08x}")
 
 
+async def register_patterns(host: HostDriver, tiles: int) -> tuple[int, list[str]]:
+    """Every writable register's bits to all ones and back to zero, each read back: SCRATCH
+    and REQUANT_MULT (32 bits, read/write), PROG_TILE with every tile index, then one past the
+    last (the register keeps its value: the protocol ignores an index past the chip's tiles),
+    then 0. CTRL (write-only, self-clearing strobes) is left out. Returns (reads, problems)."""
+    expected = [(reg, value, value) for reg in (protocol.Reg.SCRATCH, protocol.Reg.REQUANT_MULT)
+                for value in (0xFFFFFFFF, 0)]
+    expected += [(protocol.Reg.PROG_TILE, k, k) for k in range(tiles)]
+    expected += [(protocol.Reg.PROG_TILE, tiles, tiles - 1), (protocol.Reg.PROG_TILE, 0, 0)]
+    problems = []
+    for reg, value, want in expected:
+        await host.write_reg(reg, value)
+        got = await host.read_reg(reg)
+        if got != want:
+            problems.append(f"register {reg.name}: wrote 0x{value:08x}, read 0x{got:08x}, "
+                            f"expected 0x{want:08x}")
+    return len(expected), problems
+
+
+async def classify_probing_busy(host: HostDriver, packed: bytes, max_polls: int = 10_000
+                                ) -> tuple[int, int, list[str]]:
+    """Classify like `HostDriver.classify`, but right after START send a START and a WRITE_BUF
+    of the first input byte inverted: the inference still runs, so the chip must refuse both
+    with NACK BUSY (an executed WRITE_BUF would change the codes the chip drives, which the
+    scoreboard checks). Returns (class, refusals, problems)."""
+    await host.write_input(packed)
+    await host.start()
+    refused, problems = 0, []
+    probes = (("START", host.start), ("WRITE_BUF", lambda: host.write_input(bytes([packed[0] ^ 0xFF]))))
+    for what, send in probes:
+        try:
+            await send()
+        except NackError as exc:
+            if exc.error == protocol.Error.BUSY:
+                refused += 1
+                continue
+            problems.append(f"{what} during an inference: {exc}, expected NACK BUSY")
+        else:
+            problems.append(f"{what} during an inference: ACK, expected NACK BUSY")
+    return await host.wait_result(max_polls), refused, problems
+
+
 async def reset(dut, cycles: int = 4) -> None:
     dut.rst.value = 1
     if hasattr(dut, "spi_cs_n"):   # only the configured host interface's pins exist
@@ -242,6 +285,7 @@ class InferenceTestbench:
         self.image_timeout_ns = BIT_TIMES_PER_IMAGE * self.period_ns * bit_cycles
         self.master = None   # the SPI master when its edges are asynchronous (spi_timing)
         self.monitor = None  # the coverage monitor (coverage runs only)
+        self.probes = {"busy_refused": 0, "register_reads": 0}
 
     async def start(self) -> None:
         """Clock, reset, then the monitor, the reference model, the driver and the scoreboard."""
@@ -291,6 +335,11 @@ class InferenceTestbench:
         assert ident == protocol.CHIP_ID, f"chip ID 0x{ident:08x} != 0x{protocol.CHIP_ID:08x}"
         if job.spi_timing:
             await check_registers(host, self.scoreboard, int(job.spi_timing["seed"]), timeout_ns)
+        if job.register_patterns:   # before REQUANT_MULT gets its calibrated value below
+            reads, problems = await self.watchdog.guard(
+                register_patterns(host, len(self.cfg.tiles)), timeout_ns * 8, "register patterns")
+            self.probes["register_reads"] += reads
+            self.scoreboard.mismatches.extend(problems)
         if self.requant_mult:   # the calibrated ReLU scales travel with the weights, into a register
             packed = sum(m << (8 * l) for l, m in enumerate(self.requant_mult))
             await with_timeout(host.write_reg(protocol.Reg.REQUANT_MULT, packed), timeout_ns, "ns")
@@ -313,9 +362,15 @@ class InferenceTestbench:
         bridge.event_index, bridge.image_event = idx, 0
         before = len(bridge.events)
         await FallingEdge(self.dut.clk)   # keep SPI edges away from the rising clock edge
-        cls = await self.watchdog.guard(
-            self.classifier.classify(pack_codes(self.codes[k], self.cfg.quant.dac_bits)),
-            timeout_ns, f"image {idx}")
+        packed = pack_codes(self.codes[k], self.cfg.quant.dac_bits)
+        if self.job.busy_probe:
+            cls, refused, problems = await self.watchdog.guard(
+                classify_probing_busy(host, packed), timeout_ns, f"image {idx}")
+            self.probes["busy_refused"] += refused
+            self.scoreboard.mismatches.extend(f"image {idx}: {p}" for p in problems)
+        else:
+            cls = await self.watchdog.guard(self.classifier.classify(packed), timeout_ns,
+                                            f"image {idx}")
         # Read back what the chip computed: the final-layer sums it accumulated (the class
         # came from RESULT above). Cycle counters: the first image's, unless asked for all.
         sums = await self.watchdog.guard(host.read_outputs(self.cfg.outputs), timeout_ns,
@@ -370,6 +425,8 @@ class InferenceTestbench:
             raise
         finally:
             results.mismatches = self.scoreboard.mismatches
+            if self.job.busy_probe or self.job.register_patterns:
+                results.probes = dict(self.probes)
             results.write(self.job.results)
             if self.monitor is not None:
                 self.monitor.write()

@@ -23,6 +23,7 @@ one-line reason) or listed as open in the summary; `Item.ident` is what waivers 
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import itertools
 import re
@@ -33,16 +34,24 @@ from pathlib import Path
 from xbarflow.hdl.protocol import Cmd, Error
 
 from ..core import paths
+from .coverage_names import StableNames, stable_scope
 
-__all__ = ["BIN_GROUPS", "CoverageError", "FsmFigure", "FunctionalBins", "Item", "KINDS",
-           "WAIVERS", "Waiver", "annotate", "code_figures", "fields", "fsm_figures", "legal_exchanges",
-           "merge", "open_items", "parse_dat", "read_dat", "read_waivers", "rebase", "summary_markdown",
-           "uncovered_code", "waive", "write_dat"]
+__all__ = ["BIN_GROUPS", "CoverageError", "FsmFigure", "FunctionalBins", "Item", "KINDS", "WAIVERS",
+           "WAIVER_CLASSES", "Waiver", "annotate", "code_figures", "fields", "fsm_figures",
+           "legal_exchanges", "merge", "open_items", "parse_dat", "read_dat", "read_waivers",
+           "rebase", "summary_markdown", "uncovered_code", "waive", "write_dat"]
 
 #: The point types Verilator's line and toggle coverage write (page prefixes v_line, v_branch,
 #: v_toggle).
 KINDS = ("line", "branch", "toggle")
 WAIVERS = paths.ROOT / "coverage" / "waivers.toml"
+#: The grounds a waiver gives, in the order the summary excludes them: "unreachable" (by
+#: construction: a constant, a bound the design imposes, a path the config leaves out) and
+#: "event-count" (reachable in principle, but bit k of a counter first rises at the 2^k-th
+#: event, more than any run of the campaign counts); "identical-module" is no waiver of the
+#: file: the point is covered in the same module, of the same Verilog text, in another design
+#: of the campaign (`twin_points`).
+WAIVER_CLASSES = ("unreachable", "event-count", "identical-module")
 #: The functional bin groups, in report order.
 BIN_GROUPS = ("command x response x error", "tile x ADC group", "activation kind",
               "programming outcome", "host interface")
@@ -149,17 +158,24 @@ class Item:
     scope: str
     what: str
     where: str = ""   # e.g. "xbarflow_top.v:1234"
+    twin: str = ""    # a design whose identical module covers this point (`twin_points`)
 
     @property
     def ident(self) -> str:
         return f"{self.kind}:{self.scope}:{self.what}"
 
 
-def uncovered_code(points: dict[str, int], source_lines: list[str] | None = None) -> list[Item]:
+def uncovered_code(points: dict[str, int], source_lines: list[str] | None = None,
+                   twins: dict[str, str] | None = None) -> list[Item]:
     """Every code point with count 0. Line and branch points are named by their source line
     (the text from `source_lines`, the Verilog the points refer to) and Verilator's comment
-    (block, if, else, cond_then, ...); toggle points by signal bit and direction."""
+    (block, if, else, cond_then, ...); toggle points by signal bit and direction. Yosys's
+    numbered temporaries and Amaranth's numbered duplicates, in the text, the signal and the
+    scope, are named by their stable shape (`xbarflow.flow.analysis.coverage_names`), so
+    waivers survive regenerating the Verilog. `twins`: point key -> the design that covers
+    it in an identical module (`twin_points`)."""
     items = []
+    names = StableNames(source_lines or [])
     for key, count in points.items():
         if count:
             continue
@@ -170,13 +186,63 @@ def uncovered_code(points: dict[str, int], source_lines: list[str] | None = None
         line = int(f.get("l", 0) or 0)
         where = f"{Path(f.get('f', '?')).name}:{line}"
         if kind == "toggle":
-            what = f.get("o", "?")
+            what = names.signal(f.get("o", "?"), line)
         else:
             text = (source_lines[line - 1].strip() if source_lines and 0 < line <= len(source_lines)
                     else "")
-            what = f"{f.get('o', '?')}: {text}"
-        items.append(Item(kind, f.get("h", "?"), what, where))
+            what = f"{f.get('o', '?')}: {names.text(text, line)}"
+        items.append(Item(kind, stable_scope(f.get("h", "?")), what, where,
+                          (twins or {}).get(key, "")))
     return sorted(items, key=lambda i: (i.kind, i.scope, i.where, i.what))
+
+
+_MODULE_LINE = re.compile(r"^\s*module\s+\\?(\S+?)\s*\(")
+
+
+def module_spans(source_lines: list[str]) -> list[tuple[str, int, int, str]]:
+    """(name, first line, last line, SHA-256 of its text) of every module of a Verilog text."""
+    import hashlib  # why: only the module merge hashes texts
+
+    out, start, name = [], 0, ""
+    for n, line in enumerate(source_lines, 1):
+        m = _MODULE_LINE.match(line)
+        if m:
+            start, name = n, m.group(1)
+        elif line.strip() == "endmodule" and name:
+            text = "\n".join(source_lines[start - 1:n])
+            out.append((name, start, n, hashlib.sha256(text.encode()).hexdigest()))
+            name = ""
+    return out
+
+
+def twin_points(designs: list[dict]) -> dict[str, dict[str, str]]:
+    """Design -> {key of a point it leaves uncovered: a design covering the same point}: the
+    same point (kind, line within the module, comment, instance) of a module whose Verilog
+    text is identical in both designs, so the same logic ran there. `designs`: [{"name",
+    "points", "source_lines"}]."""
+    def located(d):
+        spans = module_spans(d.get("source_lines") or [])
+        starts = [s for _, s, _, _ in spans]
+        out = {}
+        for key, count in d["points"].items():
+            f = fields(key)
+            line = int(f.get("l", 0) or 0)
+            k = bisect.bisect_right(starts, line) - 1
+            if k < 0 or line > spans[k][2]:
+                continue
+            name, start, _, digest = spans[k]
+            out[key] = ((name, digest, _kind(f), line - start, f.get("o", ""), f.get("h", "")), count)
+        return out
+
+    where = {d["name"]: located(d) for d in designs}
+    covered: dict[tuple, str] = {}
+    for name, points in where.items():
+        for ident, count in points.values():
+            if count:
+                covered.setdefault(ident, name)
+    return {name: {key: covered[ident] for key, (ident, count) in points.items()
+                   if not count and covered.get(ident, name) != name}
+            for name, points in where.items()}
 
 
 @dataclass(frozen=True)
@@ -185,6 +251,7 @@ class Waiver:
     reason: str
     line: int = 0
     regex: bool = False
+    grounds: str = "unreachable"   # one of WAIVER_CLASSES (the toml key `class`)
 
     def covers(self, item: Item) -> bool:
         if self.regex:
@@ -194,7 +261,8 @@ class Waiver:
 
 def read_waivers(path: str | Path = WAIVERS) -> list[Waiver]:
     """[[waiver]] tables with `match` (a glob) or `regex` (a regular expression matching the
-    whole id), and `reason` (required, one line)."""
+    whole id), `reason` (required, one line) and `class` (one of `WAIVER_CLASSES`, default
+    "unreachable")."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text())
@@ -212,15 +280,25 @@ def read_waivers(path: str | Path = WAIVERS) -> list[Waiver]:
                 re.compile(match)
             except re.error as exc:
                 raise CoverageError(f"{path}: waiver {n}: bad regex: {exc}") from None
-        out.append(Waiver(match, reason.strip(), n, "regex" in w))
+        grounds = w.get("class", WAIVER_CLASSES[0])
+        if grounds not in WAIVER_CLASSES[:2]:   # identical-module comes from the data alone
+            raise CoverageError(f"{path}: waiver {n}: class {grounds!r} is not one of "
+                                f"{', '.join(WAIVER_CLASSES[:2])}")
+        out.append(Waiver(match, reason.strip(), n, "regex" in w, grounds))
     return out
 
 
 def waive(items: list[Item], waivers: list[Waiver]) -> tuple[list[tuple[Item, Waiver]], list[Item]]:
-    """(waived items with their waiver, open items)."""
+    """(waived items with their waiver, open items). An item no waiver covers but an identical
+    module of another design does (`Item.twin`) is waived by a waiver of class
+    "identical-module" naming that design."""
     waived, open_items = [], []
     for item in items:
         w = next((w for w in waivers if w.covers(item)), None)
+        if w is None and item.twin:
+            w = Waiver(f"identical module in {item.twin}",
+                       f"covered in the same module (identical Verilog text) of {item.twin}",
+                       0, False, WAIVER_CLASSES[2])
         if w is None:
             open_items.append(item)
         else:
@@ -391,11 +469,55 @@ def _group_items(items: list[Item], names_shown: int = 12) -> list[str]:
     return out
 
 
+def _justified_table(designs: list[dict], waived: list[tuple[Item, Waiver]]
+                     ) -> tuple[list[str], dict[str, list[int]]]:
+    """Coverage with the waived points left out of the total, one class of grounds after the
+    other (covered / (total - waived)): the raw figures stay in the table above."""
+    excluded: dict[tuple[str, str, str], int] = {}
+    for item, w in waived:
+        key = (item.scope.split("/", 1)[0], item.kind, w.grounds)
+        excluded[key] = excluded.get(key, 0) + 1
+    steps = [WAIVER_CLASSES[:n] for n in range(1, len(WAIVER_CLASSES) + 1)]
+    shown = (1, len(steps))   # every kind after the first and the last step, toggle after each
+    head = [f"{k} excl. {' + '.join(classes)}" for classes in steps for k in KINDS
+            if k == "toggle" or len(classes) in shown]
+    out = ["### After the justified exclusions", "",
+           "The same points with the waived ones left out of the total: first those unreachable "
+           "by construction, then also the counter bits that need 2^k events "
+           "(waiver class `event-count`), then also the points covered in the same module, of "
+           "identical Verilog text, in another design of the campaign (`identical-module`: the "
+           "same logic ran there, e.g. the SLP's programmer over SPI for the UART chip's). "
+           "Every exclusion is listed below.", "",
+           "| design | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    sums = {h: [0, 0] for h in head}
+    for d in designs:
+        fig = code_figures(d["points"])
+        cells = []
+        for classes in steps:
+            for k in KINDS:
+                if k != "toggle" and len(classes) not in shown:
+                    continue
+                drop = sum(excluded.get((d["name"], k, c), 0) for c in classes)
+                covered, total = fig[k]["covered"], fig[k]["total"] - drop
+                h = f"{k} excl. {' + '.join(classes)}"
+                sums[h][0] += covered
+                sums[h][1] += total
+                cells.append(f"{_pct(covered, total)} ({covered}/{total})")
+        out.append(f"| {d['name']} | " + " | ".join(cells) + " |")
+    out.append("| **all** | " + " | ".join(f"**{_pct(*sums[h])}**" for h in head) + " |")
+    return out, sums
+
+
+def _code_items(designs: list[dict]) -> list[Item]:
+    twins = twin_points(designs)
+    return [Item(i.kind, f"{d['name']}/{i.scope}", i.what, i.where, i.twin) for d in designs
+            for i in uncovered_code(d["points"], d.get("source_lines"), twins.get(d["name"]))]
+
+
 def open_items(designs: list[dict], fsms: dict[str, list[FsmFigure]], bins: FunctionalBins,
                waivers: list[Waiver]) -> list[Item]:
     """Every uncovered item no waiver covers (the summary's open list, in full)."""
-    items = [Item(i.kind, f"{d['name']}/{i.scope}", i.what, i.where)
-             for d in designs for i in uncovered_code(d["points"], d.get("source_lines"))]
+    items = _code_items(designs)
     items += [Item(i.kind, f"{name}/{i.scope}", i.what) for name, figs in fsms.items()
               for f in figs for i in f.items()]
     return waive(items + bins.missing(), waivers)[1]
@@ -413,6 +535,8 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
              "reason, repeated here) or listed as open.", "",
              "## Runs", "", "| run | design | what | s |", "|---|---|---|---:|"]
     lines += [f"| {r['name']} | {r['design']} | {r['what']} | {r['seconds']:.0f} |" for r in runs]
+    if runs:
+        lines.append(f"| **all {len(runs)} runs** | | | **{sum(r['seconds'] for r in runs):.0f}** |")
     lines += ["", "## Code coverage (Verilator)", "",
               "| design | line | branch | toggle |", "|---|---:|---:|---:|"]
     all_items: list[Item] = []
@@ -426,11 +550,30 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
             cells.append(f"{_pct(fig[k]['covered'], fig[k]['total'])} "
                          f"({fig[k]['covered']}/{fig[k]['total']})")
         lines.append(f"| {d['name']} | " + " | ".join(cells) + " |")
-        all_items += [Item(i.kind, f"{d['name']}/{i.scope}", i.what, i.where)
-                      for i in uncovered_code(d["points"], d.get("source_lines"))]
+    all_items += _code_items(designs)
     lines.append("| **all** | " + " | ".join(f"**{_pct(*total[k])}**" for k in KINDS) + " |")
+    code_waived, _ = waive(all_items, waivers)
     lines += ["", "Toggle points of signals wider than Verilator's --coverage-max-width (256 bits) "
-              "are not counted.", "", "## FSMs", "",
+              "are not counted. The raw figures count every bit Verilator instruments: a net once "
+              "in each module its ports pass through, and every Yosys temporary (`$(expr)` "
+              "below). Neither is excluded at build time: --coverage-max-width selects by width, "
+              "not by kind (lowering it would drop the 32-bit counters unjustified), and "
+              "coverage_off regions in a control file would hide the temporaries wholesale, "
+              "comparator outputs included, and need line numbers that change with every "
+              "regeneration. Exclusions are made here instead, item by item, by a waiver whose "
+              "reason is listed below; items are named by their stable shape, so a waiver "
+              "survives regenerating the Verilog.", ""]
+    table, sums = _justified_table(designs, code_waived)
+    lines += table
+    # The headline, under the introduction: raw and justified figures of all designs.
+    steps = [" + ".join(WAIVER_CLASSES[:n]) for n in range(1, len(WAIVER_CLASSES) + 1)]
+    headline = ["**Figures, all designs** (tables below): "
+                + "; ".join(f"{k} {_pct(*total[k])} raw, {_pct(*sums[f'{k} excl. {steps[-1]}'])} "
+                            f"after every justified exclusion" for k in ("line", "branch"))
+                + "; toggle " + _pct(*total["toggle"]) + " raw, "
+                + ", ".join(f"{_pct(*sums[f'toggle excl. {c}'])} excl. {c}" for c in steps) + ".", ""]
+    lines[4:4] = headline   # after the title and the introduction
+    lines += ["", "## FSMs", "",
               "Legal transitions are the state changes of the Amaranth FSMs (self-loops left out); "
               "the write-acknowledge unit and the SPI slave are no FSMs (counters and flags: "
               "their line, branch and toggle coverage counts above).", "",

@@ -2,12 +2,19 @@
 builds, with a modest number of images, each leaving its coverage data in its own folder.
 
 `CAMPAIGN` lists them: inference on the SLP (SPI, and SPI asynchronous to the chip clock), the
-ReLU MLP (shared ADCs) and the binary-hidden-layer MLP; programming through the write path
-over SPI and UART, and with stuck-at cells (write-ack timeouts); host-interface fuzzing over
-SPI and UART, plus a directed run with every (command, NACK code) the protocol allows outside
-BUSY (`directed_items`: the random plan leaves some out at a few hundred frames; BUSY comes
-from the fuzz bench's refusals while programming). Every run must pass its parity checks (a run that disagrees with the golden
-model raises: its coverage would count behaviour nobody checked).
+ReLU MLP (shared ADCs) and the binary-hidden-layer MLP, each inference run with an all-white
+and an all-black image besides the test images (`image_set`) and the register patterns (every
+writable register to all ones and back, read back); on the MLPs a START and a WRITE_BUF sent
+during every inference, which the chip must refuse with NACK BUSY (an MLP inference, 1,177
+clocks, outlasts a START frame; an SLP inference, 39 clocks, does not). Programming through
+the write path over SPI and UART, with stuck-at cells (write-ack timeouts), and one tile of
+each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a directed run
+with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
+plan leaves some out at a few hundred frames), also on both MLPs (without the end checks,
+which would program every tile), and a counters run (`counter_items`: 1,100 of
+each counted event, so the lifetime counters' bits 0-10 toggle). Every run must pass its parity checks (a run
+that disagrees with the golden model raises: its coverage would count behaviour nobody
+checked).
 
 `run_campaign` returns one `RunRecord` per run; `xbarflow.flow.analysis.coverage` merges their
 data by design (runs of identical Verilog), `xbarflow.flow.commands.coverage` writes the summary.
@@ -25,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from xbarflow.hdl import protocol
+from xbarflow.hdl.frame_transmitter import TX_FIFO_DEPTH
 from xbarflow.hdl.protocol import Cmd, Reg
 
 from ..core import config as config_mod
@@ -32,13 +40,13 @@ from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
 from ..data import Dataset
 from ..model.context import RunContext
-from ..model.programming import tile_target_levels
+from ..model.programming import chip_target_levels
 from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
 
-__all__ = ["CAMPAIGN", "CampaignError", "RunRecord", "RunSpec", "analyse_campaign", "design_tiles",
-           "directed_items", "load_records", "run_campaign", "save_records"]
+__all__ = ["CAMPAIGN", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
+           "counter_items", "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -49,13 +57,22 @@ class CampaignError(XbarflowError, RuntimeError):
 class RunSpec:
     name: str
     config: str                      # configs/<config>.toml
-    kind: str                        # inference | async | program | fuzz | directed
+    kind: str                        # inference | async | program | fuzz | directed | counters
     overrides: dict = field(default_factory=dict)
     what: str = ""
+    options: dict = field(default_factory=dict)   # runner.run keywords: program_tiles, busy_probe, ...
 
+
+#: The MLPs' tile the programming runs program (the last: the output layer's second row tile;
+#: its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every row
+#: and column select line and every programmer state, like all ten (~10x the time, 53 min).
+MLP_PROGRAM_TILE = 9
+#: Events of each kind the counters run sends: past 2^10, so bit 10 of each counter rises.
+COUNTED_EVENTS = 1100
 
 CAMPAIGN: tuple[RunSpec, ...] = (
-    RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI"),
+    RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI, register patterns",
+            options={"register_patterns": True}),
     RunSpec("slp-async-spi", "slp", "async", what="SLP inference, SPI edges asynchronous to the clock"),
     RunSpec("slp-program-spi", "slp", "program", what="programming through the write path, SPI"),
     RunSpec("slp-program-stuck", "slp", "program",
@@ -70,8 +87,27 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             what="host-interface fuzzing, UART"),
     RunSpec("slp-directed-uart", "slp", "directed", {"host.interface": "uart"},
             what="the directed frames over UART, and a frame cut after each byte (timeout)"),
-    RunSpec("mlp-inference", "mlp", "inference", what="196-256-10 ReLU MLP, shared ADCs"),
-    RunSpec("mlp_binary-inference", "mlp_binary", "inference", what="binary hidden layer MLP"),
+    RunSpec("mlp-inference", "mlp", "inference",
+            what="196-256-10 ReLU MLP, shared ADCs; START and WRITE_BUF refused (BUSY) during "
+                 "every inference; register patterns",
+            options={"busy_probe": True, "register_patterns": True}),
+    RunSpec("mlp_binary-inference", "mlp_binary", "inference",
+            what="binary hidden layer MLP; BUSY during every inference; register patterns",
+            options={"busy_probe": True, "register_patterns": True}),
+    RunSpec("mlp-program-tile", "mlp", "program",
+            {"device.stuck_on_rate": 0.002, "device.stuck_off_rate": 0.002},
+            what=f"MLP: tile {MLP_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
+                 "cells: timeouts too), then inference", options={"program_tiles": [MLP_PROGRAM_TILE]}),
+    RunSpec("mlp_binary-program-tile", "mlp_binary", "program",
+            what=f"binary MLP: tile {MLP_PROGRAM_TILE} programmed through the write path, then inference",
+            options={"program_tiles": [MLP_PROGRAM_TILE]}),
+    RunSpec("mlp-directed-spi", "mlp", "directed", what="the directed frames on the MLP (fuzz bench)",
+            options={"end_checks": False}),
+    RunSpec("mlp_binary-directed-spi", "mlp_binary", "directed",
+            what="the directed frames on the binary MLP (fuzz bench)", options={"end_checks": False}),
+    RunSpec("slp-counters-spi", "slp", "counters",
+            what=f"{COUNTED_EVENTS:,} each of bad-CRC, unknown-command, bad-length, cut-off and START "
+                 "frames, then CTRL clear: the lifetime counters' bits 0-10 (fuzz bench)"),
 )
 
 
@@ -111,7 +147,9 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
     a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
     the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
-    ones and back; over UART also a frame cut after each of its bytes and left to time out.
+    ones and back, every register read, CTRL's clear and the error counters read again; over SPI a partial frame left to the frame timeout and a frame cut after
+    each of its bytes by chip-select, over UART a frame cut after each of its bytes and left
+    to time out.
     The bench's model predicts every response."""
     reg_id = protocol.encode_request(Cmd.READ_REG, Reg.ID)
     good = {Cmd.WRITE_REG: (Reg.SCRATCH, b"\x12\x34\x56\x78"), Cmd.READ_REG: (Reg.ID, b""),
@@ -141,12 +179,67 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     items += [{"kind": "valid", "ops": [["tx", protocol.encode_request(
         Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False}
         for value in (0xFFFFFFFF, 0)]
+    # Every register read (the model predicts each), then CTRL's clear and the ERR_* again.
+    reads = b"".join(protocol.encode_request(Cmd.READ_REG, r) for r in range(protocol.NUM_REGS))
+    clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+    errs = b"".join(protocol.encode_request(Cmd.READ_REG, r) for r in
+                    (Reg.ERR_CRC, Reg.ERR_CMD, Reg.ERR_LEN, Reg.ERR_TIMEOUT, Reg.ERR_FRAMING))
+    items.append({"kind": "valid", "ops": [["tx", (reads + clear + errs).hex()]],
+                  "frames": protocol.NUM_REGS + 6, "probe": False})
+    whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
+    if cfg.host.interface == "spi":
+        # A frame short of its CRC left to the frame timeout with chip-select low (the
+        # receiver's idle counter through all its values, a drop in CRC), then a valid frame;
+        # a frame cut after each of its bytes by chip-select (a drop from every state; the
+        # cut before the CRC has been seen to end in PAYLOAD: the timeout covers CRC).
+        items.append({"kind": "stall", "ops": [["tx", whole[:-1].hex()], ["stall"], ["tx", reg_id.hex()]],
+                      "frames": 2, "probe": True})
+        items += [{"kind": "cut", "ops": [["tx", whole[:cut].hex()]], "frames": 1, "probe": False}
+                  for cut in range(1, len(whole))]
     if cfg.host.interface == "uart":
         # A frame cut after each of its bytes, then the frame timeout (the receiver drops it
         # from every state), then a valid frame.
-        whole = protocol.encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x01\x02\x03\x04")
         items += [{"kind": "stall", "ops": [["tx", whole[:cut].hex()], ["stall"], ["tx", reg_id.hex()]],
                    "frames": 2, "probe": True} for cut in range(1, len(whole))]
+    return items
+
+
+def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int = 50) -> list[dict]:
+    """Fuzz-bench items (SPI) that count `events` of each counted event: frames with a bad CRC
+    (ERR_CRC), an unknown command (ERR_CMD), a bad length (ERR_LEN), START (FRAMES_OK and
+    INFERENCES: an SLP inference ends before the next frame's CRC), then `events` frames cut
+    after 3 bytes by chip-select (ERR_TIMEOUT: one per item, the bench raises chip-select at
+    its end) and one left to the frame timeout, READ_BUF of the whole output buffer back to back until just more than the
+    transmit FIFO holds is queued (back-pressure: the executor waits for room), then CTRL's clear and a
+    READ_REG of ERR_CRC. The bench's model predicts every response, and its end checks read
+    every register."""
+    start = protocol.encode_request(Cmd.START)
+    frames = {"bad_crc": start[:-1] + bytes([start[-1] ^ 0x5A]),
+              "bad_cmd": protocol.encode_request(0x7E, 0),
+              "bad_len": protocol.encode_request(Cmd.READ_REG, Reg.ID, b"\x00"),
+              "valid": start}
+    items = []
+    for kind, frame in frames.items():
+        for first in range(0, events, per_item):
+            n = min(per_item, events - first)
+            items.append({"kind": kind, "ops": [["tx", (frame * n).hex()]], "frames": n, "probe": False})
+    cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
+    items += [{"kind": "timeout", "ops": [["tx", cut.hex()]], "frames": 1, "probe": False}] * events
+    # One partial frame left to the frame timeout with chip-select low: the idle counter
+    # runs through all its values (the other cut-offs end at chip-select).
+    items.append({"kind": "stall", "ops": [["tx", cut.hex()], ["stall"], ["tx", protocol.encode_request(
+        Cmd.READ_REG, Reg.ID).hex()]], "frames": 2, "probe": True})
+    # Back-pressure: READ_BUF of the whole output buffer back to back, each response longer
+    # than its request, until just more than the transmit FIFO holds is queued: the last
+    # response waits for room while the host's next bytes (fewer than the rx FIFO holds)
+    # wait in the rx FIFO.
+    read_all = protocol.encode_request(Cmd.READ_BUF, 0, bytes([2 * cfg.outputs]))
+    reply = len(protocol.encode_response(protocol.Status.ACK, bytes(2 * cfg.outputs)))
+    burst = -(-TX_FIFO_DEPTH // (reply - len(read_all)))
+    items.append({"kind": "valid", "ops": [["tx", (read_all * burst).hex()]], "frames": burst, "probe": False})
+    clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+    items.append({"kind": "valid", "ops": [["tx", (clear + protocol.encode_request(Cmd.READ_REG, Reg.ERR_CRC)).hex()]],
+                  "frames": 2, "probe": False})
     return items
 
 
@@ -154,47 +247,71 @@ def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
 
+def image_set(dataset: Dataset, images: int, rails: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, indices): `images` test images spread over the test set; with `rails`
+    also an all-white and an all-black image (every DAC code at its maximum, then 0: MNIST's
+    border pixels are always black, so its images never drive the border rows), indexed past
+    the test set (their own noise events) and labelled 0 (accuracy is not the point here)."""
+    idx = _indices(dataset, images)
+    x, y = dataset.x_test[idx], dataset.y_test[idx]
+    if not rails:
+        return x, y, idx
+    extremes = np.stack([np.full(x.shape[1:], 255, dtype=x.dtype), np.zeros(x.shape[1:], dtype=x.dtype)])
+    n = len(dataset.y_test)
+    return (np.concatenate([x, extremes]), np.concatenate([y, np.zeros(2, dtype=y.dtype)]),
+            np.concatenate([idx, np.array([n, n + 1], dtype=idx.dtype)]))
+
+
 def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
          timeout_s: float) -> tuple[ChipConfig, object, dict | None, int]:
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
     if spec.overrides:
         cfg = cfg.replace(**spec.overrides)
-    if spec.kind in ("fuzz", "directed"):
-        # The directed run replaces the bench's random plan with `directed_items`.
-        extra = {"items": directed_items(cfg)} if spec.kind == "directed" else None
+    if spec.kind in ("fuzz", "directed", "counters"):
+        # The directed and counters runs replace the bench's random plan with their items.
+        # Options go into the bench's job ("end_checks": False skips the whole-chip end checks,
+        # which program every tile: too long on the MLPs).
+        extra = ({"items": directed_items(cfg), **spec.options} if spec.kind == "directed" else
+                 {"items": counter_items(cfg), **spec.options} if spec.kind == "counters" else None)
         fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0
     ctx = RunContext.build(cfg, dataset)
     sim_build = build(cfg, "verilator", coverage=True)
-    idx = _indices(dataset, images)
-    kwargs: dict = {"timeout_s": timeout_s, "cycles_every_image": True}
+    x, y, idx = image_set(dataset, images, rails=spec.kind == "inference")
+    kwargs: dict = {"timeout_s": timeout_s, "cycles_every_image": True, **spec.options}
     chip = ctx.golden
-    if spec.kind == "program":
-        kwargs["targets"] = tile_target_levels(cfg, ctx.weights.w)
-        layers = np.zeros((cfg.rows, cfg.cols))
+    kwargs["requant_mult"] = chip.requant_mult
+    if spec.kind == "program":   # the chip programs its own array; `layers` are then unused
+        kwargs["targets"] = chip_target_levels(cfg, ctx.weights)
+        layers = [np.zeros((n, 2 * m)) for n, m in cfg.network.layer_shapes]
     else:
         layers = chip.layer_conductance
-        kwargs["requant_mult"] = chip.requant_mult
     if spec.kind == "async":
         period_ns = 1e9 / cfg.clock.freq_hz   # half periods in [2, 3] clocks, random phases
         kwargs["spi_timing"] = {"seed": cfg.seeds.noise, "jitter_ns": period_ns,
                                 "phase_ns": period_ns}
-    result = run(sim_build, layers, dataset.x_test[idx], dataset.y_test[idx], idx, out, **kwargs)
+    result = run(sim_build, layers, x, y, idx, out, **kwargs)
     if result.mismatches:
         raise CampaignError(f"{spec.name}: the chip disagreed with the golden model: "
                             f"{result.mismatches[0]}")
+    if spec.options.get("busy_probe") and (result.probes or {}).get("busy_refused") != 2 * result.images:
+        raise CampaignError(f"{spec.name}: {result.probes} BUSY refusals, expected 2 per image")
     return cfg, sim_build, result.programming, result.images
 
 
 def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, frames: int = 300,
                  only: tuple[str, ...] = (), timeout_s: float = 3600.0,
                  progress: Callable[[str], None] | None = None,
-                 record: str | Path | None = None) -> list[RunRecord]:
+                 record: str | Path | None = None, keep: list[RunRecord] = ()) -> list[RunRecord]:
     """Run `CAMPAIGN` (or the runs named in `only`) into out_dir/<run name>; with `record`,
     the records so far are saved there after each run (`save_records`), so an interrupted
-    campaign can still be analysed."""
+    campaign can still be analysed. `keep`: records of earlier runs to keep beside the new
+    ones (a run done again replaces its record), all in `CAMPAIGN` order."""
     specs = [s for s in CAMPAIGN if not only or s.name in only]
+    order = {s.name: n for n, s in enumerate(CAMPAIGN)}
+    redone = {s.name for s in specs}
+    kept = [r for r in keep if r.spec.name not in redone]
     unknown = set(only) - {s.name for s in CAMPAIGN}
     if unknown:
         raise CampaignError(f"unknown coverage run(s) {', '.join(sorted(unknown))}; choose from "
@@ -214,8 +331,8 @@ def run_campaign(dataset: Dataset, out_dir: str | Path, *, images: int = 5, fram
                                  hashlib.sha256(verilog.read_bytes()).hexdigest()[:12],
                                  time.perf_counter() - t0, programming, n))
         if record is not None:
-            save_records(records, record)
-    return records
+            save_records(sorted(kept + records, key=lambda r: order[r.spec.name]), record)
+    return sorted(kept + records, key=lambda r: order[r.spec.name])
 
 
 def _design_name(cfg: ChipConfig) -> str:

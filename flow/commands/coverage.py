@@ -6,7 +6,8 @@ builds with a modest number of images and fuzz frames; their raw data, the merge
 each design and its annotated Verilog go to OUT (build/coverage), never into git. The summary
 lists every uncovered item: waived in coverage/waivers.toml (with its reason) or open.
 `--reuse` re-analyses the runs recorded in OUT (after editing the waivers, or the runs an
-interrupted campaign finished: the record is saved after each run). Exit 1 on a
+interrupted campaign finished: the record is saved after each run); `--only RUN` runs just
+those and analyses them with the other runs recorded in OUT. Exit 1 on a
 failed run, or with `--strict` when an item is open.
 """
 
@@ -36,7 +37,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frames", type=positive_int, default=300, help="fuzz frames per host")
     parser.add_argument("--only", action="append", default=[], metavar="RUN",
                         choices=[s.name for s in coverage_runs.CAMPAIGN],
-                        help="run only this one of the campaign (repeatable)")
+                        help="run only this one of the campaign (repeatable); the runs recorded in --out "
+                             "before are analysed with it")
     parser.add_argument("--reuse", action="store_true",
                         help="analyse the runs recorded in --out again, without simulating")
     parser.add_argument("--strict", action="store_true", help="exit 1 if an item is left open")
@@ -58,11 +60,18 @@ def run(args) -> int:
     else:
         toolchain_or_usage("verilator")
         dataset = dataset_or_usage()
+        # With --only, the runs recorded before in OUT stay in the analysis.
+        keep = []
+        if args.only and (out / RECORD).exists():
+            try:
+                keep = coverage_runs.load_records(out / RECORD)
+            except coverage_runs.CampaignError as exc:
+                raise UsageError(str(exc)) from None
         try:
             records = coverage_runs.run_campaign(
                 dataset, out, images=args.images, frames=args.frames, only=tuple(args.only),
                 progress=lambda msg: print(f"[coverage] {msg}", file=sys.stderr, flush=True),
-                record=out / RECORD)
+                record=out / RECORD, keep=keep)
         except coverage_runs.CampaignError as exc:
             print(f"[coverage] FAILED: {exc}", file=sys.stderr)
             return 1

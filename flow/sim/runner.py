@@ -349,6 +349,7 @@ class CosimResult:
     loop_sim_ns: float = 0.0  # simulated time of that loop
     programming: dict | None = None  # the programming phase's summary (with targets=...)
     spi_edges: dict | None = None    # clock-phase counts of the SPI edges (with spi_timing=...)
+    probes: dict | None = None       # counts of the extra checks (busy_probe, register_patterns)
 
     @property
     def images(self) -> int:
@@ -364,7 +365,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         indices: np.ndarray, out_dir: Path, *, cycles_every_image: bool = False,
         timeout_s: float = 3600.0, progress: Path | None = None,
         targets: np.ndarray | None = None, requant_mult: Sequence[int] = (),
-        spi_timing: dict | None = None, program_tiles: Sequence[int] | None = None) -> CosimResult:
+        spi_timing: dict | None = None, program_tiles: Sequence[int] | None = None,
+        busy_probe: bool = False, register_patterns: bool = False) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
 
     With `targets` ((tiles, tile_rows, tile_cols) level codes; (tile_rows, tile_cols) for a
@@ -386,7 +388,15 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     the chip clock: {"seed": int, "jitter_ns": float, "phase_ns": float, optionally "bins" and
     "half_period_ns"} (see cocotb_tests/spi_master.py); the bench then also checks register
     writes and the link's error counters, and writes the edges' clock phases to the results
-    file ("spi_edges")."""
+    file ("spi_edges").
+
+    `busy_probe`: during every inference the host also sends a START and a WRITE_BUF (the first
+    input byte inverted), each of which the chip must refuse with NACK BUSY (a network whose
+    inference outlasts those frames: the MLP over SPI); an ACK or another error is a mismatch,
+    and the DAC-code check proves the refused write changed nothing. `register_patterns`:
+    before the images, SCRATCH and REQUANT_MULT are written with all ones, then zero, and
+    PROG_TILE with every tile index and then one past the last (ignored), each read back.
+    `CosimResult.probes` counts the refusals and read-backs."""
     prepare_toolchain(sim_build.sim)
     if spi_timing is not None:
         if sim_build.transport != "pins" or sim_build.cfg.host.interface != "spi":
@@ -405,7 +415,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         transport=sim_build.transport, cycles_every_image=cycles_every_image, timeout_s=timeout_s,
         progress=str(progress) if progress else None, program=targets is not None,
         program_tiles=None if program_tiles is None else [int(t) for t in program_tiles],
-        spi_timing=None if spi_timing is None else dict(spi_timing))
+        spi_timing=None if spi_timing is None else dict(spi_timing),
+        busy_probe=busy_probe, register_patterns=register_patterns)
     results_path = Path(job.results)
     results_path.unlink(missing_ok=True)
     waves_path = out_dir / f"waves-{sim_build.sim}.{sim_build.waves}" if sim_build.waves else None
@@ -465,4 +476,5 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         loop_sim_ns=res.loop_sim_ns,
         programming=res.programming,
         spi_edges=res.spi_edges,
+        probes=res.probes,
     )

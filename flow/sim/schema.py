@@ -80,6 +80,11 @@ class BenchJob:
     program: bool = False
     program_tiles: list | None = None   # tiles the chip programs (default all); others ideal
     spi_timing: dict | None = None
+    # Checks beyond inference (coverage runs, tests): a START and a WRITE_BUF sent during every
+    # inference must be refused with NACK BUSY; every writable register's bits written to all
+    # ones and back to zero (PROG_TILE: every tile index, then one past the last), read back.
+    busy_probe: bool = False
+    register_patterns: bool = False
     test_fault: str | None = None   # test-only (xbarflow.cocotb_tests.sabotage); never written by run()
 
     @classmethod
@@ -99,6 +104,10 @@ class BenchJob:
             doc["spi_timing"] = dict(self.spi_timing)
         if self.test_fault is not None:
             doc["test_fault"] = self.test_fault
+        if self.busy_probe:
+            doc["busy_probe"] = True
+        if self.register_patterns:
+            doc["register_patterns"] = True
         return doc
 
     @classmethod
@@ -109,6 +118,8 @@ class BenchJob:
                    timeout_s=doc["timeout_s"], progress=doc.get("progress"),
                    program=bool(doc.get("program", False)), program_tiles=doc.get("program_tiles"),
                    spi_timing=doc.get("spi_timing"),
+                   busy_probe=bool(doc.get("busy_probe", False)),
+                   register_patterns=bool(doc.get("register_patterns", False)),
                    test_fault=doc.get("test_fault"))
 
     def write(self, folder: Path, arrays: JobArrays) -> Path:
@@ -145,6 +156,7 @@ class BenchResult:
     mismatches: list = field(default_factory=list)
     programming: dict | None = None
     spi_edges: dict | None = None
+    probes: dict | None = None   # the job's extra checks: {"busy_refused": n, "register_reads": n}
     loop_s: float = 0.0
     loop_sim_ns: float = 0.0
     error: str | None = None
@@ -161,7 +173,7 @@ class BenchResult:
                "tile_dac_codes": self.tile_dac_codes, "bridge_adc_codes": self.bridge_adc_codes,
                "cycles": self.cycles, "mismatches": self.mismatches,
                "loop_s": self.loop_s, "loop_sim_ns": self.loop_sim_ns}
-        for key in ("programming", "spi_edges", "error"):
+        for key in ("programming", "spi_edges", "probes", "error"):
             if getattr(self, key) is not None:
                 doc[key] = getattr(self, key)
         return doc
@@ -173,7 +185,7 @@ class BenchResult:
                    bridge_adc_codes=list(doc["bridge_adc_codes"]),
                    cycles={k: list(v) for k, v in doc["cycles"].items()},
                    mismatches=list(doc["mismatches"]), programming=doc.get("programming"),
-                   spi_edges=doc.get("spi_edges"), loop_s=float(doc.get("loop_s", 0.0)),
+                   spi_edges=doc.get("spi_edges"), probes=doc.get("probes"), loop_s=float(doc.get("loop_s", 0.0)),
                    loop_sim_ns=float(doc.get("loop_sim_ns", 0.0)), error=doc.get("error"))
 
     def write(self, path: str | Path) -> None:

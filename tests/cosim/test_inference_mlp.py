@@ -14,6 +14,7 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim.runner import build, run
 from xbarflow.flow.model.train import load_or_train
+from xbarflow.hdl import protocol
 
 IMAGES = 20
 TILES = {"mlp": 10, "mlp_binary": 10, "mlp28": 33}
@@ -95,3 +96,33 @@ def test_mlp_scoreboard_reports_exactly_one_corrupted_answer(kind, dataset, tmp_
     verdict = parity.check(result, golden, codes)
     assert verdict.same.tolist() == [k != bad for k in range(len(indices))]
     assert verdict.failures() == [f"image {indices[bad]}: differs from golden in {term}"]
+
+
+def test_mlp_refuses_start_and_write_buf_during_an_inference(dataset, tmp_path):
+    """NACK BUSY during an inference: the MLP's inference (1,177 clocks, the cost model's
+    phases, which the chip's own counters equal above) outlasts a START frame, so a START and a
+    WRITE_BUF (the first input byte inverted) sent right after each image's START are both
+    refused with NACK BUSY, and the inference goes on with the input it started with (the DAC
+    codes on the bus, the sums and the class equal golden). The register patterns run first:
+    SCRATCH and REQUANT_MULT to all ones and back, PROG_TILE to every tile and one past the last
+    (ignored), each read back."""
+    cfg = cfgmod.load(cfgmod.CONFIG_DIR / "mlp.toml")
+    weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
+    chip = GoldenChip.from_weights(cfg, weights)
+    # The probe START's CRC is on the wire at least 6 + 6 bytes after the first START's CRC
+    # (the ACK, then the probe frame): the inference must still be running then.
+    start_frame = len(protocol.encode_request(protocol.Cmd.START))
+    assert sum(cost.phase_cycles(cfg).values()) > 2 * start_frame * cfg.host.byte_cycles
+    indices = np.array([3, 77, 4096])
+    result = run(build(cfg, "verilator"), chip.layer_conductance, dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=900,
+                 requant_mult=chip.requant_mult, busy_probe=True, register_patterns=True)
+    golden = chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices, trace=True)
+
+    assert result.mismatches == []
+    assert result.probes == {"busy_refused": 2 * len(indices),
+                             "register_reads": 2 * 2 + len(cfg.tiles) + 2}
+    assert np.array_equal(result.sums, golden.adc_codes)
+    assert np.array_equal(result.classes, golden.classes)
+    for image in result.tile_dac_codes:
+        assert [t for t, _ in image] == list(range(len(cfg.tiles)))

@@ -140,3 +140,31 @@ def test_a_missing_functional_bin_is_reported():
         assert len(again.missing()) == sum(len(b) for b in again.bins.values())
     finally:
         again.close()
+
+
+def test_a_point_covered_in_an_identical_module_of_another_design():
+    """`twin_points`: design b's module `m` is the same text as a's, shifted by a line (a
+    module before it); a point a covers and b leaves uncovered counts as covered there, a
+    module whose text differs (`n`) never does, and the summary excludes such points in its
+    own class."""
+    m = ["module m (x);", "  assign y = x;", "endmodule"]
+    n_a, n_b = ["module n (x);", "  assign z = x;", "endmodule"], ["module n (x);", "  assign z = ~x;", "endmodule"]
+    a = {"name": "a", "source_lines": m + n_a,
+         "points": {point("toggle", 2, "m", "y:0->1", "a.v"): 3, point("toggle", 5, "n", "z:0->1", "a.v"): 2}}
+    b = {"name": "b", "source_lines": ["// shifted"] + m + n_b,
+         "points": {point("toggle", 3, "m", "y:0->1", "b.v"): 0, point("toggle", 6, "n", "z:0->1", "b.v"): 0}}
+    twins = cov.twin_points([a, b])
+    assert twins["a"] == {}
+    assert twins["b"] == {point("toggle", 3, "m", "y:0->1", "b.v"): "a"}
+    items = cov.uncovered_code(b["points"], b["source_lines"], twins["b"])
+    waived, open_items = cov.waive(items, [])
+    assert [(i.scope, w.grounds) for i, w in waived] == [("m", "identical-module")]
+    assert [i.scope for i in open_items] == ["n"]
+    bins = cov.FunctionalBins({"b": [(0, 1)]})
+    try:
+        text = cov.summary_markdown([a, b], {}, bins, [], [])
+    finally:
+        bins.close()
+    assert "| b | - (0/0) | - (0/0) | 0.0 % (0/2) |\n" in text, "the raw figure counts the point uncovered"
+    # excl. unreachable, excl. + event-count, excl. + identical-module (line and branch: none)
+    assert "| b | - (0/0) | - (0/0) | 0.0 % (0/2) | 0.0 % (0/2) | - (0/0) | - (0/0) | 0.0 % (0/1) |" in text

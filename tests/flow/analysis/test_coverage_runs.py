@@ -78,7 +78,21 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
     from xbarflow.hdl import protocol
 
     seen = set()
-    for item in runs.directed_items(cfg)[:-2]:   # the two REQUANT_MULT writes are ACKed
+    items = runs.directed_items(cfg)
+    cut = protocol.encode_request(protocol.Cmd.WRITE_REG, protocol.Reg.SCRATCH, bytes(4))
+    tail = ["valid", "valid", "valid", "stall"] + ["cut"] * (len(cut) - 1)
+    assert [it["kind"] for it in items[-len(tail):]] == tail, \
+        "REQUANT_MULT twice, the register reads, a timeout, the cuts"
+    ((_, data),) = items[-len(tail) + 2]["ops"]
+    model = ChipProtocolModel.from_config(cfg)
+    model.err_crc = 3
+    replies = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+    assert len(replies) == protocol.NUM_REGS + 6 and all(r[1] == protocol.Status.ACK for r in replies)
+    assert replies[protocol.Reg.ERR_CRC][3:7] == (3).to_bytes(4, "big") and replies[-5][3:7] == bytes(4)
+    for item in items[-len(cut) + 1:]:   # each cut frame is incomplete: no response
+        ((_, data),) = item["ops"]
+        assert ChipProtocolModel.from_config(cfg).feed(bytes.fromhex(data)) == b""
+    for item in items[:-len(tail)]:
         model = ChipProtocolModel.from_config(cfg)
         ((_, data),) = item["ops"]
         got = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
@@ -89,3 +103,61 @@ def test_directed_items_get_the_nack_they_are_named_for(cfg):
         seen.add(exchange_key(bytes.fromhex(data), nack))
     wanted = {b for b in cov.legal_exchanges() if "NACK" in b and "BUSY" not in b}
     assert seen == wanted
+
+
+def test_a_run_done_again_replaces_its_record_and_the_others_stay(cfg, tmp_path, monkeypatch):
+    """`run_campaign(only=..., keep=...)` (`xbarflow coverage --only`): the kept records of other
+    runs stay, the re-run one is replaced, all in CAMPAIGN order, and so is the saved record."""
+    from types import SimpleNamespace
+
+    old = fabricated_run(tmp_path, cfg)
+    verilog = tmp_path / "v.v"
+    verilog.write_text("module m; endmodule\n")
+    fake_build = SimpleNamespace(rtl=SimpleNamespace(verilog=verilog, sidecar=old.sidecar))
+    monkeypatch.setattr(runs, "_one", lambda spec, *a: (cfg, fake_build, None, 7))
+    first, last = runs.CAMPAIGN[0].name, runs.CAMPAIGN[-1].name
+    kept_last = runs.RunRecord(runs.CAMPAIGN[-1], cfg, tmp_path, verilog, old.sidecar, "d2", 1.0)
+    records = runs.run_campaign(None, tmp_path / "out", only=(first,), keep=[kept_last, old],
+                                record=tmp_path / "campaign.json")
+    assert [r.spec.name for r in records] == [first, last]
+    assert records[0].images == 7 and records[0] is not old, "the re-run replaced the old record"
+    assert [r.spec.name for r in runs.load_records(tmp_path / "campaign.json")] == [first, last]
+
+
+def test_counter_items_count_each_event_past_bit_10_then_clear(cfg):
+    """The counters run's items through the reference protocol model (chip-select raised after
+    each item, as the SPI bench does): ERR_CRC, ERR_CMD, ERR_LEN, ERR_TIMEOUT and INFERENCES
+    each reach COUNTED_EVENTS > 2^10 (bit 10 set), FRAMES_OK more; the last item's clear
+    brings the error counters back to 0 and its READ_REG reads ERR_CRC = 0."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+    from xbarflow.hdl import protocol
+
+    n = runs.COUNTED_EVENTS
+    assert n > 1 << 10
+    items = runs.counter_items(cfg)
+    model = ChipProtocolModel.from_config(cfg)
+    for item in items[:-1]:
+        for op in item["ops"]:
+            if op[0] == "stall":
+                model.drop_partial()   # the frame timeout, as the bench models it
+            else:
+                model.feed(bytes.fromhex(op[1]))
+        model.drop_partial()
+    assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (n, n, n, n + 1)
+    assert model.inferences == n and model.frames_ok >= n
+    burst = items[-2]
+    assert [op[0] for op in items[-3]["ops"]] == ["tx", "stall", "tx"], "one frame timeout"
+    ((_, data),) = burst["ops"]
+    replies = protocol.FrameSplitter("response").feed(
+        ChipProtocolModel.from_config(cfg).feed(bytes.fromhex(data)))
+    assert len(replies) == burst["frames"] and all(r[1] == protocol.Status.ACK for r in replies)
+    from xbarflow.hdl.frame_receiver import RX_FIFO_DEPTH
+    from xbarflow.hdl.frame_transmitter import TX_FIFO_DEPTH
+    # Net of what the host clocks out while sending: more than the tx FIFO holds, and the
+    # excess (host bytes that wait in the rx FIFO meanwhile) fewer than the rx FIFO holds.
+    excess = sum(map(len, replies)) - len(data) // 2 - TX_FIFO_DEPTH
+    assert 0 < excess < RX_FIFO_DEPTH
+    ((_, data),) = items[-1]["ops"]
+    ack, read = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
+    assert ack[1] == read[1] == protocol.Status.ACK and read[3:7] == bytes(4)
+    assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (0, 0, 0, 0)
