@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
 .PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
-        figures-check reference-weights retrain-check lint formal coverage
+        figures-check reference-weights retrain-check lint formal coverage program-mlp
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -82,6 +82,13 @@ reference-weights: setup
 # within 0.3 points of the reference weights' (~2 min idle; `make test` retrains only the SLPs).
 retrain-check: setup
 	$(PY) -m pytest -q -m retrain tests/flow/model/test_weights_reference.py
+
+# The full MLP (10 tiles) programmed through the array (V/2, 1R, shipped device) with per-cell
+# parity against the golden replay, then 20 images at parity: SPI and UART on Icarus and
+# Verilator (tests/cosim/test_programming_mlp.py; up to an hour per run on a busy machine).
+# `make test` covers the same paths on a 7-tile chip (tests/cosim/test_programming_tiles.py).
+program-mlp: setup-sim
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=0 -m program_mlp tests/cosim/test_programming_mlp.py
 
 # Host-interface fuzzing: 10,000 seeded random and mutated frames per host (SPI, then UART) on
 # Verilator against the reference model; figures in runs/fuzz/fuzz.json (README, Robustness).

@@ -41,7 +41,8 @@ from ..core import paths
 from ..core.errors import XbarflowError
 from ..data import load_dataset, to_dac_codes
 from ..model.context import RunContext
-from ..model.programming import program_array, programmed_chip, tile_target_levels
+from ..model.programming import (chip_target_levels, program_array, program_chip_array,
+                                 programmed_chip, tile_target_levels)
 from ..model.train import load_or_train, software_accuracy, software_scores
 from ..model.weights import reference_manifest, reference_path, training_digest
 from .cost import SynthUnavailable, evaluate, phase_cycles, synthesize
@@ -51,6 +52,7 @@ from .figure_cases import (COSIM_PROGRAMMING, DEMO_IMAGES, INSITU, INSITU_LIMITS
                            SLOW_PROGRAMMING, SWEEP, Row)
 from .figures_readme import README, check_readme, render_readme
 from .metrics import classification_metrics, logit_scale
+from .report import write_margins
 from .spice import SpiceError, cross_check
 from .sweep import evaluate_point
 
@@ -229,6 +231,38 @@ def group_programming(ctx: Context) -> dict:
             "golden_ideal": ideal, "golden_programmed": ctx.chip_accuracy(programmed_chip(cfg, r), cfg),
             "weights": kind}
         _say(f"programming {case}: {r.failures} failures, {r.total_pulses} pulse events")
+    return out
+
+
+def group_programming_mlp(ctx: Context) -> dict:
+    """Golden write-verify replay of the MLP's tiles as shipped (programming.bias, crossbar.cell
+    and device of configs/mlp.toml: through the array), each on its own keyed devices, and the
+    golden accuracy on the programmed conductances (full test set); what `xbarflow program
+    --config configs/mlp.toml` prints before its co-simulation. Slow: ~110k events solved on
+    the array."""
+    cfg = ctx.config("mlp")
+    w, kind = ctx.weights(cfg)
+    results = program_chip_array(cfg, chip_target_levels(cfg, w))
+    used = np.concatenate([r.pulses_per_cell[:t.rows, :2 * t.outputs].ravel()
+                           for t, r in zip(cfg.tiles, results)])
+    with tempfile.TemporaryDirectory(prefix="xbarflow-figures-margins-") as tmp:
+        margins = write_margins(cfg, results, Path(tmp))
+    margins.pop("margins_histogram", None)
+    chip = programmed_chip(cfg, results, ctx.run_context(cfg).golden.requant_mult)
+    out = {"tiles": len(cfg.tiles), "bias": cfg.programming.bias, "cell": cfg.crossbar.cell,
+           "preset": cfg.device.preset, "cells_used": int(used.size),
+           "pulse_events": sum(int(r.total_pulses) for r in results),
+           "failures": sum(int(r.failures) for r in results),
+           "pulses_per_cell_mean": round(float(used.mean()), 4), "pulses_per_cell_max": int(used.max()),
+           "disturb_events": margins.get("disturb_events", 0),
+           "disturb_failures": margins.get("disturb_failures", 0),
+           "disturb_change_steps_max": sig(margins.get("disturb_change_steps_max", 0.0), 2),
+           "write_margin_min_v": sig(margins["write_margin_min_v"], 4)
+           if margins.get("write_margin_min_v") is not None else None,
+           "golden_ideal": ctx.golden_accuracy(cfg), "golden_programmed": ctx.chip_accuracy(chip, cfg),
+           "weights": kind}
+    _say(f"programming mlp: {out['pulse_events']} pulse events, {out['failures']} failures, "
+         f"{out['disturb_events']} disturb events, programmed {out['golden_programmed']:.4f}")
     return out
 
 
@@ -494,6 +528,7 @@ GROUPS: dict[str, Group] = {
     "cycles": Group(group_cycles, "reference"),
     "programming": Group(group_programming, "reference"),
     "cost": Group(group_cost, "reference"),
+    "programming_mlp": Group(group_programming_mlp, "reference", slow=True),
     "sweep": Group(group_sweep, "mixed"),
     "mlp_wire": Group(group_mlp_wire, "reference"),
     "device": Group(group_device, "reference"),

@@ -130,6 +130,23 @@ def programming_table(f: dict) -> list[str]:
     ]
 
 
+def programming_mlp_table(f: dict) -> list[str]:
+    """The MLP's golden replay through the array (`figures --only programming_mlp`)."""
+    m = f["programming_mlp"]
+    margin = "-" if m["write_margin_min_v"] is None else f"{m['write_margin_min_v']:.3f} V"
+    return [
+        "| chip | bias | cell | pulse events | pulses per cell, mean / max | timeouts | disturb events "
+        "(>= 1e-3 level step) | cells disturbed out of their window | largest disturb (level steps) | "
+        "smallest write margin | golden accuracy, full 10k: ideal targets / programmed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| mlp, {m['tiles']} tiles ({num(m['cells_used'])} used cells), {m['preset']} device | {m['bias']} | "
+        f"{m['cell']} | {num(m['pulse_events'])} | {m['pulses_per_cell_mean']:.2f} / {m['pulses_per_cell_max']} | "
+        f"{m['failures']} | {num(m['disturb_events'])} | {m['disturb_failures']} | "
+        f"{m['disturb_change_steps_max']:g} | {margin} | {pct(m['golden_ideal'])} / "
+        f"{pct(m['golden_programmed'])} |",
+    ]
+
+
 _SHAPES = {"slp": "slp (196-10, one tile)", "mlp": "mlp (196-256-10, relu, {tiles} tiles)",
            "mlp_binary": "mlp_binary (196-256-10, binary)"}
 
@@ -342,9 +359,11 @@ def faults_cosim(f: dict) -> list[str]:
     c = f["cosim"]["program"]["dead_partition_3"]
     same = "equal to" if c["all_equal"] else "DIFFERENT from"
     return para(
-        "A dead partition costs only its own cells: the other partitions receive exactly the pulses",
-        "and end in exactly the states of a healthy chip (the write-ack only holds each address",
-        "longer). Co-simulated (Verilator, SPI, `tests/flow/model/test_programming_faults.py`),",
+        "A dead partition costs only its own cells. With the ideal write the other partitions",
+        "receive exactly the pulses and end in exactly the states of a healthy chip (the write-ack",
+        "only holds each address longer); through the array (the default) the dead partition's",
+        "extra events shift the event index that keys every later c2c draw, so the other partitions",
+        "take other, equally likely draws and still all converge. Co-simulated (Verilator, SPI, `tests/flow/model/test_programming_faults.py`),",
         "the chip with partition 3",
         f"dead programs itself in {num(c['programming_cycles'])} cycles with PROG_FAILURES =",
         f"{c['failures']} and {num(c['pulse_events'])} pulse events, every cell's pulse count and",
@@ -431,6 +450,7 @@ BLOCKS: dict[str, Callable[[dict], list[str]]] = {
     "demo-output": demo_output,
     "figures-table": figures_table,
     "programming-table": programming_table,
+    "programming-mlp": programming_mlp_table,
     "mlp-accuracy": mlp_accuracy,
     "mlp-wire": mlp_wire,
     "mlp-limits": mlp_limits,

@@ -42,7 +42,7 @@ from .common import (
 )
 
 __all__ = ["HOSTS", "add_arguments", "add_set_argument", "add_waves_argument", "load_targets",
-           "programming_report", "run", "run_demo", "waves_or_usage"]
+           "programming_lines", "programming_report", "run", "run_demo", "waves_or_usage"]
 
 HOSTS = ("spi", "uart")
 
@@ -122,14 +122,38 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
     return (targets[0] if len(cfg.tiles) == 1 else targets), chip, full, summary
 
 
+def programming_lines(summary: dict) -> list[str]:
+    """What `xbarflow program` prints of the golden programming (`programming_report`'s summary)
+    before the co-simulation; the write margin only if some cell was pulsed (targets that are
+    all at the pristine state need no pulse)."""
+    p = summary
+    lines = [f"[xbarflow] golden programming: {p['pulse_events']} pulse events, "
+             f"{p['pulses_per_cell_mean']:.2f} pulses/cell (max {p['pulses_per_cell_max']}), "
+             f"{p['failures']} failures; accuracy {p['golden_accuracy_programmed']:.4f} programmed vs "
+             f"{p['golden_accuracy_ideal_targets']:.4f} ideal targets (replay {p['golden_replay_s']:.0f} s)"]
+    if "disturb_events" in p:
+        margin = ("no cell pulsed" if p["write_margin_min_v"] is None else
+                  f"write margin >= {p['write_margin_min_v']:.3f} V ({p['margins_histogram']})")
+        lines.append(f"[xbarflow] writes through the array ({p['bias']}, {p['cell']}): "
+                     f"{p['disturb_events']} disturb events, {p['disturb_failures']} cells disturbed "
+                     f"out of their window (largest move {p['disturb_change_steps_max']:.3g} level "
+                     f"steps); {margin}")
+    return lines
+
+
 def load_targets(cfg, path: Path) -> np.ndarray:
-    """(tiles, R, C) level codes from an .npz written by `xbarflow program` (key "targets");
-    UsageError when the file is unreadable or made for another chip."""
+    """(tiles, R, C) level codes from an .npz written by `xbarflow program` (key "targets";
+    "config" names the config it was made for, when the file says); UsageError when the file
+    is unreadable or made for another chip (another shape, or another config of the same shape:
+    mlp and mlp_binary have the same tiles)."""
     try:
         with np.load(path) as data:
             targets = data["targets"]
+            made_for = str(data["config"]) if "config" in data.files else None
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"--targets {path}: not a targets .npz with a 'targets' array ({exc})") from None
+    if made_for is not None and made_for != cfg.name:
+        raise UsageError(f"--targets {path}: made for config '{made_for}', not '{cfg.name}'")
     try:
         return check_chip_targets(cfg, targets)
     except ValueError as exc:
@@ -184,16 +208,8 @@ def run_demo(args, program: bool) -> int:
         targets, reference, reference_full, programming = programming_report(
             cfg, weights, test_codes, labels, full, out, targets=preset_targets, tiles=tiles,
             requant_mult=golden.requant_mult)
-        print(f"[xbarflow] golden programming: {programming['pulses_per_cell_mean']:.2f} pulses/cell "
-              f"(max {programming['pulses_per_cell_max']}), {programming['failures']} failures; "
-              f"accuracy {programming['golden_accuracy_programmed']:.4f} programmed vs "
-              f"{programming['golden_accuracy_ideal_targets']:.4f} ideal targets")
-        if "disturb_events" in programming:
-            print(f"[xbarflow] writes through the array ({programming['bias']}, {programming['cell']}): "
-                  f"{programming['disturb_events']} disturb events, {programming['disturb_failures']} "
-                  f"cells disturbed out of their window (largest move "
-                  f"{programming['disturb_change_steps_max']:.3g} level steps); write margin >= "
-                  f"{programming['write_margin_min_v']:.3f} V ({programming['margins_histogram']})")
+        for line in programming_lines(programming):
+            print(line)
 
     try:
         sim_build = build(cfg, args.sim)

@@ -55,6 +55,10 @@ DEFAULT_DEVICE_PRESET = next(iter(DEVICE_PRESETS))
 READ_MODEL_FIELDS = ("read_model", "preset", "qmm_alpha_hrs", "qmm_alpha_lrs", "qmm_beta",
                      "qmm_rs_hrs", "qmm_rs_lrs", "read_noise_sigma", "drift_nu", "drift_nu_sigma",
                      "drift_t0_s", "read_time_s")
+# Crossbar fields of the cell type (crossbar.cell, its transistor and selector): seen by the
+# write path, its verify reads and the cost model, not by in-situ training (ideal write)
+CELL_FIELDS = ("cell", "access_r_on", "selector", "selector_v_th", "selector_g_leak", "selector_g_on",
+               "selector_i_s", "selector_v0")
 
 
 #: Fields each kind of entry of the layered `network.layers` accepts (besides `kind`), with their

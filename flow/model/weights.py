@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core import paths
-from ..core.config import READ_MODEL_FIELDS, ChipConfig
+from ..core.config import CELL_FIELDS, READ_MODEL_FIELDS, ChipConfig
 from ..data import DataError, Dataset
 from .forward import analog_gain
 
@@ -150,9 +150,8 @@ def _insitu_blob(cfg: ChipConfig) -> dict[str, Any]:
         # the read model is not seen by in-situ training (ideal linear crossbar)
         "device": {k: v for k, v in d["device"].items() if k not in READ_MODEL_FIELDS},
         "programming": {"v_set": cfg.programming.v_set, "v_reset": cfg.programming.v_reset},
-        # the tile geometry and read voltage; not the wires, nor the cell type and selector
-        # (the ideal crossbar it trains on has neither)
-        "crossbar": {k: d["crossbar"][k] for k in ("tile_rows", "tile_cols", "partitions", "v_read")},
+        # the cell type is not seen either (the ideal write): digests stay what they were
+        "crossbar": {k: v for k, v in d["crossbar"].items() if k != "wire_r" and k not in CELL_FIELDS},
         "analog": {"codes_per_unit": repr(analog_gain(cfg)), "adc_bits": cfg.adc.bits},
         "recipe": f"insitu-{INSITU_RECIPE_VERSION}",
     }

@@ -52,6 +52,10 @@ def bad(tmp_path_factory):
     # Programming targets made for the other shipped config.
     np.savez(d / "slp_targets.npz", targets=np.zeros((1, 196, 20), np.int64))
     np.savez(d / "mlp_targets.npz", targets=np.zeros((10, 128, 128), np.int64))
+    # ... as `xbarflow program` writes them (config named): mlp_binary has mlp's tiles
+    np.savez(d / "mlp_named_targets.npz", targets=np.zeros((10, 128, 128), np.int64), config="mlp")
+    np.savez(d / "level_range_targets.npz", targets=np.full((1, 196, 20), 99, np.int64))
+    np.savez(d / "float_targets.npz", targets=np.zeros((1, 196, 20)))
     np.save(d / "three_d.npy", np.zeros((2, 28, 28), np.uint8))
     np.save(d / "not_square.npy", np.zeros((28, 20), np.uint8))
     np.save(d / "int32.npy", np.zeros((28, 28), np.int32))
@@ -158,6 +162,7 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
     blocked = d / "blocker" / "sub"
     img = d / "good.npy"
     mlp = ROOT / "configs" / "mlp.toml"
+    mlp_binary = ROOT / "configs" / "mlp_binary.toml"
     return [
         # top level
         ([], "required"),
@@ -187,6 +192,11 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
          "are not for config 'mlp': it needs 10 tiles of 128 x 128"),
         (["program", "--targets", d / "mlp_targets.npz", "--out", t],
          "are not for config 'slp': it needs 1 tiles of 196 x 20"),
+        (["program", "--config", mlp_binary, "--targets", d / "mlp_named_targets.npz", "--out", t],
+         "made for config 'mlp', not 'mlp_binary'"),
+        (["program", "--targets", d / "level_range_targets.npz", "--out", t],
+         "target levels must be in 0..31 for config 'slp', got 99..99"),
+        (["program", "--targets", d / "float_targets.npz", "--out", t], "integer level codes"),
         (["program", "--targets", d / "not_a_zip.npz", "--out", t], "not a targets .npz"),
         (["program", "--targets", d / "missing.npz", "--out", t], "not a targets .npz"),
         (["program", "--set", "programming.bias=v4", "--out", t], "programming.bias must be v2, v3"),

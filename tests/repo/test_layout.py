@@ -42,7 +42,6 @@ UNTESTED = {
     "flow/commands/bench.py": _COMMAND,
     "flow/commands/classify.py": _COMMAND,
     "flow/commands/common.py": "what the subcommands share: " + _COMMAND,
-    "flow/commands/demo.py": _COMMAND,
     "flow/commands/figures.py": _COMMAND,
     "flow/commands/fuzz.py": _COMMAND,
     "flow/commands/mutants.py": "tests/flow/analysis/test_mutants.py runs it; " + _COMMAND,

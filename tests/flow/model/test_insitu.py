@@ -160,7 +160,10 @@ def test_digest_cache_and_cli(tmp_path, slp_weights, capsys):
     for change in ({"seeds.device": 9}, {"programming.v_set": 1.25}, {"device.c2c_sigma": 0.2},
                    {"train.manhattan_threshold": 0.5}, {"adc.bits": 6}):
         assert weights_mod.training_digest(TINY.replace(**change)) != base, change
-    for change in ({"crossbar.wire_r": 0.0}, {"seeds.noise": 9}, {"adc.noise_lsb": 0.5}):
+    # in-situ training pulses with the ideal write: neither the bias nor the cell type enters
+    for change in ({"crossbar.wire_r": 0.0}, {"seeds.noise": 9}, {"adc.noise_lsb": 0.5},
+                   {"programming.bias": "v3"}, {"crossbar.cell": "1T1R"},
+                   {"crossbar.selector_v_th": 0.5}):
         assert weights_mod.training_digest(TINY.replace(**change)) == base, change
     # the manhattan knobs leave the other methods' cached weights valid
     mlp = config.load(config.CONFIG_DIR / "mlp.toml")

@@ -29,7 +29,10 @@ FAULTS = {
     "stuck": {"device.stuck_on_rate": 0.025, "device.stuck_off_rate": 0.025},
     # Write drivers far too weak to move a device (rate ~1e-7 of its maximum per pulse): every
     # target that is not the pristine state g_off is out of reach.
-    "unreachable": {"programming.v_set": 0.6, "programming.v_reset": 0.6, "programming.v_step": 0.0},
+    # The ideal write: nothing moves at either bias, and through the array the 150 pulses per cell
+    # are ~72k solved events (minutes); stuck and dead_partition time out through the array.
+    "unreachable": {"programming.v_set": 0.6, "programming.v_reset": 0.6, "programming.v_step": 0.0,
+                    "programming.bias": "ideal"},
     "dead_partition": {"device.dead_partition": 3},
 }
 SMALL = {"crossbar.tile_rows": 10, "crossbar.tile_cols": 6, "crossbar.partitions": 3,
