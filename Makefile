@@ -75,6 +75,8 @@ reference-weights: setup
 	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/slp.toml --set train.method=manhattan --reference
 	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/mlp.toml --reference
 	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/mlp_binary.toml --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/mlp28.toml --reference
+	$(ONE_BLAS_THREAD) $(VENV)/bin/xbarflow train configs/cnn.toml --reference
 
 # Retrain every shipped config (not from the reference weights) and require its golden accuracy
 # within 0.3 points of the reference weights' (~2 min idle; `make test` retrains only the SLPs).

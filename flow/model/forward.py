@@ -25,6 +25,7 @@ default_rng([seeds.train, TRAIN_NOISE_KEY]): noise injection for training, not t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -55,10 +56,15 @@ def analog_gain(cfg: ChipConfig) -> float:
 class ChipModel:
     """The chip's forward pass in float64 (exact on integers) and its straight-through backward."""
 
-    def __init__(self, cfg: ChipConfig) -> None:
+    eval_chunk = EVAL_CHUNK   # images per forward pass when evaluating many
+
+    def __init__(self, cfg: ChipConfig, shapes: Sequence[tuple[int, int]] | None = None,
+                 acts: Sequence[str] | None = None) -> None:
+        """shapes / acts: (n_in, n_out) and activation of every weight layer, by default the
+        config's dense layers (a convolutional network passes its im2col shapes)."""
         self.cfg = cfg
-        self.shapes = cfg.network.layer_shapes
-        self.acts = cfg.network.activations
+        self.shapes = tuple(cfg.network.layer_shapes if shapes is None else shapes)
+        self.acts = tuple(cfg.network.activations if acts is None else acts)
         tr = cfg.crossbar.tile_rows
         self.row_tiles = [[slice(r, min(r + tr, n_in)) for r in range(0, n_in, tr)]
                           for n_in, _ in self.shapes]
@@ -84,39 +90,72 @@ class ChipModel:
         sums, cache = [], []
         last = len(self.shapes) - 1
         for layer in range(len(lev)):
-            s = np.zeros((x.shape[0], self.shapes[layer][1]))
-            masks = []
-            for sl in self.row_tiles[layer]:
-                if exact and self.read is not None:
-                    z = self.read.sums(x[:, sl], lev[layer][sl])
-                    if noisy and self.read.sigma > 0:
-                        z += (self.read.noise_std(x[:, sl], lev[layer][sl])
-                              * self.noise.standard_normal(z.shape))
-                else:
-                    z = (x[:, sl] @ lev[layer][sl]) * self.unit
-                if exact:
-                    s += np.clip(np.floor(z + 0.5), self.lo, self.hi)
-                    if keep:
-                        masks.append((z > self.lo - 0.5) & (z < self.hi + 0.5))
-                else:
-                    s += z
+            s, masks = self.vmm(layer, lev[layer], x, keep=keep, exact=exact, noisy=noisy)
             sums.append(s)
             entry: list[Any] = [x, masks, None, 0.0]
             if layer < last:
-                if self.acts[layer] == "relu":
-                    gain = mult[layer] * self.shift
-                    u = s * gain
-                    x = np.clip(np.floor(u) if exact else u, 0.0, self.dac_max)
-                    if keep:
-                        entry[2:] = [(u > 0) & (u < self.dac_max + 1), gain]
-                else:
-                    x = np.where(s > 0, float(self.dac_max), 0.0)
-                    if keep:
-                        w = width[layer]
-                        entry[2:] = [np.abs(s) < w, self.dac_max / (2.0 * w)]
+                x, act_mask, act_gain = self.activate(layer, s, mult, width, keep=keep, exact=exact)
+                entry[2:] = [act_mask, act_gain]
             if keep:
                 cache.append(entry)
         return sums, cache
+
+    def vmm(self, layer: int, lev: np.ndarray, x: np.ndarray, keep: bool = False,
+            exact: bool = True, noisy: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Weight layer `layer`'s digital sums (m, n_out) for input codes x (m, n_in): every row
+        tile's rounded, saturated ADC codes added up; with `keep` each tile's not-saturated mask.
+        A convolution passes its im2col rows (one row per image and output position)."""
+        s = np.zeros((x.shape[0], lev.shape[1]))
+        masks = []
+        for sl in self.row_tiles[layer]:
+            if exact and self.read is not None:
+                z = self.read.sums(x[:, sl], lev[sl])
+                if noisy and self.read.sigma > 0:
+                    z += self.read.noise_std(x[:, sl], lev[sl]) * self.noise.standard_normal(z.shape)
+            else:
+                z = (x[:, sl] @ lev[sl]) * self.unit
+            if exact:
+                s += np.clip(np.floor(z + 0.5), self.lo, self.hi)
+                if keep:
+                    masks.append((z > self.lo - 0.5) & (z < self.hi + 0.5))
+            else:
+                s += z
+                if keep:    # the float twin never saturates: its backward is its exact gradient
+                    masks.append(np.ones(z.shape, dtype=bool))
+        return s, masks
+
+    def vmm_backward(self, layer: int, lev: np.ndarray, x: np.ndarray, masks: list[np.ndarray],
+                     g: np.ndarray, inputs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Straight-through gradients of `vmm` given dLoss/ds: (dLoss/dlev, dLoss/dx, or None
+        without `inputs`)."""
+        dlev = np.empty_like(lev)
+        dx = np.empty_like(x) if inputs else None
+        for sl, m in zip(self.row_tiles[layer], masks):
+            if self.read is not None:
+                dz = g * m
+                dlev[sl] = self.read.grad_levels(x[:, sl], lev[sl], dz)
+                if dx is not None:
+                    dx[:, sl] = self.read.grad_inputs(x[:, sl], lev[sl], dz)
+                continue
+            dz = g * m * self.unit
+            dlev[sl] = x[:, sl].T @ dz
+            if dx is not None:
+                dx[:, sl] = dz @ lev[sl].T
+        return dlev, dx
+
+    def activate(self, layer: int, s: np.ndarray, mult: list[int], width: list[float],
+                 keep: bool = False, exact: bool = True) -> tuple[np.ndarray, Any, float]:
+        """Hidden weight layer `layer`'s output codes from its sums, with (with `keep`) the
+        straight-through mask and gain: dLoss/ds = dLoss/dy * mask * gain."""
+        if self.acts[layer] == "relu":
+            gain = mult[layer] * self.shift
+            u = s * gain
+            y = np.clip(np.floor(u) if exact else u, 0.0, self.dac_max)
+            top = self.dac_max + 1 if exact else self.dac_max   # floor(u) < dac_max + 1 passes
+            return y, ((u > 0) & (u < top)) if keep else None, gain
+        y = np.where(s > 0, float(self.dac_max), 0.0)
+        w = width[layer]
+        return y, (np.abs(s) < w) if keep else None, self.dac_max / (2.0 * w)
 
     def backward(self, lev: list[np.ndarray], cache: list[Any], ds: np.ndarray) -> list[np.ndarray]:
         """Gradients w.r.t. every layer's signed levels, given dLoss/ds of the last layer's sums."""
@@ -124,20 +163,7 @@ class ChipModel:
         g = ds
         for layer in range(len(lev) - 1, -1, -1):
             x, masks = cache[layer][0], cache[layer][1]
-            dlev = np.empty_like(lev[layer])
-            dx = np.empty_like(x) if layer > 0 else None
-            for sl, m in zip(self.row_tiles[layer], masks):
-                if self.read is not None:
-                    dz = g * m
-                    dlev[sl] = self.read.grad_levels(x[:, sl], lev[layer][sl], dz)
-                    if dx is not None:
-                        dx[:, sl] = self.read.grad_inputs(x[:, sl], lev[layer][sl], dz)
-                    continue
-                dz = g * m * self.unit
-                dlev[sl] = x[:, sl].T @ dz
-                if dx is not None:
-                    dx[:, sl] = dz @ lev[layer][sl].T
-            grads[layer] = dlev
+            grads[layer], dx = self.vmm_backward(layer, lev[layer], x, masks, g, inputs=layer > 0)
             if dx is not None:
                 act_mask, act_gain = cache[layer - 1][2], cache[layer - 1][3]
                 g = dx * act_mask * act_gain
@@ -145,9 +171,10 @@ class ChipModel:
 
 
 def sums_in_chunks(model: ChipModel, lev, mult, width, codes, exact=True) -> list[np.ndarray]:
-    """Every layer's sums for many images, EVAL_CHUNK images per forward pass."""
-    parts = [model.forward(lev, mult, width, codes[i:i + EVAL_CHUNK], exact=exact)[0]
-             for i in range(0, len(codes), EVAL_CHUNK)]
+    """Every layer's sums for many images, model.eval_chunk images per forward pass."""
+    chunk = model.eval_chunk
+    parts = [model.forward(lev, mult, width, codes[i:i + chunk], exact=exact)[0]
+             for i in range(0, len(codes), chunk)]
     return [np.concatenate([p[layer] for p in parts]) for layer in range(len(lev))]
 
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..core.config import ChipConfig
 from ..data import DataError, Dataset
-from .forward import ChipModel, sums_in_chunks
+from .conv_forward import chip_model
+from .forward import sums_in_chunks
 from .imported import load_imported
 from .insitu import train_manhattan
 from .lbfgs import float_accuracy, train_lbfgs
@@ -107,7 +108,7 @@ def software_scores(weights: Weights, codes: np.ndarray, cfg: ChipConfig) -> np.
     """The last layer's sums s_L (n, classes) of the quantisation-aware training's forward pass
     (ideal crossbar): what the golden model gives without wire resistance, up to float rounding
     on an ADC threshold."""
-    model = ChipModel(cfg)
+    model = chip_model(cfg)
     lev = [model.levels(w) for w in weights.layers]
     hidden = len(lev) - 1
     mult = list(weights.requant_mult) or [0] * hidden

@@ -1,6 +1,7 @@
 """Multi-layer networks on tiled crossbars, co-simulated: the 196-256-10 ReLU MLP (10 tiles of
-128 x 128, 16 shared ADCs per tile) and its binary-hidden-layer twin (one ADC per output),
-image by image against the golden model on Icarus and Verilator."""
+128 x 128, 16 shared ADCs per tile), its binary-hidden-layer twin (one ADC per output) and the
+784-256-128-10 mlp28 on full 28 x 28 images (33 tiles, two requantiser lanes, the 392-byte image
+in two WRITE_BUF frames), image by image against the golden model on Icarus and Verilator."""
 
 import numpy as np
 import pytest
@@ -15,14 +16,15 @@ from xbarflow.flow.sim.runner import build, run
 from xbarflow.flow.model.train import load_or_train
 
 IMAGES = 20
+TILES = {"mlp": 10, "mlp_binary": 10, "mlp28": 33}
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-@pytest.mark.parametrize("name", ["mlp", "mlp_binary"])
+@pytest.mark.parametrize("name", ["mlp", "mlp_binary", "mlp28"])
 def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     cfg = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
-    assert len(cfg.tiles) == 10
-    assert (cfg.adc_groups > 1) == (name == "mlp"), "mlp exercises the shared-ADC path"
+    assert len(cfg.tiles) == TILES[name]
+    assert (cfg.adc_groups > 1) == (name != "mlp_binary"), "mlp and mlp28 share ADCs"
     weights = load_or_train(cfg, dataset, WEIGHTS_DIR)
     chip = GoldenChip.from_weights(cfg, weights)
     indices = np.linspace(0, len(dataset.y_test) - 1, IMAGES).astype(np.int64)
@@ -33,14 +35,17 @@ def test_mlp_images_match_golden(name, sim, dataset, tmp_path):
     golden = chip.infer(codes, indices, trace=True)
 
     assert result.mismatches == []
-    hidden = golden.trace.activations[0]
+    hidden = golden.trace.activations
     for k, image in enumerate(result.tile_dac_codes):   # every tile, in order, with its inputs
         assert [t for t, _ in image] == list(range(len(cfg.tiles))), k
         for t, driven in image:
             spec = cfg.tiles[t]
-            layer_in = codes[k] if spec.layer == 0 else hidden[k]
+            layer_in = codes[k] if spec.layer == 0 else hidden[spec.layer - 1][k]
             assert np.array_equal(driven, layer_in[spec.row_start:spec.row_stop]), (k, t)
-    assert any(spec.layer == 1 for spec in cfg.tiles) and hidden.any(), "hidden codes were driven"
+    assert len(hidden) == len(cfg.network.layers) - 1 and all(h.any() for h in hidden), \
+        "every hidden layer's codes were driven"
+    if name == "mlp28":   # image codes past byte 255 came in the second WRITE_BUF frame
+        assert cfg.input_bytes == 392 and any(s.layer == 0 and s.row_stop > 510 for s in cfg.tiles)
     assert np.array_equal(result.sums, golden.adc_codes), "sums read back over SPI"
     assert np.array_equal(result.classes, golden.classes)
     assert parity.check(result, golden, codes).same.all()

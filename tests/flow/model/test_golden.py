@@ -32,10 +32,14 @@ def test_argmax_lowest_index_wins():
     assert argmax_lowest(np.array([[1, 5, 5], [-3, -3, -4]])).tolist() == [1, 0]
 
 
-# -- multi-layer, tiled chips (configs/mlp.toml, configs/mlp_binary.toml) ------------------------
+# -- multi-layer, tiled chips (configs/mlp.toml, mlp_binary.toml, mlp28.toml, cnn.toml) ---------
+
+TILES = {"mlp": 10, "mlp_binary": 10, "mlp28": 33, "cnn": 5}
 
 
-@pytest.fixture(scope="module", params=[("mlp", 0.97), ("mlp_binary", 0.94)], ids=["mlp", "mlp_binary"])
+@pytest.fixture(scope="module",
+                params=[("mlp", 0.97), ("mlp_binary", 0.94), ("mlp28", 0.98), ("cnn", 0.985)],
+                ids=["mlp", "mlp_binary", "mlp28", "cnn"])
 def mlp_case(request, dataset):
     from xbarflow.flow.core.paths import WEIGHTS as WEIGHTS_DIR
     from xbarflow.flow.model.train import load_or_train
@@ -46,7 +50,7 @@ def mlp_case(request, dataset):
 
 def test_mlp_full_test_set_accuracy_with_wire_resistance(mlp_case, dataset):
     c, w, target = mlp_case
-    assert c.crossbar.wire_r > 0 and len(c.tiles) == 10
+    assert c.crossbar.wire_r > 0 and len(c.tiles) == TILES[c.name]
     codes = to_dac_codes(dataset.x_test, c)
     result = GoldenChip.from_weights(c, w).infer(codes)
     accuracy = float(np.mean(result.classes == dataset.y_test))

@@ -56,3 +56,37 @@ def test_read_noise_reaches_the_training_steps(subset):
     w_noisy = train.train(aware.replace(**{"device.read_noise_sigma": 0.05}), small)
     assert not np.array_equal(w_quiet.layers[0], w_noisy.layers[0])
     assert w_noisy.meta["train_loss_history"][0] > w_quiet.meta["train_loss_history"][0]
+
+
+SMALL_CNN = """
+[network]
+input_size = 8
+layers = [
+  { kind = "conv", out_channels = 4, kernel = 3, stride = 1, padding = 1, activation = "relu" },
+  { kind = "pool", mode = "max", size = 2, stride = 2 },
+  { kind = "flatten" },
+  { kind = "dense", outputs = 10, activation = "none" },
+]
+"""
+
+
+def test_a_layered_network_trains_deterministically_through_the_golden_arithmetic(tmp_path):
+    """8x8 synthetic images, conv 3x3x4 (padding 1) -> max pool -> dense 10: training learns the
+    task, repeats bit for bit from seeds.train, and its test accuracy is the golden model's."""
+    from tests.support.synthetic_data import synthetic
+
+    text = (config.CONFIG_DIR / "cnn.toml").read_text()
+    head, rest = text.split("[network]", 1)
+    path = tmp_path / "small_cnn.toml"
+    path.write_text(head + SMALL_CNN + "[quant]" + rest.split("[quant]", 1)[1])
+    cfg = config.load(path).replace(**{"train.epochs": 3, "train.batch": 64, "train.lr": 1e-2})
+    assert cfg.network.layered and len(cfg.network.layer_shapes) == 2
+    data = synthetic(2000, 6)
+    first, again = train.train(cfg, data), train.train(cfg, data)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first.layers, again.layers))
+    assert first.requant_mult == again.requant_mult and first.requant_mult[0] > 0
+    codes = to_dac_codes(data.x_test, cfg)
+    golden = GoldenChip.from_weights(cfg.replace(**{"crossbar.wire_r": 0.0}), first).infer(codes)
+    accuracy = float(np.mean(golden.classes == data.y_test))
+    assert accuracy >= 0.9, accuracy
+    assert first.meta["software_test_accuracy"] == accuracy
