@@ -13,6 +13,7 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim import parity
 from xbarflow.flow.sim.runner import build, run
+from xbarflow.flow.sim.schema import LAYERED_CYCLE_COUNTERS
 
 from tests.support.layered_cycles import expected_phases
 from tests.support.tiny_cnn import tiny_cfg
@@ -59,6 +60,10 @@ def test_tiny_cnn_cosimulates_at_parity(sim, dataset, tmp_path):
     for phase in ("drive", "convert", "argmax"):
         assert set(result.cycles[phase]) == {model[phase]}, phase
     assert set(result.cycles["total"]) == {sum(model.values())}
+    # The layered controller's phase counters, read over SPI (CYCLES_LOAD_WINDOW .. CYCLES_POOL):
+    # the hand-counted phase lengths and the cost model's.
+    for phase in LAYERED_CYCLE_COUNTERS:
+        assert set(result.cycles[phase]) == {phases[f"cycles_{phase}"]} == {model[phase]}, phase
 
 
 # -- cnn.toml with its trained reference weights (issue #18's done-means) -----------------------------
@@ -102,6 +107,11 @@ def _cnn_toml_cosim(sim, images, dataset, tmp_path):
     for phase in ("drive", "convert", "argmax"):
         assert set(result.cycles[phase]) == {model[phase]}, phase
     assert set(result.cycles["total"]) == {sum(model.values())} == {40_175}
+    # The layered controller's phase counters read over SPI against the cost model (README: 8,705
+    # clocks loading windows, 6,676 accumulating, 5,632 activating, 7,204 pooling).
+    read_back = {phase: set(result.cycles[phase]) for phase in LAYERED_CYCLE_COUNTERS}
+    assert read_back == {phase: {model[phase]} for phase in LAYERED_CYCLE_COUNTERS}
+    assert read_back == {"load_window": {8705}, "accumulate": {6676}, "activate": {5632}, "pool": {7204}}
 
 
 def test_cnn_toml_cosimulates_at_parity_on_verilator(dataset, tmp_path):
