@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.xbarflow-installed
 
 .PHONY: setup setup-sim demo test bench verilog synth-tools clean fuzz mutants figures \
-        figures-check reference-weights retrain-check lint formal coverage program-mlp
+        figures-check reference-weights retrain-check lint formal coverage program-mlp cosim-slow
 
 # Everything `make test` needs. Each tools/ensure-*.sh installs Debian's packages with apt-get
 # when a tool is missing and we are root; otherwise it prints the command and fails, so no test
@@ -89,6 +89,12 @@ retrain-check: setup
 # `make test` covers the same paths on a 7-tile chip (tests/cosim/test_programming_tiles.py).
 program-mlp: setup-sim
 	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=0 -m program_mlp tests/cosim/test_programming_mlp.py
+
+# The long co-simulations (marker cosim_slow): cnn.toml and mlp28 on 20 Icarus images each, and
+# `xbarflow sim --config configs/cnn.toml --images 200 --jobs 2` on Verilator at parity 1.000.
+# `make test` runs cnn.toml on 20 Verilator and 2 Icarus images, mlp28 on 20 Verilator images.
+cosim-slow: setup-sim
+	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=5 -m cosim_slow tests/cosim
 
 # Host-interface fuzzing: 10,000 seeded random and mutated frames per host (SPI, then UART) on
 # Verilator against the reference model; figures in runs/fuzz/fuzz.json (README, Robustness).

@@ -48,7 +48,7 @@ from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.model.programming import layer_conductances
 from xbarflow.flow.core.hold import hold
 from xbarflow.flow.host.driver import HostDriver, NackError
-from xbarflow.flow.sim.schema import BenchJob, BenchResult
+from xbarflow.flow.sim.schema import LAYERED_CYCLE_COUNTERS, BenchJob, BenchResult
 from xbarflow.hdl import protocol
 
 __all__ = [
@@ -59,8 +59,9 @@ __all__ = [
 
 #: Simulated time allowed per image, in SPI bit times: a frame exchange is a few hundred bytes.
 BIT_TIMES_PER_IMAGE = 40_000
-#: Host exchanges per image at most: classify, read-back and the four cycle counters.
-EXCHANGES_PER_IMAGE = 6
+#: Host exchanges per image at most: classify, read-back and the cycle counters (four, and the
+#: layered controller's four phases).
+EXCHANGES_PER_IMAGE = 10
 
 
 def _test_timeout_ns() -> int:
@@ -376,9 +377,13 @@ class InferenceTestbench:
         sums = await self.watchdog.guard(host.read_outputs(self.cfg.outputs), timeout_ns,
                                          f"image {idx} read-back")
         if k == 0 or self.job.cycles_every_image:
-            for name, reg in (("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
-                              ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)):
-                self.results.cycles[name].append(await with_timeout(host.read_reg(reg), timeout_ns, "ns"))
+            counters = [("total", protocol.Reg.CYCLES_TOTAL), ("drive", protocol.Reg.CYCLES_DRIVE),
+                        ("convert", protocol.Reg.CYCLES_CONVERT), ("argmax", protocol.Reg.CYCLES_ARGMAX)]
+            if self.cfg.network.layered:   # the layered controller's phases, registers too
+                counters += [(name, protocol.Reg[f"CYCLES_{name.upper()}"]) for name in LAYERED_CYCLE_COUNTERS]
+            for name, reg in counters:
+                value = await with_timeout(host.read_reg(reg), timeout_ns, "ns")
+                self.results.cycles.setdefault(name, []).append(value)
         events = [replace(e, dac_codes=wire.dac_codes(k, e.tile, e.dac_codes))
                   for e in bridge.events[before:]]
         cls, sums = wire.result_class(k, cls), wire.sums(k, sums)

@@ -27,8 +27,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "CodeReadSignature", "CodeWriteSignature", "FrameCountersSignature", "InferenceStatusSignature", "ProgrammingStatusSignature",
-    "ReadSignature", "RegisterSignature", "WriteSignature",
+    "CodeReadSignature", "CodeWriteSignature", "FrameCountersSignature", "InferenceStatusSignature", "PhaseCountersSignature",
+    "ProgrammingStatusSignature", "ReadSignature", "RegisterSignature", "WriteSignature",
 ]
 
 
@@ -239,6 +239,21 @@ class CodeWriteSignature(_CodeSignature):
             "data": Out(code_bits),
             "en": Out(1),
         })
+
+
+class PhaseCountersSignature(_FixedSignature):
+    """The layered controller's per-phase clocks of the last inference (CYCLES_LOAD_WINDOW,
+    CYCLES_ACCUMULATE, CYCLES_ACTIVATE, CYCLES_POOL), the controller's view.
+
+    Members
+    -------
+    load_window, accumulate, activate, pool : Out(32)
+        Clocks in LOAD_WINDOW (with SLIDE_WINDOW and LOAD_WINDOW_END), ACCUMULATE, ACTIVATE
+        and POOL.
+    """
+
+    def __init__(self):
+        super().__init__({name: Out(32) for name in ("load_window", "accumulate", "activate", "pool")})
 
 
 class FrameCountersSignature(_FixedSignature):

@@ -154,6 +154,11 @@ class Reg(enum.IntEnum):
     PROG_TILE = 22     # RW: tile the next START_PROGRAM programs (prog_tile_sel, in
                        #     ChipConfig.tiles order); a write of an index >= the chip's tiles
                        #     is ignored (the register keeps its value), so read it back
+    CYCLES_LOAD_WINDOW = 23  # RO, layered networks (0 on a dense chip): clocks in LOAD_WINDOW,
+                             #     SLIDE_WINDOW and LOAD_WINDOW_END in the last inference
+    CYCLES_ACCUMULATE = 24   # RO, layered networks (0 on a dense chip): clocks in ACCUMULATE
+    CYCLES_ACTIVATE = 25     # RO, layered networks (0 on a dense chip): clocks in ACTIVATE
+    CYCLES_POOL = 26         # RO, layered networks (0 on a dense chip): clocks in POOL
 
 
 STATUS_BUSY = 1 << 0

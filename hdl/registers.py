@@ -8,6 +8,7 @@ from . import protocol
 from .ports import (
     FrameCountersSignature,
     InferenceStatusSignature,
+    PhaseCountersSignature,
     ProgrammingStatusSignature,
     RegisterSignature,
 )
@@ -31,6 +32,9 @@ class RegisterFile(wiring.Component):
         `ChipConfig` (layout in `protocol.Reg.GEOMETRY`).
     tiles : int
         Crossbar tiles of the chip (``len(ChipConfig.tiles)``): the range of PROG_TILE.
+    layered : bool
+        A layered network's chip: adds ``phases`` (CYCLES_LOAD_WINDOW .. CYCLES_POOL). Without
+        it those registers read 0 and the register file is the dense chip's, port for port.
 
     Attributes
     ----------
@@ -45,6 +49,9 @@ class RegisterFile(wiring.Component):
     programming : In(ProgrammingStatusSignature())
         The programmer: STATUS bit 3 (busy), bit 4 (write_ok), PROG_PULSES, PROG_FAILURES,
         PROG_CYCLES and PROG_STEPS.
+    phases : In(PhaseCountersSignature())
+        Layered chips only: the layered controller's per-phase clocks, read through
+        CYCLES_LOAD_WINDOW, CYCLES_ACCUMULATE, CYCLES_ACTIVATE and CYCLES_POOL.
     err_framing : In(32)
         UART framing errors, read through ERR_FRAMING (tie to 0 without a UART).
     start : Out(1)
@@ -58,14 +65,16 @@ class RegisterFile(wiring.Component):
         PROG_TILE, read/write (reset 0): the tile the programmer programs at its next start.
     """
 
-    def __init__(self, geometry: int, tiles: int = 1):
+    def __init__(self, geometry: int, tiles: int = 1, layered: bool = False):
         if not 0 <= geometry < 1 << 32:
             raise ValueError(f"geometry must fit in 32 bits, got {geometry:#x}")
         if not 1 <= tiles <= 256:
             raise ValueError(f"tiles must be in 1..256, got {tiles}")
         self.geometry = geometry
         self.tiles = tiles
+        self.layered = bool(layered)
         super().__init__({
+            **({"phases": In(PhaseCountersSignature())} if self.layered else {}),
             "bus": In(RegisterSignature()),
             "counters": In(FrameCountersSignature()),
             "inference": In(InferenceStatusSignature()),
@@ -112,6 +121,11 @@ class RegisterFile(wiring.Component):
             Reg.REQUANT_MULT: self.requant_mult,
             Reg.PROG_TILE: self.prog_tile,
         }
+        if self.layered:
+            read_map.update({Reg.CYCLES_LOAD_WINDOW: self.phases.load_window,
+                             Reg.CYCLES_ACCUMULATE: self.phases.accumulate,
+                             Reg.CYCLES_ACTIVATE: self.phases.activate,
+                             Reg.CYCLES_POOL: self.phases.pool})
         with m.Switch(bus.addr):
             for reg, value in read_map.items():
                 with m.Case(reg):

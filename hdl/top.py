@@ -131,9 +131,9 @@ class Top(wiring.Component):
         m.submodules.command = command = CommandLayer(
             input_bytes=cfg.input_bytes, output_bytes=2 * cfg.outputs,
             target_bytes=cfg.target_bytes)
-        m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg),
-                                                    tiles=len(cfg.tiles))
         layered = cfg.network.layered
+        m.submodules.registers = regs = RegisterFile(geometry=protocol.geometry_word(cfg),
+                                                    tiles=len(cfg.tiles), layered=layered)
         if layered:
             m.submodules.feature_map = buffer = FeatureMap(cfg.network.feature_map_codes,
                                                            cfg.quant.dac_bits)
@@ -174,6 +174,10 @@ class Top(wiring.Component):
         if layered:
             connect(m, ctrl.feature_read, buffer.code_read)
             connect(m, ctrl.feature_write, buffer.code_write)
+            m.d.comb += [regs.phases.load_window.eq(ctrl.cycles_load_window),
+                         regs.phases.accumulate.eq(ctrl.cycles_accumulate),
+                         regs.phases.activate.eq(ctrl.cycles_activate),
+                         regs.phases.pool.eq(ctrl.cycles_pool)]
         connect(m, command.targets, prog.targets)
         connect(m, command.output_buffer, outputs.read)
         connect(m, command.counters, regs.counters)

@@ -59,7 +59,7 @@ from .spice_qmm import cross_check
 from .waves.reader import Vcd, to_int
 from .waves.scan import ScannedVcd
 
-__all__ = ["COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "WAVES_IMAGES",
+__all__ = ["CNN_CONFIG", "CNN_IMAGES", "COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "WAVES_IMAGES",
            "WAVES_QUERIES", "collect", "cores", "cpu_model", "failed", "load_average", "machine", "measure",
            "phase_build", "phase_cosim", "phase_golden", "phase_qmm", "phase_shard", "phase_waves", "render",
            "run_phase"]
@@ -95,6 +95,9 @@ COSIM_IMAGES = {("verilator", "hdl"): (1000, 200), ("verilator", "pins"): (100, 
 QMM_IMAGES = {"stress": (2000, 500), "spice": (3, 1), "verilator": COSIM_IMAGES[("verilator", "hdl")]}
 PROFILE_IMAGES = {("verilator", "hdl"): (300, 100), ("verilator", "pins"): (50, 20),
                   ("icarus", "hdl"): (100, 30)}
+#: the layered network co-simulated (Verilator, HDL transactor) and its images: (full, --quick)
+CNN_CONFIG = "configs/cnn.toml"
+CNN_IMAGES = (50, 10)
 #: images in the Icarus VCD the waveform readers are timed on: (full, --quick)
 WAVES_IMAGES = (100, 20)
 #: `xbarflow waves` queries timed: name -> the signals (patterns) it loads
@@ -221,7 +224,8 @@ def _profile_summary(path: Path, loop_s: float, top: int = 8) -> dict:
 
 
 def phase_cosim(params: dict) -> dict:
-    context = RunContext.load(overrides=params.get("set", {}))   # set: config overrides (qmm)
+    # config: another shipped config (cnn.toml); set: config overrides (qmm)
+    context = RunContext.load(params.get("config"), overrides=params.get("set", {}))
     cfg, dataset = context.cfg, context.dataset
     sim, transport, n = params["sim"], params["transport"], params["images"]
     chip = context.golden
@@ -235,14 +239,17 @@ def phase_cosim(params: dict) -> dict:
             os.environ["XBARFLOW_PROFILE"] = str(prof)
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        r = sim_runner.run(b, chip.array.conductance, dataset.x_test[idx], dataset.y_test[idx], idx,
-                Path(tmp) / "run")
+        # a layered network's tiles are cut from its per-layer matrices (and its ReLU scales)
+        conductance = chip.layer_conductance if cfg.network.layered else chip.array.conductance
+        r = sim_runner.run(b, conductance, dataset.x_test[idx], dataset.y_test[idx], idx,
+                Path(tmp) / "run", requant_mult=chip.requant_mult if cfg.network.layered else ())
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         profile = _profile_summary(prof, r.loop_s) if params.get("profile") else None
     verdict = check(r, golden, codes)   # on the chip's read-back class and sums, DAC codes driven
     period_ns = 1e9 / cfg.clock.freq_hz
     return {"sim": sim, "transport": transport, "images": n, "set": params.get("set", {}),
+            "config": cfg.name, "events_per_image": cfg.events_per_image,
             "read_model": cfg.device.read_model, "build_cached": b.build_seconds == 0,
             "wall_s": wall, "loop_s": r.loop_s,
             # the simulator process's CPU time, start-up included: steadier than wall time on a
@@ -438,6 +445,10 @@ def collect(quick: bool = False, log=print) -> dict:
     log(f"[bench] co-simulation with QMM cells: verilator, hdl transport, {n} images")
     results["cosim_qmm"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
                                                "set": QMM})
+    n = CNN_IMAGES[pick]
+    log(f"[bench] co-simulation of {CNN_CONFIG}: verilator, hdl transport, {n} images")
+    results["cosim_cnn"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
+                                               "config": str(ROOT / CNN_CONFIG)})
     log(f"[bench] waveform readers: {WAVES_IMAGES[pick]}-image Icarus VCD")
     results["waves"] = run_phase("waves", {"images": WAVES_IMAGES[pick]})
     n_full = 1000 if quick else "all"
@@ -457,6 +468,6 @@ def measure(quick: bool = False, log=print) -> dict:
 def failed(results: dict) -> bool:
     """Whether any phase of the results failed (`xbarflow bench` then exits 1)."""
     return (any("error" in r for key in ("builds", "cosim", "profiles") for r in results.get(key, []))
-            or any("error" in results.get(key, {}) for key in ("golden", "shard", "qmm", "cosim_qmm", "waves"))
+            or any("error" in results.get(key, {}) for key in ("golden", "shard", "qmm", "cosim_qmm", "cosim_cnn", "waves"))
             or not all(q.get("same", True) for q in results.get("waves", {}).get("queries", []))
             or "error" in results.get("qmm", {}).get("spice", {}))

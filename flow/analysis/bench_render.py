@@ -86,7 +86,7 @@ def render(results: dict) -> str:
     """BENCHMARKS.md from the collected results."""
     run = _Run(results)
     lines = [*_header(run), *_targets(run), *_qmm_targets(run), *_golden(run), *_qmm(run), *_cosim(run),
-             *_phases(run), *_builds(run), *_shard(run), *_waves(run), *_profiles(run), "",
+             *_phases(run), *_cnn(run), *_builds(run), *_shard(run), *_waves(run), *_profiles(run), "",
              *findings(results), ""]
     return "\n".join(lines)
 
@@ -302,6 +302,31 @@ def _phases(run: _Run) -> list[str]:
               f"The cost model's per-phase counts add up to the counted total: "
               f"{'yes' if model and sum(model.values()) == counters.get('total') else 'no'}. "
               f"The SPI traffic around each inference costs the rest of the clocks per image above."]
+    return lines
+
+
+def _cnn(run: _Run) -> list[str]:
+    """The layered network (configs/cnn.toml): images/s and cycles per inference, Verilator."""
+    r = run.results.get("cosim_cnn")
+    if not r:
+        return []
+    lines = ["", "## CNN co-simulation (configs/cnn.toml)", ""]
+    if "error" in r:
+        return lines + [f"Not measured: {r['error']}."]
+    counters, model = r.get("cycles_by_phase") or {}, r.get("cycles_model") or {}
+    lines += [
+        "| Simulator | Transport | Images | VMM events/image | Wall | Images/s | Images/s without "
+        "start-up | Cycles/inference (chip) | Cycles/inference (cost model) | Parity | Machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {r['sim']} | {r['transport']} | {r['images']} | {r.get('events_per_image', '-')} "
+        f"| {fmt(r['wall_s'])} s | {fmt(r['images_per_s'], 2)} | {fmt(r['loop_images_per_s'], 2)} "
+        f"| {counters.get('total', '-')} | {sum(model.values()) or '-'} | {fmt(r['parity'], 3)} "
+        f"| {run.where(r)} |",
+        "",
+        "The LeNet-class network's reference weights, every VMM event's window codes and ADC codes "
+        "checked by the scoreboard; the chip's counter of all clocks of an inference beside "
+        "`cost.phase_cycles` (`xbarflow cost --config configs/cnn.toml`).",
+    ]
     return lines
 
 

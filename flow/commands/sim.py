@@ -117,7 +117,11 @@ def run(args) -> int:
     images, labels = chip.test_images(n)
     codes = chip.context.test_codes[:n]
     golden = chip.golden.infer(codes, np.arange(n), trace=True)
-    conductance = np.asarray(chip.golden.array.conductance, dtype=np.float64)
+    if len(chip.golden.tiles) == 1:
+        conductance = np.asarray(chip.golden.array.conductance, dtype=np.float64)
+    else:   # tiled and layered chips: the per-layer matrices the tiles are cut from
+        conductance = tuple(np.asarray(g, dtype=np.float64) for g in chip.golden.layer_conductance)
+    requant_mult = tuple(int(m) for m in chip.golden.requant_mult)
 
     transport = "hdl" if cfg.host.interface == "spi" else "pins"
     try:
@@ -137,7 +141,8 @@ def run(args) -> int:
         idx = np.arange(start, stop, dtype=np.int64)
         keys[number] = shard_key(config_digest=cfg.digest(), sim=args.sim, transport=transport,
                                  model_digest=sim_build.digest, conductance=conductance,
-                                 indices=idx, images=images[start:stop], labels=labels[start:stop])
+                                 indices=idx, images=images[start:stop], labels=labels[start:stop],
+                                 requant_mult=requant_mult)
         path = shard_dir / f"{number:04d}.json"
         payload, why = read_result(path, keys[number])
         if payload is not None:
@@ -148,7 +153,7 @@ def run(args) -> int:
             print(f"[xbarflow] shard {number}: result file {why}; running it again")
             path.unlink(missing_ok=True)
         jobs.append(ShardJob(number, sim_build, conductance, idx, images[start:stop],
-                             labels[start:stop], shard_dir / f"{number:04d}"))
+                             labels[start:stop], shard_dir / f"{number:04d}", requant_mult=requant_mult))
 
     where = f"Dask at {args.dask}" if args.dask else f"{min(args.jobs, max(len(jobs), 1))} local job(s)"
     print(f"[xbarflow] {n} images in {len(shards)} shards: {reused} reused, {len(jobs)} to run "

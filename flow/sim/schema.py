@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ARRAYS_FILE", "BenchJob", "BenchResult", "CYCLE_COUNTERS", "FSM_SAMPLES_ENV",
-           "FSM_SAMPLES_FILE", "JOB_FILE", "JobArrays", "RESULTS_FILE"]
+           "FSM_SAMPLES_FILE", "JOB_FILE", "JobArrays", "LAYERED_CYCLE_COUNTERS", "RESULTS_FILE"]
 
 JOB_FILE = "job.json"        # config and flags
 ARRAYS_FILE = "job.npz"      # conductances, images, targets
@@ -27,6 +27,9 @@ FSM_SAMPLES_ENV = "XBARFLOW_FSM_SAMPLES"
 FSM_SAMPLES_FILE = "fsm_samples.json"
 #: The per-phase cycle counters the bench reads (first image, or every image).
 CYCLE_COUNTERS = ("total", "drive", "convert", "argmax")
+#: the layered controller's per-phase counters (CYCLES_LOAD_WINDOW .. CYCLES_POOL), read on
+#: layered networks' chips only
+LAYERED_CYCLE_COUNTERS = ("load_window", "accumulate", "activate", "pool")
 
 
 def _file(path: str | Path, name: str) -> Path:

@@ -35,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -76,11 +76,14 @@ def _sha(*arrays: np.ndarray) -> str:
 
 
 def shard_key(*, config_digest: str, sim: str, transport: str, model_digest: str,
-              conductance: np.ndarray, indices: np.ndarray, images: np.ndarray,
-              labels: np.ndarray) -> str:
+              conductance: np.ndarray | Sequence[np.ndarray], indices: np.ndarray, images: np.ndarray,
+              labels: np.ndarray, requant_mult: Sequence[int] = ()) -> str:
     """What a shard's results depend on; a result file with another key is rerun."""
+    layers = [conductance] if isinstance(conductance, np.ndarray) else list(conductance)
     parts = {"format": FORMAT, "config": config_digest, "sim": sim, "transport": transport,
-             "model": model_digest, "data": _sha(conductance, indices, images, labels)}
+             "model": model_digest, "data": _sha(*layers, indices, images, labels)}
+    if requant_mult:   # a multi-layer chip's ReLU scales (absent: the single-layer key as before)
+        parts["requant_mult"] = [int(m) for m in requant_mult]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -125,12 +128,13 @@ def read_result(path: Path, key: str) -> tuple[dict | None, str]:
 class ShardJob:
     number: int
     sim_build: Any            # xbarflow.flow.sim.runner.SimBuild
-    conductance: np.ndarray
+    conductance: np.ndarray | tuple[np.ndarray, ...]   # one array, or a tiled chip's per-layer matrices
     indices: np.ndarray
     images: np.ndarray
     labels: np.ndarray
     work_dir: Path
     timeout_s: float = 24 * 3600.0
+    requant_mult: tuple[int, ...] = ()   # the hidden layers' ReLU multipliers (multi-layer chips)
 
 
 def run_shard(job: ShardJob) -> dict:
@@ -141,7 +145,7 @@ def run_shard(job: ShardJob) -> dict:
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     result = run(job.sim_build, job.conductance, job.images, job.labels, job.indices, work,
-                 timeout_s=job.timeout_s, progress=work / "progress")
+                 timeout_s=job.timeout_s, progress=work / "progress", requant_mult=job.requant_mult)
     (work / "job.npz").unlink(missing_ok=True)    # the inputs are in the parent's hands
     return {
         "shard": job.number,

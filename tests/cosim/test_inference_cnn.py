@@ -13,6 +13,7 @@ from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim import parity
 from xbarflow.flow.sim.runner import build, run
+from xbarflow.flow.sim.schema import LAYERED_CYCLE_COUNTERS
 
 from tests.support.layered_cycles import expected_phases
 from tests.support.tiny_cnn import tiny_cfg
@@ -59,3 +60,89 @@ def test_tiny_cnn_cosimulates_at_parity(sim, dataset, tmp_path):
     for phase in ("drive", "convert", "argmax"):
         assert set(result.cycles[phase]) == {model[phase]}, phase
     assert set(result.cycles["total"]) == {sum(model.values())}
+    # The layered controller's phase counters, read over SPI (CYCLES_LOAD_WINDOW .. CYCLES_POOL):
+    # the hand-counted phase lengths and the cost model's.
+    for phase in LAYERED_CYCLE_COUNTERS:
+        assert set(result.cycles[phase]) == {phases[f"cycles_{phase}"]} == {model[phase]}, phase
+
+
+# -- cnn.toml with its trained reference weights (issue #18's done-means) -----------------------------
+
+CNN_IMAGES = 20
+
+
+def _cnn_toml_cosim(sim, images, dataset, tmp_path):
+    """cnn.toml's reference weights co-simulated on `images` spread test images: the scoreboard
+    checked every VMM event (tile, the window's codes on the DAC bus, the tile's ADC codes)
+    against the golden trace; here the driven codes are checked again, the sums read back and
+    the class, parity, and the chip's cycle counters against the cost model."""
+    from xbarflow.flow.core import config as cfgmod
+    from xbarflow.flow.model.weights import load_reference
+
+    cfg = cfgmod.load(cfgmod.CONFIG_DIR / "cnn.toml")
+    assert cfg.network.layered and cfg.events_per_image == 706
+    weights = load_reference(cfg, dataset)
+    assert weights is not None, "the shipped reference weights (data/weights/cnn-qat.npz)"
+    chip = GoldenChip.from_weights(cfg, weights)
+    indices = np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
+    result = run(build(cfg, sim), chip.layer_conductance, dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=3600,
+                 requant_mult=chip.requant_mult)
+    codes = to_dac_codes(dataset.x_test[indices], cfg)
+    golden = chip.infer(codes, indices, trace=True)
+
+    assert result.mismatches == []
+    assert result.images == images
+    trace = golden.trace
+    for k, image in enumerate(result.tile_dac_codes):   # every VMM event, in order
+        assert [t for t, _ in image] == [ev.tile for ev in trace.events], k
+        for j, (t, driven) in enumerate(image):
+            assert np.array_equal(driven, trace.event_dac_codes(j)[k][:cfg.tiles[t].rows]), (k, j)
+    assert np.array_equal(result.sums, golden.adc_codes), "sums read back over SPI"
+    assert np.array_equal(result.classes, golden.classes)
+    assert np.array_equal(result.bridge_adc_codes, golden.adc_codes)
+    assert parity.check(result, golden, codes).same.all()
+    assert np.mean(result.classes == dataset.y_test[indices]) >= 0.9
+    model = cost.phase_cycles(cfg)
+    for phase in ("drive", "convert", "argmax"):
+        assert set(result.cycles[phase]) == {model[phase]}, phase
+    assert set(result.cycles["total"]) == {sum(model.values())} == {40_175}
+    # The layered controller's phase counters read over SPI against the cost model (README: 8,705
+    # clocks loading windows, 6,676 accumulating, 5,632 activating, 7,204 pooling).
+    read_back = {phase: set(result.cycles[phase]) for phase in LAYERED_CYCLE_COUNTERS}
+    assert read_back == {phase: {model[phase]} for phase in LAYERED_CYCLE_COUNTERS}
+    assert read_back == {"load_window": {8705}, "accumulate": {6676}, "activate": {5632}, "pool": {7204}}
+
+
+def test_cnn_toml_cosimulates_at_parity_on_verilator(dataset, tmp_path):
+    _cnn_toml_cosim("verilator", CNN_IMAGES, dataset, tmp_path)
+
+
+def test_cnn_toml_cosimulates_at_parity_on_icarus_two_images(dataset, tmp_path):
+    """`make test`'s Icarus check of cnn.toml (~30-40 s an image here); `make cosim-slow` runs 20."""
+    _cnn_toml_cosim("icarus", 2, dataset, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.cosim_slow
+def test_cnn_toml_cosimulates_at_parity_on_icarus(dataset, tmp_path):
+    _cnn_toml_cosim("icarus", CNN_IMAGES, dataset, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.cosim_slow
+def test_cnn_toml_sim_200_images_at_parity(tmp_path):
+    """`xbarflow sim --config configs/cnn.toml --images 200 --jobs 2` (Verilator, sharded)."""
+    import json
+
+    from xbarflow.flow.cli import main
+    from xbarflow.flow.core import config as cfgmod
+
+    argv = ["sim", "--config", str(cfgmod.CONFIG_DIR / "cnn.toml"), "--images", "200",
+            "--jobs", "2", "--out", str(tmp_path / "sim")]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "sim" / "report.json").read_text())
+    assert report["images"] == 200 and report["simulator"] == "verilator"
+    assert report["parity"] == 1.0 and report["mismatched_images"] == 0 and report["mismatches"] == []
+    assert report["cosim_accuracy"] == report["golden_accuracy"] >= 0.95
+    assert report["cycles_per_inference"] == 40_175

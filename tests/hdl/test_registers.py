@@ -34,8 +34,8 @@ def port(dut, path):
     return dut
 
 
-def run(bench, tiles=1):
-    dut = RegisterFile(GEOMETRY, tiles=tiles)
+def run(bench, tiles=1, layered=False):
+    dut = RegisterFile(GEOMETRY, tiles=tiles, layered=layered)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
@@ -149,7 +149,9 @@ def test_register_map_is_append_only():
     assert Reg.ERR_FRAMING == 20          # UART framing errors (Robustness)
     assert Reg.REQUANT_MULT == 21         # ReLU requantiser multipliers (multi-layer networks)
     assert Reg.PROG_TILE == 22            # tile select of the programming path (multi-tile chips)
-    assert protocol.NUM_REGS == 23
+    assert (Reg.CYCLES_LOAD_WINDOW, Reg.CYCLES_ACCUMULATE, Reg.CYCLES_ACTIVATE,
+            Reg.CYCLES_POOL) == (23, 24, 25, 26)   # the layered controller's phases
+    assert protocol.NUM_REGS == 27
 
 
 def test_requant_mult_is_read_write():
@@ -192,3 +194,29 @@ def test_prog_tile_keeps_only_indices_of_existing_tiles():
             await write(ctx, dut, Reg.PROG_TILE, bad)
             assert read(ctx, dut, Reg.PROG_TILE) == 0
     run(single, tiles=1)
+
+
+PHASE_INPUTS = {"phases.load_window": (Reg.CYCLES_LOAD_WINDOW, 0x12345678),
+                "phases.accumulate": (Reg.CYCLES_ACCUMULATE, 0x23456789),
+                "phases.activate": (Reg.CYCLES_ACTIVATE, 0x3456789A),
+                "phases.pool": (Reg.CYCLES_POOL, 0x456789AB)}
+
+
+def test_layered_phase_counters_are_registers():
+    async def bench(ctx, dut):
+        for name, (_, value) in {**COUNTER_INPUTS, **PHASE_INPUTS}.items():
+            ctx.set(port(dut, name), value)
+        for name, (reg, value) in {**COUNTER_INPUTS, **PHASE_INPUTS}.items():
+            assert read(ctx, dut, reg) == value, name
+    run(bench, layered=True)
+
+
+def test_a_dense_chip_has_no_phase_ports_and_reads_them_as_zero():
+    assert not hasattr(RegisterFile(GEOMETRY), "phases")
+
+    async def bench(ctx, dut):
+        for name, (_, value) in COUNTER_INPUTS.items():
+            ctx.set(port(dut, name), value)
+        for reg, _ in PHASE_INPUTS.values():
+            assert read(ctx, dut, reg) == 0, reg.name
+    run(bench)

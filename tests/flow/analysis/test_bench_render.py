@@ -179,3 +179,19 @@ def test_render_waves_reader_table():
     assert section.rstrip().endswith("| **no** |")
     assert "Not measured: phase waves failed" in bench.render(
         _results(waves={"error": "phase waves failed"})).split("## Waveform reader", 1)[1]
+
+
+def test_render_cnn_cosimulation_row():
+    cnn = {"sim": "verilator", "transport": "hdl", "images": 50, "events_per_image": 706,
+           "wall_s": 25.0, "images_per_s": 2.0, "loop_images_per_s": 2.5, "parity": 1.0,
+           "cycles_by_phase": {"total": 40175, "drive": 2824}, "cycles_model": {"drive": 2824, "rest": 37351},
+           "load": [1.0, 1.5]}
+    text = bench.render(_results(cosim_cnn=cnn))
+    section = text.split("## CNN co-simulation (configs/cnn.toml)", 1)[1].split("\n## ", 1)[0]
+    row = [ln for ln in section.splitlines() if ln.startswith("| verilator")][0]
+    assert [c.strip() for c in row.split("|")[1:11]] == [
+        "verilator", "hdl", "50", "706", "25.0 s", "2.00", "2.50", "40175", "40175", "1.000"]
+    failed = bench.render(_results(cosim_cnn={"error": "phase cosim failed (exit 1)", "load": [1, 1]}))
+    assert "Not measured: phase cosim failed" in failed
+    assert "## CNN co-simulation" not in bench.render(_results())
+    assert bench.failed(_results(cosim_cnn={"error": "x"}))
