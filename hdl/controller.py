@@ -8,9 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from xbarflow.flow.core.config import ChipConfig
 
-from .activation import Activation
-from .argmax import Argmax
 from .ports import InferenceStatusSignature
+from .tile_sequencer import TileSequencer
 
 __all__ = ["Controller", "analog_members", "sum_bits"]
 
@@ -49,6 +48,8 @@ class Controller(wiring.Component):
     codes into the neurons' sums, one per clock (a tile's first row tile starts them from zero).
     ACTIVATE turns a hidden layer's sums into the next layer's input codes, one neuron per
     clock, through `Activation`. ARGMAX scans the last layer's sums: lowest index wins ties.
+    IDLE, the tile walk (DRIVE to NEXT_TILE), ARGMAX and DONE are `xbarflow.hdl.tile_sequencer.
+    TileSequencer`, shared with the layered controller.
 
     Parameters
     ----------
@@ -105,27 +106,14 @@ class Controller(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        status = self.status
-        cfg, tiles = self.cfg, self.cfg.tiles
+        cfg = self.cfg
         layers = cfg.network.layer_shapes
-        dac_bits, adc_bits, sb = cfg.quant.dac_bits, cfg.adc.bits, self.sum_bits
+        dac_bits = cfg.quant.dac_bits
         slice_bits = cfg.crossbar.tile_rows * dac_bits
-        n_layers, n_tiles, classes = len(layers), len(tiles), layers[-1][1]
-        max_out = max(n_out for _, n_out in layers)
+        n_layers = len(layers)
 
-        # Per-tile geometry as small constant tables indexed by the tile counter.
-        def table(values):
-            return Array(Const(v, range(max(values) + 1)) for v in values)
-
-        def flags(values):   # one bit each, so `~` is a logical not
-            return Array(Const(int(v), 1) for v in values)
-        t_layer = table([t.layer for t in tiles])
-        t_row_tile = table([t.row_tile for t in tiles])
-        t_out_start = table([t.out_start for t in tiles])
-        t_outputs = table([t.outputs for t in tiles])
-        t_first = flags([t.row_tile == 0 for t in tiles])
-        t_last_of_layer = flags([k + 1 == n_tiles or tiles[k + 1].layer != t.layer
-                                 for k, t in enumerate(tiles)])
+        seq = TileSequencer(m, self)
+        tile, group, k, layer, t_row_tile = seq.tile, seq.group, seq.k, seq.layer, seq.t_row_tile
 
         # Layer inputs: the input buffer, then each hidden layer's activation codes, padded to
         # whole tile slices so every row tile is a plain word select.
@@ -136,50 +124,10 @@ class Controller(wiring.Component):
             words = math.ceil(layers[l][0] / cfg.crossbar.tile_rows)
             padded.append(Cat(src, Const(0, words * slice_bits - len(src))))
 
-        sums = Array(Signal(signed(sb), name=f"sum{k}") for k in range(max_out))
-        adc_latched = Signal(self.adcs * adc_bits)
-        codes = Array(adc_latched[k * adc_bits:(k + 1) * adc_bits].as_signed() for k in range(self.adcs))
-
-        tile = Signal(range(n_tiles + 1))
-        group = Signal(range(self.groups + 1))
-        k = Signal(range(max(max_out, self.adcs) + 1))
-        layer = Signal(range(n_layers))
-        m.d.comb += layer.eq(t_layer[tile])
-
-        # Codes of the current group: the tile's outputs from group * adcs, at most adcs of them.
-        group_base = Signal(range(max_out + 1))
-        group_count = Signal(range(self.adcs + 1))
-        remaining = Signal(signed(16))
-        m.d.comb += [
-            group_base.eq(t_out_start[tile] + group * self.adcs),
-            remaining.eq(t_outputs[tile] - group * self.adcs),
-            group_count.eq(Mux(remaining > self.adcs, self.adcs, remaining)),
-        ]
-
-        # One activation unit per hidden layer (each layer has its own kind and multiplier).
-        activation_codes = Array(Signal(dac_bits, name=f"act_code{l}") for l in range(max(1, n_layers - 1)))
-        for l in range(n_layers - 1):
-            unit = Activation(cfg.network.activations[l], sum_bits=sb, dac_bits=dac_bits,
-                              mult_bits=cfg.network.requant_mult_bits, shift=cfg.network.requant_shift)
-            m.submodules[f"activation{l}"] = unit
-            m.d.comb += [unit.sum.eq(sums[k]), unit.mult.eq(self.requant_mult[8 * l:8 * l + 8]),
-                         activation_codes[l].eq(unit.code)]
-
-        m.submodules.argmax = argmax = Argmax(classes, sb)
-        m.d.comb += argmax.codes.eq(self.output_codes)
-
-        # Strobes are high for exactly the cycle after the state that raises them.
-        m.d.sync += [self.vmm_start.eq(0), self.adc_start.eq(0), argmax.start.eq(0)]
+        seq.clear_strobes(m)
 
         with m.FSM(name="ctrl") as fsm:
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        status.done.eq(0), tile.eq(0),
-                        status.cycles_total.eq(0), status.cycles_drive.eq(0),
-                        status.cycles_convert.eq(0), status.cycles_argmax.eq(0),
-                    ]
-                    m.next = "LOAD"
+            seq.idle_state(m, first=tile, then="LOAD")
             with m.State("LOAD"):
                 with m.Switch(layer):
                     for l, src in enumerate(padded):
@@ -187,58 +135,18 @@ class Controller(wiring.Component):
                             m.d.sync += self.dac_codes.eq(src.word_select(t_row_tile[tile], slice_bits))
                 m.d.sync += [self.tile_sel.eq(tile), self.vmm_start.eq(1), group.eq(0)]
                 m.next = "DRIVE"
-            with m.State("DRIVE"):
-                m.d.sync += status.cycles_drive.eq(status.cycles_drive + 1)
-                with m.If(self.vmm_done):
-                    m.d.sync += [self.adc_col_sel.eq(0), self.adc_start.eq(1)]
-                    m.next = "CONVERT"
-            with m.State("CONVERT"):
-                m.d.sync += status.cycles_convert.eq(status.cycles_convert + 1)
-                with m.If(self.adc_valid):
-                    m.d.sync += [adc_latched.eq(self.adc_codes), k.eq(0)]
-                    m.next = "ACCUMULATE"
-            with m.State("ACCUMULATE"):
-                # A tile's first row tile starts its neurons' sums; later row tiles add to them.
-                base = Mux(t_first[tile], 0, sums[group_base + k])
-                m.d.sync += [sums[group_base + k].eq(base + codes[k]), k.eq(k + 1)]
-                with m.If(k + 1 == group_count):
-                    with m.If(group_base + group_count < t_out_start[tile] + t_outputs[tile]):
-                        m.d.sync += [group.eq(group + 1), self.adc_col_sel.eq(group + 1),
-                                     self.adc_start.eq(1)]
-                        m.next = "CONVERT"
-                    with m.Else():
-                        m.next = "NEXT_TILE"
-            with m.State("NEXT_TILE"):
-                m.d.sync += k.eq(0)
-                with m.If(~t_last_of_layer[tile]):
-                    m.d.sync += tile.eq(tile + 1)
-                    m.next = "LOAD"
-                with m.Elif(layer == n_layers - 1):
-                    m.d.sync += [self.output_codes.eq(Cat(sums[n] for n in range(classes))),
-                                 argmax.start.eq(1)]
-                    m.next = "ARGMAX"
-                with m.Else():
-                    m.next = "ACTIVATE"
+            seq.tile_states(m)
             with m.State("ACTIVATE"):
                 # Neuron k of hidden layer `layer` becomes input k of the next layer.
                 with m.Switch(layer):
                     for l in range(n_layers - 1):
                         with m.Case(l):
-                            m.d.sync += acts[l].word_select(k, dac_bits).eq(activation_codes[l])
+                            m.d.sync += acts[l].word_select(k, dac_bits).eq(seq.activation_codes[l])
                 m.d.sync += k.eq(k + 1)
                 with m.If(k + 1 == Array(Const(n_out) for _, n_out in layers)[layer]):
                     m.d.sync += tile.eq(tile + 1)
                     m.next = "LOAD"
-            with m.State("ARGMAX"):
-                m.d.sync += status.cycles_argmax.eq(status.cycles_argmax + 1)
-                with m.If(argmax.done):
-                    m.d.sync += status.result.eq(argmax.index)
-                    m.next = "DONE"
-            with m.State("DONE"):
-                m.d.sync += [status.done.eq(1), status.inferences.eq(status.inferences + 1)]
-                m.next = "IDLE"
+            seq.result_states(m)
 
-        m.d.comb += status.busy.eq(~fsm.ongoing("IDLE"))
-        with m.If(~fsm.ongoing("IDLE")):
-            m.d.sync += status.cycles_total.eq(status.cycles_total + 1)
+        seq.count_busy(m, fsm)
         return m

@@ -10,12 +10,11 @@ from amaranth.lib.wiring import In, Out
 
 from xbarflow.flow.core.config import ChipConfig
 
-from .activation import Activation
-from .argmax import Argmax
 from .controller import analog_members, sum_bits
 from .feature_map import address_width
 from .pooling import Pooling
 from .ports import CodeReadSignature, CodeWriteSignature, InferenceStatusSignature
+from .tile_sequencer import TileSequencer, flags, table
 from .window import WindowGenerator
 
 __all__ = ["LayeredController", "Step", "steps"]
@@ -81,8 +80,9 @@ class LayeredController(wiring.Component):
     one clock and LOAD_WINDOW reads only the S new columns (K*S*C_in codes instead of K*K*C_in;
     `WindowGenerator` ``slide``). Each tile's LOAD then
     latches its row slice of the window onto the DAC register (rows past the tile's last row
-    are 0), so the window is read once per position whatever the number of tiles. DRIVE,
-    CONVERT and ACCUMULATE are those of `xbarflow.hdl.controller.Controller`; a position's
+    are 0), so the window is read once per position whatever the number of tiles. IDLE,
+    DRIVE, CONVERT, ACCUMULATE, NEXT_TILE, ARGMAX and DONE are `xbarflow.hdl.tile_sequencer.
+    TileSequencer`'s, as in `xbarflow.hdl.controller.Controller`; a position's
     tiles run in ``cfg.tiles`` order. ACTIVATE writes the C_out activation codes of the position
     to the next addresses of the output map (raster, channel fastest), one per clock. POOL runs
     the stage's `Pooling` unit on the feature-map ports. ARGMAX scans the last layer's sums.
@@ -145,75 +145,33 @@ class LayeredController(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        status = self.status
         cfg, tiles, program = self.cfg, self.cfg.tiles, self.program
         layers = cfg.network.layer_shapes
-        dac_bits, adc_bits, sb = cfg.quant.dac_bits, cfg.adc.bits, self.sum_bits
+        dac_bits = cfg.quant.dac_bits
         tile_rows = cfg.crossbar.tile_rows
         slice_bits = tile_rows * dac_bits
-        n_layers, n_tiles, classes = len(layers), len(tiles), layers[-1][1]
-        max_out = max(n_out for _, n_out in layers)
+        n_layers = len(layers)
         max_in = max(n_in for n_in, _ in layers)
 
-        def table(values):   # at least one bit: an all-zero table would be zero-width nets
-            return Array(Const(v, range(max(values) + 2)) for v in values)
-
-        def flags(values):   # one bit each, so `~` is a logical not
-            return Array(Const(int(v), 1) for v in values)
-
-        # Per-tile, per-layer and per-step constants, indexed by their counters.
-        t_layer = table([t.layer for t in tiles])
-        t_row_tile = table([t.row_tile for t in tiles])
-        t_out_start = table([t.out_start for t in tiles])
-        t_outputs = table([t.outputs for t in tiles])
-        t_first = flags([t.row_tile == 0 for t in tiles])
-        t_last_of_layer = flags([k + 1 == n_tiles or tiles[k + 1].layer != t.layer
-                                 for k, t in enumerate(tiles)])
+        # The tile walk, its per-tile tables and units (spare=1: at least one bit, an all-zero
+        # table would be zero-width nets), then per-tile, per-layer and per-step constants.
+        seq = TileSequencer(m, self, spare=1)
+        tile, group, k, layer, t_row_tile = seq.tile, seq.group, seq.k, seq.layer, seq.t_row_tile
         t_row_mask = Array(Const((1 << t.rows * dac_bits) - 1, slice_bits) for t in tiles)
         first_tiles = [min(t.index for t in tiles if t.layer == l) for l in range(n_layers)]
-        l_first_tile = table(first_tiles)
-        l_outputs = table([n_out for _, n_out in layers])
+        l_first_tile = table(first_tiles, spare=1)
+        l_outputs = table([n_out for _, n_out in layers], spare=1)
         s_is_pool = flags([s.kind == "pool" for s in program])
-        s_first_tile = table([first_tiles[s.layer] if s.kind == "weights" else 0 for s in program])
-        s_out_base = table([max(0, s.out_base) for s in program])
+        s_first_tile = table([first_tiles[s.layer] if s.kind == "weights" else 0 for s in program], spare=1)
+        s_out_base = table([max(0, s.out_base) for s in program], spare=1)
 
         # The window register: the codes of one window (or a dense layer's inputs), row r at
         # bits [r*dac_bits, (r+1)*dac_bits), padded to whole tile slices.
         window = Signal(math.ceil(max_in / tile_rows) * slice_bits, name="window")
 
-        sums = Array(Signal(signed(sb), name=f"sum{k}") for k in range(max_out))
-        adc_latched = Signal(self.adcs * adc_bits)
-        codes = Array(adc_latched[k * adc_bits:(k + 1) * adc_bits].as_signed() for k in range(self.adcs))
-
         step = Signal(range(len(program)))
-        tile = Signal(range(n_tiles + 1))
-        group = Signal(range(self.groups + 1))
-        k = Signal(range(max(max_out, self.adcs) + 1))
-        layer = Signal(range(n_layers))
         out_addr = Signal(self.addr_width)
         last_position = Signal()
-        m.d.comb += layer.eq(t_layer[tile])
-
-        group_base = Signal(range(max_out + 1))
-        group_count = Signal(range(self.adcs + 1))
-        remaining = Signal(signed(16))
-        m.d.comb += [
-            group_base.eq(t_out_start[tile] + group * self.adcs),
-            remaining.eq(t_outputs[tile] - group * self.adcs),
-            group_count.eq(Mux(remaining > self.adcs, self.adcs, remaining)),
-        ]
-
-        # One activation unit per hidden weight layer.
-        activation_codes = Array(Signal(dac_bits, name=f"act_code{l}") for l in range(max(1, n_layers - 1)))
-        for l in range(n_layers - 1):
-            unit = Activation(cfg.network.activations[l], sum_bits=sb, dac_bits=dac_bits,
-                              mult_bits=cfg.network.requant_mult_bits, shift=cfg.network.requant_shift)
-            m.submodules[f"activation{l}"] = unit
-            m.d.comb += [unit.sum.eq(sums[k]), unit.mult.eq(self.requant_mult[8 * l:8 * l + 8]),
-                         activation_codes[l].eq(unit.code)]
-
-        m.submodules.argmax = argmax = Argmax(classes, sb)
-        m.d.comb += argmax.codes.eq(self.output_codes)
 
         # Each step's unit: a window generator per weight stage, a pooling unit per pool stage,
         # joined to the common element stream and the feature-map ports by the step counter.
@@ -278,20 +236,12 @@ class LayeredController(wiring.Component):
             m.d.sync += window.word_select(arriving_row, dac_bits).eq(
                 Mux(arriving_pad, 0, self.feature_read.data))
 
-        # Strobes are high for exactly the cycle after the state that raises them.
-        m.d.sync += [self.vmm_start.eq(0), self.adc_start.eq(0), argmax.start.eq(0)]
+        seq.clear_strobes(m)
 
         with m.FSM(name="ctrl") as fsm:
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        status.done.eq(0), step.eq(0),
-                        status.cycles_total.eq(0), status.cycles_drive.eq(0),
-                        status.cycles_convert.eq(0), status.cycles_argmax.eq(0),
-                        self.cycles_load_window.eq(0), self.cycles_accumulate.eq(0),
-                        self.cycles_activate.eq(0), self.cycles_pool.eq(0),
-                    ]
-                    m.next = "START_STEP"
+            seq.idle_state(m, first=step, counters=[self.cycles_load_window, self.cycles_accumulate,
+                                                    self.cycles_activate, self.cycles_pool],
+                           then="START_STEP")
             with m.State("START_STEP"):
                 m.d.comb += unit_start.eq(1)
                 m.d.sync += [tile.eq(s_first_tile[step]), out_addr.eq(s_out_base[step])]
@@ -316,44 +266,12 @@ class LayeredController(wiring.Component):
                     self.tile_sel.eq(tile), self.vmm_start.eq(1), group.eq(0),
                 ]
                 m.next = "DRIVE"
-            with m.State("DRIVE"):
-                m.d.sync += status.cycles_drive.eq(status.cycles_drive + 1)
-                with m.If(self.vmm_done):
-                    m.d.sync += [self.adc_col_sel.eq(0), self.adc_start.eq(1)]
-                    m.next = "CONVERT"
-            with m.State("CONVERT"):
-                m.d.sync += status.cycles_convert.eq(status.cycles_convert + 1)
-                with m.If(self.adc_valid):
-                    m.d.sync += [adc_latched.eq(self.adc_codes), k.eq(0)]
-                    m.next = "ACCUMULATE"
-            with m.State("ACCUMULATE"):
-                # A tile's first row tile starts its neurons' sums; later row tiles add to them.
-                m.d.sync += self.cycles_accumulate.eq(self.cycles_accumulate + 1)
-                base = Mux(t_first[tile], 0, sums[group_base + k])
-                m.d.sync += [sums[group_base + k].eq(base + codes[k]), k.eq(k + 1)]
-                with m.If(k + 1 == group_count):
-                    with m.If(group_base + group_count < t_out_start[tile] + t_outputs[tile]):
-                        m.d.sync += [group.eq(group + 1), self.adc_col_sel.eq(group + 1),
-                                     self.adc_start.eq(1)]
-                        m.next = "CONVERT"
-                    with m.Else():
-                        m.next = "NEXT_TILE"
-            with m.State("NEXT_TILE"):
-                m.d.sync += k.eq(0)
-                with m.If(~t_last_of_layer[tile]):
-                    m.d.sync += tile.eq(tile + 1)
-                    m.next = "LOAD"
-                with m.Elif(layer == n_layers - 1):
-                    m.d.sync += [self.output_codes.eq(Cat(sums[n] for n in range(classes))),
-                                 argmax.start.eq(1)]
-                    m.next = "ARGMAX"
-                with m.Else():
-                    m.next = "ACTIVATE"
+            seq.tile_states(m, accumulate_cycles=self.cycles_accumulate)
             with m.State("ACTIVATE"):
                 # Output k of the position goes to the next address of the output map.
                 m.d.sync += self.cycles_activate.eq(self.cycles_activate + 1)
                 m.d.comb += [self.feature_write.en.eq(1), self.feature_write.addr.eq(out_addr),
-                             self.feature_write.data.eq(activation_codes[layer])]
+                             self.feature_write.data.eq(seq.activation_codes[layer])]
                 m.d.sync += [out_addr.eq(out_addr + 1), k.eq(k + 1)]
                 with m.If(k + 1 == l_outputs[layer]):
                     m.next = "NEXT_POSITION"
@@ -377,16 +295,7 @@ class LayeredController(wiring.Component):
             with m.State("NEXT_STEP"):
                 m.d.sync += step.eq(step + 1)
                 m.next = "START_STEP"
-            with m.State("ARGMAX"):
-                m.d.sync += status.cycles_argmax.eq(status.cycles_argmax + 1)
-                with m.If(argmax.done):
-                    m.d.sync += status.result.eq(argmax.index)
-                    m.next = "DONE"
-            with m.State("DONE"):
-                m.d.sync += [status.done.eq(1), status.inferences.eq(status.inferences + 1)]
-                m.next = "IDLE"
+            seq.result_states(m)
 
-        m.d.comb += status.busy.eq(~fsm.ongoing("IDLE"))
-        with m.If(~fsm.ongoing("IDLE")):
-            m.d.sync += status.cycles_total.eq(status.cycles_total + 1)
+        seq.count_busy(m, fsm)
         return m

@@ -100,24 +100,27 @@ def test_readback_digest_covers_index_class_and_every_sum():
 
 # -- the ACCUMULATE mutant, co-simulated ------------------------------------------------------------
 
-ACCUMULATE = "m.d.sync += [sums[group_base + k].eq(base + codes[k]), k.eq(k + 1)]"
-MUTANT = "m.d.sync += [sums[group_base + k].eq(base + codes[k] + (codes[k] >> 1)), k.eq(k + 1)]"
+ACCUMULATE = "m.d.sync += [sums[self.group_base + k].eq(base + self.codes[k]), k.eq(k + 1)]"
+MUTANT = ("m.d.sync += [sums[self.group_base + k].eq(base + self.codes[k] + (self.codes[k] >> 1)), "
+          "k.eq(k + 1)]")
 IMAGES = 20
 
 
 @pytest.fixture(scope="module")
 def mutant_flow(cfg, weights, tmp_path_factory):
-    """The flow with the mutated controller: Verilog generated from it, simulator models built
-    into a temporary folder (never the checkout's build/), cached weights in a temporary folder."""
-    import xbarflow.hdl.controller as controller
+    """The flow with the mutated controller (ACCUMULATE is the tile sequencer's): Verilog
+    generated from it, simulator models built into a temporary folder (never the checkout's
+    build/), cached weights in a temporary folder."""
+    import xbarflow.hdl.tile_sequencer as tile_sequencer
     from xbarflow.flow.core import paths
     from xbarflow.flow.sim import runner as sim
     from xbarflow.flow.model.weights import cache_path, save
 
-    source = Path(controller.__file__).read_text()
-    assert source.count(ACCUMULATE) == 1, "hdl/controller.py's ACCUMULATE line changed: update MUTANT"
-    namespace = {"__name__": controller.__name__, "__file__": controller.__file__, "__package__": "hdl"}
-    exec(compile(source.replace(ACCUMULATE, MUTANT), controller.__file__, "exec"), namespace)
+    source = Path(tile_sequencer.__file__).read_text()
+    assert source.count(ACCUMULATE) == 1, "hdl/tile_sequencer.py's ACCUMULATE line changed: update MUTANT"
+    namespace = {"__name__": tile_sequencer.__name__, "__file__": tile_sequencer.__file__,
+                 "__package__": "hdl"}
+    exec(compile(source.replace(ACCUMULATE, MUTANT), tile_sequencer.__file__, "exec"), namespace)
 
     tmp = tmp_path_factory.mktemp("accumulate-mutant")
     save(weights, cache_path(cfg, tmp / "weights"))
@@ -125,7 +128,7 @@ def mutant_flow(cfg, weights, tmp_path_factory):
     if sim.RUNTIME_CACHE.is_dir():   # read the machine's Verilator runtime objects, never write them
         shutil.copytree(sim.RUNTIME_CACHE, runtime)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(controller.Controller, "elaborate", namespace["Controller"].elaborate)
+        mp.setattr(tile_sequencer.TileSequencer, "tile_states", namespace["TileSequencer"].tile_states)
         mp.setattr(sim, "build", partial(sim.build, root=tmp / "sim"))
         mp.setattr(sim, "RUNTIME_CACHE", runtime)
         mp.setattr(paths, "WEIGHTS", tmp / "weights")
