@@ -1,6 +1,6 @@
 """`make bench`: measure the flow's speed on this machine and write BENCHMARKS.md.
 
-    xbarflow bench [--out BENCHMARKS.md] [--json FILE] [--quick]   (xbarflow.flow.commands.bench)
+    xbarflow bench [--out BENCHMARKS.md] [--json FILE] [--quick] [--only CASE]   (xbarflow.flow.commands.bench)
 
 One run measures everything, each part in its own Python subprocess (so its peak memory is
 its own and a crash is contained):
@@ -59,7 +59,7 @@ from .spice_qmm import cross_check
 from .waves.reader import Vcd, to_int
 from .waves.scan import ScannedVcd
 
-__all__ = ["CNN_CONFIG", "CNN_IMAGES", "COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "WAVES_IMAGES",
+__all__ = ["CASES", "CNN_CONFIG", "CNN_IMAGES", "COSIM_IMAGES", "PHASES", "PROFILE_IMAGES", "QMM", "QMM_IMAGES", "QMM_STRESS", "TARGETS", "WAVES_IMAGES",
            "WAVES_QUERIES", "collect", "cores", "cpu_model", "failed", "load_average", "machine", "measure",
            "phase_build", "phase_cosim", "phase_golden", "phase_qmm", "phase_shard", "phase_waves", "render",
            "run_phase"]
@@ -95,6 +95,8 @@ COSIM_IMAGES = {("verilator", "hdl"): (1000, 200), ("verilator", "pins"): (100, 
 QMM_IMAGES = {"stress": (2000, 500), "spice": (3, 1), "verilator": COSIM_IMAGES[("verilator", "hdl")]}
 PROFILE_IMAGES = {("verilator", "hdl"): (300, 100), ("verilator", "pins"): (50, 20),
                   ("icarus", "hdl"): (100, 30)}
+#: the bench's cases, in the order it runs them: the keys of `collect`'s results (`--only CASE`)
+CASES = ("golden", "builds", "cosim", "profiles", "qmm", "cosim_qmm", "cosim_cnn", "waves", "shard")
 #: the layered network co-simulated (Verilator, HDL transactor) and its images: (full, --quick)
 CNN_CONFIG = "configs/cnn.toml"
 CNN_IMAGES = (50, 10)
@@ -292,7 +294,7 @@ def phase_qmm(params: dict) -> dict:
     tile with the same inputs (module docstring)."""
     context = RunContext.load(overrides=QMM)
     cfg, weights, codes, labels = context.cfg, context.weights, context.test_codes, context.labels
-    repeats = params.get("repeats", 3)
+    repeats = params.get("repeats", 7)   # best of 7: a figure of ~1 s runs, steadier under load
     out: dict = {"images": int(len(codes))}
     t0 = time.perf_counter()
     chip = GoldenChip.from_weights(cfg, weights.w)
@@ -413,54 +415,70 @@ def run_phase(name: str, params: dict) -> dict:
 
 # -- the whole bench ---------------------------------------------------------------------------
 
-def collect(quick: bool = False, log=print) -> dict:
+def collect(quick: bool = False, log=print, only: str | None = None) -> dict:
+    """Every case of `CASES` (the results' keys), or with `only` that case alone."""
+    if only is not None and only not in CASES:
+        raise ValueError(f"unknown bench case '{only}' (known: {', '.join(CASES)})")
     pick = 1 if quick else 0
     results: dict = {"machine": machine(), "quick": quick,
                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                      "targets": TARGETS}
-    log("[bench] golden model")
-    results["golden"] = run_phase("golden", {})
-    with tempfile.TemporaryDirectory(prefix="xbarflow-bench-build-") as tmp:
-        results["builds"] = []
-        for sim, transport, runtime in (("verilator", "hdl", "fresh"), ("verilator", "hdl", "shared"),
-                                        ("icarus", "hdl", "shared"), ("verilator", "pins", "shared")):
-            log(f"[bench] cold build: {sim}, {transport} transport, {runtime} runtime objects")
-            results["builds"].append(run_phase("build", {
-                "sim": sim, "transport": transport, "runtime": runtime,
-                "root": str(Path(tmp) / f"{sim}-{transport}-{runtime}")}))
-    results["cosim"] = []
-    for (sim, transport), sizes in COSIM_IMAGES.items():
-        log(f"[bench] co-simulation: {sim}, {transport} transport, {sizes[pick]} images")
-        results["cosim"].append(run_phase("cosim", {"sim": sim, "transport": transport,
-                                                    "images": sizes[pick]}))
-    results["profiles"] = []
-    for (sim, transport), sizes in PROFILE_IMAGES.items():
-        log(f"[bench] profile: {sim}, {transport} transport, {sizes[pick]} images")
-        results["profiles"].append(run_phase("cosim", {"sim": sim, "transport": transport,
-                                                       "images": sizes[pick], "profile": True}))
-    log("[bench] QMM read model: golden, stress tile, ngspice on the stress tile")
-    results["qmm"] = run_phase("qmm", {"stress_images": QMM_IMAGES["stress"][pick],
-                                       "spice_images": QMM_IMAGES["spice"][pick]})
-    n = QMM_IMAGES["verilator"][pick]
-    log(f"[bench] co-simulation with QMM cells: verilator, hdl transport, {n} images")
-    results["cosim_qmm"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
-                                               "set": QMM})
-    n = CNN_IMAGES[pick]
-    log(f"[bench] co-simulation of {CNN_CONFIG}: verilator, hdl transport, {n} images")
-    results["cosim_cnn"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
-                                               "config": str(ROOT / CNN_CONFIG)})
-    log(f"[bench] waveform readers: {WAVES_IMAGES[pick]}-image Icarus VCD")
-    results["waves"] = run_phase("waves", {"images": WAVES_IMAGES[pick]})
-    n_full = 1000 if quick else "all"
-    log(f"[bench] sharded run: {n_full} images, 2 jobs")
-    results["shard"] = run_phase("shard", {"sim": "verilator", "images": n_full, "jobs": 2})
+
+    def wanted(case: str) -> bool:
+        return only is None or only == case
+
+    if wanted("golden"):
+        log("[bench] golden model")
+        results["golden"] = run_phase("golden", {})
+    if wanted("builds"):
+        with tempfile.TemporaryDirectory(prefix="xbarflow-bench-build-") as tmp:
+            results["builds"] = []
+            for sim, transport, runtime in (("verilator", "hdl", "fresh"), ("verilator", "hdl", "shared"),
+                                            ("icarus", "hdl", "shared"), ("verilator", "pins", "shared")):
+                log(f"[bench] cold build: {sim}, {transport} transport, {runtime} runtime objects")
+                results["builds"].append(run_phase("build", {
+                    "sim": sim, "transport": transport, "runtime": runtime,
+                    "root": str(Path(tmp) / f"{sim}-{transport}-{runtime}")}))
+    if wanted("cosim"):
+        results["cosim"] = []
+        for (sim, transport), sizes in COSIM_IMAGES.items():
+            log(f"[bench] co-simulation: {sim}, {transport} transport, {sizes[pick]} images")
+            results["cosim"].append(run_phase("cosim", {"sim": sim, "transport": transport,
+                                                        "images": sizes[pick]}))
+    if wanted("profiles"):
+        results["profiles"] = []
+        for (sim, transport), sizes in PROFILE_IMAGES.items():
+            log(f"[bench] profile: {sim}, {transport} transport, {sizes[pick]} images")
+            results["profiles"].append(run_phase("cosim", {"sim": sim, "transport": transport,
+                                                           "images": sizes[pick], "profile": True}))
+    if wanted("qmm"):
+        log("[bench] QMM read model: golden, stress tile, ngspice on the stress tile")
+        results["qmm"] = run_phase("qmm", {"stress_images": QMM_IMAGES["stress"][pick],
+                                           "spice_images": QMM_IMAGES["spice"][pick]})
+    if wanted("cosim_qmm"):
+        n = QMM_IMAGES["verilator"][pick]
+        log(f"[bench] co-simulation with QMM cells: verilator, hdl transport, {n} images")
+        results["cosim_qmm"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
+                                                   "set": QMM})
+    if wanted("cosim_cnn"):
+        n = CNN_IMAGES[pick]
+        log(f"[bench] co-simulation of {CNN_CONFIG}: verilator, hdl transport, {n} images")
+        results["cosim_cnn"] = run_phase("cosim", {"sim": "verilator", "transport": "hdl", "images": n,
+                                                   "config": str(ROOT / CNN_CONFIG)})
+    if wanted("waves"):
+        log(f"[bench] waveform readers: {WAVES_IMAGES[pick]}-image Icarus VCD")
+        results["waves"] = run_phase("waves", {"images": WAVES_IMAGES[pick]})
+    if wanted("shard"):
+        n_full = 1000 if quick else "all"
+        log(f"[bench] sharded run: {n_full} images, 2 jobs")
+        results["shard"] = run_phase("shard", {"sim": "verilator", "images": n_full, "jobs": 2})
     return results
 
 
-def measure(quick: bool = False, log=print) -> dict:
+def measure(quick: bool = False, log=print, only: str | None = None) -> dict:
     """`collect`, timed: the results with the bench's own wall time (bench_s)."""
     t0 = time.perf_counter()
-    results = collect(quick=quick, log=log)
+    results = collect(quick=quick, log=log, only=only)
     results["bench_s"] = time.perf_counter() - t0
     return results
 

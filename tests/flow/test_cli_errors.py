@@ -290,6 +290,7 @@ def cases(d: Path, t: Path) -> list[tuple[list, str]]:
         (["bench", "--phase", "nope"], "invalid choice: 'nope'"),
         (["bench", "--phase", "golden", "--params", "{x"], "--params is not JSON"),
         (["bench", "--quick", "extra"], "unrecognized arguments: extra"),
+        (["bench", "--only", "nope"], "invalid choice: 'nope'"),
         # fuzz
         (["fuzz", "--frames", "0", "--out", t], "positive integer"),
         (["fuzz", "--frames", "many", "--out", t], "positive integer"),
