@@ -17,6 +17,7 @@ error below MODEL_REL_TOL of the largest no-wire column current) and with the no
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -26,10 +27,29 @@ from xbarflow.flow.core.config import CrossbarConfig
 
 from .spice import GMIN, CrossCheck, array_deck, results_file, run_ngspice, spice_number
 
-__all__ = ["MODEL_REL_TOL", "OPTIONS", "cross_check", "model_currents", "netlist", "no_wire_currents"]
+__all__ = ["MODEL_REL_TOL", "OPTIONS", "cross_check", "model_currents", "netlist", "no_wire_currents",
+           "selector_law"]
 
 MODEL_REL_TOL = 1e-10
 OPTIONS = (f".options gmin={GMIN:g} reltol=1e-12 vntol=1e-15 abstol=1e-20 itl1=500",)
+
+
+def selector_law(x: CrossbarConfig) -> Callable[[str], str]:
+    """The selector's current as an ngspice expression of its voltage expression `vs`
+    (module docstring); shared with the 1S1R write-event deck (spice_write.py)."""
+    num = spice_number
+    if x.selector == "threshold":
+        gl, gon, vth = num(x.selector_g_leak), num(x.selector_g_on), num(x.selector_v_th)
+
+        def law(vs: str) -> str:
+            return (f"abs({vs}) <= {vth} ? {gl}*{vs} : "
+                    f"sgn({vs})*({gl}*{vth} + {gon}*(abs({vs}) - {vth}))")
+    else:
+        i_s, v0 = num(x.selector_i_s), num(x.selector_v0)
+
+        def law(vs: str) -> str:
+            return f"{i_s}*sinh({vs}/{v0})"
+    return law
 
 
 def netlist(g_mem: np.ndarray, x: CrossbarConfig, row_volts: np.ndarray, *,
@@ -43,17 +63,7 @@ def netlist(g_mem: np.ndarray, x: CrossbarConfig, row_volts: np.ndarray, *,
     if v.shape != (g.shape[0],):
         raise ValueError(f"need one row voltage per row: expected ({g.shape[0]},), got {v.shape}")
     num = spice_number
-    if x.selector == "threshold":
-        gl, gon, vth = num(x.selector_g_leak), num(x.selector_g_on), num(x.selector_v_th)
-
-        def law(vs: str) -> str:
-            return (f"abs({vs}) <= {vth} ? {gl}*{vs} : "
-                    f"sgn({vs})*({gl}*{vth} + {gon}*(abs({vs}) - {vth}))")
-    else:
-        i_s, v0 = num(x.selector_i_s), num(x.selector_v0)
-
-        def law(vs: str) -> str:
-            return f"{i_s}*sinh({vs}/{v0})"
+    law = selector_law(x)
 
     def cell(i: int, j: int, a: str, b: str) -> list[str]:
         m = f"s{i}_{j}"

@@ -149,8 +149,8 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
         raise UsageError(f"--write {row} {col} is outside the {x.tile_rows} x {x.tile_cols} tile")
     if cfg.programming.bias == "ideal":
         raise UsageError("--write needs programming.bias = v2, v3 or float (ideal has no array)")
-    if d.read_model != "linear" or x.cell == "1S1R":
-        raise UsageError("--write decks model linear 1R and 1T1R cells (device.read_model = linear)")
+    if d.read_model != "linear":
+        raise UsageError("--write decks model linear memristors (device.read_model = linear)")
     amplitude = args.amplitude if args.amplitude is not None else cfg.programming.amplitude(0, True)
     if amplitude == 0:
         raise UsageError("--amplitude must be non-zero (> 0 set, < 0 reset)")
@@ -169,20 +169,29 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
         return 1
     table = out / f"{name}.cells.csv"
     half = check.half_selected
+    s1r = check.spice_mem is not None        # 1S1R: the memristor voltages too
     with table.open("w", newline="") as fh:
         wr = csv.writer(fh)
-        wr.writerow(["row", "col", "role", "spice_V", "model_V"])
+        wr.writerow(["row", "col", "role", "spice_V", "model_V"]
+                    + (["spice_memristor_V", "model_memristor_V"] if s1r else []))
         for k, r in enumerate(check.rows):
             for j in range(x.tile_cols):
                 role = "selected" if (k, j) == check.selected else "half" if half[k, j] else "other"
-                wr.writerow([int(r), j, role, f"{check.spice[k, j]:.12e}", f"{check.model[k, j]:.12e}"])
+                wr.writerow([int(r), j, role, f"{check.spice[k, j]:.12e}", f"{check.model[k, j]:.12e}"]
+                            + ([f"{check.spice_mem[k, j]:.12e}", f"{check.model_mem[k, j]:.12e}"]
+                               if s1r else []))
     sel = check.selected
     worst = float(np.abs(check.model[half]).max())
-    err = max(check.rel_error(half), check.rel_error(check.selected_mask))
+    err = max(check.rel_error(m, memristor) for m in (half, check.selected_mask)
+              for memristor in ((False, True) if s1r else (False,)))
     print(f"[spice] program event {amplitude} V on cell ({row}, {col}), bias {cfg.programming.bias}, "
           f"cell {x.cell}, wire {x.wire_r} ohm: selected {check.spice[sel]:.9f} V (model "
           f"{check.model[sel]:.9f}), worst half-selected {worst:.6f} V")
+    if s1r:
+        print(f"[spice] 1S1R ({x.selector} selector): selected memristor {check.spice_mem[sel]:.9f} V "
+              f"(model {check.model_mem[sel]:.9f}), worst half-selected memristor "
+              f"{float(np.abs(check.model_mem[half]).max()):.6f} V")
     print(f"[spice] ngspice {check.seconds:.2f} s: max |SPICE - model| / model over the selected and "
-          f"half-selected cells = {err:.2e}; wrote {check.deck} and {table}")
+          f"half-selected cells{' (terminal and memristor voltages)' if s1r else ''} = {err:.2e}; wrote {check.deck} and {table}")
     return 0 if err <= 0.01 else 1
 
