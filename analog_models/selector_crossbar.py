@@ -50,8 +50,8 @@ class SelectorCrossbar:
     def __init__(self, g_mem: np.ndarray, x: CrossbarConfig, v_levels: np.ndarray,
                  current_tol: float) -> None:
         g = np.asarray(g_mem, dtype=np.float64)
-        if g.ndim != 2 or 0 in g.shape or not np.all(np.isfinite(g)) or g.min() <= 0:
-            raise ValueError(f"memristor conductances must be a non-empty 2-D array > 0 S, got {g.shape}")
+        if g.ndim != 2 or 0 in g.shape or not np.all(np.isfinite(g)) or g.min() < 0:
+            raise ValueError(f"memristor conductances must be a non-empty 2-D array >= 0 S (0: no cell), got {g.shape}")
         levels = np.asarray(v_levels, dtype=np.float64)
         if levels.ndim != 1 or levels.size == 0 or levels.min() < 0:
             raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
