@@ -5,29 +5,22 @@ and the selector shows below it."""
 import numpy as np
 import pytest
 
-from xbarflow.analog_models import adc
 from xbarflow.analog_models.array import AnalogArray
 from xbarflow.flow.core import config
-from xbarflow.flow.model.context import RunContext
+
+from tests.support.cell_types import assert_golden_equals_bridge, slp_context
 
 
 @pytest.fixture(scope="module")
 def context():
-    return RunContext.load(config.CONFIG_DIR / "slp.toml", {"crossbar.cell": "1S1R"})
+    return slp_context({"crossbar.cell": "1S1R"})
 
 
 def test_full_test_set_batched_equals_one_by_one(context):
     ctx = context
     array = ctx.golden.array
     assert array.solver is not None and array.solver.iterations >= 1
-    batched = ctx.golden.infer(ctx.test_codes).adc_codes            # the golden model
-    # the bridge: adc_codes(one vector, event) = adc.convert(scores_volts(one vector), event)
-    volts = np.array([array.scores_volts(c) for c in ctx.test_codes])
-    single = np.array([adc.convert(v, ctx.cfg, event_index=k) for k, v in enumerate(volts)])
-    assert np.array_equal(batched, single)
-    assert np.array_equal(volts, array.scores_volts(ctx.test_codes))   # to the last bit
-    order = np.random.default_rng(0).permutation(len(ctx.test_codes))[:2000]
-    assert np.array_equal(array.adc_codes(ctx.test_codes[order], order), batched[order])
+    batched = assert_golden_equals_bridge(ctx)
     # not vacuous: the selector changes what the chip computes against the 1R read
     linear = AnalogArray(ctx.cfg.replace(**{"crossbar.cell": "1R"}), array.conductance)
     assert (linear.adc_codes(ctx.test_codes[:500]) != batched[:500]).any(axis=1).mean() > 0.5

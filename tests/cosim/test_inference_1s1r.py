@@ -16,9 +16,9 @@ import pytest
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.model.programming import program_chip_array, programmed_chip
-from xbarflow.flow.sim import parity
-from xbarflow.flow.sim import runner as sim_mod
 from xbarflow.flow.sim.runner import build, run
+
+from tests.support.cell_types import assert_inference_parity, image_indices, one_s_one_r
 
 from .test_programming_tiles import MULT, random_targets, small_mlp
 
@@ -27,34 +27,19 @@ PROGRAM_IMAGES = 3
 PROGRAM_TILE = 1
 
 
-@pytest.fixture(scope="module")
-def sim_root(tmp_path_factory):
-    """One build folder for the module's co-simulations; Verilator's runtime objects too."""
-    root = tmp_path_factory.getbasetemp() / "sim-builds-1s1r"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim_mod, "RUNTIME_CACHE", root / ".verilator-runtime")
-        yield root
-
-
 @pytest.mark.parametrize("selector", ["threshold", "exponential"])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_1s1r_cosimulation_matches_golden(sim, selector, cfg, weights, dataset, sim_root, tmp_path):
-    cell_cfg = cfg.replace(**{"crossbar.cell": "1S1R", "crossbar.selector": selector})
+    cell_cfg = one_s_one_r(selector, base=cfg)
     chip = GoldenChip.from_weights(cell_cfg, weights.w)
     images = IMAGES[sim]
-    indices = np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
+    indices = image_indices(dataset, images)
     x, y = dataset.x_test[indices], dataset.y_test[indices]
     codes = to_dac_codes(x, cell_cfg)
     golden = chip.infer(codes, indices, trace=True)
     result = run(build(cell_cfg, sim, root=sim_root), chip.array.conductance, x, y, indices,
                  tmp_path, timeout_s=900)
-    assert result.mismatches == []
-    assert np.array_equal(result.indices, indices)
-    assert parity.check(result, golden, codes).same.all()
-    assert np.array_equal(result.sums, golden.adc_codes), "sums the RTL read back"
-    assert np.array_equal(result.classes, golden.classes), "RESULT class"
-    assert all(len(image) == 1 and np.array_equal(image[0][1], c)
-               for image, c in zip(result.tile_dac_codes, codes)), "the chip drove the host's codes"
+    assert_inference_parity(result, golden, codes, indices)
     # Not vacuous: the selector changes what the RTL computed against the 1R read
     linear = GoldenChip(cfg, chip.array.conductance).infer(codes, indices)
     assert (result.sums != linear.adc_codes).any(axis=1).sum() >= (images + 1) // 2
@@ -67,7 +52,7 @@ def test_1s1r_tile_programs_on_icarus(dataset, sim_root, tmp_path):
     cfg = small_mlp(**{"crossbar.cell": "1S1R", "programming.bias": "v2"})
     targets = random_targets(cfg)
     golden = program_chip_array(cfg, targets, [PROGRAM_TILE])
-    indices = np.linspace(0, len(dataset.y_test) - 1, PROGRAM_IMAGES).astype(np.int64)
+    indices = image_indices(dataset, PROGRAM_IMAGES)
     zeros = [np.zeros((n, 2 * m)) for n, m in cfg.network.layer_shapes]
     result = run(build(cfg, "icarus", root=sim_root), zeros, dataset.x_test[indices],
                  dataset.y_test[indices], indices, tmp_path, timeout_s=900, targets=targets,
