@@ -58,15 +58,24 @@ from . import memdiode, selector
 from .mapping import level_conductance
 from .programming import DeviceArray, verify_window
 from .wire_drops import FIXED_POINT_KAPPA, fixed_point, shared_resistance
-from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig, ConfigError
 
-__all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels"]
+__all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels",
+           "check_cell"]
 
 VOLTAGE_TOL = 1e-9    # relative error of every cell voltage (of v_max) the solves leave
 GMIN = 1e-15          # S from every wire node to ground in the Newton path (and the write deck)
 _STATE_TABLE = 4097
 _NEWTON_MAX = 60
 _DRIVE_MEMO = 8192      # drive sets remembered (memory only)
+
+
+def check_cell(cfg: ChipConfig) -> None:
+    """ConfigError for a cell the write path has no law for: 1S1R with QMM memdiodes is
+    modelled on the read path only (selector_memdiode.py)."""
+    if cfg.crossbar.cell == "1S1R" and cfg.device.read_model == "qmm":
+        raise ConfigError("writes through the array of 1S1R QMM cells are not modelled: set "
+                          "programming.bias = ideal or device.read_model = linear")
 
 
 def bias_levels(bias: str, amplitude: float) -> tuple[float, float]:
@@ -127,6 +136,7 @@ class WritePath:
                 d.g_off + (d.g_on - d.g_off) * grid, x.v_read, self.params)
         if self.cell == "1S1R":
             selector.check_read(cfg)
+        check_cell(cfg)
         pr = cfg.programming
         top = pr.amplitude_levels - 1
         self.v_max = max(abs(pr.amplitude(top, True)), abs(pr.amplitude(top, False)), x.v_read)

@@ -14,6 +14,7 @@ import numpy as np
 from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import map_weights
 
+from xbarflow.analog_models import selector_memdiode
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
 from xbarflow.analog_models.selector import check_read, memristor_for_chord
 
@@ -88,18 +89,25 @@ def run(args) -> int:
     name = f"tile-{cfg.name}"
     title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     qmm = (args.read_model or cfg.device.read_model) == "qmm"
-    if qmm:
+    s1r = x.cell == "1S1R"
+    if s1r:
+        # 1S1R: the memristor (or QMM state) behind each cell's chord conductance, the selector
+        # in series
+        check_read(cfg)
+        if qmm:
+            params = selector_memdiode.qmm_params(cfg)
+            lam = selector_memdiode.state_for_chord(g, x, params)
+            g_mem = selector_memdiode.QmmCells(*cell_params(params, lam), params.beta)
+            name, what = f"{name}-1s1r-qmm", f"{what}, 1S1R QMM cells ({x.selector} selector)"
+        else:
+            g_mem = memristor_for_chord(g, x)
+            name, what = f"{name}-1s1r", f"{what}, 1S1R cells ({x.selector} selector)"
+        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    elif qmm:
         # QMM cells in the memory states whose chord conductance at V_read is the mapped target
         params = QmmParams.from_config(cfg)
         lam = state_for_conductance(g, x.v_read, params)
         name, what = f"{name}-qmm", f"{what}, QMM cells (preset {cfg.device.preset})"
-        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
-    s1r = not qmm and x.cell == "1S1R"
-    if s1r:
-        # 1S1R: the memristor behind each cell's chord conductance, the selector in series
-        check_read(cfg)
-        g_mem = memristor_for_chord(g, x)
-        name, what = f"{name}-1s1r", f"{what}, 1S1R cells ({x.selector} selector)"
         title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     elif not qmm and x.cell == "1T1R":
         g = g / (1.0 + g * x.access_r_on)     # every word line on: r_on in series (array.py)

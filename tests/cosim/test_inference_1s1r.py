@@ -4,7 +4,8 @@ A few MNIST images go through the SLP chip with the shipped reference weights: t
 answers every event with the 1S1R array solve of `AnalogArray` (one vector at a time,
 selector_crossbar.py), the golden model solves them all at once, and the sums the RTL read back,
 its RESULT class and the DAC codes it drove must equal the golden model's, image by image. Not
-vacuous: the selector moves the sums against the 1R read. Icarus runs fewer images (it is the
+vacuous: the selector moves the sums against the 1R read. Also with QMM memdiodes behind the
+selector (device.read_model = "qmm", selector_memdiode.py). Icarus runs fewer images (it is the
 slow simulator; the RTL is the same). Then a small 1S1R chip programs one tile through its write
 path on Icarus (every pulse and verify solved on the 1S1R array, selector in series) and
 classifies on the programmed conductances. Builds go into a temporary folder.
@@ -27,10 +28,11 @@ PROGRAM_IMAGES = 3
 PROGRAM_TILE = 1
 
 
-@pytest.mark.parametrize("selector", ["threshold", "exponential"])
+@pytest.mark.parametrize("selector, qmm", [("threshold", False), ("exponential", False),
+                                           ("exponential", True)], ids=["threshold", "exponential", "qmm"])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_1s1r_cosimulation_matches_golden(sim, selector, cfg, weights, dataset, sim_root, tmp_path):
-    cell_cfg = one_s_one_r(selector, base=cfg)
+def test_1s1r_cosimulation_matches_golden(sim, selector, qmm, cfg, weights, dataset, sim_root, tmp_path):
+    cell_cfg = one_s_one_r(selector, qmm, base=cfg)
     chip = GoldenChip.from_weights(cell_cfg, weights.w)
     images = IMAGES[sim]
     indices = image_indices(dataset, images)
@@ -40,8 +42,9 @@ def test_1s1r_cosimulation_matches_golden(sim, selector, cfg, weights, dataset, 
     result = run(build(cell_cfg, sim, root=sim_root), chip.array.conductance, x, y, indices,
                  tmp_path, timeout_s=900)
     assert_inference_parity(result, golden, codes, indices)
-    # Not vacuous: the selector changes what the RTL computed against the 1R read
-    linear = GoldenChip(cfg, chip.array.conductance).infer(codes, indices)
+    # Not vacuous: the selector changes what the RTL computed against the 1R read (of the same
+    # read model)
+    linear = GoldenChip(cell_cfg.replace(**{"crossbar.cell": "1R"}), chip.array.conductance).infer(codes, indices)
     assert (result.sums != linear.adc_codes).any(axis=1).sum() >= (images + 1) // 2
 
 
