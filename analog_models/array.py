@@ -29,6 +29,9 @@ With `crossbar.cell = "1S1R"` every cell is its memristor in series with the sel
 once to the memristor behind it, and every input vector is solved by
 selector_crossbar.SelectorCrossbar, on the same exact integer grid and with the same tolerance
 as the QMM solve (1T1R: the access transistor's on-resistance in series, all word lines on).
+With both (1S1R and qmm) each cell is a QMM memdiode in series with the selector
+(selector_memdiode.py): its state is the one whose whole-cell chord conductance at V_read is the
+cell's conductance, and the same SelectorCrossbar solves the array on those cells.
 
 Drift and read noise (read_variation.py): drift scales the conductances the array is read with
 (linear) or each cell's I0 (qmm) once per array; read noise (qmm only) scales each cell's I0 per
@@ -42,7 +45,7 @@ import math
 
 import numpy as np
 
-from . import adc, crossbar, memdiode, read_variation, selector, sensing
+from . import adc, crossbar, memdiode, read_variation, selector, selector_memdiode, sensing
 from .dac import dac_voltages, validate_codes
 from .nonlinear_crossbar import NonlinearCrossbar
 from .selector_crossbar import SelectorCrossbar
@@ -92,11 +95,22 @@ class AnalogArray:
         self.memristor: np.ndarray | None = None   # 1S1R: each cell's memristor conductance
         if cfg.crossbar.cell == "1S1R":
             selector.check_read(cfg)
-            self.memristor = selector.memristor_for_chord(g, cfg.crossbar)
-            if self.drift is not None:
-                self.memristor = self.memristor * self.drift   # the memristor drifts
+            if self.read_model == "qmm":
+                # QMM memdiodes in series with the selector, in the states whose whole-cell
+                # chord conductance at V_read is g (selector_memdiode.py)
+                params = selector_memdiode.qmm_params(cfg)
+                self.states = selector_memdiode.state_for_chord(g, cfg.crossbar, params)
+                i0, alpha, rs = memdiode.cell_params(params, self.states)
+                if self.drift is not None:
+                    i0 = i0 * self.drift
+                cells = selector_memdiode.QmmCells(i0, alpha, rs, params.beta)
+            else:
+                self.memristor = selector.memristor_for_chord(g, cfg.crossbar)
+                if self.drift is not None:
+                    self.memristor = self.memristor * self.drift   # the memristor drifts
+                cells = selector.MemristorCells(self.memristor)
             tol = QMM_TOL_LSB * adc.lsb(cfg) / cfg.sensing.tia_gain / 2
-            self.solver = SelectorCrossbar(self.memristor, cfg.crossbar,
+            self.solver = SelectorCrossbar(cells, cfg.crossbar,
                                            dac_voltages(np.arange(dac_max + 1), cfg), tol)
             self._qmm_volts_per_unit = self.solver.grid * cfg.sensing.tia_gain
         elif self.read_model == "qmm":

@@ -11,7 +11,7 @@ Two methods, chosen per array from contraction bounds (`method`):
 
 * "fixed_point", when the wires are small against the cells (the shipped nS configs): given the
   cell currents, every wire is a tree fed from one end, so its node voltages are sequential
-  cumulative sums of the currents (`_wire_drops`); iterate i = I0 s(V - a(i) - w(i) - Rs i).
+  cumulative sums of the currents (wire_drops.py); iterate i = I0 s(V - a(i) - w(i) - Rs i).
   It contracts by kappa (see __init__), ~1e-5 on the default tile: two iterations.
 * "lines", otherwise (uS cells, long wires): nonlinear block Gauss-Seidel by lines, below.
 
@@ -57,12 +57,14 @@ import math
 import numpy as np
 
 from .memdiode import expm1_deterministic
+from .wire_drops import (
+    FIXED_POINT_KAPPA, check_current_tol, check_levels, current_grid, level_codes,
+    partition_layout, shared_resistance, wire_sums,
+)
 
 __all__ = ["NonlinearCrossbar"]
 
-_EXACT_BITS = 52      # column sums of grid currents stay below 2**52 (exact in int64 and float64)
 _MAX_SWEEPS = 400
-FIXED_POINT_KAPPA = 0.05   # largest contraction for which the cumsum fixed point is used
 
 
 class NonlinearCrossbar:
@@ -84,15 +86,11 @@ class NonlinearCrossbar:
         if not (np.all(i0 >= 0) and np.all(alpha > 0) and np.all(rs >= 0)):
             raise ValueError("need I0 >= 0, alpha > 0 and Rs >= 0 for every cell")
         rows, cols = i0.shape
-        if not 1 <= partitions <= rows:
-            raise ValueError(f"partitions must be in 1..{rows} (the row count), got {partitions}")
+        index = partition_layout(rows, partitions)
         if not (math.isfinite(wire_r) and wire_r >= 0):
             raise ValueError(f"wire_r must be finite and >= 0 ohm, got {wire_r}")
-        levels = np.asarray(v_levels, dtype=np.float64)
-        if levels.ndim != 1 or levels.size == 0 or levels.min() < 0:
-            raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
-        if not current_tol > 0:
-            raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
+        levels = check_levels(v_levels)
+        current_tol = check_current_tol(current_tol)
         if not (math.isfinite(scale_max) and scale_max >= 1):
             raise ValueError(f"scale_max must be finite and >= 1, got {scale_max}")
         self.scale_max = float(scale_max)
@@ -103,13 +101,7 @@ class NonlinearCrossbar:
 
         # Padded layout (partition, row in partition, column, batch): a partition with fewer rows
         # gets empty rows at its top, cut off the column wire (link 0), with no cells.
-        sizes = [len(part) for part in np.array_split(np.arange(rows), partitions)]
-        self.partitions, self.depth = partitions, max(sizes)
-        index = np.full((partitions, self.depth), -1, dtype=np.int64)
-        start = 0
-        for p, n in enumerate(sizes):
-            index[p, self.depth - n:] = np.arange(start, start + n)
-            start += n
+        self.partitions, self.depth = partitions, index.shape[1]
         self._row_index = index
         real = index >= 0
         take = np.where(real, index, 0)
@@ -135,8 +127,7 @@ class NonlinearCrossbar:
                            np.abs(self._diode(np.full_like(self._i0, -v_max))[0]))[..., 0]
         d_max, i_max = d_max * self.scale_max, i_max * self.scale_max   # read noise scales I0
         column_peak = float(i_max.sum(axis=(0, 1)).max())
-        self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
-            if column_peak > 0 else 1.0
+        self.grid = current_grid(column_peak)
         self.q_rs = float((self._rs[..., 0] * d_max).max())
         if self.q_rs >= 0.5:
             raise ValueError(f"series resistance too large for the array solver: Rs * dI/dV up to "
@@ -189,7 +180,7 @@ class NonlinearCrossbar:
         # (every cell's drop is R times the sum of its row and column wire sums, linear and
         # positive in the currents, so the wire sums of i_max bound it: about half of
         # cols R max_row(sum i_max) + depth R max_col(sum i_max), which they imply)
-        row_sums, col_sums = self._wire_sums(i_max[..., None], split=True)
+        row_sums, col_sums = wire_sums(i_max[..., None])
         self.delta_max = (r * float((row_sums + col_sums).max())
                           + float((self._rs[..., 0] * i_max).max()))
         y_max = 2.0 * max(self.beta, 1.0 - self.beta) * float(alpha.max()) * self.delta_max
@@ -213,17 +204,17 @@ class NonlinearCrossbar:
             # and the row-wire sums of the no-wire currents C_0, which depend on the row's level
             # only: the first iteration's row loops become one more gathered table (the same
             # sequential sums along the row, so the same bits as the loops per input)
-            coef.append(self._wire_sums(coef[0], split=True)[0])
+            coef.append(wire_sums(coef[0])[0])
             self._poly = np.stack(coef).reshape(len(coef), -1)
 
         # Fixed-point alternative: given the cell currents, the wires are trees fed from one end,
-        # so their voltages are cumulative sums (`_wire_drops`); iterating i = I0 s(V - delta(i))
+        # so their voltages are cumulative sums (wire_drops.py); iterating i = I0 s(V - delta(i))
         # contracts by kappa = max d_max (R (cols (cols + 1) + depth (depth + 1)) / 2 + Rs) (the
         # largest shared wire resistance a cell sees, summed over the cells that share it).
         # Chosen when kappa <= FIXED_POINT_KAPPA; the count makes rows * kappa**n * the first
         # guess's error (max d_max * delta_max) <= current_tol, plus one, so that the a-posteriori
         # residual (which measures the last iteration's step) meets the criterion as well.
-        shared = r * (cols * (cols + 1) + self.depth * (self.depth + 1)) / 2
+        shared = shared_resistance(r, cols, self.depth)
         self.kappa = float((d_max * (shared + self._rs[..., 0])).max())
         first = rows * float(d_max.max()) * self.delta_max
         if first <= self.current_tol or self.kappa == 0:
@@ -269,74 +260,6 @@ class NonlinearCrossbar:
             p += 1.0 / math.factorial(k)
             p *= y
         return p
-
-    def _wire_drops(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row drops a and column voltages w that cell currents i cause: the row segment into
-        node j carries the currents of nodes j.. (a = R cumsum(revcumsum(i))), the column
-        segment below node k those of nodes ..k (w = R revcumsum(cumsum(i)))."""
-        a, w = self._wire_sums(i, split=True)
-        return self.wire_r * a, self.wire_r * w
-
-    @staticmethod
-    def _wire_sums(i: np.ndarray, split: bool = False, rows: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(a, w) of `_wire_drops` over R, or (a + w, None) unless `split` (the same bits as
-        a + w); `rows`, when given, is a already (it is overwritten). Each sum is a sequential
-        accumulation along the wire over whole slices (acc += next slice): the same operations
-        for every input. (np.cumsum gives the same bits but is several times slower here, except
-        for one input, the bridge's case, where it is twice as fast: `_wire_sums_one`.)"""
-        if i.shape[3] == 1:
-            return NonlinearCrossbar._wire_sums_one(i, split, rows)
-        m, n = i.shape[1], i.shape[2]
-        seg = np.empty_like(i)
-        if rows is None:
-            at = [(slice(None), slice(None), k) for k in range(n)]
-            a = np.empty_like(i)
-            acc = i[at[n - 1]].copy()                   # row segment k carries nodes k..
-            seg[at[n - 1]] = acc
-            for k in range(n - 2, -1, -1):
-                acc += i[at[k]]
-                seg[at[k]] = acc
-            acc = seg[at[0]].copy()
-            a[at[0]] = acc
-            for k in range(1, n):
-                acc += seg[at[k]]
-                a[at[k]] = acc
-        else:
-            a = rows
-        acc = i[:, 0].copy()                            # column segment below k carries nodes ..k
-        seg[:, 0] = acc
-        for k in range(1, m):
-            acc += i[:, k]
-            seg[:, k] = acc
-        w = np.empty_like(i) if split else None
-        acc = seg[:, m - 1].copy()
-        for k in range(m - 1, -1, -1):
-            if k < m - 1:
-                acc += seg[:, k]
-            if split:
-                w[:, k] = acc
-            else:
-                a[:, k] += acc
-        return a, w
-
-    @staticmethod
-    def _wire_sums_one(i: np.ndarray, split: bool, rows: np.ndarray | None
-                       ) -> tuple[np.ndarray, np.ndarray | None]:
-        """`_wire_sums` of a single input (batch axis of length 1). np.add.accumulate adds
-        sequentially along its axis (out[k] = out[k - 1] + x[k]), so each sum below is the very
-        loop of `_wire_sums`, in the same order; reversed views give the sums from the far end."""
-        x = i[..., 0]                                   # (P, depth, cols)
-        if rows is None:
-            seg = np.cumsum(x[:, :, ::-1], axis=2)[:, :, ::-1]   # row segment k: nodes k..
-            a = np.cumsum(seg, axis=2)
-        else:
-            a = rows[..., 0]
-        seg = np.cumsum(x, axis=1)                      # column segment below k: nodes ..k
-        w = np.cumsum(seg[:, ::-1], axis=1)[:, ::-1]
-        if split:
-            return a[..., None], w[..., None]
-        return (a + w)[..., None], None
 
     def _cells(self, tab: np.ndarray | None, delta: np.ndarray, v: np.ndarray, i0: np.ndarray,
                slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -433,15 +356,6 @@ class NonlinearCrossbar:
         return self._chain(diag, rhs, 1)
 
     # -- the solve ---------------------------------------------------------------------------
-    def _levels(self, codes: np.ndarray) -> np.ndarray:
-        c = np.asarray(codes)
-        if c.ndim != 2 or c.shape[1] != self.rows:
-            raise ValueError(f"codes must be shaped (n, {self.rows}), got {c.shape}")
-        if c.size and (c.min() < 0 or c.max() >= self.v_levels.size):
-            raise ValueError(f"codes must be in 0..{self.v_levels.size - 1}")
-        k = c.T[np.where(self._row_index >= 0, self._row_index, 0)]   # (P, depth, n)
-        return k[:, :, None, :]                                        # padded rows: any level
-
     def _read_scale(self, scale: np.ndarray | None, n: int) -> np.ndarray | None:
         """The per-read I0 factors (n, rows, cols) in the padded layout (P, depth, cols, n)."""
         if scale is None:
@@ -464,7 +378,7 @@ class NonlinearCrossbar:
     def _solve(self, codes: np.ndarray, scale: np.ndarray | None, full: bool
                ) -> dict[str, np.ndarray]:
         """`solve`; with full=False only the cell currents "i" (the rest is not formed)."""
-        k = self._levels(codes)
+        k = level_codes(codes, self.rows, self.v_levels.size, self._row_index)
         sc = self._read_scale(scale, k.shape[3])
         flat = self._cell_offset + k                               # (P, depth, cols, n)
         v = self.v_levels[k]
@@ -518,10 +432,10 @@ class NonlinearCrossbar:
         for it in range(self.iterations):
             given = rows if it == 0 else None
             if full and it == self.iterations - 1:     # the drops themselves, for `solve`
-                a, w = self._wire_sums(i, split=True, rows=given)
+                a, w = wire_sums(i, rows=given)
                 delta = a + w
             else:
-                delta = self._wire_sums(i, rows=given)[0]
+                delta = wire_sums(i, split=False, rows=given)[0]
             if r != 1.0:
                 delta *= r
             if self._has_rs:

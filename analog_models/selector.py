@@ -24,16 +24,22 @@ G of a chord g (`memristor_for_chord`) is closed form for the threshold selector
 on the selector voltage for the exponential one, from deterministic operations only
 (memdiode.expm1_deterministic), elementwise: the read path maps each cell with it, the write path
 every loaded cell of every event and the verify's replica cells, so both see the same memristors.
+
+`MemristorCells` holds an array of such cells for the 1S1R read solve (selector_crossbar.py), as
+selector_memdiode.QmmCells holds QMM ones: padded to the solver's layout, the cell law, and the
+bound on every cell's slope dI/dV (its memristor's G: the selector in series only lowers it).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import memdiode
 from xbarflow.flow.core.config import ChipConfig, ConfigError, CrossbarConfig
 
-__all__ = ["BISECT", "check_read", "memristor_for_chord", "selector_chord_limit", "series_current"]
+__all__ = ["BISECT", "MemristorCells", "check_read", "memristor_for_chord", "selector_chord_limit", "series_current"]
 
 BISECT = 60           # halvings of the exponential selector's voltage bracket
 
@@ -115,3 +121,32 @@ def memristor_for_chord(g: np.ndarray, x: CrossbarConfig) -> np.ndarray:
             lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
         vs = 0.5 * (lo + hi)
     return i / (v - vs)
+
+
+@dataclass(frozen=True)
+class MemristorCells:
+    """Memristor conductances G (S; 0: no cell) of 1S1R cells, each in series with the selector."""
+    g: np.ndarray
+
+    def __post_init__(self) -> None:
+        g = np.asarray(self.g, dtype=np.float64)
+        if not (np.all(np.isfinite(g)) and np.all(g >= 0)):
+            raise ValueError("memristor conductances must be finite and >= 0 S (0: no cell)")
+        object.__setattr__(self, "g", g)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.g.shape
+
+    def padded(self, take: np.ndarray, real: np.ndarray) -> "MemristorCells":
+        """The cells gathered by row index `take` (P, D), no cell where `real` is False, with a
+        trailing batch axis: (P, D, cols, 1)."""
+        return MemristorCells(np.where(real[:, :, None], self.g[take], 0.0)[..., None])
+
+    def current(self, v: np.ndarray, x: CrossbarConfig) -> np.ndarray:
+        """Cell currents at terminal voltages v (broadcast with G)."""
+        return series_current(self.g, v, x, slope=False)[0]
+
+    def slope_max(self, v_max: float) -> float:
+        """Largest dI/dV of any cell (its memristor's G, whatever the voltage)."""
+        return float(self.g.max()) if self.g.size else 0.0

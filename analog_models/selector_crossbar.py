@@ -6,20 +6,23 @@ and column nodes, each column ending in one segment into the TIA virtual ground;
 between row node (i, j) and column node (i, j)). In a read every row is driven and every column
 held by its TIA, so each cell is its memristor G in series with the selector
 (selector.series_current, solved per element to the last bit): the array is nonlinear even with
-linear memristors, and every input vector needs its own solve.
+linear memristors, and every input vector needs its own solve. With device.read_model = "qmm"
+the memristor is a QMM memdiode (selector_memdiode.QmmCells: memdiode, its Rs and the selector
+solved per element by a fixed count of halvings); the solve below is the same, only the cell
+law differs (the cells' `current`, `padded` and `slope_max`).
 
-Method: the fixed point of nonlinear_crossbar.py ("fixed_point"). Given the cell currents every
-wire is a tree fed from one end, so its node voltages are sequential cumulative sums of the
-currents (row drop a = R cumsum(revcumsum(i)), column voltage w = R revcumsum(cumsum(i))), and
+Method: the wire-drop fixed point (wire_drops.py). Given the cell currents every wire is a tree
+fed from one end, so its node voltages are sequential cumulative sums of the currents (row drop
+a = R cumsum(revcumsum(i)), column voltage w = R revcumsum(cumsum(i))), and
 i = f(V_row - a(i) - w(i)) contracts by kappa = max slope * R * (C (C + 1) + D (D + 1)) / 2 (D the
-rows of a partition, the slope of a cell at most its memristor's G): ~1e-5 on nS tiles with 1-ohm
-wires. The count of iterations makes rows * kappa**n * (the first guess's error) below
+rows of a partition, the slope of a cell at most its memristor's G, or for QMM cells its
+diode's slope at the largest drive): ~1e-5 on nS tiles with 1-ohm wires. The count of iterations makes rows * kappa**n * (the first guess's error) below
 `current_tol`, plus one. Where kappa > FIXED_POINT_KAPPA (uS cells, long wires) the constructor
 refuses (the line relaxation of nonlinear_crossbar.py is written for the QMM law only).
 
 Bit-identical whatever the batch size or order, by construction (as nonlinear_crossbar.py): the
 batch is the last axis, every per-input operation is elementwise or a sequential accumulation
-along a wire (np.add.accumulate adds in order), the selector law has a fixed count of halvings,
+along a wire (wire_drops.wire_sums adds in order), the cell laws have fixed counts of halvings,
 the iteration count is fixed per array; the cell currents are put on an integer grid (a power of
 two, ~2**-52 of the largest possible column current) and summed along the column as whole
 numbers, exact in any order. The first iteration starts from the no-wire currents at the DAC
@@ -32,57 +35,52 @@ import math
 
 import numpy as np
 
-from . import selector
-from .nonlinear_crossbar import FIXED_POINT_KAPPA
+from .selector import MemristorCells
+from .selector_memdiode import QmmCells
+from .wire_drops import (
+    FIXED_POINT_KAPPA, check_current_tol, check_levels, current_grid, fixed_point, level_codes,
+    partition_layout, shared_resistance,
+)
 from xbarflow.flow.core.config import CrossbarConfig
 
 __all__ = ["SelectorCrossbar"]
 
-_EXACT_BITS = 52
 _MAX_ITERATIONS = 400
 
 
 class SelectorCrossbar:
-    """Memristors `g_mem` (rows, cols) in S, each in series with the selector of `x`, ->
-    column currents for batches of row-voltage level codes; `v_levels[k]` is the row voltage of
-    input code k, `current_tol` (A) the error allowed on every column current."""
+    """Cells (rows, cols), each in series with the selector of `x`, -> column currents for
+    batches of row-voltage level codes. `cells`: memristor conductances in S (an array, or
+    selector.MemristorCells; 0: no cell) or QMM memdiodes (selector_memdiode.QmmCells);
+    `v_levels[k]` is the row voltage of input code k, `current_tol` (A) the error allowed on
+    every column current."""
 
-    def __init__(self, g_mem: np.ndarray, x: CrossbarConfig, v_levels: np.ndarray,
-                 current_tol: float) -> None:
-        g = np.asarray(g_mem, dtype=np.float64)
-        if g.ndim != 2 or 0 in g.shape or not np.all(np.isfinite(g)) or g.min() <= 0:
-            raise ValueError(f"memristor conductances must be a non-empty 2-D array > 0 S, got {g.shape}")
-        levels = np.asarray(v_levels, dtype=np.float64)
-        if levels.ndim != 1 or levels.size == 0 or levels.min() < 0:
-            raise ValueError("v_levels must be a non-empty 1-D array of voltages >= 0")
-        if not current_tol > 0:
-            raise ValueError(f"current_tol must be > 0 A, got {current_tol}")
-        self.x, self.rows, self.cols = x, g.shape[0], g.shape[1]
-        self.wire_r, self.v_levels, self.current_tol = float(x.wire_r), levels, float(current_tol)
+    def __init__(self, cells: np.ndarray | MemristorCells | QmmCells, x: CrossbarConfig,
+                 v_levels: np.ndarray, current_tol: float) -> None:
+        if not isinstance(cells, (MemristorCells, QmmCells)):
+            cells = MemristorCells(cells)
+        if len(cells.shape) != 2 or 0 in cells.shape:
+            raise ValueError(f"cells must be a non-empty 2-D array, got shape {cells.shape}")
+        levels = check_levels(v_levels)
+        self.x, (self.rows, self.cols) = x, cells.shape
+        self.wire_r, self.v_levels = float(x.wire_r), levels
+        self.current_tol = check_current_tol(current_tol)
         partitions = x.partitions
-        if not 1 <= partitions <= self.rows:
-            raise ValueError(f"partitions must be in 1..{self.rows} (the row count), got {partitions}")
-        sizes = [len(p) for p in np.array_split(np.arange(self.rows), partitions)]
-        self.partitions, self.depth = partitions, max(sizes)
-        index = np.full((partitions, self.depth), -1, dtype=np.int64)
-        start = 0
-        for p, n in enumerate(sizes):
-            index[p, self.depth - n:] = np.arange(start, start + n)   # padding above the top row
-            start += n
+        index = partition_layout(self.rows, partitions)
+        self.partitions, self.depth = partitions, index.shape[1]
         self._row_index = index
         real = index >= 0
-        self._g = np.where(real[:, :, None], g[np.where(real, index, 0)], 0.0)[..., None]  # (P, D, C, 1)
+        self._cells = cells.padded(np.where(real, index, 0), real)      # (P, D, C, 1)
+        shape = self._cells.shape
 
         # bounds at the largest drive: a cell's current and slope are largest there
         v_max = float(levels.max())
-        i_max = selector.series_current(self._g[..., 0], np.full(self._g.shape[:3], v_max), x,
-                                        slope=False)[0]
-        d_max = float(self._g.max())                  # the selector only lowers the slope
+        i_max = self._cells.current(np.full(shape, v_max), x)[..., 0]
+        d_max = cells.slope_max(v_max)                # the selector only lowers the slope
         column_peak = float(i_max.sum(axis=(0, 1)).max())
-        self.grid = math.ldexp(1.0, math.frexp(column_peak / 2 ** _EXACT_BITS)[1]) \
-            if column_peak > 0 else 1.0
+        self.grid = current_grid(column_peak)
         r, c, dp = self.wire_r, self.cols, self.depth
-        shared = r * (c * (c + 1) + dp * (dp + 1)) / 2
+        shared = shared_resistance(r, c, dp)
         self.kappa = d_max * shared
         if self.kappa > FIXED_POINT_KAPPA:
             raise ValueError(f"1S1R read: the fixed point contracts too slowly (kappa = {self.kappa:.3g} "
@@ -98,36 +96,17 @@ class SelectorCrossbar:
         if self.iterations > _MAX_ITERATIONS:
             raise ValueError(f"1S1R read would need {self.iterations} iterations")
         # the no-wire currents of every cell at every DAC level (the first guess), (P, D, C, levels)
-        self._start = selector.series_current(self._g, np.broadcast_to(levels, self._g.shape[:3] + levels.shape),
-                                              x, slope=False)[0]
+        self._start = self._cells.current(np.broadcast_to(levels, shape[:3] + levels.shape), x)
         self._cell_offset = (np.arange(partitions * dp * c).reshape(partitions, dp, c, 1) * levels.size)
-
-    def _levels(self, codes: np.ndarray) -> np.ndarray:
-        c = np.asarray(codes)
-        if c.ndim != 2 or c.shape[1] != self.rows:
-            raise ValueError(f"codes must be shaped (n, {self.rows}), got {c.shape}")
-        if c.size and (c.min() < 0 or c.max() >= self.v_levels.size):
-            raise ValueError(f"codes must be in 0..{self.v_levels.size - 1}")
-        return c.T[np.where(self._row_index >= 0, self._row_index, 0)][:, :, None, :]  # (P, D, 1, n)
 
     def solve(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         """Cell terminal voltages "t" and currents "i", each (P, depth, cols, n), of codes (n, rows)."""
-        k = self._levels(codes)
+        k = level_codes(codes, self.rows, self.v_levels.size, self._row_index)
         v = self.v_levels[k]                                        # (P, D, 1, n)
         i = self._start.take(self._cell_offset + k)                 # (P, D, C, n)
-        t = np.broadcast_to(v, i.shape)
-        add, r = np.add.accumulate, self.wire_r
-        for _ in range(self.iterations):
-            seg = add(i[:, :, ::-1], axis=2)                        # row segment into node j
-            a = add(seg[:, :, ::-1], axis=2)
-            add(i, axis=1, out=seg)                                 # column segment below node k
-            w = add(seg[:, ::-1], axis=1)[:, ::-1]
-            if r != 1.0:
-                a *= r
-                w = r * w
-            t = np.subtract(v, a, out=a)
-            t -= w
-            i = selector.series_current(self._g, t, self.x, slope=False)[0]
+        t, (i,) = fixed_point(lambda t: (self._cells.current(t, self.x),),
+                              (i,), np.broadcast_to(v, i.shape), v, None, self.wire_r,
+                              self.iterations)
         return {"t": t, "i": i}
 
     def column_currents_grid(self, codes: np.ndarray, chunk: int = 32) -> np.ndarray:

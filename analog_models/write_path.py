@@ -30,7 +30,7 @@ decision as the ideal verify for a lone linear cell.
 
 Solution methods. With every line driven (v2, v3, and the verify reads of both), each wire is a
 tree fed from its driver: given the cell currents, its node voltages are two cumulative sums (the
-inverse of the wire network, never refactored), so the cells enter by a fixed point
+inverse of the wire network, never refactored), so the cells enter by a fixed point (wire_drops.py)
 i = f(V_row - a(i) - V_col - w(i)) that contracts by kappa = max slope * R * (C (C + 1) + D (D + 1))
 / 2 (~1e-5 on the shipped tiles); the count of iterations makes kappa**(n + 1) below VOLTAGE_TOL (1e-9 of the
 largest drive, six orders below the wire drops themselves: one iteration on the shipped tiles). Where
@@ -57,16 +57,25 @@ from scipy.sparse.linalg import splu
 from . import memdiode, selector
 from .mapping import level_conductance
 from .programming import DeviceArray, verify_window
-from xbarflow.flow.core.config import ChipConfig
+from .wire_drops import FIXED_POINT_KAPPA, fixed_point, shared_resistance
+from xbarflow.flow.core.config import ChipConfig, ConfigError
 
-__all__ = ["FIXED_POINT_KAPPA", "GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels"]
+__all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels",
+           "check_cell"]
 
-FIXED_POINT_KAPPA = 0.05
 VOLTAGE_TOL = 1e-9    # relative error of every cell voltage (of v_max) the solves leave
 GMIN = 1e-15          # S from every wire node to ground in the Newton path (and the write deck)
 _STATE_TABLE = 4097
 _NEWTON_MAX = 60
 _DRIVE_MEMO = 8192      # drive sets remembered (memory only)
+
+
+def check_cell(cfg: ChipConfig) -> None:
+    """ConfigError for a cell the write path has no law for: 1S1R with QMM memdiodes is
+    modelled on the read path only (selector_memdiode.py)."""
+    if cfg.crossbar.cell == "1S1R" and cfg.device.read_model == "qmm":
+        raise ConfigError("writes through the array of 1S1R QMM cells are not modelled: set "
+                          "programming.bias = ideal or device.read_model = linear")
 
 
 def bias_levels(bias: str, amplitude: float) -> tuple[float, float]:
@@ -127,12 +136,12 @@ class WritePath:
                 d.g_off + (d.g_on - d.g_off) * grid, x.v_read, self.params)
         if self.cell == "1S1R":
             selector.check_read(cfg)
+        check_cell(cfg)
         pr = cfg.programming
         top = pr.amplitude_levels - 1
         self.v_max = max(abs(pr.amplitude(top, True)), abs(pr.amplitude(top, False)), x.v_read)
         slope = self._slope_bound()
-        shared = self.wire_r * (self.cols * (self.cols + 1) + self.depth * (self.depth + 1)) / 2
-        self.kappa = slope * shared
+        self.kappa = slope * shared_resistance(self.wire_r, self.cols, self.depth)
         if self.wire_r == 0 or self.kappa == 0:
             self.iterations = 0
         elif self.kappa < FIXED_POINT_KAPPA:
@@ -223,20 +232,9 @@ class WritePath:
         vr, vc = row_v[:, :, None], col_v[:, None, :]
         v = vr - vc
         v += 0.0                                            # (-0.0 -> 0.0, as before)
-        i, v_mem, _ = self.law(params, v, gate, slope=False)
-        add, r = np.add.accumulate, self.wire_r
-        for _ in range(self.iterations):
-            seg = add(i[:, :, ::-1], axis=2)                 # row segment into node j, reversed
-            a = add(seg[:, :, ::-1], axis=2)
-            add(i, axis=1, out=seg)                          # column segment below node k
-            w = add(seg[:, ::-1], axis=1)[:, ::-1]
-            if r != 1.0:
-                a *= r
-                w = r * w
-            np.subtract(vr, a, out=a)
-            w += vc
-            v = np.subtract(a, w, out=a)                     # (vr - a) - (vc + w)
-            i, v_mem, _ = self.law(params, v, gate, slope=False)
+        v, (i, v_mem, _) = fixed_point(lambda t: self.law(params, t, gate, slope=False),
+                                       self.law(params, v, gate, slope=False), v, vr, vc,
+                                       self.wire_r, self.iterations)
         if not full:
             return Solution(v=v, v_mem=v_mem, i=i, column_current=i.sum(axis=1))
         return Solution(v=np.where(real, v, 0.0), v_mem=np.where(real, v_mem, 0.0), i=i,

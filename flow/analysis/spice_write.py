@@ -10,7 +10,11 @@ column node on the selected row (on the other rows the transistor is off: no ele
 drive levels are the bias scheme's (`write_path.bias_levels`, 1T1R: unselected columns at the
 row's level). Every wire node leaks GMIN to ground (as the model's Newton path). The .op writes every cell's row and column node voltage; the cross-check compares
 the selected and every half-selected cell's terminal voltage (row node - column node) with the
-model's solve. Linear cells only (device.read_model = "linear", cell 1R or 1T1R).
+model's solve. 1S1R: the memristor 1/G (the memristor behind the cell's chord conductance,
+as write_path maps it) to an internal node ``s<k>_<j>``, then the selector as a behavioural
+current source into the column node (`spice_1s1r.selector_law`), with the 1S1R read deck's tight
+.options; the .op then also writes the internal nodes, so the memristor voltages (what moves a
+cell) are compared too. Linear memristors only (device.read_model = "linear").
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from xbarflow.analog_models.write_path import GMIN, WritePath
 
 from ..core.config import ChipConfig
 from .spice import SpiceError, ngspice_path, spice_number
+from .spice_1s1r import OPTIONS, selector_law
 
 __all__ = ["WriteCheck", "cross_check_write", "write_event_deck"]
 
@@ -33,8 +38,8 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
                      results: str, title: str = "xbarflow program event") -> str:
     """The deck (module docstring) of a pulse of `amplitude` on cell (row, col) at states lam."""
     x = cfg.crossbar
-    if cfg.device.read_model != "linear" or x.cell == "1S1R":
-        raise ValueError("the write-event deck models linear 1R and 1T1R cells only")
+    if cfg.device.read_model != "linear":
+        raise ValueError("the write-event deck models linear memristors only (1R, 1T1R, 1S1R)")
     if cfg.programming.bias == "ideal":
         raise ValueError("programming.bias = 'ideal' has no array to write a deck of")
     path = WritePath(cfg)
@@ -45,6 +50,9 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
     vr, vc, on = row_v[0][keep], col_v[0], gate[0][keep]
     d = cfg.device
     g = d.g_off + (d.g_on - d.g_off) * np.asarray(lam)[rows]
+    if x.cell == "1S1R":
+        g = path.cell_params(np.asarray(lam)[rows])["g"]     # the memristor behind the chord
+        law = selector_law(x)
     n, c = len(rows), x.tile_cols
     rw = spice_number(x.wire_r)
     out = [f"* {title}",
@@ -65,6 +73,10 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
                 if on[k]:
                     out += [f"Rm{k}_{j} r{k}_{j} m{k}_{j} {spice_number(1.0 / g[k, j])}",
                             f"Rs{k}_{j} m{k}_{j} c{k}_{j} {spice_number(max(x.access_r_on, 1e-6))}"]
+            elif x.cell == "1S1R":
+                s = f"s{k}_{j}"
+                out += [f"Rm{k}_{j} r{k}_{j} {s} {spice_number(1.0 / g[k, j])}",
+                        f"Bs{k}_{j} {s} c{k}_{j} I = {law(f'V({s},c{k}_{j})')}"]
             else:
                 out.append(f"Rm{k}_{j} r{k}_{j} c{k}_{j} {spice_number(1.0 / g[k, j])}")
     # every wire node leaks GMIN to ground, as in the model's Newton path: a floating line
@@ -72,6 +84,9 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
     leak = spice_number(1.0 / GMIN)
     out += [f"Rg{w}{k}_{j} {w}{k}_{j} 0 {leak}" for w in "rc" for k in range(n) for j in range(c)]
     nodes = [f"v(r{k}_{j}) v(c{k}_{j})" for k in range(n) for j in range(c)]
+    if x.cell == "1S1R":
+        nodes += [f"v(s{k}_{j})" for k in range(n) for j in range(c)]
+        out += list(OPTIONS)
     out += [".control", "set wr_singlescale", "set wr_vecnames",
             "set numdgt=12", "op", f"wrdata {results} " + " ".join(nodes), "quit 0", ".endc",
             ".end", ""]
@@ -86,6 +101,8 @@ class WriteCheck:
     selected: tuple[int, int]  # (local row, column) of the selected cell
     deck: Path
     seconds: float
+    spice_mem: np.ndarray | None = None   # 1S1R: (n, cols) memristor voltages from ngspice
+    model_mem: np.ndarray | None = None   # 1S1R: the same from write_path
 
     @property
     def half_selected(self) -> np.ndarray:
@@ -103,13 +120,17 @@ class WriteCheck:
         m[self.selected] = True
         return m
 
-    def rel_error(self, mask: np.ndarray) -> float:
+    def rel_error(self, mask: np.ndarray, memristor: bool = False) -> float:
         """Largest |SPICE - model| / |model| over the cells of `mask`; a cell at less than 1 % of
         the selected cell's voltage (0 V cells, cells behind off transistors, set by GMIN alone)
-        is compared against 1 % of the selected cell's voltage instead."""
-        ref = np.abs(self.model[mask])
-        scale = np.maximum(ref, 0.01 * abs(self.model[self.selected]))
-        return float(np.max(np.abs(self.spice[mask] - self.model[mask]) / scale))
+        is compared against 1 % of the selected cell's voltage instead. memristor=True: the
+        memristor voltages of 1S1R cells (the terminal voltage minus the selector's share)."""
+        spice, model = (self.spice_mem, self.model_mem) if memristor else (self.spice, self.model)
+        if spice is None:
+            raise ValueError("memristor voltages are recorded for 1S1R cells only")
+        ref = np.abs(model[mask])
+        scale = np.maximum(ref, 0.01 * abs(model[self.selected]))
+        return float(np.max(np.abs(spice[mask] - model[mask]) / scale))
 
 
 def cross_check_write(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, amplitude: float,
@@ -141,7 +162,13 @@ def cross_check_write(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampl
     rows = path.index[p][keep]
     n, c = len(rows), cfg.crossbar.tile_cols
     spice = np.array([[volt[f"v(r{k}_{j})"] - volt[f"v(c{k}_{j})"] for j in range(c)] for k in range(n)])
-    model = path.pulse_solution(np.asarray(lam), [row], col, [amplitude]).v[0][keep]
+    solution = path.pulse_solution(np.asarray(lam), [row], col, [amplitude])
+    model = solution.v[0][keep]
+    spice_mem = model_mem = None
+    if cfg.crossbar.cell == "1S1R":
+        spice_mem = np.array([[volt[f"v(r{k}_{j})"] - volt[f"v(s{k}_{j})"] for j in range(c)]
+                              for k in range(n)])
+        model_mem = solution.v_mem[0][keep]
     k_sel = int(local[0]) - (path.depth - n)
     return WriteCheck(rows=rows, spice=spice, model=model, selected=(k_sel, col), deck=deck,
-                      seconds=seconds)
+                      seconds=seconds, spice_mem=spice_mem, model_mem=model_mem)

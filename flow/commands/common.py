@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from xbarflow.analog_models.selector import check_read
+from xbarflow.analog_models.selector_memdiode import qmm_params
 
 from ..core import config as config_mod
 from ..core.errors import UsageError
@@ -69,6 +70,8 @@ def with_overrides(cfg: config_mod.ChipConfig, overrides: dict[str, Any] | Itera
         cfg = cfg.replace(**overrides) if overrides else cfg
         if cfg.crossbar.cell == "1S1R":
             check_read(cfg)            # a selector that blocks V_read (analog_models/selector.py)
+            if cfg.device.read_model == "qmm":
+                qmm_params(cfg)        # ... or leaves a QMM cell no forward bias there
         return cfg
     except config_mod.ConfigError as exc:
         raise UsageError(str(exc)) from None

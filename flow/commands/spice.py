@@ -14,6 +14,7 @@ import numpy as np
 from xbarflow.analog_models.dac import dac_voltages
 from xbarflow.analog_models.mapping import map_weights
 
+from xbarflow.analog_models import selector_memdiode
 from xbarflow.analog_models.memdiode import QmmParams, cell_params, state_for_conductance
 from xbarflow.analog_models.selector import check_read, memristor_for_chord
 
@@ -88,18 +89,25 @@ def run(args) -> int:
     name = f"tile-{cfg.name}"
     title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     qmm = (args.read_model or cfg.device.read_model) == "qmm"
-    if qmm:
+    s1r = x.cell == "1S1R"
+    if s1r:
+        # 1S1R: the memristor (or QMM state) behind each cell's chord conductance, the selector
+        # in series
+        check_read(cfg)
+        if qmm:
+            params = selector_memdiode.qmm_params(cfg)
+            lam = selector_memdiode.state_for_chord(g, x, params)
+            g_mem = selector_memdiode.QmmCells(*cell_params(params, lam), params.beta)
+            name, what = f"{name}-1s1r-qmm", f"{what}, 1S1R QMM cells ({x.selector} selector)"
+        else:
+            g_mem = memristor_for_chord(g, x)
+            name, what = f"{name}-1s1r", f"{what}, 1S1R cells ({x.selector} selector)"
+        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
+    elif qmm:
         # QMM cells in the memory states whose chord conductance at V_read is the mapped target
         params = QmmParams.from_config(cfg)
         lam = state_for_conductance(g, x.v_read, params)
         name, what = f"{name}-qmm", f"{what}, QMM cells (preset {cfg.device.preset})"
-        title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
-    s1r = not qmm and x.cell == "1S1R"
-    if s1r:
-        # 1S1R: the memristor behind each cell's chord conductance, the selector in series
-        check_read(cfg)
-        g_mem = memristor_for_chord(g, x)
-        name, what = f"{name}-1s1r", f"{what}, 1S1R cells ({x.selector} selector)"
         title = f"xbarflow {cfg.name} ({cfg.digest()}), {what}"
     elif not qmm and x.cell == "1T1R":
         g = g / (1.0 + g * x.access_r_on)     # every word line on: r_on in series (array.py)
@@ -149,8 +157,8 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
         raise UsageError(f"--write {row} {col} is outside the {x.tile_rows} x {x.tile_cols} tile")
     if cfg.programming.bias == "ideal":
         raise UsageError("--write needs programming.bias = v2, v3 or float (ideal has no array)")
-    if d.read_model != "linear" or x.cell == "1S1R":
-        raise UsageError("--write decks model linear 1R and 1T1R cells (device.read_model = linear)")
+    if d.read_model != "linear":
+        raise UsageError("--write decks model linear memristors (device.read_model = linear)")
     amplitude = args.amplitude if args.amplitude is not None else cfg.programming.amplitude(0, True)
     if amplitude == 0:
         raise UsageError("--amplitude must be non-zero (> 0 set, < 0 reset)")
@@ -169,20 +177,29 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
         return 1
     table = out / f"{name}.cells.csv"
     half = check.half_selected
+    s1r = check.spice_mem is not None        # 1S1R: the memristor voltages too
     with table.open("w", newline="") as fh:
         wr = csv.writer(fh)
-        wr.writerow(["row", "col", "role", "spice_V", "model_V"])
+        wr.writerow(["row", "col", "role", "spice_V", "model_V"]
+                    + (["spice_memristor_V", "model_memristor_V"] if s1r else []))
         for k, r in enumerate(check.rows):
             for j in range(x.tile_cols):
                 role = "selected" if (k, j) == check.selected else "half" if half[k, j] else "other"
-                wr.writerow([int(r), j, role, f"{check.spice[k, j]:.12e}", f"{check.model[k, j]:.12e}"])
+                wr.writerow([int(r), j, role, f"{check.spice[k, j]:.12e}", f"{check.model[k, j]:.12e}"]
+                            + ([f"{check.spice_mem[k, j]:.12e}", f"{check.model_mem[k, j]:.12e}"]
+                               if s1r else []))
     sel = check.selected
     worst = float(np.abs(check.model[half]).max())
-    err = max(check.rel_error(half), check.rel_error(check.selected_mask))
+    err = max(check.rel_error(m, memristor) for m in (half, check.selected_mask)
+              for memristor in ((False, True) if s1r else (False,)))
     print(f"[spice] program event {amplitude} V on cell ({row}, {col}), bias {cfg.programming.bias}, "
           f"cell {x.cell}, wire {x.wire_r} ohm: selected {check.spice[sel]:.9f} V (model "
           f"{check.model[sel]:.9f}), worst half-selected {worst:.6f} V")
+    if s1r:
+        print(f"[spice] 1S1R ({x.selector} selector): selected memristor {check.spice_mem[sel]:.9f} V "
+              f"(model {check.model_mem[sel]:.9f}), worst half-selected memristor "
+              f"{float(np.abs(check.model_mem[half]).max()):.6f} V")
     print(f"[spice] ngspice {check.seconds:.2f} s: max |SPICE - model| / model over the selected and "
-          f"half-selected cells = {err:.2e}; wrote {check.deck} and {table}")
+          f"half-selected cells{' (terminal and memristor voltages)' if s1r else ''} = {err:.2e}; wrote {check.deck} and {table}")
     return 0 if err <= 0.01 else 1
 

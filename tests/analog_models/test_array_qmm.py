@@ -8,26 +8,18 @@ from xbarflow.analog_models import adc
 from xbarflow.analog_models.array import QMM_TOL_LSB, AnalogArray
 from xbarflow.analog_models.mapping import level_conductance
 from xbarflow.flow.core import config
-from xbarflow.flow.model.context import RunContext
+
+from tests.support.cell_types import QMM, assert_golden_equals_bridge, slp_context
 
 
 @pytest.fixture(scope="module")
 def qmm_context():
-    return RunContext.load(config.CONFIG_DIR / "slp.toml", {"device.read_model": "qmm"})
+    return slp_context(QMM)
 
 
 def test_full_test_set_batched_equals_one_by_one(qmm_context):
     ctx = qmm_context
-    array = ctx.golden.array
-    assert array.solver is not None
-    batched = ctx.golden.infer(ctx.test_codes).adc_codes            # the golden model
-    # the bridge: adc_codes(one vector, event) = adc.convert(scores_volts(one vector), event)
-    volts = np.array([array.scores_volts(c) for c in ctx.test_codes])
-    single = np.array([adc.convert(v, ctx.cfg, event_index=k) for k, v in enumerate(volts)])
-    assert np.array_equal(batched, single)
-    assert np.array_equal(volts, array.scores_volts(ctx.test_codes))   # to the last bit
-    order = np.random.default_rng(0).permutation(len(ctx.test_codes))[:2000]
-    assert np.array_equal(array.adc_codes(ctx.test_codes[order], order), batched[order])
+    batched = assert_golden_equals_bridge(ctx)
     accuracy = np.mean(np.argmax(batched, axis=1) == ctx.labels)   # (ties aside) a sane chip
     assert accuracy > 0.85
 

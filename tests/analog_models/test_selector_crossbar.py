@@ -87,3 +87,16 @@ def test_batched_equals_one_by_one_to_the_last_bit(kind):
     assert np.array_equal(batched, solver.column_currents_grid(codes, chunk=7))
     order = rng.permutation(70)
     assert np.array_equal(batched[order], solver.column_currents_grid(codes[order]))
+
+
+def test_zero_conductance_cells_carry_no_current():
+    """G = 0 is no cell (a tile's unused cells, a chip before it is programmed): 0 A, and the
+    other columns read what the independent nodal solve gives for the remaining cells."""
+    x = crossbar("threshold", wire_r=250.0, partitions=1)
+    g = np.array([[2e-5, 0.0], [1e-5, 0.0]])
+    got = SelectorCrossbar(g, x, LEVELS, current_tol=1e-15).column_currents(np.array([[15, 11]]))[0]
+    assert got[1] == 0.0
+    np.testing.assert_allclose(got[0], nodal_column_currents(g[:, :1], x, LEVELS[[15, 11]])[0], rtol=1e-9)
+    assert not SelectorCrossbar(np.zeros((3, 2)), x, LEVELS, 1e-15).column_currents(np.array([[1, 2, 3]])).any()
+    with pytest.raises(ValueError, match=">= 0 S"):
+        SelectorCrossbar(-g, x, LEVELS, 1e-15)

@@ -12,7 +12,7 @@ from xbarflow.analog_models.programming import (
     DeviceArray, disturb_c2c, logistic_rate, logistic_rates,
 )
 from xbarflow.analog_models.write_path import GMIN, WritePath
-from xbarflow.flow.core.config import ChipConfig
+from xbarflow.flow.core.config import ChipConfig, ConfigError
 from xbarflow.flow.model.programming import program_array, program_array_stepwise
 
 # 8 rows in 2 partitions of 4, 6 columns; uS cells against 2-ohm wires make the drops visible
@@ -284,3 +284,11 @@ def test_replay_through_the_array_is_pinned_to_the_last_bit(case):
               r.v_selected_min, r.v_disturb_max):
         h.update(np.ascontiguousarray(a).tobytes())
     assert h.hexdigest()[:32] == want
+
+
+def test_1s1r_qmm_writes_are_refused():
+    """1S1R with QMM memdiodes is modelled on the read path only (selector_memdiode.py): the
+    write path says so instead of solving with a wrong cell law."""
+    cfg = ChipConfig().replace(**{"crossbar.cell": "1S1R", "device.read_model": "qmm"})
+    with pytest.raises(ConfigError, match="1S1R QMM cells are not modelled"):
+        WritePath(cfg)

@@ -1,10 +1,14 @@
-"""Co-simulation with 1S1R cells (crossbar.cell = "1S1R") on Verilator.
+"""Co-simulation with 1S1R cells (crossbar.cell = "1S1R") on Icarus and Verilator.
 
 A few MNIST images go through the SLP chip with the shipped reference weights: the analog bridge
 answers every event with the 1S1R array solve of `AnalogArray` (one vector at a time,
 selector_crossbar.py), the golden model solves them all at once, and the sums the RTL read back,
-its RESULT class and the DAC codes it drove must equal the golden model's. Not vacuous: the
-selector moves the sums against the 1R read. Builds go into a temporary folder.
+its RESULT class and the DAC codes it drove must equal the golden model's, image by image. Not
+vacuous: the selector moves the sums against the 1R read. Also with QMM memdiodes behind the
+selector (device.read_model = "qmm", selector_memdiode.py). Icarus runs fewer images (it is the
+slow simulator; the RTL is the same). Then a small 1S1R chip programs one tile through its write
+path on Icarus (every pulse and verify solved on the 1S1R array, selector in series) and
+classifies on the programmed conductances. Builds go into a temporary folder.
 """
 
 import numpy as np
@@ -12,39 +16,60 @@ import pytest
 
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
-from xbarflow.flow.sim import parity
-from xbarflow.flow.sim import runner as sim_mod
+from xbarflow.flow.model.programming import program_chip_array, programmed_chip
 from xbarflow.flow.sim.runner import build, run
 
-IMAGES = 6
+from tests.support.cell_types import assert_inference_parity, image_indices, one_s_one_r
+
+from .test_programming_tiles import MULT, random_targets, small_mlp
+
+IMAGES = {"verilator": 6, "icarus": 3}
+PROGRAM_IMAGES = 3
+PROGRAM_TILE = 1
 
 
-@pytest.fixture(scope="module")
-def sim_root(tmp_path_factory):
-    """One build folder for the module's co-simulations; Verilator's runtime objects too."""
-    root = tmp_path_factory.getbasetemp() / "sim-builds-1s1r"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim_mod, "RUNTIME_CACHE", root / ".verilator-runtime")
-        yield root
-
-
-@pytest.mark.parametrize("selector", ["threshold", "exponential"])
-def test_1s1r_cosimulation_matches_golden(selector, cfg, weights, dataset, sim_root, tmp_path):
-    cell_cfg = cfg.replace(**{"crossbar.cell": "1S1R", "crossbar.selector": selector})
+@pytest.mark.parametrize("selector, qmm", [("threshold", False), ("exponential", False),
+                                           ("exponential", True)], ids=["threshold", "exponential", "qmm"])
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_1s1r_cosimulation_matches_golden(sim, selector, qmm, cfg, weights, dataset, sim_root, tmp_path):
+    cell_cfg = one_s_one_r(selector, qmm, base=cfg)
     chip = GoldenChip.from_weights(cell_cfg, weights.w)
-    indices = np.linspace(0, len(dataset.y_test) - 1, IMAGES).astype(np.int64)
+    images = IMAGES[sim]
+    indices = image_indices(dataset, images)
     x, y = dataset.x_test[indices], dataset.y_test[indices]
     codes = to_dac_codes(x, cell_cfg)
     golden = chip.infer(codes, indices, trace=True)
-    result = run(build(cell_cfg, "verilator", root=sim_root), chip.array.conductance, x, y, indices,
+    result = run(build(cell_cfg, sim, root=sim_root), chip.array.conductance, x, y, indices,
                  tmp_path, timeout_s=900)
+    assert_inference_parity(result, golden, codes, indices)
+    # Not vacuous: the selector changes what the RTL computed against the 1R read (of the same
+    # read model)
+    linear = GoldenChip(cell_cfg.replace(**{"crossbar.cell": "1R"}), chip.array.conductance).infer(codes, indices)
+    assert (result.sums != linear.adc_codes).any(axis=1).sum() >= (images + 1) // 2
+
+
+def test_1s1r_tile_programs_on_icarus(dataset, sim_root, tmp_path):
+    """One tile of the small 7-tile chip programmed over SPI with 1S1R cells under V/2: its cells'
+    pulses and the PROG_* counters equal the golden replay on the 1S1R write path, then every
+    image's sums and class the golden chip on the programmed conductances."""
+    cfg = small_mlp(**{"crossbar.cell": "1S1R", "programming.bias": "v2"})
+    targets = random_targets(cfg)
+    golden = program_chip_array(cfg, targets, [PROGRAM_TILE])
+    indices = image_indices(dataset, PROGRAM_IMAGES)
+    zeros = [np.zeros((n, 2 * m)) for n, m in cfg.network.layer_shapes]
+    result = run(build(cfg, "icarus", root=sim_root), zeros, dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=900, targets=targets,
+                 requant_mult=MULT, program_tiles=[PROGRAM_TILE])
     assert result.mismatches == []
-    assert np.array_equal(result.indices, indices)
-    assert parity.check(result, golden, codes).same.all()
-    assert np.array_equal(result.sums, golden.adc_codes), "sums the RTL read back"
-    assert np.array_equal(result.classes, golden.classes), "RESULT class"
-    assert all(len(image) == 1 and np.array_equal(image[0][1], c)
-               for image, c in zip(result.tile_dac_codes, codes)), "the chip drove the host's codes"
-    # Not vacuous: the selector changes what the RTL computed against the 1R read
-    linear = GoldenChip(cfg, chip.array.conductance).infer(codes, indices)
-    assert (result.sums != linear.adc_codes).any(axis=1).sum() >= IMAGES // 2
+    prog = result.programming
+    assert prog["tiles_programmed"] == [PROGRAM_TILE]
+    assert prog["pulses_total"] == golden[PROGRAM_TILE].total_pulses > 0
+    assert prog["failures"] == golden[PROGRAM_TILE].failures
+    chip = programmed_chip(cfg, golden, MULT, targets=targets)
+    reference = chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices)
+    assert np.array_equal(result.sums, reference.adc_codes), "sums read back from the chip"
+    assert np.array_equal(result.classes, reference.classes), "RESULT class"
+    # Not vacuous: the selector changes the write itself (another pulse sequence than 1R)
+    plain = program_chip_array(cfg.replace(**{"crossbar.cell": "1R"}), targets, [PROGRAM_TILE])
+    assert not np.array_equal(plain[PROGRAM_TILE].pulses_per_cell,
+                              golden[PROGRAM_TILE].pulses_per_cell)

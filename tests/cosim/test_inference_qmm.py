@@ -19,24 +19,16 @@ from xbarflow.analog_models import memdiode
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
 from xbarflow.flow.sim import parity
-from xbarflow.flow.sim import runner as sim_mod
 from xbarflow.flow.sim.runner import build, run
+
+from tests.support.cell_types import QMM, assert_inference_parity, image_indices
 
 IMAGES = 20
 
 
 @pytest.fixture(scope="module")
-def sim_root(tmp_path_factory):
-    """One build folder for the module's co-simulations; Verilator's runtime objects too."""
-    root = tmp_path_factory.getbasetemp() / "sim-builds-qmm"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim_mod, "RUNTIME_CACHE", root / ".verilator-runtime")
-        yield root
-
-
-@pytest.fixture(scope="module")
 def qmm_cfg(cfg):
-    return cfg.replace(**{"device.read_model": "qmm"})
+    return cfg.replace(**QMM)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def chip(qmm_cfg, weights):
 
 @pytest.fixture(scope="module")
 def images(dataset):
-    indices = np.linspace(0, len(dataset.y_test) - 1, IMAGES).astype(np.int64)
+    indices = image_indices(dataset, IMAGES)
     return indices, dataset.x_test[indices], dataset.y_test[indices]
 
 
@@ -67,13 +59,7 @@ def test_qmm_cosimulation_matches_golden(sim, cfg, qmm_cfg, chip, images, sim_ro
     golden = chip.infer(codes, indices, trace=True)
     result = run(build(qmm_cfg, sim, root=sim_root), chip.array.conductance, x, y, indices,
                  tmp_path, timeout_s=900)
-    assert result.mismatches == []
-    assert np.array_equal(result.indices, indices)
-    assert parity.check(result, golden, codes).same.all()
-    assert np.array_equal(result.sums, golden.adc_codes), "sums the RTL read back"
-    assert np.array_equal(result.classes, golden.classes), "RESULT class"
-    assert all(len(image) == 1 and np.array_equal(image[0][1], c)
-               for image, c in zip(result.tile_dac_codes, codes)), "the chip drove the host's codes"
+    assert_inference_parity(result, golden, codes, indices)
     # Not vacuous: the nonlinear read model changes what the RTL computed ...
     linear = GoldenChip(cfg, chip.array.conductance).infer(codes, indices)
     assert (result.sums != linear.adc_codes).any(axis=1).sum() >= IMAGES // 2

@@ -6,6 +6,7 @@ test_nonlinear_crossbar_row_currents.py)."""
 import numpy as np
 import pytest
 
+from xbarflow.analog_models import memdiode, selector_memdiode
 from xbarflow.analog_models.mapping import map_weights
 from xbarflow.analog_models.memdiode import QmmParams, current, state_for_conductance
 from xbarflow.flow.analysis import cost
@@ -53,3 +54,26 @@ def test_qmm_read_energy_is_below_the_linear_one_except_at_full_input(cfg, setup
     assert p_qmm < p_lin * (1 - 1e-3)
     no_wire = _read_power(qmm.replace(**{"crossbar.wire_r": 0.0}), weights, codes)
     assert p_qmm < no_wire and p_qmm == pytest.approx(no_wire, rel=1e-3)
+
+
+def test_1s1r_qmm_read_energy_and_cell_area(cfg, setup):
+    """1S1R with QMM memdiodes, wire_r = 0: the power is sum_ij V_i I_ij with I_ij the series
+    current of memdiode and selector (selector_memdiode.series_current on the mapped states);
+    the selector takes a share below V_read, so it is less than the QMM cells' alone; the cell
+    area is the 1S1R cell's, whatever the read model."""
+    weights, codes = setup
+    c = cfg.replace(**QMM, **{"crossbar.wire_r": 0.0, "crossbar.cell": "1S1R",
+                              "crossbar.selector": "threshold", "cost.cell_area_1s1r_um2": 0.007})
+    x = c.crossbar
+    params = selector_memdiode.qmm_params(c)
+    lam = selector_memdiode.state_for_chord(map_weights(weights.w, c).conductance, x, params)
+    i0, alpha, rs = memdiode.cell_params(params, lam)
+    v = codes[:3] * (x.v_read / c.quant.dac_max)
+    want = np.mean([np.sum(v[k][:, None] * selector_memdiode.series_current(
+        i0, alpha, rs, params.beta, np.broadcast_to(v[k][:, None], lam.shape), x)[0]) for k in range(3)])
+    got = _read_power(c, weights, codes[:3])
+    assert got == pytest.approx(want, rel=1e-12)
+    # (the threshold selector blocks every row below 0.1 V)
+    assert got < 0.95 * _read_power(c.replace(**{"crossbar.cell": "1R"}), weights, codes[:3])
+    r = cost.evaluate(c, weights, codes[:3])
+    assert r.area_um2["crossbar cells"] == pytest.approx(c.rows * c.cols * 0.007)

@@ -42,3 +42,49 @@ def test_deck_topology_follows_the_bias_and_the_cell():
                           np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
     assert "Vr0 dr0 0 DC 0.65" in v2 and "Vc0 dc0 0 DC 0.65" in v2
 
+
+
+# 1S1R: the memristor behind each cell's chord conductance, the selector in series (selector.py)
+SELECTORS = {"threshold": {"crossbar.selector": "threshold"},
+             "exponential": {"crossbar.selector": "exponential", "crossbar.selector_i_s": 1e-6}}
+
+
+# uS cells: the memristor's own conductance sets a visible part of the selector / memristor split
+# (nS cells leave nearly all of it to the selector's law); selectors strong enough to read g_on
+BIG_1S1R = {"threshold": {**BIG_CELLS, "crossbar.selector_g_on": 1e-3},
+            "exponential": {**BIG_CELLS, "crossbar.selector_i_s": 1e-4}}
+
+
+@pytest.mark.parametrize("size", ["nS", "uS"])
+@pytest.mark.parametrize("bias", ["v2", "v3", "float"])
+@pytest.mark.parametrize("kind", sorted(SELECTORS))
+def test_ngspice_1s1r_cell_and_memristor_voltages_match_the_write_solve(kind, bias, size, tmp_path):
+    cells = BIG_1S1R[kind] if size == "uS" else {}
+    cfg = ChipConfig().replace(**{**TILE, **SELECTORS[kind], **cells, "programming.bias": bias,
+                                  "crossbar.cell": "1S1R"})
+    lam = np.random.default_rng(7).random((40, 10))
+    check = cross_check_write(cfg, lam, 23, 6, 1.3, tmp_path)
+    assert check.selected == (3, 6)
+    for memristor in (False, True):
+        # the 1 % of issue 15, and what is measured (~1e-12 driven, ~1e-7 floating)
+        for mask in (check.selected_mask, check.half_selected):
+            assert check.rel_error(mask, memristor) < 1e-6
+    if cells:
+        assert 1.3 - check.spice[check.selected] > 1e-3        # the wire drop is visible
+    # the selector takes its share of the pulse (far above the 1e-12 agreement): above its
+    # threshold a threshold selector holds about v_th = 0.1 V, an exponential one v0 asinh(I / i_s)
+    share = np.abs(check.spice) - np.abs(check.spice_mem)
+    if kind == "threshold":
+        assert np.all(share[check.half_selected | check.selected_mask] > 0.09)
+    else:
+        assert share[check.selected] > 1e-4
+
+
+def test_1s1r_deck_puts_the_selector_behind_the_memristor():
+    cfg = ChipConfig().replace(**{**TILE, "programming.bias": "v2", "crossbar.cell": "1S1R"})
+    deck = write_event_deck(cfg, np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
+    assert "Rm3_6 r3_6 s3_6 " in deck and "Bs3_6 s3_6 c3_6 I = abs(V(s3_6,c3_6)) <= 0.1 ?" in deck
+    assert "v(s9_9)" in deck and ".options gmin=" in deck
+    with pytest.raises(ValueError, match="linear memristors only"):
+        write_event_deck(cfg.replace(**{"crossbar.cell": "1R", "device.read_model": "qmm"}),
+                         np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")

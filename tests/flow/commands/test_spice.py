@@ -50,3 +50,22 @@ def test_cli_write_event(tmp_path, capsys):
     assert main(["spice", "--out", str(tmp_path), "--write", "0", "0",
                  "--set", "programming.bias=ideal"]) == 2
     assert "ideal has no array" in capsys.readouterr().err
+
+
+def test_cli_write_event_1s1r(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--write", "30", "7",
+                 "--set", "crossbar.cell=1S1R"]) == 0
+    out = capsys.readouterr().out
+    assert "cell 1S1R" in out and "selected memristor" in out
+    m = re.search(r"\(terminal and memristor voltages\) = ([0-9.e+-]+)", out)
+    assert m and float(m.group(1)) < 0.01
+    rows = (tmp_path / "write-slp-r30-c7.cells.csv").read_text().splitlines()
+    assert rows[0].endswith("spice_memristor_V,model_memristor_V") and len(rows) == 1 + 25 * 20
+    for bad, why in ((["--write", "30", "20"], "outside the 196 x 20 tile"),
+                     (["--write", "3", "2", "--set", "crossbar.selector_v_th=0.3"],
+                      "the threshold selector passes only"),
+                     (["--write", "3", "2", "--set", "crossbar.selector_g_leak=-1"],
+                      "0 < selector_g_leak < selector_g_on")):
+        assert main(["spice", "--out", str(tmp_path), "--set", "crossbar.cell=1S1R", *bad]) == 2
+        err = capsys.readouterr().err
+        assert why in err and err.count("\n") == 1

@@ -55,3 +55,30 @@ def test_1s1r_deck_runs_and_matches_the_model(tmp_path, capsys):
     assert "1S1R cells (threshold selector)" in out
     deck = (tmp_path / "tile-slp-1s1r.cir").read_text().splitlines()
     assert sum(ln.startswith("Bs") for ln in deck) == sum(ln.startswith("Rm") for ln in deck) == 196 * 20
+
+
+def test_1s1r_qmm_deck_runs_and_matches_the_model(tmp_path, capsys):
+    assert main(["spice", "--out", str(tmp_path), "--image", "3", "--set", "crossbar.cell=1S1R",
+                 "--set", "device.read_model=qmm", "--set", "crossbar.selector=exponential"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"max \|SPICE - model\| / model = ([0-9.e+-]+)", out)
+    assert m and float(m.group(1)) < 1e-6, out
+    assert "1S1R QMM cells (exponential selector)" in out
+    deck = (tmp_path / "tile-slp-1s1r-qmm.cir").read_text().splitlines()
+    assert sum(ln.startswith("Bs") for ln in deck) == sum(ln.startswith("Bq") for ln in deck) == 196 * 20
+
+
+def test_1s1r_qmm_bad_input_is_a_usage_error(tmp_path, capsys):
+    # a series resistance that leaves the diode no forward bias at V_read
+    assert main(["spice", "--out", str(tmp_path), "--no-run", "--set", "crossbar.cell=1S1R",
+                 "--set", "device.read_model=qmm", "--set", "device.qmm_rs_lrs=4e7"]) == 2
+    err = capsys.readouterr().err
+    assert "takes all of crossbar.v_read" in err and err.count("\n") == 1
+    # writes through an array of 1S1R QMM cells are not modelled
+    assert main(["program", "--out", str(tmp_path / "p"), "--set", "crossbar.cell=1S1R",
+                 "--set", "device.read_model=qmm"]) == 2
+    err = capsys.readouterr().err
+    assert "1S1R QMM cells are not modelled" in err and err.count("\n") == 1
+    assert main(["spice", "--out", str(tmp_path), "--write", "3", "2", "--set", "crossbar.cell=1S1R",
+                 "--set", "device.read_model=qmm"]) == 2
+    assert "linear memristors" in capsys.readouterr().err
