@@ -57,7 +57,7 @@ WAVE_FORMATS = ("vcd", "fst")
 
 __all__ = ["BENCH_ENV", "BENCH_MODULE", "BUILD_ROOT", "COVERAGE_ARGS", "COVERAGE_DAT", "CosimResult", "JOB_ENV", "RUNTIME_CACHE", "SIMULATORS",
            "SimBuild", "SimulatorError", "TIMESCALE", "TRANSPORTS", "WAVE_FORMATS", "build",
-           "cocotb_runner", "coverage_hooks", "prepare_toolchain", "run", "wave_format"]
+           "cocotb_runner", "coverage_hooks", "model_digest", "prepare_toolchain", "run", "wave_format"]
 
 
 class SimulatorError(XbarflowError, RuntimeError):
@@ -243,10 +243,12 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: str | None,
         if waves == "fst":
             build_args += ["--trace-fst"]   # with the runner's --trace: FST instead of VCD
     # Reuse the build only if the Verilog and every flag that made it are unchanged.
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)
-                            + repr(build_args).encode()).hexdigest()
+    digest = model_digest(sources, build_args, waves)
     stamp = directory / "built.sha256"
     if stamp.exists() and stamp.read_text() == digest:
+        return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest, coverage)
+    if sim == "verilator" and _copy_same_model(directory, digest):
+        stamp.write_text(digest)
         return SimBuild(sim, cfg, directory, rtl, 0.0, waves, transport, digest, coverage)
     t0 = time.perf_counter()
     log = log_file or directory / "build.log"
@@ -264,6 +266,36 @@ def _build_locked(cfg: ChipConfig, sim: str, directory: Path, waves: str | None,
     stamp.write_text(digest)
     return SimBuild(sim, cfg, directory, rtl, time.perf_counter() - t0, waves, transport, digest,
                     coverage)
+
+
+def model_digest(sources: Sequence[Path], build_args: Sequence[str], waves: str | None) -> str:
+    """What a compiled model depends on: its sources, the build flags and the waves setting
+    (Verilator traces take the runner's --trace, not a flag in `build_args`)."""
+    return hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)
+                          + repr(list(build_args)).encode() + repr(waves).encode()).hexdigest()
+
+
+def _copy_same_model(directory: Path, digest: str) -> bool:
+    """Configs that differ only where the RTL never looks (device, programming physics, seeds)
+    give the same Verilog: copy a finished Verilator model of another build folder with the same
+    digest (less its precompiled headers, ~145 MB that only compiling needs) instead of
+    compiling it again (20-60 s a model). A folder that is busy (being built) is passed over."""
+    for other in sorted(directory.parent.glob(f"{directory.name.split('-', 1)[0]}-*")):
+        stamp = other / "built.sha256"
+        if other == directory or not stamp.is_file() or stamp.read_text() != digest:
+            continue
+        with open(other / ".lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if stamp.read_text() != digest:
+                continue
+            shutil.rmtree(directory / "sim_build", ignore_errors=True)
+            shutil.copytree(other / "sim_build", directory / "sim_build",
+                            ignore=shutil.ignore_patterns("*.gch"), symlinks=True)
+        return True
+    return False
 
 
 # Verilator's runtime library (verilated*.cpp) is compiled into every model and is two thirds
