@@ -103,10 +103,17 @@ def logistic_rates(volts: np.ndarray, cfg: ChipConfig) -> np.ndarray:
     return np.where(v == 0, 0.0, d.rate_max * s)
 
 
-def disturb_c2c(cfg: ChipConfig, tile: int, event_index: int) -> np.ndarray:
+def disturb_c2c(cfg: ChipConfig, tile: int, event_index: int, cells: int | None = None
+                ) -> np.ndarray:
     """(R, C) cycle-to-cycle factors of program event `event_index` for the cells it does not
-    select: max(0, 1 + c2c_sigma N(0, 1)), keyed by (seed, tile, event) and the cell's place."""
+    select: max(0, 1 + c2c_sigma N(0, 1)), keyed by (seed, tile, event) and the cell's place.
+    `cells` = n: only the first n cells in row-major order, flat (the generator fills in order,
+    so the same numbers as the first n of the whole tile's draw)."""
     shape = (cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)
+    if cells is not None:
+        if not 0 <= cells <= shape[0] * shape[1]:
+            raise ValueError(f"cells must be in 0..{shape[0] * shape[1]}, got {cells}")
+        shape = (int(cells),)
     sigma = cfg.device.c2c_sigma
     if sigma == 0.0:
         return np.ones(shape)
@@ -217,7 +224,8 @@ class DeviceArray:
         vl = v.take(at)
         k = logistic_rates(vl, self.cfg)
         k *= self.d2d.reshape(-1).take(at)
-        k *= disturb_c2c(self.cfg, tile, event_index).reshape(-1).take(at)
+        # the draws up to the last cell the event reaches (a prefix of the tile's draw)
+        k *= disturb_c2c(self.cfg, tile, event_index, int(at[-1]) + 1 if at.size else 0).take(at)
         lam_all = self._flat("lam")
         lam = lam_all.take(at)
         new = np.clip(np.where(vl > 0, lam + k * (1.0 - lam), lam - k * lam), 0.0, 1.0)

@@ -129,8 +129,9 @@ def wire_sums(i: np.ndarray, split: bool = True, rows: np.ndarray | None = None
 
 def _wire_sums_one(i: np.ndarray, split: bool, rows: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """`wire_sums` without a batch (or of a batch of one): the very loops, by np.add.accumulate
-    (sequential along its axis); reversed views give the sums from the far end."""
+    """`wire_sums` without a batch (or of a batch of one): the row sums by np.add.accumulate
+    (sequential along its axis; reversed views give the sums from the far end), the column sums
+    by the loops of `wire_sums`."""
     one = i.ndim == 4
     x = i[..., 0] if one else i                         # (P, depth, cols)
     add = np.add.accumulate
@@ -139,9 +140,21 @@ def _wire_sums_one(i: np.ndarray, split: bool, rows: np.ndarray | None
         a = add(seg[:, :, ::-1], axis=2)
     else:
         a = rows[..., 0] if one else rows
-        seg = np.empty_like(x)
-    add(x, axis=1, out=seg)                             # column segment below node k
-    w = add(seg[:, ::-1], axis=1)[:, ::-1]
+    # the column sums as loops over whole rows of the partitions (the same sequential sums as
+    # np.add.accumulate along axis 1, several times faster: every column at once)
+    m = x.shape[1]
+    seg = np.empty_like(x)
+    acc = x[:, 0].copy()                                # column segment below node k: nodes ..k
+    seg[:, 0] = acc
+    for k in range(1, m):
+        acc += x[:, k]
+        seg[:, k] = acc
+    w = np.empty_like(x)
+    acc = seg[:, m - 1].copy()
+    w[:, m - 1] = acc
+    for k in range(m - 2, -1, -1):
+        acc += seg[:, k]
+        w[:, k] = acc
     if not split:
         a, w = a + w, None
     if one:
