@@ -152,6 +152,7 @@ class FuzzBench:
         self.chip = GoldenChip.from_weights(cfg, layers, [0] * relus if relus else None)
         self.bridge = AnalogBridge(dut, self.chip)
         self.snapshots: list[np.ndarray] = []     # the model's input buffer at each START
+        self.traces: list = []                    # their golden traces (layered networks)
         self.events_checked = 0
         self.cycles: dict | None = None           # CYCLES_* of one inference (calibrated)
         self.calibration: dict = {}
@@ -174,7 +175,10 @@ class FuzzBench:
     def _infer(self, buffer: bytes):
         codes = unpack_codes(buffer, self.cfg.rows, self.cfg.quant.dac_bits)
         self.snapshots.append(codes)
-        res = self.chip.infer(codes[None, :], 0)
+        layered = self.cfg.network.layered
+        res = self.chip.infer(codes[None, :], 0, trace=layered)
+        if layered:   # a layered chip's events carry windows of feature maps: the golden trace's
+            self.traces.append(res.trace)
         if self.cycles is not None:
             self.model.cycles = dict(self.cycles)
         return int(res.classes[0]), res.adc_codes[0].tolist()
@@ -332,8 +336,13 @@ class FuzzBench:
 
     async def check_inferences(self, what: str) -> None:
         """Each START the model saw must have driven the model's input buffer onto the DAC bus
-        (one tile event per tile and inference; layer-0 tiles carry the input buffer's rows)."""
+        (one tile event per tile and inference; layer-0 tiles carry the input buffer's rows; a
+        layered network's `events_per_image` events each the tile and window codes of the
+        golden trace)."""
         events, tiles = self.bridge.events, self.chip.tiles
+        if self.cfg.network.layered:
+            await self._check_layered_inferences(what)
+            return
         want = len(self.snapshots) * len(tiles)
         # An inference may still run after its START's response (the MLP's 1,177 clocks).
         for _ in range(50 + sum(phase_cycles(self.cfg).values()) // 10):
@@ -352,6 +361,26 @@ class FuzzBench:
                 bad = np.flatnonzero(events[e].dac_codes != codes) if events[e].dac_codes.shape == codes.shape else []
                 raise Mismatch(f"{what}: inference {k} drove DAC codes on tile {events[e].tile} that "
                                f"differ from the model's input buffer (rows {list(bad[:8])})")
+        self.events_checked = len(events)
+
+    async def _check_layered_inferences(self, what: str) -> None:
+        events, per_image = self.bridge.events, self.cfg.events_per_image
+        want = len(self.snapshots) * per_image
+        for _ in range(50 + sum(phase_cycles(self.cfg).values()) // 10):
+            if len(events) >= want:
+                break
+            await ClockCycles(self.dut.clk, 10, rising=False)
+        if len(events) != want:
+            raise Mismatch(f"{what}: {len(events)} tile events on the chip, the model started "
+                           f"{len(self.snapshots)} inferences of {per_image} events")
+        for e in range(self.events_checked, len(events)):
+            k, j = divmod(e, per_image)
+            trace = self.traces[k]
+            tile = trace.events[j].tile
+            codes = trace.event_dac_codes(j)[0][:self.cfg.tiles[tile].rows]
+            if events[e].tile != tile or not np.array_equal(events[e].dac_codes, codes):
+                raise Mismatch(f"{what}: inference {k} event {j} drove tile {events[e].tile} with "
+                               f"DAC codes other than the golden trace's (tile {tile})")
         self.events_checked = len(events)
 
     # -- end checks --------------------------------------------------------------------------------

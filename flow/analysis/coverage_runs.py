@@ -45,7 +45,7 @@ from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
 
-__all__ = ["CAMPAIGN", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
+__all__ = ["CAMPAIGN", "CNN_PROGRAM_TILE", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
            "counter_items", "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
 
 
@@ -67,6 +67,9 @@ class RunSpec:
 #: its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every row
 #: and column select line and every programmer state, like all ten (~10x the time, 53 min).
 MLP_PROGRAM_TILE = 9
+#: The CNN's tile the programming run programs: the last of its 5 (the dense layer's second row
+#: tile), whose index sets the top bit of prog_tile_sel.
+CNN_PROGRAM_TILE = 4
 #: Events of each kind the counters run sends: past 2^10, so bit 10 of each counter rises.
 COUNTED_EVENTS = 1100
 
@@ -108,6 +111,16 @@ CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("slp-counters-spi", "slp", "counters",
             what=f"{COUNTED_EVENTS:,} each of bad-CRC, unknown-command, bad-length, cut-off and START "
                  "frames, then CTRL clear: the lifetime counters' bits 0-10 (fuzz bench)"),
+    RunSpec("cnn-inference", "cnn", "inference",
+            what="LeNet-class CNN (conv, max pool, conv, max pool, dense: the layered controller, "
+                 "window, pooling units, feature maps); BUSY during every inference; register patterns",
+            options={"busy_probe": True, "register_patterns": True}),
+    RunSpec("cnn-program-tile", "cnn", "program",
+            {"device.stuck_on_rate": 0.002, "device.stuck_off_rate": 0.002},
+            what=f"CNN: tile {CNN_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
+                 "cells: timeouts too), then inference", options={"program_tiles": [CNN_PROGRAM_TILE]}),
+    RunSpec("cnn-directed-spi", "cnn", "directed", what="the directed frames on the CNN (fuzz bench)",
+            options={"end_checks": False}),
 )
 
 
@@ -343,7 +356,8 @@ def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
                      waivers: list[coverage.Waiver]) -> tuple[str, int]:
     """Merge each design's runs (out_dir/<design>/coverage.dat, and the annotated Verilog
     beside it), compute FSM and functional coverage, list the open items in
-    out_dir/open_items.txt; return (summary markdown, number of open items)."""
+    out_dir/open_items.txt; return (summary markdown, number of open items, the done-means
+    checks not met: `coverage.done_means`)."""
     out_dir = Path(out_dir)
     by_design: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -371,10 +385,11 @@ def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
                        "seconds": r.seconds} for r in records]
         text = coverage.summary_markdown(designs, fsms, bins, waivers, runs_table)
         open_items = coverage.open_items(designs, fsms, bins, waivers)
+        unmet = [c.name for c in coverage.done_means(designs, fsms, bins, waivers) if not c.met]
         (out_dir / "open_items.txt").write_text("".join(f"{i.ident}\t{i.where}\n" for i in open_items))
     finally:
         bins.close()
-    return text, len(open_items)
+    return text, len(open_items), unmet
 
 
 def _sample_bins(bins: "coverage.FunctionalBins", design: str, record: RunRecord, doc: dict) -> None:
