@@ -8,7 +8,8 @@ lists every uncovered item: waived in coverage/waivers.toml (with its reason) or
 `--reuse` re-analyses the runs recorded in OUT (after editing the waivers, or the runs an
 interrupted campaign finished: the record is saved after each run); `--only RUN` runs just
 those and analyses them with the other runs recorded in OUT. Exit 1 on a
-failed run, or with `--strict` when an item is open.
+failed run, or with `--strict` when an item is open or a done-means check of issue #16 is not
+met (`xbarflow.flow.analysis.coverage.done_means`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
                              "before are analysed with it")
     parser.add_argument("--reuse", action="store_true",
                         help="analyse the runs recorded in --out again, without simulating")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if an item is left open")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if an item is left open or a done-means check fails")
 
 
 def run(args) -> int:
@@ -75,8 +76,9 @@ def run(args) -> int:
         except coverage_runs.CampaignError as exc:
             print(f"[coverage] FAILED: {exc}", file=sys.stderr)
             return 1
-    text, open_items = coverage_runs.analyse_campaign(records, out, waivers)
+    text, open_items, unmet = coverage_runs.analyse_campaign(records, out, waivers)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(text)
-    print(f"[coverage] {args.summary}: {open_items} open items; data in {out}", file=sys.stderr)
-    return 1 if args.strict and open_items else 0
+    print(f"[coverage] {args.summary}: {open_items} open items; done-means not met: "
+          f"{', '.join(unmet) or 'none'}; data in {out}", file=sys.stderr)
+    return 1 if args.strict and (open_items or unmet) else 0

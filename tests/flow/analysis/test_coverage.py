@@ -168,3 +168,55 @@ def test_a_point_covered_in_an_identical_module_of_another_design():
     assert "| b | - (0/0) | - (0/0) | 0.0 % (0/2) |\n" in text, "the raw figure counts the point uncovered"
     # excl. unreachable, excl. + event-count, excl. + identical-module (line and branch: none)
     assert "| b | - (0/0) | - (0/0) | 0.0 % (0/2) | 0.0 % (0/2) | - (0/0) | - (0/0) | 0.0 % (0/1) |" in text
+
+
+def test_done_means_counts_only_unreachable_exclusions():
+    """Issue #16's checks: 10 toggle points, 8 covered (80 %). Waiving one uncovered point as
+    unreachable leaves 8/9 = 88.9 %: toggle still fails 90 %; waiving the other as event-count
+    does not raise it (justified, not covered), so toggle fails while every item is justified;
+    waiving both as unreachable gives 8/8. An FSM state left out fails its 100 % and a missing
+    bin fails its check."""
+    pts = {point("toggle", 1, "top", f"c[{k}]:0->1"): int(k < 8) for k in range(10)}
+    pts[point("line", 1, "top", "block")] = 1
+    design = {"name": "d", "points": pts, "source_lines": ["module m;", "endmodule"]}
+    sidecar = {"fsms": {"top.f_state": {"0": "IDLE", "1": "RUN"}},
+               "fsm_transitions": {"top.f_state": [["IDLE", "RUN"], ["RUN", "IDLE"]]}}
+    seen = {"states": {"top.f_state": {"IDLE": 2, "RUN": 1}},
+            "transitions": {"top.f_state": {"IDLE->RUN": 1, "RUN->IDLE": 1}}}
+    fsms = {"d": cov.fsm_figures(sidecar, [seen])}
+    bins = cov.FunctionalBins({"d": [(0, 1)]})
+    try:
+        for group, names in bins.bins.items():
+            for b in names:
+                bins.sample(group, b)
+
+        def checks(waivers, fsm=fsms):
+            return {c.name.split(" >=")[0]: (c.figure, c.met) for c in cov.done_means([design], fsm, bins, waivers)}
+
+        got = checks([])
+        assert got["toggle"] == ("80.0 % (8/10)", False) and got["line"] == ("100.0 % (1/1)", True)
+        assert got["FSM states"] == ("100.0 % (2/2)", True) and got["every uncovered item justified"] == ("2 open", False)
+        one = cov.Waiver("toggle:d/top:c[[]8]:*", "unreachable")
+        assert checks([one])["toggle"] == ("88.9 % (8/9)", False)
+        counted = cov.Waiver("toggle:d/top:c[[]9]:*", "needs 2^9 events", grounds="event-count")
+        got = checks([one, counted])
+        assert got["toggle"] == ("88.9 % (8/9)", False) and got["every uncovered item justified"] == ("0 open", True)
+        both = cov.Waiver("toggle:d/top:c[[][89]]:*", "unreachable")
+        assert checks([both])["toggle"] == ("100.0 % (8/8)", True)
+        assert all(met for _, met in checks([both]).values())
+        text = cov.summary_markdown([design], fsms, bins, [one, counted], [])
+        assert "| toggle >= 90 %, unreachable excluded | 88.9 % (8/9) | **NO** |" in text
+        assert "1 unreachable (then 88.9 % with unreachable excluded); 1 event-count" in text
+        no_run = {"d": cov.fsm_figures(sidecar, [{"states": {"top.f_state": {"IDLE": 1}}}])}
+        got = checks([both], no_run)
+        assert got["FSM states"] == ("50.0 % (1/2)", False) and got["FSM legal transitions"][1] is False
+        assert checks([both, cov.Waiver("fsm_*:d/top.f_state:*RUN*", "unreachable")], no_run)["FSM states"] == \
+            ("100.0 % (1/1)", True)
+    finally:
+        bins.close()
+    empty = cov.FunctionalBins({"d": [(0, 1)]})
+    try:
+        got = {c.name: c.met for c in cov.done_means([design], fsms, empty, [both])}
+        assert got["every functional bin hit"] is False
+    finally:
+        empty.close()

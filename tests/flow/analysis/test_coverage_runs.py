@@ -43,7 +43,7 @@ def fabricated_run(tmp_path, cfg):
 def test_analysis_of_a_run(cfg, tmp_path):
     record = fabricated_run(tmp_path, cfg)
     out = tmp_path / "out"
-    text, open_items = runs.analyse_campaign([record], out, [])
+    text, open_items, unmet = runs.analyse_campaign([record], out, [])
     assert "| slp-spi | 100.0 % (1/1) | 50.0 % (1/2) | 0.0 % (0/2) |" in text
     assert "| slp-spi | top.f_state | 2/2 | 1/2 | none |" in text
     assert (out / "slp-spi" / "coverage.dat").exists()
@@ -60,7 +60,7 @@ def test_analysis_of_a_run(cfg, tmp_path):
     assert len(listed) == open_items and "fsm_transition:slp-spi/top.f_state:RUN->IDLE\t" in listed
     assert "`fsm_transition` slp-spi/top.f_state" in text and "`RUN->IDLE`" in text
     waivers = [cov.Waiver("bin:*", "not in this fixture"), cov.Waiver("toggle:*:x:*", "constant")]
-    text, open_items = runs.analyse_campaign([record], out, waivers)
+    text, open_items, unmet = runs.analyse_campaign([record], out, waivers)
     assert open_items == 2
     assert f"- `bin:*` ({missing_bins}): not in this fixture" in text
 
