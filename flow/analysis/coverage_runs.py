@@ -203,8 +203,8 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
     if cfg.host.interface == "spi":
         # A frame short of its CRC left to the frame timeout with chip-select low (the
         # receiver's idle counter through all its values, a drop in CRC), then a valid frame;
-        # a frame cut after each of its bytes by chip-select (a drop from every state; the
-        # cut before the CRC has been seen to end in PAYLOAD: the timeout covers CRC).
+        # a frame cut after each of its bytes by chip-select (a drop from every state: the
+        # cut before the CRC leaves CRC for HUNT, tests/hdl/test_command.py).
         items.append({"kind": "stall", "ops": [["tx", whole[:-1].hex()], ["stall"], ["tx", reg_id.hex()]],
                       "frames": 2, "probe": True})
         items += [{"kind": "cut", "ops": [["tx", whole[:cut].hex()]], "frames": 1, "probe": False}

@@ -526,6 +526,25 @@ def test_abort_mid_frame_drops_it():
     run(h, script)
 
 
+def test_abort_just_before_the_crc_drops_the_frame():
+    """Chip-select rising after every byte of a frame but its CRC aborts it (intended: a frame
+    is whole only with its CRC): nothing answers, SCRATCH keeps its value, ERR_TIMEOUT counts
+    the drop, and the next frame is served. (The coverage run samples this drop as the
+    receiver's CRC->HUNT.)"""
+    h = Harness()
+
+    async def script(io):
+        request = encode_request(Cmd.WRITE_REG, Reg.SCRATCH, b"\x12\x34\x56\x78")
+        await io.send(request[:-1])
+        await io.abort()
+        await io.idle(20)
+        assert io.received == []
+        assert io.counters()["err_timeout"] == 1
+        assert await io.transact(encode_request(Cmd.READ_REG, Reg.SCRATCH)) == ack(bytes(4))
+
+    run(h, script)
+
+
 def test_abort_drops_pending_response_but_a_complete_frame_still_executes():
     h = Harness(output_bytes=12)
 
