@@ -98,7 +98,7 @@ class FrameGen:
             return self.rng.randint(1, min(most, 12))
         if r < 0.95:
             return self.rng.randint(1, min(most, 64))
-        return most
+        return min(most, protocol.MAX_PAYLOAD)   # a CNN's 392-byte image takes two frames
 
     def _bytes(self, n: int) -> bytes:
         return bytes(self.rng.randrange(256) for _ in range(n))

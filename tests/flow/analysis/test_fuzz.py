@@ -11,6 +11,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from xbarflow.flow.analysis import fuzz
+from xbarflow.flow.core import config as cfgmod
+from xbarflow.flow.core.paths import CONFIGS
 from xbarflow.flow.host.driver import ChipProtocolModel
 from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Error, Reg, Status, decode_response
@@ -65,6 +67,25 @@ def test_plan_is_deterministic_and_covers_every_kind(cfg, host):
         if any(op[0] == "bits" for op in it["ops"]):
             assert it["ops"][-1][0] == "bits"        # chip-select rises mid-byte at the end
         assert not fuzz.starts_programming(cfg, it, host)
+
+
+@pytest.mark.parametrize("host", fuzz.HOSTS)
+def test_plan_for_an_input_buffer_over_one_frame_keeps_each_payload_in_a_frame(host, monkeypatch):
+    """cnn.toml's image is 392 bytes, more than one frame's payload (the campaign's
+    cnn-directed-spi run died on an encoder error): full-length buffer writes stop at the
+    frame limit."""
+    cnn = cfgmod.load(CONFIGS / "cnn.toml")
+    assert cnn.input_bytes > protocol.MAX_PAYLOAD
+    lengths, encode = [], protocol.encode_request
+
+    def recording(cmd, addr=0, payload=b""):
+        if cmd == Cmd.WRITE_BUF:
+            lengths.append(len(payload))
+        return encode(cmd, addr, payload)
+
+    monkeypatch.setattr(protocol, "encode_request", recording)
+    fuzz.plan(fuzz.fuzz_config(cnn, host), host, 2000, seed=5)
+    assert lengths and max(lengths) == protocol.MAX_PAYLOAD
 
 
 def test_generators_make_what_they_claim(cfg):
