@@ -213,7 +213,9 @@ class FuzzBench:
             r = protocol.decode_response(await self.raw_exchange(protocol.encode_request(Cmd.READ_RESULT)))
             if r.payload[0] & protocol.STATUS_DONE and not r.payload[0] & protocol.STATUS_BUSY:
                 break
-        regs = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX)
+        # The layered phase counters too: they read 0 on a dense chip, the CNN's are nonzero.
+        regs = (Reg.CYCLES_TOTAL, Reg.CYCLES_DRIVE, Reg.CYCLES_CONVERT, Reg.CYCLES_ARGMAX,
+                Reg.CYCLES_LOAD_WINDOW, Reg.CYCLES_ACCUMULATE, Reg.CYCLES_ACTIVATE, Reg.CYCLES_POOL)
         self.cycles = {}
         for reg in regs:
             r = protocol.decode_response(await self.raw_exchange(protocol.encode_request(Cmd.READ_REG, reg)))
