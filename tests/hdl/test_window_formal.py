@@ -31,6 +31,7 @@ from amaranth.hdl import Array, Assert, Const, Module, Signal
 
 from xbarflow.hdl import window
 from tests.support.formal import Elaborated, mutated, prove
+from tests.support.window_walk import walk
 
 pytestmark = pytest.mark.formal
 
@@ -49,27 +50,6 @@ GEOMETRIES = {
     # stride 2 below K = 3: windows slide on by two columns; top and left padding only
     "stride2_slide": dict(height=4, width=4, channels=1, kernel=3, stride=2, padding=1, base=0, slide=True),
 }
-
-
-def walk(height, width, channels, kernel, stride, padding, base, slide=False):
-    """Every element of the walk, in order: (addr, pad, row, last_in_window, last_position,
-    slide, oy, ox, ky, kx, c, y0, x0)."""
-    H, W, C, K, S, P = height, width, channels, kernel, stride, padding
-    h_out, w_out = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
-    out = []
-    for oy in range(h_out):
-        for ox in range(w_out):
-            slides = slide and S < K and ox > 0
-            for ky in range(K):
-                for kx in range(K - S if slides else 0, K):
-                    for c in range(C):
-                        y, x = oy * S - P + ky, ox * S - P + kx
-                        inside = 0 <= y < H and 0 <= x < W
-                        out.append((base + (y * W + x) * C + c if inside else 0, int(not inside),
-                                    (ky * K + kx) * C + c, int((ky, kx, c) == (K - 1, K - 1, C - 1)),
-                                    int((oy, ox) == (h_out - 1, w_out - 1)), int(slides),
-                                    oy, ox, ky, kx, c, oy * S - P, ox * S - P))
-    return out
 
 
 FIELDS = ("addr", "pad", "row", "last_in_window", "last_position", "slide")
