@@ -14,9 +14,11 @@ from xbarflow.hdl.window import WindowGenerator
 
 from tests.support.window_walk import walk
 
+
 def expected_walk(H, W, C, K, S, P, base, slide=False):
     """(addr, pad, row, last_in_window, last_position, slide) of every element, in order."""
     return [element[:6] for element in walk(H, W, C, K, S, P, base, slide)]
+
 
 def simulate(geometry, *, stall=0.0, seed=0, starts=1):
     """Run `starts` walks back to back; the consumer holds `ready` low with probability `stall`."""
@@ -50,6 +52,7 @@ def simulate(geometry, *, stall=0.0, seed=0, starts=1):
     assert busy_after == [0] * starts
     return taken
 
+
 GEOMETRIES = [
     dict(height=6, width=6, channels=1, kernel=3),                          # the plain case
     dict(height=5, width=7, channels=2, kernel=3, stride=2),                # W, H not multiples
@@ -60,6 +63,7 @@ GEOMETRIES = [
     dict(height=1, width=1, channels=9, kernel=1, base=5),                  # a dense layer's input
 ]
 
+
 @pytest.mark.parametrize("slide", [False, True])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_every_window_in_im2col_order(geometry, slide):
@@ -67,6 +71,7 @@ def test_every_window_in_im2col_order(geometry, slide):
     expected = expected_walk(spec["height"], spec["width"], spec["channels"], spec["kernel"],
                              spec["stride"], spec["padding"], spec["base"], slide)
     assert simulate({**geometry, "slide": slide}) == expected
+
 
 @pytest.mark.parametrize("slide", [False, True])
 @pytest.mark.parametrize("geometry", [GEOMETRIES[1], GEOMETRIES[3]])
@@ -76,6 +81,7 @@ def test_a_stalling_consumer_loses_nothing(geometry, slide):
                              spec["stride"], spec["padding"], spec["base"], slide)
     # Two walks back to back: the second starts from the first position again.
     assert simulate({**geometry, "slide": slide}, stall=0.6, seed=3, starts=2) == expected * 2
+
 
 def test_pad_elements_and_strobes_of_a_small_case():
     # 2 x 2 map, one channel, K = 3, P = 1: (2 + 2 - 3) + 1 = 2 positions each way. The first
@@ -95,6 +101,7 @@ def test_pad_elements_and_strobes_of_a_small_case():
     assert [e[2] for e in slid[9:12]] == [2, 5, 8] and [e[5] for e in slid] == [0] * 9 + [1] * 3 + [0] * 9 + [1] * 3
     assert [e[1] for e in slid[9:12]] == [1, 1, 1], "column x = 2 is padding"
 
+
 def test_bad_geometry_is_refused():
     with pytest.raises(ValueError, match="padding"):
         WindowGenerator(height=4, width=4, channels=1, kernel=3, padding=3)
@@ -102,6 +109,7 @@ def test_bad_geometry_is_refused():
         WindowGenerator(height=2, width=5, channels=1, kernel=3)
     with pytest.raises(ValueError, match="stride"):
         WindowGenerator(height=4, width=4, channels=1, kernel=3, stride=0)
+
 
 def test_verilog_lints_clean_but_for_the_payload_aliases(tmp_path):
     # Converted alone under the chip's top name, so the waiver file's backend waivers apply;
