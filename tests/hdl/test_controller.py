@@ -11,7 +11,7 @@ from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.model.golden import GoldenChip, tile_event_indices
 from xbarflow.hdl.controller import Controller
 
-SETTLE, CONVERT = 3, 2
+from tests.support.analog_stub import answer_analog
 
 
 def small_cfg(activation="relu", adcs=1):
@@ -22,47 +22,19 @@ def small_cfg(activation="relu", adcs=1):
         "network.requant_shift": 4})
 
 
-async def tick_until(ctx, signal):
-    """`ctx.tick().until(signal)` for background testbenches: a plain await per clock, so a
-    testbench left waiting when the simulation ends closes cleanly (`until` does not)."""
-    while True:
-        await ctx.tick()
-        if ctx.get(signal):
-            return
-
-
 def simulate(cfg, chip, codes, mult):
     dut = Controller(cfg)
-    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, cfg.tile_adcs
+    tiles, dac_bits = cfg.tiles, cfg.quant.dac_bits
     log = {"results": [], "sums": [], "events": [], "cycles": []}
     image = {"index": 0}
 
+    def codes_of(t, dac):
+        log["events"].append((image["index"], t, dac.copy()))
+        event = tile_event_indices([image["index"]], len(tiles), t)
+        return chip.tiles[t].array.adc_codes(dac[None], event)[0]
+
     async def analog(ctx):
-        while True:
-            await tick_until(ctx, dut.vmm_start)
-            t = ctx.get(dut.tile_sel)
-            dac = unpack_bus(ctx.get(dut.dac_codes), cfg.crossbar.tile_rows, dac_bits)
-            rows = tiles[t].rows
-            assert not dac[rows:].any(), "rows past the tile's inputs must be 0"
-            event = tile_event_indices([image["index"]], len(tiles), t)
-            adc = chip.tiles[t].array.adc_codes(dac[None, :rows], event)[0]
-            log["events"].append((image["index"], t, dac[:rows].copy()))
-            await ctx.tick().repeat(SETTLE)
-            ctx.set(dut.vmm_done, 1)
-            await ctx.tick()
-            ctx.set(dut.vmm_done, 0)
-            for _ in range(-(-tiles[t].outputs // adcs)):
-                if not ctx.get(dut.adc_start):   # it may rise in the clock vmm_done falls
-                    await tick_until(ctx, dut.adc_start)
-                g = ctx.get(dut.adc_col_sel)
-                group = np.zeros(adcs, dtype=np.int64)
-                part = adc[g * adcs:(g + 1) * adcs]
-                group[:part.size] = part
-                await ctx.tick().repeat(CONVERT)
-                ctx.set(dut.adc_codes, pack_bus(group, cfg.adc.bits))
-                ctx.set(dut.adc_valid, 1)
-                await ctx.tick()
-                ctx.set(dut.adc_valid, 0)
+        await answer_analog(ctx, dut, cfg, codes_of)
 
     async def host(ctx):
         ctx.set(dut.requant_mult, mult)

@@ -25,13 +25,14 @@ from xbarflow.flow.core import config as cfgmod
 from xbarflow.flow.model.golden import GoldenChip, argmax_lowest, binary_activation, requantize_relu
 from xbarflow.hdl.controller import Controller
 
+from tests.support.analog_stub import answer_analog
+
 MLP_TOML = cfgmod.CONFIG_DIR / "mlp.toml"
 SMALL = {"network.input_size": 4, "network.layers": [12, 4],
          "crossbar.tile_rows": 8, "crossbar.tile_cols": 8, "crossbar.partitions": 2,
          "adc.adcs_per_tile": 2}
 INPUTS, HIDDEN, CLASSES = 16, 12, 4
 MULT = 200            # ReLU register: (s * 200) >> 8, so s = 20 -> 15 (15.6), s = 21 -> 16 -> clip 15
-SETTLE, CONVERT = 3, 2   # analog latencies of the stub (clocks)
 
 
 def small_cfg(hidden="relu"):
@@ -124,43 +125,18 @@ def stub_chip(cfg, mult):
     return chip
 
 
-async def _tick_until(ctx, signal):
-    while True:
-        await ctx.tick()
-        if ctx.get(signal):
-            return
-
-
 def simulate_rtl(cfg, chip, images, mult):
     """The Controller in amaranth.sim, its analog side answered by the stub tiles."""
     dut = Controller(cfg)
-    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, cfg.tile_adcs
+    dac_bits = cfg.quant.dac_bits
     log = {"class": [], "sums": [], "tile_inputs": []}
 
+    def codes_of(t, dac):
+        log["tile_inputs"].append((t, dac.tolist()))
+        return chip.tiles[t].array.adc_codes(dac)
+
     async def analog(ctx):
-        while True:
-            await _tick_until(ctx, dut.vmm_start)
-            t = ctx.get(dut.tile_sel)
-            dac = unpack_bus(ctx.get(dut.dac_codes), cfg.crossbar.tile_rows, dac_bits)
-            rows = tiles[t].rows
-            log["tile_inputs"].append((t, dac[:rows].tolist()))
-            adc = chip.tiles[t].array.adc_codes(dac[:rows])
-            await ctx.tick().repeat(SETTLE)
-            ctx.set(dut.vmm_done, 1)
-            await ctx.tick()
-            ctx.set(dut.vmm_done, 0)
-            for _ in range(-(-tiles[t].outputs // adcs)):
-                if not ctx.get(dut.adc_start):
-                    await _tick_until(ctx, dut.adc_start)
-                g = ctx.get(dut.adc_col_sel)
-                group = np.zeros(adcs, dtype=np.int64)
-                part = adc[g * adcs:(g + 1) * adcs]
-                group[:part.size] = part
-                await ctx.tick().repeat(CONVERT)
-                ctx.set(dut.adc_codes, pack_bus(group, cfg.adc.bits))
-                ctx.set(dut.adc_valid, 1)
-                await ctx.tick()
-                ctx.set(dut.adc_valid, 0)
+        await answer_analog(ctx, dut, cfg, codes_of)
 
     async def host(ctx):
         ctx.set(dut.requant_mult, mult)

@@ -1,18 +1,17 @@
 """A tiny CNN for amaranth.sim tests of the layered controller and the whole chip (imported by
 tests/hdl/test_layered_controller.py and tests/hdl/test_top.py): its config (6 x 6 image, conv
 3x3x2, pool 2, flatten, dense 4, dense 3 on 8 x 4 tiles), a fake analog side answering the
-driven DAC codes by a simple integer rule, and a plain-Python reference of the whole network
-written from CNN_SPEC section 2 (not from the RTL or the golden model)."""
+driven DAC codes by a simple integer rule (through tests/support/analog_stub.py), and a
+plain-Python reference of the whole network written from CNN_SPEC section 2 (not from the RTL or
+the golden model)."""
 
-import numpy as np
-
-from xbarflow.cocotb_tests.analog_bridge import pack_bus, unpack_bus
 from xbarflow.flow.core import config as cfgmod
 
-__all__ = ["ADC_BITS", "DAC_MAX", "SHIFT", "TILE_OUTS", "TILE_ROWS", "adc_rule", "fake_analog",
-           "reference", "tick_until", "tiny_cfg"]
+from tests.support.analog_stub import answer_analog
 
-SETTLE, CONVERT = 3, 2
+__all__ = ["ADC_BITS", "DAC_MAX", "SHIFT", "TILE_OUTS", "TILE_ROWS", "adc_rule", "fake_analog",
+           "reference", "tiny_cfg"]
+
 ADC_BITS, SHIFT, TILE_ROWS, TILE_OUTS, DAC_MAX = 6, 4, 8, 2, 15
 
 
@@ -100,42 +99,15 @@ def reference(image, weights, mults, *, padding, pool, activation):
     return events, final, final.index(max(final))
 
 
-async def tick_until(ctx, signal):
-    """A plain await per clock, so a background testbench left waiting closes cleanly."""
-    while True:
-        await ctx.tick()
-        if ctx.get(signal):
-            return
-
-
 async def fake_analog(ctx, dut, cfg, weights, events):
-    """Answer every `vmm_start` of `dut` (a controller or the whole chip) after SETTLE clocks and
-    every `adc_start` after CONVERT clocks with `adc_rule` of the driven codes; log each tile
+    """Answer every `vmm_start` of `dut` (a controller or the whole chip) after the stub's latencies
+    with `adc_rule` of the driven codes; log each tile
     event (tile, DAC codes of the tile's rows) into `events`."""
-    tiles, dac_bits, adcs = cfg.tiles, cfg.quant.dac_bits, cfg.tile_adcs
-    while True:
-        await tick_until(ctx, dut.vmm_start)
-        t = ctx.get(dut.tile_sel)
-        dac = unpack_bus(ctx.get(dut.dac_codes), cfg.crossbar.tile_rows, dac_bits)
-        spec = tiles[t]
-        assert not dac[spec.rows:].any(), "rows past the tile's inputs must be 0"
-        events.append((t, [int(d) for d in dac[:spec.rows]]))
+    def codes_of(t, dac):
+        spec = cfg.tiles[t]
+        events.append((t, [int(d) for d in dac]))
         w = weights[spec.layer]
-        adc = adc_rule(dac[:spec.rows], [[w[i][o] for o in range(spec.out_start, spec.out_stop)]
-                                          for i in range(spec.row_start, spec.row_stop)])
-        await ctx.tick().repeat(SETTLE)
-        ctx.set(dut.vmm_done, 1)
-        await ctx.tick()
-        ctx.set(dut.vmm_done, 0)
-        for _ in range(-(-spec.outputs // adcs)):
-            if not ctx.get(dut.adc_start):
-                await tick_until(ctx, dut.adc_start)
-            g = ctx.get(dut.adc_col_sel) if cfg.adc_groups > 1 else 0
-            group = np.zeros(adcs, dtype=np.int64)
-            part = adc[g * adcs:(g + 1) * adcs]
-            group[:len(part)] = part
-            await ctx.tick().repeat(CONVERT)
-            ctx.set(dut.adc_codes, pack_bus(group, ADC_BITS))
-            ctx.set(dut.adc_valid, 1)
-            await ctx.tick()
-            ctx.set(dut.adc_valid, 0)
+        return adc_rule(dac, [[w[i][o] for o in range(spec.out_start, spec.out_stop)]
+                              for i in range(spec.row_start, spec.row_stop)])
+
+    await answer_analog(ctx, dut, cfg, codes_of)
