@@ -27,8 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FIXED_POINT_KAPPA", "check_current_tol", "check_levels", "current_grid", "fixed_point",
-           "level_codes", "partition_layout", "shared_resistance", "wire_drops", "wire_sums"]
+__all__ = ["FIXED_POINT_KAPPA", "check_current_tol", "check_levels", "column_drops", "current_grid",
+           "fixed_point", "level_codes", "partition_layout", "shared_resistance", "wire_drops",
+           "wire_sums"]
 
 FIXED_POINT_KAPPA = 0.05   # largest contraction for which the fixed point is used
 _EXACT_BITS = 52           # column sums of grid currents stay below 2**52 (exact in int64 and float64)
@@ -167,6 +168,42 @@ def wire_drops(i: np.ndarray, wire_r: float) -> tuple[np.ndarray, np.ndarray]:
     (module docstring); fresh arrays."""
     a, w = wire_sums(i)
     if wire_r != 1.0:                               # r * x, skipped where exact
+        a *= wire_r
+        w *= wire_r
+    return a, w
+
+
+def column_drops(i: np.ndarray, col: int, wire_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """`wire_drops(i, wire_r)` at column `col` only: (a, w), each (P, depth), the same bits.
+
+    The same sequential sums on fewer elements: the column sums of column `col` alone (every
+    column's sums are its own), the row sums only along the rows that carry a current, and
+    only up to node `col` (a prefix of a sequential sum does not depend on what follows). A row
+    of zero currents has a zero drop whose sign is that of a sum of zeros in any order: -0.0
+    exactly when every current of the row is -0.0."""
+    p, m, n = i.shape
+    rows = i.reshape(p * m, n)
+    live = rows.any(axis=1)
+    a = np.where(np.signbit(rows).all(axis=1), -0.0, 0.0)
+    if live.any():
+        x = rows[live]
+        seg = np.add.accumulate(x[:, ::-1], axis=1)      # row segment into node j, reversed
+        a[live] = np.add.accumulate(seg[:, ::-1][:, :col + 1], axis=1)[:, col]
+    a = a.reshape(p, m)
+    x = i[:, :, col]                                     # the loops of `_wire_sums_one`
+    seg = np.empty_like(x)
+    acc = x[:, 0].copy()
+    seg[:, 0] = acc
+    for k in range(1, m):
+        acc += x[:, k]
+        seg[:, k] = acc
+    w = np.empty_like(x)
+    acc = seg[:, m - 1].copy()
+    w[:, m - 1] = acc
+    for k in range(m - 2, -1, -1):
+        acc += seg[:, k]
+        w[:, k] = acc
+    if wire_r != 1.0:                                    # as `wire_drops`
         a *= wire_r
         w *= wire_r
     return a, w

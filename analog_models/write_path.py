@@ -36,7 +36,9 @@ i = f(V_row - a(i) - V_col - w(i)) that contracts by kappa = max slope * R * (C 
 largest drive, six orders below the wire drops themselves: one iteration on the shipped tiles). Where
 kappa > FIXED_POINT_KAPPA, or lines float, each pulsed partition is solved by Newton on its full
 nodal equations (scipy sparse LU of the wire Laplacian plus the cells' slopes; one step for linear
-cells), converged to VOLTAGE_TOL / 100 of the largest drive (one step for linear cells). Both are deterministic functions of the tile's
+cells), converged to VOLTAGE_TOL / 100 of the largest drive (one step for linear cells). A verify read by
+the fixed point needs one column's current: its last iteration is solved for that column only
+(`column_drops`, the same bits as the whole). All are deterministic functions of the tile's
 states and the event: the cocotb bridge and the golden replay call the same `pulse` and `verify`
 on the same states and get the same bits.
 
@@ -57,7 +59,7 @@ from scipy.sparse.linalg import splu
 from . import memdiode, selector
 from .mapping import level_conductance
 from .programming import DeviceArray, verify_window
-from .wire_drops import FIXED_POINT_KAPPA, fixed_point, shared_resistance
+from .wire_drops import FIXED_POINT_KAPPA, column_drops, fixed_point, shared_resistance
 from xbarflow.flow.core.config import ChipConfig, ConfigError
 
 __all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels",
@@ -396,7 +398,40 @@ class WritePath:
             un = np.full(r.shape, held)
             drives = self._remember(key, self._drives(r, col, np.full(r.shape, v), (un, un)))
         r, parts, _, row_v, col_v, gate = drives
-        return self.solve(lam, parts, row_v, col_v, gate, full=False).column_current[:, col]
+        if np.isnan(row_v).any() or np.isnan(col_v).any() or self.iterations < 0:
+            return self.solve(lam, parts, row_v, col_v, gate, full=False).column_current[:, col]
+        return self._column_current(lam, parts, row_v, col_v, gate, col)
+
+    def _column_current(self, lam, parts, row_v, col_v, gate, col: int) -> np.ndarray:
+        """`solve(...).column_current[:, col]` of a fixed-point solve, the same bits: every
+        iteration but the last on the whole partitions, the last only where column `col`
+        needs it (`column_drops`; the laws are elementwise), then the same sequential sum
+        down the column as `i.sum(axis=1)` (numpy reduces a middle axis row by row)."""
+        parts = np.asarray(parts, dtype=np.int64)
+        real = self.real[parts][:, :, None]
+        params = self.cell_params(lam[self._take[parts]])
+        key = "g" if "g" in params else "i0"
+        params[key] = np.where(real, params[key], 0.0)
+        gate = gate[:, :, None]
+        vr, vc = row_v[:, :, None], col_v[:, None, :]
+        v = vr - vc
+        v += 0.0                                            # (-0.0 -> 0.0, as `solve`)
+        start = self.law(params, v, gate, slope=False)
+        if self.iterations == 0:
+            i = start[0][:, :, col]
+        else:
+            _, (i_all, _, _) = fixed_point(lambda t: self.law(params, t, gate, slope=False), start,
+                                           v, vr, vc, self.wire_r, self.iterations - 1)
+            a, w = column_drops(i_all, col, self.wire_r)    # the last iteration, column col
+            t = np.subtract(row_v, a, out=a)
+            w += col_v[:, col][:, None]
+            t -= w
+            i = self.law({k: q[:, :, col] for k, q in params.items()}, t, gate[:, :, 0],
+                         slope=False)[0]
+        total = i[:, 0].copy()
+        for k in range(1, i.shape[1]):
+            total += i[:, k]
+        return total
 
     def reference_currents(self, ref_levels) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) currents of a replica cell at the window edges at V_read, alone (a table

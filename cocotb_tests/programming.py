@@ -5,10 +5,14 @@ A chip of several tiles is programmed tile by tile (PROG_TILE, WRITE_TARGETS, ST
 poll), each run with its own time bound. Scoreboard items, per tile: pulses each cell received
 (counted by the bridge from the select lines), the chip's PROG_PULSES / PROG_FAILURES
 registers of that tile's run, and every cell's final memory state, all equal to
-`xbarflow.flow.model.programming.program_array` on that tile's keyed draws.
+`xbarflow.flow.model.programming.program_array` on that tile's keyed draws. That golden replay
+comes with the job when the host made it already (`xbarflow program`: the job's
+`golden_programming`, `GoldenTile`); otherwise the bench replays it here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from cocotb.triggers import with_timeout
@@ -24,7 +28,29 @@ from xbarflow.flow.model.programming import (
 )
 from xbarflow.analog_models.mapping import level_conductance
 
-__all__ = ["compare_programming", "program_chip", "programming_timeout_ns"]
+__all__ = ["GoldenTile", "compare_programming", "golden_tiles", "program_chip",
+           "programming_timeout_ns"]
+
+
+@dataclass
+class GoldenTile:
+    """What the scoreboard needs of one tile's golden replay (the fields of a
+    `ProgrammingResult` of the same name)."""
+    pulses_per_cell: np.ndarray
+    lam: np.ndarray
+    disturb_events: np.ndarray
+    total_pulses: int
+    steps: int
+    failures: int
+
+
+def golden_tiles(arrays: dict, tiles) -> dict[int, GoldenTile]:
+    """The job's golden replay (`xbarflow.flow.sim.schema.golden_programming_arrays`) of the
+    tiles `tiles`; AssertionError if it is not the replay of exactly those tiles."""
+    programmed = [int(k) for k in np.flatnonzero(arrays["programmed"])]
+    assert programmed == sorted(tiles), f"the job's golden replay is of tiles {programmed}, not {sorted(tiles)}"
+    return {k: GoldenTile(arrays["pulses"][k], arrays["lam"][k], arrays["disturb_events"][k],
+                          *(int(v) for v in arrays["counts"][k])) for k in programmed}
 
 
 def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
@@ -32,7 +58,7 @@ def _first_cells(mask: np.ndarray, limit: int = 5) -> str:
     return ", ".join(f"({r},{c})" for r, c in cells)
 
 
-def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.ndarray,
+def compare_programming(cfg: ChipConfig, golden: ProgrammingResult | GoldenTile, pulses: np.ndarray,
                         lam: np.ndarray, registers: dict,
                         disturb_events: np.ndarray | None = None) -> list[str]:
     """Mismatches between the co-simulated programming (the pulses each cell received, as the
@@ -54,7 +80,7 @@ def compare_programming(cfg: ChipConfig, golden: ProgrammingResult, pulses: np.n
     return problems
 
 
-def programming_timeout_ns(cfg: ChipConfig, golden: ProgrammingResult) -> float:
+def programming_timeout_ns(cfg: ChipConfig, golden: ProgrammingResult | GoldenTile) -> float:
     """A generous bound on the simulated time programming may take: every verify and pulse of the
     golden replay at its worst-case cost, doubled, plus the target upload at one byte per 16 SCLK
     or UART bit periods."""
@@ -67,15 +93,17 @@ def programming_timeout_ns(cfg: ChipConfig, golden: ProgrammingResult) -> float:
 
 
 async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
-                       wire: WireFaults | None = None, tiles=None
+                       wire: WireFaults | None = None, tiles=None, replay: dict | None = None
                        ) -> tuple[list[np.ndarray], dict, list[str]]:
     """Program the chip's tiles `tiles` (default all) to `target_levels` ((tiles, R, C), or
     (R, C) for one tile); returns every tile's conductances after programming (the bridge's
     devices; a tile not programmed holds its ideal target conductances), a summary for the
     report, and the scoreboard's mismatches. `wire` carries the self-tests' faults
-    (`xbarflow.cocotb_tests.sabotage`) from the monitor to the scoreboard (tile 0's pulses)."""
+    (`xbarflow.cocotb_tests.sabotage`) from the monitor to the scoreboard (tile 0's pulses).
+    `replay`: the job's golden replay of these tiles (`golden_tiles`), or None to replay here."""
     targets = check_chip_targets(cfg, target_levels)
     chosen = list(range(len(cfg.tiles)) if tiles is None else tiles)
+    given = None if replay is None else golden_tiles(replay, chosen)
     devices = [DeviceArray(cfg, tile=k) for k in range(len(cfg.tiles))]
     bridge = ProgrammingBridge(dut, cfg, devices)
     bridge.start()
@@ -83,7 +111,7 @@ async def program_chip(dut, cfg: ChipConfig, host, target_levels: np.ndarray,
     problems, per_tile, registers_all = [], {}, []
     golden_pulses = golden_failures = 0
     for k in chosen:
-        golden = program_array(cfg, targets[k], DeviceArray(cfg, tile=k))
+        golden = given[k] if given else program_array(cfg, targets[k], DeviceArray(cfg, tile=k))
         registers = await with_timeout(
             host.program_tile(k, np.asarray(targets[k], dtype=np.uint8).tobytes()),
             programming_timeout_ns(cfg, golden), "ns")

@@ -349,7 +349,7 @@ class InferenceTestbench:
             # conductances, so the reference becomes the golden chip on the same state.
             conductance, self.results.programming, problems = await program_chip(
                 self.dut, self.cfg, host, self.data.targets, wire=self.wire,
-                tiles=job.program_tiles)
+                tiles=job.program_tiles, replay=self.data.golden_programming)
             self.scoreboard.mismatches.extend(f"programming: {p}" for p in problems)
             self.chip = GoldenChip(self.cfg, layer_conductances(self.cfg, conductance),
                                    self.requant_mult)

@@ -92,8 +92,9 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
     replay, tile by tile, and the golden chip on the programmed conductances (what the
     co-simulation must then match). `targets` ((tiles, R, C) level codes) default to the
     weights' mapping (`chip_target_levels`); tiles not programmed keep their ideal targets.
-    Returns (targets, chip, inference on the test codes, summary); the targets of a one-tile
-    chip as one (R, C) array."""
+    Returns (targets, chip, inference on the test codes, summary, the replay's per-tile results
+    for the co-simulation to score against); the targets of a one-tile chip as one (R, C)
+    array."""
     targets = chip_target_levels(cfg, weights) if targets is None else check_chip_targets(cfg, targets)
     t0 = time.perf_counter()
     results = program_chip_array(cfg, targets, tiles)
@@ -121,7 +122,7 @@ def programming_report(cfg, weights, test_codes, labels, full_ideal, out: Path, 
     }
     np.savez_compressed(out / "targets.npz", targets=targets, config=cfg.name)
     # A one-tile chip's targets as one (R, C) array, as `program_array` takes them.
-    return (targets[0] if len(cfg.tiles) == 1 else targets), chip, full, summary
+    return (targets[0] if len(cfg.tiles) == 1 else targets), chip, full, summary, results
 
 
 def programming_lines(summary: dict) -> list[str]:
@@ -210,9 +211,9 @@ def run_demo(args, program: bool) -> int:
 
     # With --program the chip programs its own array first; the reference for every image is
     # then the golden chip on the programmed conductances.
-    targets, reference, reference_full, programming = None, golden, full, None
+    targets, reference, reference_full, programming, replay = None, golden, full, None, None
     if program:
-        targets, reference, reference_full, programming = programming_report(
+        targets, reference, reference_full, programming, replay = programming_report(
             cfg, weights, test_codes, labels, full, out, targets=preset_targets, tiles=tiles,
             requant_mult=golden.requant_mult)
         for line in programming_lines(programming):
@@ -225,7 +226,7 @@ def run_demo(args, program: bool) -> int:
         indices = np.arange(args.images)
         result = cosim(sim_build, golden.layer_conductance, dataset.x_test[indices], labels[indices],
                      indices, out, targets=targets, requant_mult=golden.requant_mult,
-                     program_tiles=tiles)
+                     program_tiles=tiles, golden_programming=replay)
         waves = None
         if waves_format:
             waves_build = build(cfg, args.sim, waves=waves_format)

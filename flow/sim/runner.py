@@ -33,7 +33,8 @@ from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
 from .harness import HARNESS_TOP, write_harness
 from .parity import ChipAnswers
-from .schema import FSM_SAMPLES_ENV, FSM_SAMPLES_FILE, BenchJob, BenchResult, JobArrays
+from .schema import (FSM_SAMPLES_ENV, FSM_SAMPLES_FILE, BenchJob, BenchResult, JobArrays,
+                     golden_programming_arrays)
 from .verilog import GeneratedRTL, generate
 
 ROOT = paths.ROOT
@@ -398,7 +399,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
         timeout_s: float = 3600.0, progress: Path | None = None,
         targets: np.ndarray | None = None, requant_mult: Sequence[int] = (),
         spi_timing: dict | None = None, program_tiles: Sequence[int] | None = None,
-        busy_probe: bool = False, register_patterns: bool = False) -> CosimResult:
+        busy_probe: bool = False, register_patterns: bool = False,
+        golden_programming=None) -> CosimResult:
     """Co-simulate `images` (uint8, (n, H, W)) through the chip and return per-image results.
 
     With `targets` ((tiles, tile_rows, tile_cols) level codes; (tile_rows, tile_cols) for a
@@ -407,6 +409,9 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     conductances); inference then runs on the programmed conductances and `conductance` is
     ignored. `conductance` is one array per layer (or one array for a
     single-layer network); `requant_mult` the hidden layers' ReLU multipliers.
+    `golden_programming` (with `targets`): the golden replay of that programming already made
+    (`program_chip_array` on the same targets and tiles: one result or None per tile), carried
+    to the bench, which then scores the chip against it instead of replaying it again.
 
     The bench reads back every image's class (RESULT) and final-layer sums (output buffer) and
     records the DAC codes the chip drove, tile by tile: always, since parity is defined on them.
@@ -430,6 +435,8 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     PROG_TILE with every tile index and then one past the last (ignored), each read back.
     `CosimResult.probes` counts the refusals and read-backs."""
     prepare_toolchain(sim_build.sim)
+    if golden_programming is not None and targets is None:
+        raise ValueError("golden_programming is the replay of a programming: it needs the targets")
     if spi_timing is not None:
         if sim_build.transport != "pins" or sim_build.cfg.host.interface != "spi":
             raise SimulatorError("spi_timing needs an SPI host on the 'pins' transport")
@@ -452,8 +459,9 @@ def run(sim_build: SimBuild, conductance: np.ndarray, images: np.ndarray, labels
     results_path = Path(job.results)
     results_path.unlink(missing_ok=True)
     waves_path = out_dir / f"waves-{sim_build.sim}.{sim_build.waves}" if sim_build.waves else None
+    golden = None if golden_programming is None else golden_programming_arrays(golden_programming)
     job_path = job.write(out_dir, JobArrays(layers, np.asarray(requant_mult), images, labels,
-                                            indices, targets))
+                                            indices, targets, golden))
 
     runner = cocotb_runner(sim_build.sim, vcd=sim_build.waves == "vcd")
     plusargs = [f"+vcd={waves_path}"] if waves_path and sim_build.sim == "icarus" else []

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ARRAYS_FILE", "BenchJob", "BenchResult", "CYCLE_COUNTERS", "FSM_SAMPLES_ENV",
-           "FSM_SAMPLES_FILE", "JOB_FILE", "JobArrays", "LAYERED_CYCLE_COUNTERS", "RESULTS_FILE"]
+           "FSM_SAMPLES_FILE", "GOLDEN_PREFIX", "JOB_FILE", "JobArrays", "LAYERED_CYCLE_COUNTERS",
+           "RESULTS_FILE", "golden_programming_arrays"]
 
 JOB_FILE = "job.json"        # config and flags
 ARRAYS_FILE = "job.npz"      # conductances, images, targets
@@ -32,6 +33,31 @@ CYCLE_COUNTERS = ("total", "drive", "convert", "argmax")
 LAYERED_CYCLE_COUNTERS = ("load_window", "accumulate", "activate", "pool")
 
 
+#: job.npz keys of the golden programming replay (`golden_programming_arrays`)
+GOLDEN_PREFIX = "golden_programming_"
+
+
+def golden_programming_arrays(results) -> dict[str, np.ndarray]:
+    """The golden replay's per-tile results (`program_chip_array`: one `ProgrammingResult` or
+    None per tile of the chip) as the job's arrays: "programmed" (tiles,) bool, "pulses",
+    "lam", "disturb_events" (tiles, R, C) and "counts" (tiles, 3: total_pulses, steps,
+    failures); zeros for a tile not programmed."""
+    done = [r for r in results if r is not None]
+    if not done:
+        raise ValueError("no programmed tile in the golden replay")
+    shape = (len(results),) + done[0].lam.shape
+    out = {"programmed": np.array([r is not None for r in results]),
+           "pulses": np.zeros(shape, dtype=np.int64), "lam": np.zeros(shape),
+           "disturb_events": np.zeros(shape, dtype=np.int64),
+           "counts": np.zeros((len(results), 3), dtype=np.int64)}
+    for k, r in enumerate(results):
+        if r is not None:
+            out["pulses"][k], out["lam"][k] = r.pulses_per_cell, r.lam
+            out["disturb_events"][k] = r.disturb_events
+            out["counts"][k] = (r.total_pulses, r.steps, r.failures)
+    return out
+
+
 def _file(path: str | Path, name: str) -> Path:
     """`path`, or the file `name` in it when it is a folder."""
     path = Path(path)
@@ -42,13 +68,18 @@ def _file(path: str | Path, name: str) -> Path:
 class JobArrays:
     """The job's arrays: one conductance array per layer, the hidden layers' ReLU multipliers,
     the images (uint8, (n, H, W)) with labels and test-set indices, and the level-code targets
-    ((tiles, R, C), or (R, C) for a one-tile chip) when the chip programs its own array first."""
+    ((tiles, R, C), or (R, C) for a one-tile chip) when the chip programs its own array first.
+
+    `golden_programming`, optional with the targets: the host's golden replay of that
+    programming (`golden_programming_arrays`), so that the bench scores the chip against it
+    instead of replaying the same write-verify again inside the simulator."""
     conductances: list
     requant_mult: np.ndarray
     images: np.ndarray
     labels: np.ndarray
     indices: np.ndarray
     targets: np.ndarray | None = None
+    golden_programming: dict[str, np.ndarray] | None = None
 
     def write(self, path: Path) -> None:
         np.savez(path, **{f"conductance_{l}": np.asarray(g, dtype=np.float64)
@@ -56,16 +87,19 @@ class JobArrays:
                  requant_mult=np.asarray(self.requant_mult, dtype=np.int64),
                  images=np.asarray(self.images, dtype=np.uint8), labels=np.asarray(self.labels),
                  indices=np.asarray(self.indices, dtype=np.int64),
-                 **({} if self.targets is None else {"targets": np.asarray(self.targets, dtype=np.int64)}))
+                 **({} if self.targets is None else {"targets": np.asarray(self.targets, dtype=np.int64)}),
+                 **{GOLDEN_PREFIX + k: np.asarray(a) for k, a in (self.golden_programming or {}).items()})
 
     @classmethod
     def read(cls, path: str | Path) -> "JobArrays":
         with np.load(path) as data:
             layers = sorted((k for k in data.files if k.startswith("conductance_")),
                             key=lambda k: int(k.split("_")[1]))
+            golden = {k[len(GOLDEN_PREFIX):]: data[k] for k in data.files if k.startswith(GOLDEN_PREFIX)}
             return cls(conductances=[data[k] for k in layers], requant_mult=data["requant_mult"],
                        images=data["images"], labels=data["labels"], indices=data["indices"],
-                       targets=data["targets"] if "targets" in data.files else None)
+                       targets=data["targets"] if "targets" in data.files else None,
+                       golden_programming=golden or None)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 from xbarflow.analog_models.wire_drops import (
-    check_current_tol, check_levels, fixed_point, level_codes, partition_layout,
+    check_current_tol, check_levels, column_drops, fixed_point, level_codes, partition_layout,
     shared_resistance, wire_drops, wire_sums,
 )
 
@@ -117,6 +117,30 @@ def test_batched_sums_equal_one_by_one_to_the_last_bit():
         assert np.array_equal(bare_a, a[..., n]) and np.array_equal(bare_w, w[..., n])
     given = a.copy()
     assert np.array_equal(wire_sums(i, split=False, rows=given)[0], a + w)
+
+
+def bits(a):
+    """The bit patterns of float64s (np.array_equal takes -0.0 for 0.0)."""
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+
+
+@pytest.mark.parametrize("wire_r", [1.0, 2.5])
+def test_one_column_of_the_drops_is_the_same_bits_as_the_whole(wire_r):
+    """column_drops(i, col) == wire_drops(i)[..., col] bit for bit (signed zeros too): currents
+    of mixed sign and magnitude, rows of +0.0 and of -0.0 only, a row of both."""
+    rng = np.random.default_rng(9)
+    i = rng.standard_normal((3, 5, 40)) * np.exp(4 * rng.standard_normal((3, 5, 40))) * 1e-6
+    i[0, 1] = 0.0
+    i[1, 2] = -0.0
+    i[2, 3] = np.where(np.arange(40) % 2, -0.0, 0.0)
+    i[2, 4, :3] = -0.0
+    i[2, 4, 3:] = 0.0
+    a, w = wire_drops(i, wire_r)
+    assert np.signbit(a[1, 2]).all() and not np.signbit(a[0, 1]).any(), "the zeros the test needs"
+    for col in range(40):
+        ca, cw = column_drops(i, col, wire_r)
+        assert np.array_equal(bits(ca), bits(a[:, :, col])), col
+        assert np.array_equal(bits(cw), bits(w[:, :, col])), col
 
 
 def test_layout_and_input_checks():

@@ -286,6 +286,30 @@ def test_replay_through_the_array_is_pinned_to_the_last_bit(case):
     assert h.hexdigest()[:32] == want
 
 
+@pytest.mark.parametrize("case", ["v2", "v3", "1T1R", "1S1R-exponential", "qmm", "big-cells"])
+def test_verify_current_of_the_selected_column_is_the_whole_solves_to_the_bit(case):
+    """A verify read computes only what the selected column's current needs; it equals that
+    column of the whole partitions' solve bit for bit, for every column and set of rows (the
+    big cells need several fixed-point iterations; tiles of 24 columns, more than numpy's
+    8-term pairwise block, so that a change of summation order would show)."""
+    overrides, _ = PINNED[case]
+    wider = {"crossbar.tile_cols": 24, "network.layers": [12]}
+    if case == "big-cells":     # wire_r halved: the fixed point's kappa stays below 0.05
+        wider["crossbar.wire_r"] = 1.0
+    cfg = small(**{**overrides, **wider})
+    path = WritePath(cfg)
+    assert path.iterations >= (2 if case == "big-cells" else 1)
+    rng = np.random.default_rng(3)
+    for trial in range(3):
+        lam = rng.random((cfg.crossbar.tile_rows, cfg.crossbar.tile_cols)) ** (1 + 3 * trial)
+        for rows in ([1, 5], [3], [6]):
+            for col in range(cfg.crossbar.tile_cols):
+                got = path.read_currents(lam, rows, col)
+                r, parts, _, row_v, col_v, gate = path._drive_memo[("read", np.asarray(rows).tobytes(), col)]
+                whole = path.solve(lam, parts, row_v, col_v, gate, full=False).column_current[:, col]
+                assert np.array_equal(got.view(np.int64), whole.view(np.int64)), (rows, col)
+
+
 def test_1s1r_qmm_writes_are_refused():
     """1S1R with QMM memdiodes is modelled on the read path only (selector_memdiode.py): the
     write path says so instead of solving with a wrong cell law."""

@@ -91,3 +91,26 @@ def test_programming_scoreboard_reports_exactly_one_corrupted_cell(cfg, dataset,
     reference = chip.infer(to_dac_codes(dataset.x_test[indices], cfg), indices)
     assert np.array_equal(result.sums, reference.adc_codes)
     assert np.array_equal(result.classes, reference.classes)
+
+
+def test_the_bench_scores_against_the_golden_replay_the_job_carries(cfg, dataset, weights, tmp_path):
+    """`run(..., golden_programming=...)` (what `xbarflow program` passes: its own replay) makes
+    the bench score the chip against that replay instead of replaying it again: the host's
+    replay with cell (2, 5)'s pulse count raised by one and cell (4, 1)'s final state nudged
+    is reported as exactly those two cells, while the chip and inference stay at parity."""
+    targets = tile_target_levels(cfg, weights.w)
+    golden = program_array(cfg, targets)
+    golden.pulses_per_cell = golden.pulses_per_cell.copy()
+    golden.pulses_per_cell[2, 5] += 1
+    golden.lam = golden.lam.copy()
+    golden.lam[4, 1] = np.nextafter(golden.lam[4, 1], 2.0)
+    indices = np.arange(2)
+    result = run(build(cfg, "verilator"), np.zeros((cfg.rows, cfg.cols)), dataset.x_test[indices],
+                 dataset.y_test[indices], indices, tmp_path, timeout_s=900, targets=targets,
+                 golden_programming=[golden])
+    assert result.mismatches == ["programming: pulses per cell differ in 1 cells, first (2,5)",
+                                 "programming: final memory state differs in 1 cells, first (4,1)"]
+    assert result.programming["pulses_total"] == golden.total_pulses
+    with pytest.raises(ValueError, match="needs the targets"):
+        run(build(cfg, "verilator"), np.zeros((cfg.rows, cfg.cols)), dataset.x_test[indices],
+            dataset.y_test[indices], indices, tmp_path / "no-targets", golden_programming=[golden])

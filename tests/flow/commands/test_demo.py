@@ -17,7 +17,7 @@ def test_targets_that_need_no_pulse_are_reported_not_a_crash(cfg, dataset, weigh
     codes, labels = to_dac_codes(dataset.x_test[:100], cfg), dataset.y_test[:100]
     ideal = GoldenChip.from_weights(cfg, weights.w).infer(codes)
     zeros = np.zeros((1, cfg.crossbar.tile_rows, cfg.crossbar.tile_cols), np.int64)
-    _, _, _, summary = programming_report(cfg, weights, codes, labels, ideal, tmp_path, targets=zeros)
+    _, _, _, summary, _ = programming_report(cfg, weights, codes, labels, ideal, tmp_path, targets=zeros)
     assert summary["pulse_events"] == 0 and summary["write_margin_min_v"] is None
     head, array = programming_lines(summary)
     assert head.startswith("[xbarflow] golden programming: 0 pulse events, 0.00 pulses/cell (max 0)")
@@ -31,7 +31,7 @@ def test_pulsed_cells_print_their_write_margin(cfg, dataset, weights, tmp_path):
     ideal = GoldenChip.from_weights(cfg, weights.w).infer(codes)
     targets = np.zeros((1, cfg.crossbar.tile_rows, cfg.crossbar.tile_cols), np.int64)
     targets[0, 0, :4] = cfg.quant.weight_levels - 1
-    _, _, _, summary = programming_report(cfg, weights, codes, labels, ideal, tmp_path, targets=targets)
+    _, _, _, summary, _ = programming_report(cfg, weights, codes, labels, ideal, tmp_path, targets=targets)
     assert summary["pulse_events"] > 0
     margin = summary["write_margin_min_v"]
     assert 0 < margin < cfg.programming.v_set

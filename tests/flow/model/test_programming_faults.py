@@ -141,7 +141,7 @@ def test_inference_completes_and_the_report_shows_the_accuracy_cost(fault, cfg, 
     c = cfg.replace(**{**FAULTS[fault], **IDEAL_WRITE})   # the report, not the write physics (above)
     labels = dataset.y_test.astype(np.int64)
     ideal = GoldenChip.from_weights(c, weights.w).infer(test_codes)
-    targets, chip, full, summary = _programming_report(c, weights, test_codes, labels, ideal, tmp_path)
+    targets, chip, full, summary, _ = _programming_report(c, weights, test_codes, labels, ideal, tmp_path)
     assert full.classes.shape == labels.shape            # every image classified
     golden = program_array(c, targets)
     assert summary["failures"] == golden.failures > 0
