@@ -74,11 +74,6 @@ def test_1s1r_qmm_bad_input_is_a_usage_error(tmp_path, capsys):
                  "--set", "device.read_model=qmm", "--set", "device.qmm_rs_lrs=4e7"]) == 2
     err = capsys.readouterr().err
     assert "takes all of crossbar.v_read" in err and err.count("\n") == 1
-    # writes through an array of 1S1R QMM cells are not modelled
-    assert main(["program", "--out", str(tmp_path / "p"), "--set", "crossbar.cell=1S1R",
-                 "--set", "device.read_model=qmm"]) == 2
-    err = capsys.readouterr().err
-    assert "1S1R QMM cells are not modelled" in err and err.count("\n") == 1
     assert main(["spice", "--out", str(tmp_path), "--write", "3", "2", "--set", "crossbar.cell=1S1R",
                  "--set", "device.read_model=qmm"]) == 2
     assert "linear memristors" in capsys.readouterr().err
