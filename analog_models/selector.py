@@ -46,7 +46,7 @@ import numpy as np
 from . import memdiode
 from xbarflow.flow.core.config import ChipConfig, ConfigError, CrossbarConfig
 
-__all__ = ["BISECT", "MemristorCells", "check_read", "log_deterministic", "memristor_for_chord",
+__all__ = ["BISECT", "MemristorCells", "asinh_deterministic", "check_read", "log_deterministic", "memristor_for_chord",
            "selector_chord_limit", "selector_current", "selector_resistance", "selector_voltage",
            "series_current"]
 
@@ -54,6 +54,16 @@ BISECT = 60           # halvings of the exponential selector's voltage bracket
 _LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
 _ATANH_TERMS = 12                       # z**25 / 25 < 1e-20 for |z| <= 0.172
+_ASINH_SMALL = 0.4                      # below: w / (2 + w) <= 0.166, the atanh series directly
+
+
+def _atanh_series(z: np.ndarray) -> np.ndarray:
+    """2 atanh(z) for |z| <= 0.172 by its odd series (Horner in z**2), correctly rounded ops."""
+    z2 = z * z
+    p = np.full(z.shape, 1.0 / (2 * _ATANH_TERMS - 1))
+    for k in range(_ATANH_TERMS - 2, -1, -1):       # sum z**(2k) / (2k + 1)
+        p = p * z2 + 1.0 / (2 * k + 1)
+    return 2.0 * z * p
 
 
 def log_deterministic(y: np.ndarray) -> np.ndarray:
@@ -66,11 +76,18 @@ def log_deterministic(y: np.ndarray) -> np.ndarray:
     m = np.where(low, 2.0 * m, m)
     e = np.where(low, e - 1, e).astype(np.float64)
     z = (m - 1.0) / (m + 1.0)
-    z2 = z * z
-    p = np.full(z.shape, 1.0 / (2 * _ATANH_TERMS - 1))
-    for k in range(_ATANH_TERMS - 2, -1, -1):       # Horner in z**2: sum z**(2k) / (2k + 1)
-        p = p * z2 + 1.0 / (2 * k + 1)
-    return (e * _LN2_HI + (2.0 * z * p + e * _LN2_LO))
+    return (e * _LN2_HI + (_atanh_series(z) + e * _LN2_LO))
+
+
+def asinh_deterministic(u: np.ndarray) -> np.ndarray:
+    """asinh(u) for u >= 0 to a few ulp, also for tiny u (where ln(u + sqrt(u**2 + 1)) would lose
+    the digits of u in 1 + u): asinh u = ln(1 + w), w = u + u**2 / (1 + sqrt(1 + u**2)) formed
+    without the 1, = 2 atanh(w / (2 + w)) by the series while |w / (2 + w)| <= 0.172 (u < 0.4)."""
+    u = np.asarray(u, dtype=np.float64)
+    r = np.sqrt(u * u + 1.0)
+    small = u < _ASINH_SMALL
+    w = np.where(small, u + u * u / (1.0 + r), 0.0)
+    return np.where(small, _atanh_series(w / (2.0 + w)), log_deterministic(u + r))
 
 
 # -- the selector alone: its I-V, its inverse and its incremental resistance, written once for
@@ -96,8 +113,7 @@ def selector_voltage(i: np.ndarray, x: CrossbarConfig) -> np.ndarray:
         gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
         v = np.where(a <= gl * vth, a / gl, vth * (1.0 - gl / gon) + a / gon)
     else:
-        u = a / x.selector_i_s                       # asinh(u) = ln(u + sqrt(u**2 + 1))
-        v = x.selector_v0 * log_deterministic(u + np.sqrt(u * u + 1.0))
+        v = x.selector_v0 * asinh_deterministic(a / x.selector_i_s)
     return np.where(i < 0, -v, v)
 
 

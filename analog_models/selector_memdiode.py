@@ -73,7 +73,7 @@ def series_current(i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: floa
         new = np.where(f == 0, xd, new)
         moved = np.abs(new - xd)
         xd = np.where(active, new, xd)
-        active &= moved > 2.0 * np.spacing(np.abs(xd))
+        active &= moved > 2.0 * np.spacing(np.maximum(np.abs(xd), np.abs(v)))   # f rounds at ulp(v)
         if not active.any():
             break
     else:
