@@ -111,7 +111,9 @@ class AnalogArray:
                 cells = selector.MemristorCells(self.memristor)
             tol = QMM_TOL_LSB * adc.lsb(cfg) / cfg.sensing.tia_gain / 2
             self.solver = SelectorCrossbar(cells, cfg.crossbar,
-                                           dac_voltages(np.arange(dac_max + 1), cfg), tol)
+                                           dac_voltages(np.arange(dac_max + 1), cfg), tol,
+                                           scale_max=read_variation.read_noise_max(cfg)
+                                           if self.read_model == "qmm" else 1.0)
             self._qmm_volts_per_unit = self.solver.grid * cfg.sensing.tia_gain
         elif self.read_model == "qmm":
             params = memdiode.QmmParams.from_config(cfg)

@@ -20,10 +20,16 @@ chord g (`memristor_conductance`), larger than g by the selector's share. That n
 that passes more than g_on at V_read (a threshold below V_read; an exponential selector with
 i_s sinh(V_read / v0) / V_read above g_on): `check_read` raises a ConfigError otherwise.
 
-G of a chord g (`memristor_for_chord`) is closed form for the threshold selector and a bisection
-on the selector voltage for the exponential one, from deterministic operations only
-(memdiode.expm1_deterministic), elementwise: the read path maps each cell with it, the write path
-every loaded cell of every event and the verify's replica cells, so both see the same memristors.
+G of a chord g (`memristor_for_chord`) is closed form: at V_read the cell current g V_read is
+known, so is the selector's voltage (`selector_voltage`, the selector's inverse I-V), and G takes
+the rest; elementwise from deterministic operations only (memdiode.expm1_deterministic and
+`log_deterministic`, never numpy's exp or log, whose SIMD and scalar paths may differ): the read
+path maps each cell with it, the write path every loaded cell of every event and the verify's
+replica cells, so both see the same memristors.
+
+The selector alone (`selector_current`, its inverse `selector_voltage`, its incremental
+resistance `selector_resistance`) is written here once, for every cell that puts it in series:
+this module's linear memristor and selector_memdiode's QMM memdiode.
 
 `MemristorCells` holds an array of such cells for the 1S1R read solve (selector_crossbar.py), as
 selector_memdiode.QmmCells holds QMM ones: padded to the solver's layout, the cell law, and the
@@ -32,6 +38,7 @@ bound on every cell's slope dI/dV (its memristor's G: the selector in series onl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +46,85 @@ import numpy as np
 from . import memdiode
 from xbarflow.flow.core.config import ChipConfig, ConfigError, CrossbarConfig
 
-__all__ = ["BISECT", "MemristorCells", "check_read", "memristor_for_chord", "selector_chord_limit", "series_current"]
+__all__ = ["BISECT", "MemristorCells", "asinh_deterministic", "check_read", "log_deterministic", "memristor_for_chord",
+           "selector_chord_limit", "selector_current", "selector_resistance", "selector_voltage",
+           "series_current"]
 
 BISECT = 60           # halvings of the exponential selector's voltage bracket
+_LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
+_LN2_LO = 1.90821492927058770002e-10
+_ATANH_TERMS = 12                       # z**25 / 25 < 1e-20 for |z| <= 0.172
+_ASINH_SMALL = 0.4                      # below: w / (2 + w) <= 0.166, the atanh series directly
+
+
+def _atanh_series(z: np.ndarray) -> np.ndarray:
+    """2 atanh(z) for |z| <= 0.172 by its odd series (Horner in z**2), correctly rounded ops."""
+    z2 = z * z
+    p = np.full(z.shape, 1.0 / (2 * _ATANH_TERMS - 1))
+    for k in range(_ATANH_TERMS - 2, -1, -1):       # sum z**(2k) / (2k + 1)
+        p = p * z2 + 1.0 / (2 * k + 1)
+    return 2.0 * z * p
+
+
+def log_deterministic(y: np.ndarray) -> np.ndarray:
+    """ln(y) for y > 0 to a few ulp, from correctly rounded operations only: y = m 2**e with
+    m in [sqrt(1/2), sqrt(2)) (frexp, exact), ln m = 2 atanh(z), z = (m - 1) / (m + 1), by its
+    odd series (|z| <= 0.172), plus e ln 2 in two parts."""
+    y = np.asarray(y, dtype=np.float64)
+    m, e = np.frexp(y)                              # m in [0.5, 1)
+    low = m < math.sqrt(0.5)
+    m = np.where(low, 2.0 * m, m)
+    e = np.where(low, e - 1, e).astype(np.float64)
+    z = (m - 1.0) / (m + 1.0)
+    return (e * _LN2_HI + (_atanh_series(z) + e * _LN2_LO))
+
+
+def asinh_deterministic(u: np.ndarray) -> np.ndarray:
+    """asinh(u) for u >= 0 to a few ulp, also for tiny u (where ln(u + sqrt(u**2 + 1)) would lose
+    the digits of u in 1 + u): asinh u = ln(1 + w), w = u + u**2 / (1 + sqrt(1 + u**2)) formed
+    without the 1, = 2 atanh(w / (2 + w)) by the series while |w / (2 + w)| <= 0.172 (u < 0.4)."""
+    u = np.asarray(u, dtype=np.float64)
+    r = np.sqrt(u * u + 1.0)
+    small = u < _ASINH_SMALL
+    w = np.where(small, u + u * u / (1.0 + r), 0.0)
+    return np.where(small, _atanh_series(w / (2.0 + w)), log_deterministic(u + r))
+
+
+# -- the selector alone: its I-V, its inverse and its incremental resistance, written once for
+# every cell that has one in series (this module's linear memristor, selector_memdiode's QMM)
+def selector_current(vs: np.ndarray, x: CrossbarConfig) -> np.ndarray:
+    """The selector's current at its own voltage vs (odd in vs)."""
+    vs = np.asarray(vs, dtype=np.float64)
+    if x.selector == "threshold":
+        gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
+        a = np.abs(vs)
+        i = np.where(a <= vth, gl * a, gl * vth + gon * (a - vth))
+        return np.where(vs < 0, -i, i)
+    i_s, v0 = x.selector_i_s, x.selector_v0
+    return i_s * (memdiode.expm1_deterministic(vs / v0) - memdiode.expm1_deterministic(-vs / v0)) / 2.0
+
+
+def selector_voltage(i: np.ndarray, x: CrossbarConfig) -> np.ndarray:
+    """The selector's voltage at current i (odd in i): the inverse of `selector_current`,
+    closed form (threshold: linear on each side; exponential: v0 asinh(i / i_s))."""
+    i = np.asarray(i, dtype=np.float64)
+    a = np.abs(i)
+    if x.selector == "threshold":
+        gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
+        v = np.where(a <= gl * vth, a / gl, vth * (1.0 - gl / gon) + a / gon)
+    else:
+        v = x.selector_v0 * asinh_deterministic(a / x.selector_i_s)
+    return np.where(i < 0, -v, v)
+
+
+def selector_resistance(i: np.ndarray, x: CrossbarConfig) -> np.ndarray:
+    """dV_s / dI of the selector at current i (> 0): 1 / g_leak or 1 / g_on (threshold),
+    v0 / sqrt(i**2 + i_s**2) (exponential)."""
+    a = np.abs(np.asarray(i, dtype=np.float64))
+    if x.selector == "threshold":
+        return np.where(a <= x.selector_g_leak * x.selector_v_th, 1.0 / x.selector_g_leak,
+                        1.0 / x.selector_g_on)
+    return x.selector_v0 / np.sqrt(a * a + x.selector_i_s * x.selector_i_s)
 
 
 def series_current(g: np.ndarray, v: np.ndarray, x: CrossbarConfig, slope: bool = True
@@ -61,32 +144,22 @@ def series_current(g: np.ndarray, v: np.ndarray, x: CrossbarConfig, slope: bool 
         i = np.where(below, i_low, i_high)
         d = np.where(below, g * gl / (g + gl), 1.0 / (1.0 / gon + 1.0 / g))
     else:
-        i_s, v0 = x.selector_i_s, x.selector_v0
         lo, hi = np.zeros(v.shape), mag.copy()       # selector voltage in [0, |V|]
         for _ in range(BISECT):
             mid = 0.5 * (lo + hi)
-            e = memdiode.expm1_deterministic(mid / v0)
-            sel = i_s * (e - memdiode.expm1_deterministic(-mid / v0)) / 2.0   # i_s sinh
-            above = sel > g * (mag - mid)
+            above = selector_current(mid, x) > g * (mag - mid)
             lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
         vs = 0.5 * (lo + hi)
         i = g * (mag - vs)
         if slope:
-            cosh = (memdiode.expm1_deterministic(vs / v0) + memdiode.expm1_deterministic(-vs / v0)) / 2 + 1
-            d = 1.0 / (1.0 / g + v0 / (i_s * cosh))
+            d = 1.0 / (1.0 / g + selector_resistance(i, x))
     return sign * i, sign * i / g, np.where(cell, d, 0.0) if slope else None
 
 
 def selector_chord_limit(x: CrossbarConfig) -> float:
     """The selector's own chord conductance at V_read: what a 1S1R cell reads at most (G -> inf)."""
     v = x.v_read
-    if x.selector == "threshold":
-        if v <= x.selector_v_th:
-            return x.selector_g_leak
-        return (v - x.selector_v_th * (1.0 - x.selector_g_leak / x.selector_g_on)) * x.selector_g_on / v
-    s = float(memdiode.expm1_deterministic(np.array(v / x.selector_v0))
-              - memdiode.expm1_deterministic(np.array(-v / x.selector_v0))) / 2.0
-    return x.selector_i_s * s / v
+    return float(selector_current(np.array(v), x)) / v
 
 
 def check_read(cfg: ChipConfig) -> None:
@@ -108,19 +181,7 @@ def memristor_for_chord(g: np.ndarray, x: CrossbarConfig) -> np.ndarray:
     g = np.asarray(g, dtype=np.float64)
     v = x.v_read
     i = g * v                                       # the cell current at V_read
-    if x.selector == "threshold":
-        vs = x.selector_v_th * (1.0 - x.selector_g_leak / x.selector_g_on) + i / x.selector_g_on
-    else:
-        i_s, v0 = x.selector_i_s, x.selector_v0
-        lo, hi = np.zeros(g.shape), np.full(g.shape, v)
-        for _ in range(BISECT):                    # i_s sinh(vs / v0) = i, vs in [0, V_read]
-            mid = 0.5 * (lo + hi)
-            sel = i_s * (memdiode.expm1_deterministic(mid / v0)
-                         - memdiode.expm1_deterministic(-mid / v0)) / 2.0
-            above = sel > i
-            lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
-        vs = 0.5 * (lo + hi)
-    return i / (v - vs)
+    return i / (v - selector_voltage(i, x))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,13 @@ all three: at terminal voltage V,
 with V_sel the selector's voltage at current I (its inverse I-V, odd: threshold in closed form,
 exponential v0 asinh(I / i_s)). The right side is strictly increasing in the diode voltage x, and
 its root lies in [min(0, V), max(0, V)] (every term has the sign of x), so `series_current` finds
-x by BISECT halvings of that bracket: a fixed count, elementwise, from correctly rounded
-operations only (memdiode.expm1_deterministic and `log_deterministic` below, never numpy's exp or
-log, whose SIMD and scalar paths may differ): the same bits for any array shape or batch.
+x by Newton's method kept inside that bracket (the bracket shrinks with the sign of each residual;
+a step that would leave it bisects it, so the threshold selector's kink cannot trap it), each
+element until its step is below 2 ulp of x, then frozen (its result does not depend on the other
+elements of the call), from correctly rounded operations only (memdiode.expm1_deterministic and
+selector.log_deterministic, never numpy's exp or log, whose SIMD and scalar paths may differ):
+the same bits for any array shape or batch.
+`series_slope` is the cell's dI/dV there (for the write path's Newton solve, write_path.py).
 
 Mapping (as for the linear 1S1R cell and the QMM cell alone). A conductance g in the flow is the
 whole cell's chord conductance at V_read, selector included. `qmm_params` derives I0 at HRS and
@@ -31,52 +35,19 @@ at v_max: Rs and the selector in series only lower it).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import memdiode
 from .memdiode import QmmParams
+from .selector import selector_resistance, selector_voltage
 from xbarflow.flow.core.config import ChipConfig, ConfigError, CrossbarConfig
 
-__all__ = ["BISECT", "QmmCells", "log_deterministic", "qmm_params", "selector_voltage", "series_current",
-           "state_for_chord"]
+__all__ = ["BISECT", "NEWTON_MAX", "QmmCells", "qmm_params", "series_current", "series_slope", "state_for_chord"]
 
-BISECT = 64            # halvings of the diode-voltage bracket (and of [0, 1] for the state)
-_LN2_HI = 6.93147180369123816490e-01   # ln 2 split (fdlibm): k * _LN2_HI is exact for |k| < 2**20
-_LN2_LO = 1.90821492927058770002e-10
-_ATANH_TERMS = 12                       # z**25 / 25 < 1e-20 for |z| <= 0.172
-
-
-def log_deterministic(y: np.ndarray) -> np.ndarray:
-    """ln(y) for y > 0 to a few ulp, from correctly rounded operations only: y = m 2**e with
-    m in [sqrt(1/2), sqrt(2)) (frexp, exact), ln m = 2 atanh(z), z = (m - 1) / (m + 1), by its
-    odd series (|z| <= 0.172), plus e ln 2 in two parts."""
-    y = np.asarray(y, dtype=np.float64)
-    m, e = np.frexp(y)                              # m in [0.5, 1)
-    low = m < math.sqrt(0.5)
-    m = np.where(low, 2.0 * m, m)
-    e = np.where(low, e - 1, e).astype(np.float64)
-    z = (m - 1.0) / (m + 1.0)
-    z2 = z * z
-    p = np.full(z.shape, 1.0 / (2 * _ATANH_TERMS - 1))
-    for k in range(_ATANH_TERMS - 2, -1, -1):       # Horner in z**2: sum z**(2k) / (2k + 1)
-        p = p * z2 + 1.0 / (2 * k + 1)
-    return (e * _LN2_HI + (2.0 * z * p + e * _LN2_LO))
-
-
-def selector_voltage(i: np.ndarray, x: CrossbarConfig) -> np.ndarray:
-    """The selector's voltage at current i (odd in i): the inverse of its I-V (selector.py)."""
-    i = np.asarray(i, dtype=np.float64)
-    a = np.abs(i)
-    if x.selector == "threshold":
-        gl, gon, vth = x.selector_g_leak, x.selector_g_on, x.selector_v_th
-        v = np.where(a <= gl * vth, a / gl, vth + (a - gl * vth) / gon)
-    else:
-        u = a / x.selector_i_s                       # asinh(u) = ln(u + sqrt(u**2 + 1))
-        v = x.selector_v0 * log_deterministic(u + np.sqrt(u * u + 1.0))
-    return np.where(i < 0, -v, v)
+BISECT = 64            # halvings of [0, 1] for the state of a chord
+NEWTON_MAX = 200       # bracketed Newton steps of the cell law (~10 are taken)
 
 
 def series_current(i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: float, v: np.ndarray,
@@ -86,14 +57,38 @@ def series_current(i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray, beta: floa
     v = np.asarray(v, dtype=np.float64)
     i0, alpha, rs = (np.broadcast_to(np.asarray(a, dtype=np.float64), v.shape) for a in (i0, alpha, rs))
     lo, hi = np.minimum(v, 0.0), np.maximum(v, 0.0)
-    for _ in range(BISECT):
-        mid = 0.5 * (lo + hi)
-        i = memdiode.diode_current(mid, i0, alpha, beta)
-        above = mid + rs * i + selector_voltage(i, x) > v
-        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
-    xd = 0.5 * (lo + hi)
+    xd = v.copy()
+    active = np.ones(v.shape, dtype=bool)
+    for _ in range(NEWTON_MAX):
+        # the diode's current and slope at xd, sharing their two exponentials
+        ax = alpha * xd
+        e1 = memdiode.expm1_deterministic(beta * ax)
+        e2 = memdiode.expm1_deterministic(-(1.0 - beta) * ax)
+        i = i0 * (e1 - e2)
+        d = i0 * alpha * (beta * (e1 + 1.0) + (1.0 - beta) * (e2 + 1.0))
+        f = xd + rs * i + selector_voltage(i, x) - v
+        lo, hi = np.where(f < 0, xd, lo), np.where(f > 0, xd, hi)
+        new = xd - f / (1.0 + (rs + selector_resistance(i, x)) * d)
+        new = np.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))   # a step out: bisect
+        new = np.where(f == 0, xd, new)
+        moved = np.abs(new - xd)
+        xd = np.where(active, new, xd)
+        active &= moved > 2.0 * np.spacing(np.maximum(np.abs(xd), np.abs(v)))   # f rounds at ulp(v)
+        if not active.any():
+            break
+    else:
+        raise ArithmeticError("the 1S1R QMM cell law did not converge")
     i = memdiode.diode_current(xd, i0, alpha, beta)
     return i, xd + rs * i
+
+
+def series_slope(i: np.ndarray, v_mem: np.ndarray, i0: np.ndarray, alpha: np.ndarray, rs: np.ndarray,
+                 beta: float, x: CrossbarConfig) -> np.ndarray:
+    """dI/dV of the cells of `series_current` at its (current, memdiode voltage): the diode, Rs
+    and the selector in series, 1 / (1 / d + Rs + dV_sel/dI) with d the diode's slope at its
+    voltage v_mem - Rs I (0 where I0 = 0: no cell)."""
+    d = memdiode.diode_slope(v_mem - rs * i, i0, alpha, beta)
+    return d / (1.0 + d * (rs + selector_resistance(i, x)))
 
 
 def _diode_at_read(g: np.ndarray, x: CrossbarConfig, rs: np.ndarray) -> np.ndarray:

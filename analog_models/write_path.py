@@ -12,8 +12,9 @@ column drivers below the last row), so an event is one solve per pulsed partitio
 * every other cell of the partition is the load it is: its I-V by `crossbar.cell` ("1R": the
   memristor, linear G or the QMM memdiode of device.read_model; "1T1R": the memristor behind an
   access transistor that only the selected row's word line turns on, `access_r_on` in series;
-  "1S1R": the memristor in series with a threshold or exponential selector, selector.py; a
-  state's conductance is the whole cell's chord conductance at V_read, as in the read path);
+  "1S1R": the memristor, linear (selector.py) or the QMM memdiode (selector_memdiode.py), in
+  series with a threshold or exponential selector; a state's conductance is the whole cell's
+  chord conductance at V_read, as in the read path);
 * 1T1R: the word line isolates every unselected row, so the unselected columns are held at the
   selected row's level (v2, v3) and the other cells of the selected row see 0 V: no half-select
   at all (the bias only sets the unselected rows, whose transistors are off);
@@ -44,7 +45,11 @@ on the same states and get the same bits.
 
 QMM loads take the read model's memory state of each cell (the state whose chord conductance at
 V_read is the cell's conductance, as the read path maps it), interpolated from a 4097-point table
-of memdiode.state_for_conductance (a bisection per cell and event would cost seconds).
+of memdiode.state_for_conductance (a bisection per cell and event would cost seconds); 1S1R QMM
+cells the same from selector_memdiode.state_for_chord (the whole cell's chord, selector
+included), with I0 at HRS / LRS from selector_memdiode.qmm_params. Their law is
+selector_memdiode.series_current (the memdiode voltage behind the selector is what moves the
+cell) and its slope series_slope.
 """
 
 from __future__ import annotations
@@ -56,28 +61,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from . import memdiode, selector
+from . import memdiode, selector, selector_memdiode
 from .mapping import level_conductance
 from .programming import DeviceArray, verify_window
 from .wire_drops import FIXED_POINT_KAPPA, column_drops, fixed_point, shared_resistance
-from xbarflow.flow.core.config import ChipConfig, ConfigError
+from xbarflow.flow.core.config import ChipConfig
 
-__all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels",
-           "check_cell"]
+__all__ = ["GMIN", "PulseEvent", "Solution", "VOLTAGE_TOL", "WritePath", "bias_levels"]
 
 VOLTAGE_TOL = 1e-9    # relative error of every cell voltage (of v_max) the solves leave
 GMIN = 1e-15          # S from every wire node to ground in the Newton path (and the write deck)
 _STATE_TABLE = 4097
 _NEWTON_MAX = 60
 _DRIVE_MEMO = 8192      # drive sets remembered (memory only)
-
-
-def check_cell(cfg: ChipConfig) -> None:
-    """ConfigError for a cell the write path has no law for: 1S1R with QMM memdiodes is
-    modelled on the read path only (selector_memdiode.py)."""
-    if cfg.crossbar.cell == "1S1R" and cfg.device.read_model == "qmm":
-        raise ConfigError("writes through the array of 1S1R QMM cells are not modelled: set "
-                          "programming.bias = ideal or device.read_model = linear")
 
 
 def bias_levels(bias: str, amplitude: float) -> tuple[float, float]:
@@ -130,15 +126,18 @@ class WritePath:
         self._starts = np.asarray(starts)
         self._pad = self.depth - np.asarray(sizes)         # padding rows above each partition
         self.qmm = d.read_model == "qmm"
-        if self.qmm:
-            self.params = memdiode.QmmParams.from_config(cfg)
-            grid = np.linspace(0.0, 1.0, _STATE_TABLE)
-            self._lam_grid = grid
-            self._state_table = memdiode.state_for_conductance(
-                d.g_off + (d.g_on - d.g_off) * grid, x.v_read, self.params)
         if self.cell == "1S1R":
             selector.check_read(cfg)
-        check_cell(cfg)
+        if self.qmm:
+            grid = np.linspace(0.0, 1.0, _STATE_TABLE)
+            chords = d.g_off + (d.g_on - d.g_off) * grid
+            self._lam_grid = grid
+            if self.cell == "1S1R":      # the whole cell's chord, selector included
+                self.params = selector_memdiode.qmm_params(cfg)
+                self._state_table = selector_memdiode.state_for_chord(chords, x, self.params)
+            else:
+                self.params = memdiode.QmmParams.from_config(cfg)
+                self._state_table = memdiode.state_for_conductance(chords, x.v_read, self.params)
         pr = cfg.programming
         top = pr.amplitude_levels - 1
         self.v_max = max(abs(pr.amplitude(top, True)), abs(pr.amplitude(top, False)), x.v_read)
@@ -161,7 +160,7 @@ class WritePath:
     def _slope_bound(self) -> float:
         """Largest dI/dV of any cell at |V| <= v_max (for the fixed point's contraction)."""
         d = self.cfg.device
-        if self.cell == "1S1R":
+        if self.cell == "1S1R" and not self.qmm:
             return float(selector.memristor_for_chord(d.g_on, self.cfg.crossbar))  # the selector only lowers it
         if not self.qmm:
             return d.g_on          # a series element only lowers the slope
@@ -174,7 +173,7 @@ class WritePath:
         """Per-cell law parameters of memory states lam (any shape)."""
         d = self.cfg.device
         lam = np.asarray(lam, dtype=np.float64)
-        if self.cell == "1S1R":           # the memristor behind the chord conductance of lam
+        if self.cell == "1S1R" and not self.qmm:   # the memristor behind the chord conductance of lam
             return {"g": selector.memristor_for_chord(d.g_off + (d.g_on - d.g_off) * lam, self.cfg.crossbar)}
         if not self.qmm:
             return {"g": d.g_off + (d.g_on - d.g_off) * lam}
@@ -190,6 +189,11 @@ class WritePath:
         need_slope = slope
         x = self.cfg.crossbar
         v = np.asarray(v, dtype=np.float64)
+        if self.qmm and self.cell == "1S1R":
+            i0, alpha, rs, beta = params["i0"], params["alpha"], params["rs"], self.params.beta
+            i, v_mem = selector_memdiode.series_current(i0, alpha, rs, beta, v, x)
+            slope = selector_memdiode.series_slope(i, v_mem, i0, alpha, rs, beta, x) if need_slope else None
+            return i, v_mem, slope
         if self.qmm:
             rs = params["rs"] + (x.access_r_on if self.cell == "1T1R" else 0.0)
             i0, alpha, beta = params["i0"], params["alpha"], self.params.beta

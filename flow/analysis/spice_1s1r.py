@@ -31,6 +31,7 @@ from xbarflow.analog_models.selector_memdiode import QmmCells
 from xbarflow.flow.core.config import CrossbarConfig
 
 from .spice import GMIN, CrossCheck, array_deck, results_file, run_ngspice, spice_number
+from .spice_qmm import memdiode_branch
 
 __all__ = ["MODEL_REL_TOL", "OPTIONS", "cross_check", "model_currents", "netlist", "no_wire_currents",
            "selector_law"]
@@ -86,13 +87,8 @@ def netlist(g_mem: np.ndarray | QmmCells, x: CrossbarConfig, row_volts: np.ndarr
         elif cells.i0[i, j] == 0:
             return []
         else:
-            lines = []
-            if cells.rs[i, j] > 0:
-                lines.append(f"Rs{i}_{j} {a} m{i}_{j} {num(cells.rs[i, j])}")
-                a = f"m{i}_{j}"
-            vd, bt, al = f"V({a},{m})", num(cells.beta), num(cells.alpha[i, j])
-            lines.append(f"Bq{i}_{j} {a} {m} I = {num(cells.i0[i, j])}*(exp({bt}*{al}*{vd})"
-                         f" - exp(-(1-{bt})*{al}*{vd}))")
+            lines = memdiode_branch(i, j, a, m, cells.i0[i, j], cells.alpha[i, j], cells.beta,
+                                    cells.rs[i, j])
         return lines + [f"Bs{i}_{j} {m} {b} I = {law(f'V({m},{b})')}"]
 
     return array_deck(v, g.shape[1], x.wire_r, x.partitions, cell, title=title, results=results,

@@ -39,8 +39,8 @@ from xbarflow.analog_models.nonlinear_crossbar import NonlinearCrossbar
 
 from .spice import GMIN, CrossCheck, array_deck, results_file, run_ngspice, spice_number
 
-__all__ = ["MAX_EXP_ARG", "MODEL_REL_TOL", "OPTIONS", "cross_check", "model_currents", "netlist",
-           "no_wire_currents"]
+__all__ = ["MAX_EXP_ARG", "MODEL_REL_TOL", "OPTIONS", "cross_check", "memdiode_branch", "model_currents",
+           "netlist", "no_wire_currents"]
 
 MODEL_REL_TOL = 1e-10
 
@@ -53,6 +53,23 @@ def _cell_array(name: str, x, shape: tuple[int, int]) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite")
     return arr
+
+
+def memdiode_branch(i: int, j: int, a: str, b: str, i0: float, alpha: float, beta: float,
+                    rs: float) -> list[str]:
+    """The QMM branch of cell (i, j) from node `a` to node `b` (module docstring): ``Rs<i>_<j>``
+    to ``m<i>_<j>`` (left out when Rs = 0), then the diode ``Bq<i>_<j>``; shared with the 1S1R
+    read deck and the write-event deck (the selector follows it from `b`)."""
+    num = spice_number
+    lines = []
+    if rs > 0:
+        lines.append(f"Rs{i}_{j} {a} m{i}_{j} {num(rs)}")
+        a = f"m{i}_{j}"
+    vd = f"V({a},{b})"
+    bt, al = num(beta), num(alpha)
+    lines.append(f"Bq{i}_{j} {a} {b} I = {num(i0)}*(exp({bt}*{al}*{vd})"
+                 f" - exp(-(1-{bt})*{al}*{vd}))")
+    return lines
 
 
 def netlist(i0: np.ndarray, alpha: np.ndarray, beta, rs: np.ndarray, row_volts: np.ndarray,
@@ -81,20 +98,11 @@ def netlist(i0: np.ndarray, alpha: np.ndarray, beta, rs: np.ndarray, row_volts: 
     if peak > MAX_EXP_ARG:
         raise ValueError(f"alpha * |V| reaches {peak:.3g} > {MAX_EXP_ARG:g}: ngspice's exp() "
                          "clamps its argument, the deck would not be the QMM")
-    num = spice_number
 
     def cell(i: int, j: int, a: str, b: str) -> list[str]:
         if i0[i, j] == 0:
             return []
-        lines = []
-        if rs[i, j] > 0:
-            lines.append(f"Rs{i}_{j} {a} m{i}_{j} {num(rs[i, j])}")
-            a = f"m{i}_{j}"
-        vd = f"V({a},{b})"
-        bt, al = num(beta[i, j]), num(alpha[i, j])
-        lines.append(f"Bq{i}_{j} {a} {b} I = {num(i0[i, j])}*(exp({bt}*{al}*{vd})"
-                     f" - exp(-(1-{bt})*{al}*{vd}))")
-        return lines
+        return memdiode_branch(i, j, a, b, i0[i, j], alpha[i, j], beta[i, j], rs[i, j])
 
     return array_deck(v, cols, wire_r, partitions, cell, title=title, results=results,
                       what="QMM cells", options=OPTIONS)

@@ -14,7 +14,11 @@ model's solve. 1S1R: the memristor 1/G (the memristor behind the cell's chord co
 as write_path maps it) to an internal node ``s<k>_<j>``, then the selector as a behavioural
 current source into the column node (`spice_1s1r.selector_law`), with the 1S1R read deck's tight
 .options; the .op then also writes the internal nodes, so the memristor voltages (what moves a
-cell) are compared too. Linear memristors only (device.read_model = "linear").
+cell) are compared too. QMM cells (device.read_model = "qmm", 1R and 1S1R): the memristor is the
+QMM branch of the read decks (`spice_qmm.memdiode_branch`: Rs to ``m<k>_<j>``, then the diode as
+a behavioural source) at the memory state the write path gives the cell (WritePath.cell_params),
+with the QMM decks' tight .options; for 1S1R the selector follows from ``s<k>_<j>`` as above, and
+the memdiode voltages (row node - ``s<k>_<j>``, what moves a 1S1R QMM cell) are compared too.
 """
 
 from __future__ import annotations
@@ -28,18 +32,28 @@ import numpy as np
 from xbarflow.analog_models.write_path import GMIN, WritePath
 
 from ..core.config import ChipConfig
+from .spice import GMIN as GMIN_SPICE
 from .spice import SpiceError, ngspice_path, spice_number
 from .spice_1s1r import OPTIONS, selector_law
+from .spice_qmm import memdiode_branch
 
-__all__ = ["WriteCheck", "cross_check_write", "write_event_deck"]
+__all__ = ["QMM_OPTIONS", "QMM_OPTIONS_FLOATING", "WriteCheck", "cross_check_write", "write_event_deck"]
+
+# QMM cells: a cell's 1-ohm Rs carries ~1e-16 A of rounding noise per 1e-16 V, far above the read
+# decks' abstol (1e-20 A), so the branch currents are converged to 1e-15 A (node voltages still
+# to 1e-12 relative); with floating lines a wire island's potential is set only to ~1e-8 V (its
+# 1-ohm segments' rounding currents against nS cells), so ngspice is asked for 1e-8 there.
+QMM_OPTIONS = (f".options gmin={GMIN_SPICE:g} reltol=1e-12 vntol=1e-15 abstol=1e-15 itl1=500",)
+QMM_OPTIONS_FLOATING = (f".options gmin={GMIN_SPICE:g} reltol=1e-8 vntol=1e-12 abstol=1e-15 itl1=500",)
 
 
 def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, amplitude: float, *,
                      results: str, title: str = "xbarflow program event") -> str:
     """The deck (module docstring) of a pulse of `amplitude` on cell (row, col) at states lam."""
     x = cfg.crossbar
-    if cfg.device.read_model != "linear":
-        raise ValueError("the write-event deck models linear memristors only (1R, 1T1R, 1S1R)")
+    qmm = cfg.device.read_model == "qmm"
+    if qmm and x.cell == "1T1R":
+        raise ValueError("the write-event deck has QMM cells for 1R and 1S1R only (not 1T1R)")
     if cfg.programming.bias == "ideal":
         raise ValueError("programming.bias = 'ideal' has no array to write a deck of")
     path = WritePath(cfg)
@@ -50,9 +64,11 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
     vr, vc, on = row_v[0][keep], col_v[0], gate[0][keep]
     d = cfg.device
     g = d.g_off + (d.g_on - d.g_off) * np.asarray(lam)[rows]
-    if x.cell == "1S1R":
+    if x.cell == "1S1R" and not qmm:
         g = path.cell_params(np.asarray(lam)[rows])["g"]     # the memristor behind the chord
-        law = selector_law(x)
+    if qmm:
+        prm = path.cell_params(np.asarray(lam)[rows])         # I0, alpha, Rs of each state
+    law = selector_law(x)
     n, c = len(rows), x.tile_cols
     rw = spice_number(x.wire_r)
     out = [f"* {title}",
@@ -69,7 +85,13 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
             out += [f"Vc{j} dc{j} 0 DC {spice_number(vc[j])}", f"Rt{j} c{n - 1}_{j} dc{j} {rw}"]
     for k in range(n):
         for j in range(c):
-            if x.cell == "1T1R":
+            if qmm:
+                end = f"s{k}_{j}" if x.cell == "1S1R" else f"c{k}_{j}"
+                out += memdiode_branch(k, j, f"r{k}_{j}", end, prm["i0"][k, j], prm["alpha"][k, j],
+                                       path.params.beta, prm["rs"][k, j])
+                if x.cell == "1S1R":
+                    out.append(f"Bs{k}_{j} {end} c{k}_{j} I = {law(f'V({end},c{k}_{j})')}")
+            elif x.cell == "1T1R":
                 if on[k]:
                     out += [f"Rm{k}_{j} r{k}_{j} m{k}_{j} {spice_number(1.0 / g[k, j])}",
                             f"Rs{k}_{j} m{k}_{j} c{k}_{j} {spice_number(max(x.access_r_on, 1e-6))}"]
@@ -86,6 +108,10 @@ def write_event_deck(cfg: ChipConfig, lam: np.ndarray, row: int, col: int, ampli
     nodes = [f"v(r{k}_{j}) v(c{k}_{j})" for k in range(n) for j in range(c)]
     if x.cell == "1S1R":
         nodes += [f"v(s{k}_{j})" for k in range(n) for j in range(c)]
+    if qmm:
+        floating = bool(np.isnan(vr).any() or np.isnan(vc).any())
+        out += list(QMM_OPTIONS_FLOATING if floating else QMM_OPTIONS)
+    elif x.cell == "1S1R":
         out += list(OPTIONS)
     out += [".control", "set wr_singlescale", "set wr_vecnames",
             "set numdgt=12", "op", f"wrdata {results} " + " ".join(nodes), "quit 0", ".endc",

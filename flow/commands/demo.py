@@ -14,13 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from xbarflow.analog_models.write_path import check_cell
 
 from ..analysis.metrics import logit_scale
 from ..analysis.plots import plot_pulse_histogram
 from ..analysis.report import write_margins, write_report
 from ..core import paths
-from ..core.config import ConfigError
 from ..model.context import RunContext
 from ..model.programming import (
     check_chip_targets,
@@ -175,11 +173,6 @@ def run_demo(args, program: bool) -> int:
     for tile in tiles or ():
         if not 0 <= tile < len(cfg.tiles):
             raise UsageError(f"--tile {tile} out of range: config {cfg.name} has tiles 0..{len(cfg.tiles) - 1}")
-    if program and cfg.programming.bias != "ideal":
-        try:
-            check_cell(cfg)          # a cell the write path has no law for
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
     targets_file = getattr(args, "targets", None)
     preset_targets = load_targets(cfg, targets_file) if program and targets_file else None
     kind = "program" if program else "demo"

@@ -75,6 +75,8 @@ def run(args) -> int:
         raise UsageError(str(exc)) from None
     g = map_weights(weights.w, cfg).conductance
     if args.write is not None:
+        if args.read_model is not None:      # the cells of the write deck: the config's read model
+            cfg = with_overrides(cfg, {"device.read_model": args.read_model})
         return _write_event(cfg, g, args, out)
     if args.image is not None:
         n = len(context.labels)
@@ -157,8 +159,8 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
         raise UsageError(f"--write {row} {col} is outside the {x.tile_rows} x {x.tile_cols} tile")
     if cfg.programming.bias == "ideal":
         raise UsageError("--write needs programming.bias = v2, v3 or float (ideal has no array)")
-    if d.read_model != "linear":
-        raise UsageError("--write decks model linear memristors (device.read_model = linear)")
+    if d.read_model == "qmm" and x.cell == "1T1R":
+        raise UsageError("--write decks have QMM cells for crossbar.cell = 1R and 1S1R only")
     amplitude = args.amplitude if args.amplitude is not None else cfg.programming.amplitude(0, True)
     if amplitude == 0:
         raise UsageError("--amplitude must be non-zero (> 0 set, < 0 reset)")
@@ -196,7 +198,7 @@ def _write_event(cfg, g: np.ndarray, args, out: Path) -> int:
           f"cell {x.cell}, wire {x.wire_r} ohm: selected {check.spice[sel]:.9f} V (model "
           f"{check.model[sel]:.9f}), worst half-selected {worst:.6f} V")
     if s1r:
-        print(f"[spice] 1S1R ({x.selector} selector): selected memristor {check.spice_mem[sel]:.9f} V "
+        print(f"[spice] 1S1R{' QMM' if d.read_model == 'qmm' else ''} ({x.selector} selector): selected memristor {check.spice_mem[sel]:.9f} V "
               f"(model {check.model_mem[sel]:.9f}), worst half-selected memristor "
               f"{float(np.abs(check.model_mem[half]).max()):.6f} V")
     print(f"[spice] ngspice {check.seconds:.2f} s: max |SPICE - model| / model over the selected and "

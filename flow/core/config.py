@@ -953,10 +953,7 @@ def validate(cfg: ChipConfig, source: str = "config") -> None:
            "crossbar.selector_v_th must be > 0 V and 0 < selector_g_leak < selector_g_on")
     _check(x.selector_i_s > 0 and x.selector_v0 > 0, source,
            "crossbar.selector_i_s and selector_v0 must be > 0")
-    # 1S1R with QMM cells (analog_models/selector_memdiode.py): the read path only
-    _check(x.cell != "1S1R" or d.read_model == "linear" or d.read_noise_sigma == 0, source,
-           "crossbar.cell = '1S1R' with device.read_model = 'qmm' needs device.read_noise_sigma = 0 "
-           "(read noise through the selector is not modelled)")
+    # 1S1R with QMM cells (analog_models/selector_memdiode.py): not trained through
     _check(x.cell != "1S1R" or d.read_model == "linear" or not cfg.train.device_aware, source,
            "crossbar.cell = '1S1R' with device.read_model = 'qmm': train.device_aware is not "
            "modelled (its read tables have no selector)")

@@ -4,7 +4,7 @@ principles, keyed draws (same per event whatever the batch), off by default, con
 import numpy as np
 import pytest
 
-from xbarflow.analog_models import memdiode, read_variation
+from xbarflow.analog_models import memdiode, read_variation, selector_memdiode
 from xbarflow.analog_models.array import AnalogArray
 from xbarflow.analog_models.mapping import level_conductance
 from xbarflow.flow.core import config
@@ -102,6 +102,39 @@ def test_read_noise_factors_enter_every_cell_current(conductance):
     np.testing.assert_allclose(got, want, rtol=1e-12)
     volts = array.scores_volts(codes, 7)
     np.testing.assert_allclose(volts, 1e8 * (want[:, 0::2] - want[:, 1::2]), rtol=1e-9, atol=1e-12)
+
+
+def test_1s1r_qmm_read_noise_is_keyed_and_enters_every_cell_current(conductance, codes):
+    """1S1R with QMM memdiodes (selector_memdiode.py): the same keyed draws scale every cell's
+    I0 per read (batched == one event at a time, in any order), and the column currents at full
+    input without wires are each cell's own series law (memdiode behind the selector) at I0 times
+    its factor."""
+    cfg = slp(**{"device.read_model": "qmm", "device.read_noise_sigma": 0.05,
+                 "crossbar.cell": "1S1R", "crossbar.selector": "exponential"})
+    array = AnalogArray(cfg, conductance)
+    few = codes[:24]
+    batched = array.adc_codes(few, 100)
+    single = np.array([array.adc_codes(c, 100 + k) for k, c in enumerate(few)])
+    assert np.array_equal(batched, single)
+    assert np.array_equal(array.adc_codes(few[::-1], 100 + np.arange(24)[::-1]), batched[::-1])
+    quiet = AnalogArray(cfg.replace(**{"device.read_noise_sigma": 0.0}), conductance)
+    assert (batched != quiet.adc_codes(few, 100)).mean() > 0.2
+    # scale factors of 1 are the noiseless read, to the solves' tolerance (the noisy array bounds
+    # its cells at the largest factor: another grid and iteration count)
+    ones = np.ones((2, 196, 20))
+    assert array.solver.iterations >= quiet.solver.iterations
+    np.testing.assert_allclose(array.solver.column_currents(few[:2], ones),
+                               quiet.solver.column_currents(few[:2]), rtol=0,
+                               atol=2 * quiet.solver.current_tol)
+    nowire = AnalogArray(cfg.replace(**{"crossbar.wire_r": 0.0}), conductance)
+    f = read_variation.read_noise_factors(cfg, 0, np.array([7, 8]), (196, 20))
+    params = selector_memdiode.qmm_params(cfg)
+    i0, alpha, rs = memdiode.cell_params(params, nowire.states)
+    want = np.array([selector_memdiode.series_current(i0 * f[k], alpha, rs, params.beta,
+                                                      np.full((196, 20), 0.2), cfg.crossbar)[0].sum(axis=0)
+                     for k in range(2)])
+    got = nowire.solver.column_currents(np.full((2, 196), 15), f)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -70,3 +70,22 @@ def test_a_selector_that_blocks_v_read_is_a_config_error():
     x = ChipConfig().crossbar
     want = (0.2 - 0.1 * (1 - 1e-12 / 1e-5)) * 1e-5 / 0.2
     assert math.isclose(selector.selector_chord_limit(x), want, rel_tol=1e-14)
+
+
+def test_deterministic_asinh_and_the_selector_inverse():
+    """asinh to a few ulp also at tiny arguments (where ln(u + sqrt(u**2 + 1)) keeps nothing of
+    u), and selector_voltage inverts selector_current for both kinds."""
+    u = np.concatenate([np.geomspace(1e-300, 1e150, 4001), np.linspace(0.0, 3.0, 4001)])
+    want = np.array([math.asinh(t) for t in u])
+    got = selector.asinh_deterministic(u)
+    assert np.max(np.abs(got - want) / np.maximum(want, 1e-300)) < 1e-15
+    for kind in ("threshold", "exponential"):
+        x = crossbar(selector=kind)
+        vs = np.concatenate([-np.geomspace(1e-9, 1.5, 50), np.geomspace(1e-9, 1.5, 50)])
+        i = selector.selector_current(vs, x)
+        np.testing.assert_allclose(selector.selector_voltage(i, x), vs, rtol=1e-12)
+        # the incremental resistance is the inverse's slope (central difference)
+        h = 1e-6 * np.abs(i) + 1e-30
+        fd = (selector.selector_voltage(i + h, x) - selector.selector_voltage(i - h, x)) / (2 * h)
+        away = np.abs(np.abs(vs) - x.selector_v_th) > 1e-3        # not across the kink
+        np.testing.assert_allclose(selector.selector_resistance(i, x)[away], fd[away], rtol=1e-5)

@@ -1,6 +1,7 @@
 """ngspice cross-check of one program event (flow/analysis/spice_write.py): the deck is the
 partition network analog_models/write_path.py solves, so the selected and half-selected cell
-voltages agree within 1 % (measured: ~1e-11 driven, ~1e-7 with floating lines). Needs ngspice
+voltages agree within 1 % (measured: ~1e-11 driven, ~1e-7 with floating lines), for linear and
+QMM cells (1R, 1T1R, 1S1R; QMM: 1R and 1S1R). Needs ngspice
 (`make setup`); without it these tests fail with the install command."""
 
 import numpy as np
@@ -85,6 +86,32 @@ def test_1s1r_deck_puts_the_selector_behind_the_memristor():
     deck = write_event_deck(cfg, np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
     assert "Rm3_6 r3_6 s3_6 " in deck and "Bs3_6 s3_6 c3_6 I = abs(V(s3_6,c3_6)) <= 0.1 ?" in deck
     assert "v(s9_9)" in deck and ".options gmin=" in deck
-    with pytest.raises(ValueError, match="linear memristors only"):
-        write_event_deck(cfg.replace(**{"crossbar.cell": "1R", "device.read_model": "qmm"}),
+    with pytest.raises(ValueError, match="QMM cells for 1R and 1S1R only"):
+        write_event_deck(cfg.replace(**{"crossbar.cell": "1T1R", "device.read_model": "qmm"}),
                          np.zeros((40, 10)), 23, 6, 1.3, results="r.txt")
+
+
+# QMM memdiodes (device.read_model = "qmm"): alone (1R) or behind the selector (1S1R)
+@pytest.mark.parametrize("size", ["nS", "uS"])
+@pytest.mark.parametrize("bias", ["v2", "v3", "float"])
+@pytest.mark.parametrize("kind", ["1R"] + sorted(SELECTORS))
+def test_ngspice_qmm_cell_and_memdiode_voltages_match_the_write_solve(kind, bias, size, tmp_path):
+    s1r = kind != "1R"
+    cells = (BIG_1S1R[kind] if s1r else BIG_CELLS) if size == "uS" else {}
+    cfg = ChipConfig().replace(**{**TILE, **(SELECTORS[kind] if s1r else {}), **cells,
+                                  "programming.bias": bias, "device.read_model": "qmm",
+                                  "crossbar.cell": "1S1R" if s1r else "1R"})
+    lam = np.random.default_rng(7).random((40, 10))
+    check = cross_check_write(cfg, lam, 23, 6, 1.3, tmp_path)
+    assert check.selected == (3, 6)
+    deck = check.deck.read_text()
+    assert "Bq3_6 m3_6 " in deck and ("Bs3_6 s3_6 c3_6" in deck) == s1r
+    # the 1 % of issue 15, and what is measured (~1e-12 driven, ~1e-7 floating)
+    for memristor in (False, True) if s1r else (False,):
+        for mask in (check.selected_mask, check.half_selected):
+            assert check.rel_error(mask, memristor) < 1e-6
+    if cells:
+        assert 1.3 - check.spice[check.selected] > 1e-3        # the wire drop is visible
+    if s1r:     # the selector takes a share of the selected cell's pulse far above the agreement
+        share = np.abs(check.spice) - np.abs(check.spice_mem)
+        assert share[check.selected] > 1e-4

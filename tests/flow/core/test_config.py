@@ -52,8 +52,6 @@ def test_replace_is_validated_and_changes_digest():
     ("[programming]\nbias = 'float'\n[crossbar]\nwire_r = 0.0\n", "'float' needs crossbar.wire_r > 0"),
     ("[crossbar]\ncell = '2T2R'\n", "crossbar.cell must be 1R, 1T1R or 1S1R, got '2T2R'"),
     ("[crossbar]\nselector = 'ovonic'\n", "selector must be threshold or exponential"),
-    ("[crossbar]\ncell = '1S1R'\n[device]\nread_model = 'qmm'\nread_noise_sigma = 0.02\n",
-     "'1S1R' with device.read_model = 'qmm' needs device.read_noise_sigma = 0"),
     ("[crossbar]\ncell = '1S1R'\n[device]\nread_model = 'qmm'\n[train]\nmethod = 'lbfgs'\n"
      "device_aware = true\n", "train.device_aware is not modelled"),
     ("[device]\npreset = 'low_threshold'\n[crossbar]\nselector_g_leak = 1e-3\n",
