@@ -8,15 +8,20 @@ vacuous: the selector moves the sums against the 1R read. Also with QMM memdiode
 selector (device.read_model = "qmm", selector_memdiode.py). Icarus runs fewer images (it is the
 slow simulator; the RTL is the same). Then a small 1S1R chip programs one tile through its write
 path on Icarus (every pulse and verify solved on the 1S1R array, selector in series) and
-classifies on the programmed conductances. Builds go into a temporary folder.
+classifies on the programmed conductances; and the SLP of 1S1R cells with QMM memdiodes programs
+its whole tile on Icarus (every pulse and verify solved with the selector in series with the
+memdiode), per-cell parity, then inference parity. Builds go into a temporary folder.
 """
 
 import numpy as np
 import pytest
 
+from xbarflow.analog_models.mapping import level_conductance
 from xbarflow.flow.data import to_dac_codes
 from xbarflow.flow.model.golden import GoldenChip
-from xbarflow.flow.model.programming import program_chip_array, programmed_chip
+from xbarflow.flow.model.programming import (
+    program_array, program_chip_array, programmed_chip, tile_target_levels,
+)
 from xbarflow.flow.sim.runner import build, run
 
 from tests.support.cell_types import assert_inference_parity, image_indices, one_s_one_r
@@ -73,3 +78,31 @@ def test_1s1r_tile_programs_on_icarus(dataset, sim_root, tmp_path):
     plain = program_chip_array(cfg.replace(**{"crossbar.cell": "1R"}), targets, [PROGRAM_TILE])
     assert not np.array_equal(plain[PROGRAM_TILE].pulses_per_cell,
                               golden[PROGRAM_TILE].pulses_per_cell)
+
+
+def test_1s1r_qmm_slp_programs_on_icarus(cfg, weights, dataset, sim_root, tmp_path):
+    """The SLP of 1S1R QMM cells (exponential selector) under V/2 programmed over SPI on Icarus
+    to its trained targets: the bench's scoreboard finds every cell's pulses, final state and
+    disturb events equal to the golden replay (its mismatches are empty), the PROG_* counters
+    equal it, and then the sums the RTL read back, its RESULT class and the DAC codes it drove
+    equal the golden chip on the programmed conductances (1S1R QMM read path)."""
+    cell_cfg = one_s_one_r("exponential", qmm=True, base=cfg, programming__bias="v2")
+    targets = tile_target_levels(cell_cfg, weights.w)
+    golden = program_array(cell_cfg, targets)
+    indices = image_indices(dataset, PROGRAM_IMAGES)
+    x, y = dataset.x_test[indices], dataset.y_test[indices]
+    # the chip before programming: the ideal targets (QMM states exist for g_off .. g_on only)
+    result = run(build(cell_cfg, "icarus", root=sim_root), level_conductance(targets, cell_cfg),
+                 x, y, indices, tmp_path, timeout_s=3600, targets=targets)
+    assert result.mismatches == []
+    prog = result.programming
+    assert prog["failures"] == golden.failures == 0
+    assert prog["pulses_total"] == golden.total_pulses > 0
+    assert prog["pulses_per_cell_max"] == golden.pulses_per_cell.max()
+    assert prog["disturb_events"] == int(golden.disturb_events.sum())
+    chip = programmed_chip(cell_cfg, golden)
+    codes = to_dac_codes(x, cell_cfg)
+    assert_inference_parity(result, chip.infer(codes, indices, trace=True), codes, indices)
+    # Not vacuous: the selector changes the write against 1R QMM cells
+    plain = program_array(cell_cfg.replace(**{"crossbar.cell": "1R"}), targets)
+    assert not np.array_equal(plain.pulses_per_cell, golden.pulses_per_cell)
