@@ -12,7 +12,10 @@ each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a 
 with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
 plan leaves some out at a few hundred frames), also on both MLPs (without the end checks,
 which would program every tile), and a counters run (`counter_items`: 1,100 of
-each counted event, so the lifetime counters' bits 0-10 toggle). Every run must pass its parity checks (a run
+each counted event, so the lifetime counters' bits 0-10 toggle), and on every design a preload
+run (`preload_items`): each lifetime counter deposited by backdoor at 2^k - 1 and 2^32 - 2, the
+events sent through the pins and the counter read back (every carry, saturation or wrap, CTRL's
+clear). Every run must pass its parity checks (a run
 that disagrees with the golden model raises: its coverage would count behaviour nobody
 checked).
 
@@ -44,9 +47,12 @@ from ..model.programming import chip_target_levels
 from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
+from .cost import phase_cycles
 
-__all__ = ["CAMPAIGN", "CNN_PROGRAM_TILE", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
-           "counter_items", "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
+__all__ = ["CAMPAIGN", "CNN_PROGRAM_TILE", "COUNTED_EVENTS", "CampaignError", "LIFETIME_COUNTERS", "LifetimeCounter",
+           "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign", "counter_items", "design_tiles",
+           "directed_items", "image_set", "load_records", "preload_items", "preloaded_counters", "run_campaign",
+           "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -57,7 +63,7 @@ class CampaignError(XbarflowError, RuntimeError):
 class RunSpec:
     name: str
     config: str                      # configs/<config>.toml
-    kind: str                        # inference | async | program | fuzz | directed | counters
+    kind: str                        # inference | async | program | fuzz | directed | counters | preload
     overrides: dict = field(default_factory=dict)
     what: str = ""
     options: dict = field(default_factory=dict)   # runner.run keywords: program_tiles, busy_probe, ...
@@ -72,6 +78,32 @@ MLP_PROGRAM_TILE = 9
 CNN_PROGRAM_TILE = 4
 #: Events of each kind the counters run sends: past 2^10, so bit 10 of each counter rises.
 COUNTED_EVENTS = 1100
+
+
+@dataclass(frozen=True)
+class LifetimeCounter:
+    """A 32-bit lifetime counter the preload runs deposit into: its register, the RTL register
+    behind it (the instance path below the top module, as in the Verilog hierarchy), whether it
+    saturates at 2^32 - 1 (`xbarflow.hdl.saturating`) or wraps, and the host interfaces that
+    have it."""
+    reg: Reg
+    path: str
+    saturating: bool
+    hosts: tuple[str, ...] = ("spi", "uart")
+
+
+#: The lifetime counters (cleared only by reset or, the ERR_* ones, CTRL's clear bit): the error
+#: counters of the command executor and receiver (hdl/command_executor.py, frame_receiver.py)
+#: and the UART (hdl/uart.py) saturate; FRAMES_OK and INFERENCES (the controller's) wrap.
+LIFETIME_COUNTERS = (
+    LifetimeCounter(Reg.ERR_CRC, "command.executor.err_crc", True),
+    LifetimeCounter(Reg.ERR_CMD, "command.executor.err_cmd", True),
+    LifetimeCounter(Reg.ERR_LEN, "command.executor.err_len", True),
+    LifetimeCounter(Reg.ERR_TIMEOUT, "command.receiver.dropped", True),
+    LifetimeCounter(Reg.ERR_FRAMING, "uart.framing_errors", True, ("uart",)),
+    LifetimeCounter(Reg.FRAMES_OK, "command.executor.frames_ok", False),
+    LifetimeCounter(Reg.INFERENCES, "controller.status__inferences", False),
+)
 
 CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI, register patterns",
@@ -120,6 +152,18 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             what=f"CNN: tile {CNN_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
                  "cells: timeouts too), then inference", options={"program_tiles": [CNN_PROGRAM_TILE]}),
     RunSpec("cnn-directed-spi", "cnn", "directed", what="the directed frames on the CNN (fuzz bench)",
+            options={"end_checks": False}),
+    RunSpec("slp-preload-spi", "slp", "preload",
+            what="lifetime counters (ERR_*, FRAMES_OK, INFERENCES) deposited at 2^k - 1 and 2^32 - 2 by "
+                 "backdoor, then counted through the pins and read back (saturation, wrap, CTRL clear; fuzz bench)"),
+    RunSpec("slp-preload-uart", "slp", "preload", {"host.interface": "uart"},
+            what="the lifetime counters' preload over UART (ERR_FRAMING too; ERR_TIMEOUT by frame timeouts)"),
+    RunSpec("mlp-preload-spi", "mlp", "preload", what="the lifetime counters' preload on the MLP",
+            options={"end_checks": False}),
+    RunSpec("mlp_binary-preload-spi", "mlp_binary", "preload",
+            what="the lifetime counters' preload on the binary MLP", options={"end_checks": False}),
+    RunSpec("cnn-preload-spi", "cnn", "preload",
+            what="the lifetime counters' preload on the CNN (INFERENCES left out: 40,175 clocks per inference)",
             options={"end_checks": False}),
 )
 
@@ -256,6 +300,71 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
     return items
 
 
+#: The preload run counts INFERENCES only on chips whose inference is at most this many clocks
+#: (SLP 39, MLPs ~1,000): its 34 steps are 34 inferences, ~35 s of simulation each on the CNN
+#: (40,175 clocks and 706 analog events per inference).
+PRELOAD_MAX_INFERENCE_CYCLES = 2000
+
+
+def preloaded_counters(cfg: ChipConfig) -> list[LifetimeCounter]:
+    """The lifetime counters the preload run steps through on this chip (`LIFETIME_COUNTERS` of
+    its host interface; INFERENCES only up to `PRELOAD_MAX_INFERENCE_CYCLES` per inference)."""
+    short = sum(phase_cycles(cfg).values()) <= PRELOAD_MAX_INFERENCE_CYCLES
+    return [c for c in LIFETIME_COUNTERS if cfg.host.interface in c.hosts
+            and (c.reg != Reg.INFERENCES or short)]
+
+
+def preload_items(cfg: ChipConfig) -> list[dict]:
+    """Fuzz-bench items that step each lifetime counter (`preloaded_counters`) through every
+    carry: a backdoor deposit (op ``["deposit", path, reg, value]``: the RTL register and the
+    model's counter) of 2^k - 1, for k = 0..31, then one event through the pins (a frame with a
+    bad CRC, an unknown command, a bad length, a frame cut off by chip-select or, over UART, left
+    to the frame timeout, a character with a low stop bit, a valid frame, a START), then a
+    READ_REG of the counter, which must read 2^k: the increment itself sets bit k and clears bits
+    0..k-1. Then 2^32 - 2 and two events: 2^32 - 1 for a saturating counter (one event more
+    leaves it there; CTRL's clear then reads 0), 0 for a wrapping one. Each item's "expect"
+    lists [response index, value] pairs computed here, from first principles; the bench checks
+    them against what the chip sends, beside the model."""
+    spi = cfg.host.interface == "spi"
+    start = protocol.encode_request(Cmd.START)
+    cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
+    events = {Reg.ERR_CRC: [["tx", (start[:-1] + bytes([start[-1] ^ 0x5A])).hex()]],
+              Reg.ERR_CMD: [["tx", protocol.encode_request(0x7E, 0).hex()]],
+              Reg.ERR_LEN: [["tx", protocol.encode_request(Cmd.READ_REG, Reg.ID, b"\x00").hex()]],
+              Reg.ERR_TIMEOUT: [["tx", cut.hex()]] + ([] if spi else [["stall"]]),
+              Reg.ERR_FRAMING: [["ferr", 0x55]],
+              Reg.FRAMES_OK: [["tx", protocol.encode_request(Cmd.READ_REG, Reg.ID).hex()]],
+              Reg.INFERENCES: [["tx", start.hex()], ["idle", sum(phase_cycles(cfg).values()) + 64]]}
+    answered = {Reg.ERR_CRC: 1, Reg.ERR_CMD: 1, Reg.ERR_LEN: 1, Reg.FRAMES_OK: 1, Reg.INFERENCES: 1}
+    top = (1 << 32) - 1
+    items = []
+    for c in preloaded_counters(cfg):
+        read = ["tx", protocol.encode_request(Cmd.READ_REG, c.reg).hex()]
+
+        def step(value: int | None, n: int, want: int) -> list[dict]:
+            """Deposit `value` (None: keep the count), `n` events, read `want` back."""
+            ops = [] if value is None else [["deposit", c.path, int(c.reg), value]]
+            if c.reg == Reg.ERR_TIMEOUT and spi:   # the cut counts when chip-select rises: item end
+                out = [{"kind": "preload", "ops": ops + events[c.reg], "frames": 0, "probe": False}]
+                out += [{"kind": "preload", "ops": events[c.reg], "frames": 0, "probe": False}] * (n - 1)
+                return out + [{"kind": "preload", "ops": [read], "frames": 1, "probe": False,
+                               "expect": [[0, want]]}]
+            ops = ops + events[c.reg] * n + [read]
+            frames = n * answered.get(c.reg, 0)
+            return [{"kind": "preload", "ops": ops, "frames": frames + 1, "probe": False,
+                     "expect": [[frames, want]]}]
+
+        for k in range(32):
+            items += step((1 << k) - 1, 1, 1 << k)
+        items += step(top - 1, 2, top if c.saturating else 0)
+        if c.saturating:
+            items += step(None, 1, top)
+            clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+            items.append({"kind": "preload", "ops": [["tx", clear.hex()], read], "frames": 2,
+                          "probe": False, "expect": [[1, 0]]})
+    return items
+
+
 def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
@@ -280,12 +389,12 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
     if spec.overrides:
         cfg = cfg.replace(**spec.overrides)
-    if spec.kind in ("fuzz", "directed", "counters"):
+    if spec.kind in ("fuzz", "directed", "counters", "preload"):
         # The directed and counters runs replace the bench's random plan with their items.
         # Options go into the bench's job ("end_checks": False skips the whole-chip end checks,
         # which program every tile: too long on the MLPs).
-        extra = ({"items": directed_items(cfg), **spec.options} if spec.kind == "directed" else
-                 {"items": counter_items(cfg), **spec.options} if spec.kind == "counters" else None)
+        items = {"directed": directed_items, "counters": counter_items, "preload": preload_items}
+        extra = {"items": items[spec.kind](cfg), **spec.options} if spec.kind in items else None
         fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0

@@ -161,3 +161,71 @@ def test_counter_items_count_each_event_past_bit_10_then_clear(cfg):
     ack, read = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
     assert ack[1] == read[1] == protocol.Status.ACK and read[3:7] == bytes(4)
     assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (0, 0, 0, 0)
+
+
+def _reads(model, items) -> list[tuple[int, int]]:
+    """(expected, model's) value of every response an item "expect"s, the items fed to the
+    reference protocol model as the SPI bench does (a deposit sets the model's counter, a
+    partial frame drops at the item's end)."""
+    from xbarflow.cocotb_tests.test_fuzz import COUNTER_ATTRS
+    from xbarflow.hdl import protocol
+
+    out = []
+    for item in items:
+        responses = b""
+        for op in item["ops"]:
+            if op[0] == "deposit":
+                setattr(model, COUNTER_ATTRS[op[2]], op[3])
+            elif op[0] == "tx":
+                responses += model.feed(bytes.fromhex(op[1]))
+            elif op[0] == "stall":
+                model.drop_partial()
+            elif op[0] == "ferr":
+                model.framing_error()
+        model.drop_partial()
+        frames = protocol.FrameSplitter("response").feed(responses)
+        out += [(want, int.from_bytes(frames[n][3:7], "big")) for n, want in item.get("expect", ())]
+    return out
+
+
+def test_preload_items_step_every_counter_through_every_carry(cfg):
+    """Each lifetime counter is deposited at 2^k - 1 for every k and read back after one event
+    as 2^k (bit k set by the increment, bits below it cleared), then past 2^32 - 1: saturating
+    counters stay at all ones until CTRL's clear reads 0, FRAMES_OK and INFERENCES wrap to 0;
+    the values the items expect are the reference model's."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+
+    for host in ("spi", "uart"):
+        c = cfg.replace(**{"host.interface": host})
+        counters = runs.preloaded_counters(c)
+        assert {k.reg.name for k in counters} == (
+            {"ERR_CRC", "ERR_CMD", "ERR_LEN", "ERR_TIMEOUT", "FRAMES_OK", "INFERENCES"} | ({"ERR_FRAMING"} if host == "uart" else set()))
+        items = runs.preload_items(c)
+        reads = _reads(ChipProtocolModel.from_config(c), items)
+        assert [m for w, m in reads] == [w for w, m in reads]
+        deposits = [op for it in items for op in it["ops"] if op[0] == "deposit"]
+        top = (1 << 32) - 1
+        for k in counters:
+            values = [op[3] for op in deposits if op[2] == k.reg]
+            assert values == [(1 << b) - 1 for b in range(32)] + [top - 1], k.reg.name
+        wanted = [w for w, _ in reads]
+        assert wanted.count(top) == 2 * sum(k.saturating for k in counters)
+        assert wanted.count(0) == sum(1 for k in counters) and wanted.count(1 << 31) == len(counters)
+
+
+def test_the_preload_counters_name_32_bit_registers_of_the_generated_verilog(cfg, tmp_path):
+    """Every preloaded counter's path is a 32-bit register declared in the module of that
+    instance, in the Verilog of the SLP (SPI and UART) and the CNN (the layered controller)."""
+    import re
+
+    from xbarflow.flow.sim.verilog import generate
+
+    for name, host in (("slp", "spi"), ("slp", "uart"), ("cnn", "spi")):
+        c = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml").replace(**{"host.interface": host})
+        text = generate(c, tmp_path / f"{name}-{host}").verilog.read_text()
+        for k in runs.preloaded_counters(c):
+            scope, reg = k.path.rsplit(".", 1)
+            module = re.search(rf"^module \\xbarflow_top\.{re.escape(scope)} \(.*?^endmodule", text,
+                               re.M | re.S)
+            assert module is not None, k.path
+            assert re.search(rf"^\s*reg \[31:0\] {re.escape(reg)} = 32'd0;", module.group(0), re.M), k.path
