@@ -157,7 +157,7 @@ class FuzzBench:
         self.watchdog = Watchdog.for_job(dut, job)
         self.monitor = None   # the coverage monitor (coverage runs only)
         # The reference: random weights mapped to the tiles (no training needed to compare),
-        # one matrix per layer; the hidden ReLUs' multipliers at REQUANT_MULT's reset value 0.
+        # one matrix per layer; the hidden layers' multipliers follow REQUANT_MULT (reset 0).
         rng = np.random.default_rng(int(job.get("seed", 1)))
         layers = [rng.standard_normal(shape) for shape in cfg.network.layer_shapes]
         relus = sum(a == "relu" for a in cfg.network.activations[:-1])
@@ -187,6 +187,8 @@ class FuzzBench:
     def _infer(self, buffer: bytes):
         codes = unpack_codes(buffer, self.cfg.rows, self.cfg.quant.dac_bits)
         self.snapshots.append(codes)
+        mult = self.model.requant_mult   # byte l: hidden layer l's multiplier, as the chip reads it
+        self.chip.requant_mult = tuple((mult >> (8 * l)) & 0xFF for l in range(len(self.chip.requant_mult)))
         layered = self.cfg.network.layered
         res = self.chip.infer(codes[None, :], 0, trace=layered)
         if layered:   # a layered chip's events carry windows of feature maps: the golden trace's
