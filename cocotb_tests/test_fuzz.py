@@ -12,7 +12,14 @@ byte at chip-select rise is discarded, a stall drops a partial frame), and requi
   the FSM states it stalled in);
 * a valid frame sent after bad traffic ("probe" items) is answered with ACK (resynchronisation);
 * every inference the chip runs drives exactly the model's input buffer onto the DAC bus (the
-  input buffer is only readable that way), with the model's ADC codes and class read back.
+  input buffer is only readable that way), with the model's ADC codes and class read back;
+* the register values an item "expect"s (a [response index, value] list, worked out by the
+  plan from first principles) are what the chip sent.
+
+Besides the pins, an item may deposit a lifetime counter by backdoor (op ``["deposit", path,
+reg, value]``: the RTL register at the instance path below the top, and the model's counter of
+register `reg`, `COUNTER_ATTRS`; the coverage campaign's preload runs) and let the chip run idle
+for a number of clocks (``["idle", clocks]``: an inference longer than its START's response).
 
 At the end: every register against the model (error counters, SCRATCH, ...), an inference on
 the final input buffer, the input buffer and the target memory read straight from the RTL when
@@ -53,7 +60,7 @@ from xbarflow.hdl import protocol
 from xbarflow.hdl.protocol import Cmd, Error, Reg, Status
 
 __all__ = [
-    "ERR_NAMES", "FuzzBench", "GLITCH_CYCLES", "JOB_ENV", "Mismatch", "QUIET_BYTES",
+    "COUNTER_ATTRS", "ERR_NAMES", "FuzzBench", "GLITCH_CYCLES", "JOB_ENV", "Mismatch", "QUIET_BYTES",
     "STALL_MARGIN", "TallyModel", "byte_cycles", "fuzz_host_interface", "item_bound_cycles",
 ]
 
@@ -62,6 +69,10 @@ ERR_NAMES = ("err_crc", "err_cmd", "err_len", "err_timeout", "err_framing")
 QUIET_BYTES = 3            # SPI filler bytes that must stay 0x00 after the last response
 STALL_MARGIN = 256         # clocks beyond FRAME_TIMEOUT_CYCLES for a stall
 GLITCH_CYCLES = 2          # UART RX glitch width (the receiver rechecks after half a bit)
+#: The reference model's counter behind each lifetime counter register a "deposit" op sets.
+COUNTER_ATTRS = {Reg.ERR_CRC: "err_crc", Reg.ERR_CMD: "err_cmd", Reg.ERR_LEN: "err_len",
+                 Reg.ERR_TIMEOUT: "err_timeout", Reg.ERR_FRAMING: "err_framing",
+                 Reg.FRAMES_OK: "frames_ok", Reg.INFERENCES: "inferences"}
 
 
 def _load_job() -> dict | None:
@@ -94,8 +105,9 @@ def item_bound_cycles(cfg, item: dict) -> int:
     stalls, one more frame timeout (UART) and a margin."""
     tx = sum(len(op[1]) // 2 for op in item["ops"] if op[0] == "tx")
     stalls = sum(1 for op in item["ops"] if op[0] == "stall") + 1
+    idle = sum(op[1] for op in item["ops"] if op[0] == "idle")
     return ((tx + 600) * byte_cycles(cfg) + stalls * (protocol.FRAME_TIMEOUT_CYCLES + 2 * STALL_MARGIN)
-            + 20 * cfg.host.uart_divider + 4000)
+            + idle + 20 * cfg.host.uart_divider + 4000)
 
 
 class TallyModel(ChipProtocolModel):
@@ -145,7 +157,7 @@ class FuzzBench:
         self.watchdog = Watchdog.for_job(dut, job)
         self.monitor = None   # the coverage monitor (coverage runs only)
         # The reference: random weights mapped to the tiles (no training needed to compare),
-        # one matrix per layer; the hidden ReLUs' multipliers at REQUANT_MULT's reset value 0.
+        # one matrix per layer; the hidden layers' multipliers follow REQUANT_MULT (reset 0).
         rng = np.random.default_rng(int(job.get("seed", 1)))
         layers = [rng.standard_normal(shape) for shape in cfg.network.layer_shapes]
         relus = sum(a == "relu" for a in cfg.network.activations[:-1])
@@ -175,6 +187,8 @@ class FuzzBench:
     def _infer(self, buffer: bytes):
         codes = unpack_codes(buffer, self.cfg.rows, self.cfg.quant.dac_bits)
         self.snapshots.append(codes)
+        mult = self.model.requant_mult   # byte l: hidden layer l's multiplier, as the chip reads it
+        self.chip.requant_mult = tuple((mult >> (8 * l)) & 0xFF for l in range(len(self.chip.requant_mult)))
         layered = self.cfg.network.layered
         res = self.chip.infer(codes[None, :], 0, trace=layered)
         if layered:   # a layered chip's events carry windows of feature maps: the golden trace's
@@ -259,7 +273,7 @@ class FuzzBench:
                 model.drop_partial()
             elif op[0] == "bits":
                 bits = (op[1], op[2])
-            else:
+            elif not await self._backdoor_op(op):
                 raise ValueError(f"op {op[0]} is not for SPI")
         await collect()
         if bits is not None:
@@ -287,7 +301,7 @@ class FuzzBench:
             elif op[0] == "stall":
                 await Timer(timeout_ns, unit="ns")
                 model.drop_partial()
-            else:
+            elif not await self._backdoor_op(op):
                 raise ValueError(f"op {op[0]} is not for UART")
         # Wait for the responses (bounded by the item's guard), then a quiet line.
         while len(parser.frames) - first < len(expected) or not parser.idle:
@@ -303,6 +317,25 @@ class FuzzBench:
             await Timer(timeout_ns, unit="ns")
             model.drop_partial()
         return expected, parser.frames[first:], errors
+
+    async def _backdoor_op(self, op: list) -> bool:
+        """A "deposit" or "idle" op (False for any other): deposit `value` into the RTL register
+        at `path` (and the model's counter of `reg`), checked to have taken one clock later."""
+        if op[0] == "idle":
+            await ClockCycles(self.dut.clk, int(op[1]), rising=False)
+            return True
+        if op[0] != "deposit":
+            return False
+        _, path, reg, value = op
+        handle = self.watchdog.resolve(f"{self.dut._name}.{path}")
+        if handle is None:
+            raise Mismatch(f"deposit: {path} is not visible in the simulation")
+        handle.value = int(value)
+        await ClockCycles(self.dut.clk, 1, rising=False)
+        if int(handle.value) != int(value):
+            raise Mismatch(f"deposit: {path} reads {int(handle.value):#x} after {int(value):#x} was deposited")
+        setattr(self.model, COUNTER_ATTRS[Reg(reg)], int(value))
+        return True
 
     async def run_item(self, index: int, item: dict) -> None:
         self._item_index = index
@@ -322,6 +355,11 @@ class FuzzBench:
                            f"{[f.hex() for f in expected]}, got {[f.hex() for f in got]}"
                            f"{'; ' + '; '.join(errors) if errors else ''}; ops {item['ops']}; "
                            f"FSMs: {self.watchdog.report()}")
+        for n, want in item.get("expect", ()):
+            value = int.from_bytes(got[n][3:7], "big") if n < len(got) else None
+            if value != want:
+                raise Mismatch(f"{what}: response {n} read {value if value is None else hex(value)}, "
+                               f"expected {want:#x}; ops {item['ops']}")
         if self.model.programs:
             raise Mismatch(f"{what}: the plan started a programming run (xbarflow.flow.analysis.fuzz.plan must "
                            f"leave such items out); ops {item['ops']}")

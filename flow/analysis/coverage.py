@@ -575,9 +575,11 @@ def done_means(designs: list[dict], fsms: dict[str, list[FsmFigure]], bins: Func
 
 
 def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
-                     bins: FunctionalBins, waivers: list[Waiver], runs: list[dict]) -> str:
+                     bins: FunctionalBins, waivers: list[Waiver], runs: list[dict],
+                     notes: tuple[str, ...] = ()) -> str:
     """coverage/summary.md. `designs`: [{"name", "points", "source_lines"}], `fsms`: design ->
-    figures, `runs`: [{"name", "design", "what", "seconds"}]."""
+    figures, `runs`: [{"name", "design", "what", "seconds"}], `notes`: paragraphs under the runs
+    table (how a kind of run reaches what it covers)."""
     lines = ["# Coverage of the generated periphery", "",
              "Written by `make coverage` (`xbarflow coverage`): Verilator line, branch and toggle "
              "coverage of the generated Verilog over the co-simulations listed below, FSM state "
@@ -588,6 +590,8 @@ def summary_markdown(designs: list[dict], fsms: dict[str, list[FsmFigure]],
     lines += [f"| {r['name']} | {r['design']} | {r['what']} | {r['seconds']:.0f} |" for r in runs]
     if runs:
         lines.append(f"| **all {len(runs)} runs** | | | **{sum(r['seconds'] for r in runs):.0f}** |")
+    for note in notes:
+        lines += ["", note]
     lines += ["", "## Code coverage (Verilator)", "",
               "| design | line | branch | toggle |", "|---|---:|---:|---:|"]
     all_items: list[Item] = []

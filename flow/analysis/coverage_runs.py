@@ -8,11 +8,15 @@ writable register to all ones and back, read back); on the MLPs a START and a WR
 during every inference, which the chip must refuse with NACK BUSY (an MLP inference, 1,177
 clocks, outlasts a START frame; an SLP inference, 39 clocks, does not). Programming through
 the write path over SPI and UART, with stuck-at cells (write-ack timeouts), and one tile of
-each MLP (`MLP_PROGRAM_TILE`). Host-interface fuzzing over SPI and UART, plus a directed run
+each MLP and the CNN, then two more (`MLP_PROGRAM_TILES`, `CNN_PROGRAM_TILES`). Host-interface fuzzing over SPI and UART, plus a directed run
 with every (command, NACK code) the protocol allows outside BUSY (`directed_items`: the random
 plan leaves some out at a few hundred frames), also on both MLPs (without the end checks,
 which would program every tile), and a counters run (`counter_items`: 1,100 of
-each counted event, so the lifetime counters' bits 0-10 toggle). Every run must pass its parity checks (a run
+each counted event, so the lifetime counters' bits 0-10 toggle), and on every design a preload
+run (`preload_items`): each lifetime counter deposited by backdoor at 2^k - 1 and 2^32 - 2, the
+events sent through the pins and the counter read back (every carry, saturation or wrap, CTRL's
+clear); on the MLP and the CNN a data-path run (`datapath_items`: random weights, multipliers and
+inputs). Every run must pass its parity checks (a run
 that disagrees with the golden model raises: its coverage would count behaviour nobody
 checked).
 
@@ -38,15 +42,18 @@ from xbarflow.hdl.protocol import Cmd, Reg
 from ..core import config as config_mod
 from ..core.config import ChipConfig
 from ..core.errors import XbarflowError
-from ..data import Dataset
+from ..data import Dataset, pack_codes
 from ..model.context import RunContext
 from ..model.programming import chip_target_levels
 from ..sim.runner import COVERAGE_DAT, build, run
 from ..sim.schema import FSM_SAMPLES_FILE
 from . import coverage, fuzz
+from .cost import phase_cycles
 
-__all__ = ["CAMPAIGN", "CNN_PROGRAM_TILE", "COUNTED_EVENTS", "CampaignError", "MLP_PROGRAM_TILE", "RunRecord", "RunSpec", "analyse_campaign",
-           "counter_items", "design_tiles", "directed_items", "image_set", "load_records", "run_campaign", "save_records"]
+__all__ = ["CAMPAIGN", "CNN_PROGRAM_TILE", "CNN_PROGRAM_TILES", "COUNTED_EVENTS", "CampaignError", "DATAPATH_MULTS", "LIFETIME_COUNTERS", "LifetimeCounter",
+           "MLP_PROGRAM_TILE", "MLP_PROGRAM_TILES", "PRELOAD_NOTE", "RunRecord", "RunSpec", "analyse_campaign", "counter_items", "datapath_items", "design_tiles",
+           "directed_items", "image_set", "load_records", "preload_items", "preloaded_counters", "run_campaign",
+           "save_records"]
 
 
 class CampaignError(XbarflowError, RuntimeError):
@@ -57,21 +64,52 @@ class CampaignError(XbarflowError, RuntimeError):
 class RunSpec:
     name: str
     config: str                      # configs/<config>.toml
-    kind: str                        # inference | async | program | fuzz | directed | counters
+    kind: str                        # inference | async | program | fuzz | directed | counters | preload | datapath
     overrides: dict = field(default_factory=dict)
     what: str = ""
     options: dict = field(default_factory=dict)   # runner.run keywords: program_tiles, busy_probe, ...
 
 
-#: The MLPs' tile the programming runs program (the last: the output layer's second row tile;
-#: its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every row
-#: and column select line and every programmer state, like all ten (~10x the time, 53 min).
+#: The MLPs' tile the programming runs program first (the last: the output layer's second row
+#: tile; its index sets the top bit of prog_tile_sel). Programming one 128 x 128 tile walks every
+#: row and column select line and every programmer state, like all ten (~10x the time, 53 min).
 MLP_PROGRAM_TILE = 9
-#: The CNN's tile the programming run programs: the last of its 5 (the dense layer's second row
-#: tile), whose index sets the top bit of prog_tile_sel.
+#: The CNN's tile the programming run programs first: the last of its 5 (the dense layer's second
+#: row tile), whose index sets the top bit of prog_tile_sel.
 CNN_PROGRAM_TILE = 4
+#: Then two more tiles, so each bit of prog_tile_sel rises and falls (9, 6, 0 = 1001, 0110, 0000;
+#: 4, 3, 0 = 100, 011, 000) and the programmer starts a run after a finished one (write_ok falls,
+#: the row counter and the row base wrap back to 0).
+MLP_PROGRAM_TILES = (MLP_PROGRAM_TILE, 6, 0)
+CNN_PROGRAM_TILES = (CNN_PROGRAM_TILE, 3, 0)
 #: Events of each kind the counters run sends: past 2^10, so bit 10 of each counter rises.
 COUNTED_EVENTS = 1100
+
+
+@dataclass(frozen=True)
+class LifetimeCounter:
+    """A 32-bit lifetime counter the preload runs deposit into: its register, the RTL register
+    behind it (the instance path below the top module, as in the Verilog hierarchy), whether it
+    saturates at 2^32 - 1 (`xbarflow.hdl.saturating`) or wraps, and the host interfaces that
+    have it."""
+    reg: Reg
+    path: str
+    saturating: bool
+    hosts: tuple[str, ...] = ("spi", "uart")
+
+
+#: The lifetime counters (cleared only by reset or, the ERR_* ones, CTRL's clear bit): the error
+#: counters of the command executor and receiver (hdl/command_executor.py, frame_receiver.py)
+#: and the UART (hdl/uart.py) saturate; FRAMES_OK and INFERENCES (the controller's) wrap.
+LIFETIME_COUNTERS = (
+    LifetimeCounter(Reg.ERR_CRC, "command.executor.err_crc", True),
+    LifetimeCounter(Reg.ERR_CMD, "command.executor.err_cmd", True),
+    LifetimeCounter(Reg.ERR_LEN, "command.executor.err_len", True),
+    LifetimeCounter(Reg.ERR_TIMEOUT, "command.receiver.dropped", True),
+    LifetimeCounter(Reg.ERR_FRAMING, "uart.framing_errors", True, ("uart",)),
+    LifetimeCounter(Reg.FRAMES_OK, "command.executor.frames_ok", False),
+    LifetimeCounter(Reg.INFERENCES, "controller.status__inferences", False),
+)
 
 CAMPAIGN: tuple[RunSpec, ...] = (
     RunSpec("slp-inference", "slp", "inference", what="SLP inference over SPI, register patterns",
@@ -99,11 +137,11 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             options={"busy_probe": True, "register_patterns": True}),
     RunSpec("mlp-program-tile", "mlp", "program",
             {"device.stuck_on_rate": 0.002, "device.stuck_off_rate": 0.002},
-            what=f"MLP: tile {MLP_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
-                 "cells: timeouts too), then inference", options={"program_tiles": [MLP_PROGRAM_TILE]}),
+            what=f"MLP: tiles {', '.join(map(str, MLP_PROGRAM_TILES))} programmed through the write path (0.4 % "
+                 "stuck-at cells: timeouts too), then inference", options={"program_tiles": list(MLP_PROGRAM_TILES)}),
     RunSpec("mlp_binary-program-tile", "mlp_binary", "program",
-            what=f"binary MLP: tile {MLP_PROGRAM_TILE} programmed through the write path, then inference",
-            options={"program_tiles": [MLP_PROGRAM_TILE]}),
+            what=f"binary MLP: tiles {', '.join(map(str, MLP_PROGRAM_TILES))} programmed through the write "
+                 "path, then inference", options={"program_tiles": list(MLP_PROGRAM_TILES)}),
     RunSpec("mlp-directed-spi", "mlp", "directed", what="the directed frames on the MLP (fuzz bench)",
             options={"end_checks": False}),
     RunSpec("mlp_binary-directed-spi", "mlp_binary", "directed",
@@ -117,9 +155,27 @@ CAMPAIGN: tuple[RunSpec, ...] = (
             options={"busy_probe": True, "register_patterns": True}),
     RunSpec("cnn-program-tile", "cnn", "program",
             {"device.stuck_on_rate": 0.002, "device.stuck_off_rate": 0.002},
-            what=f"CNN: tile {CNN_PROGRAM_TILE} programmed through the write path (0.4 % stuck-at "
-                 "cells: timeouts too), then inference", options={"program_tiles": [CNN_PROGRAM_TILE]}),
+            what=f"CNN: tiles {', '.join(map(str, CNN_PROGRAM_TILES))} programmed through the write path (0.4 % "
+                 "stuck-at cells: timeouts too), then inference", options={"program_tiles": list(CNN_PROGRAM_TILES)}),
     RunSpec("cnn-directed-spi", "cnn", "directed", what="the directed frames on the CNN (fuzz bench)",
+            options={"end_checks": False}),
+    RunSpec("slp-preload-spi", "slp", "preload",
+            what="lifetime counters (ERR_*, FRAMES_OK, INFERENCES) deposited at 2^k - 1 and 2^32 - 2 by "
+                 "backdoor, then counted through the pins and read back (saturation, wrap, CTRL clear; fuzz bench)"),
+    RunSpec("slp-preload-uart", "slp", "preload", {"host.interface": "uart"},
+            what="the lifetime counters' preload over UART (ERR_FRAMING too; ERR_TIMEOUT by frame timeouts)"),
+    RunSpec("mlp-preload-spi", "mlp", "preload", what="the lifetime counters' preload on the MLP",
+            options={"end_checks": False}),
+    RunSpec("mlp_binary-preload-spi", "mlp_binary", "preload",
+            what="the lifetime counters' preload on the binary MLP", options={"end_checks": False}),
+    RunSpec("cnn-preload-spi", "cnn", "preload",
+            what="the lifetime counters' preload on the CNN (INFERENCES left out: 40,175 clocks per inference)",
+            options={"end_checks": False}),
+    RunSpec("mlp-datapath-spi", "mlp", "datapath",
+            what="seeded random weights, REQUANT_MULT 255, 16 and random, full-scale and random inputs: outputs and "
+                 "RESULT read back against the golden model (fuzz bench)", options={"end_checks": False}),
+    RunSpec("cnn-datapath-spi", "cnn", "datapath",
+            what="the data-path run on the CNN (convolutions, ReLUs, pooling with random weights and inputs)",
             options={"end_checks": False}),
 )
 
@@ -158,7 +214,8 @@ def design_tiles(cfg: ChipConfig) -> list[tuple[int, int]]:
 
 def directed_items(cfg: ChipConfig) -> list[dict]:
     """Fuzz-bench items: each command with a bad CRC and a bad LEN, each addressed command with
-    a bad address, and an unknown command, each followed by a valid READ_REG of ID (a probe:
+    a bad address (buffer and target writes and buffer reads also at address 0xFFFF), and an
+    unknown command, each followed by a valid READ_REG of ID (a probe:
     the chip must serve it; none of the bad frames executes), then REQUANT_MULT written to all
     ones and back, every register read, CTRL's clear and the error counters read again; over SPI a partial frame left to the frame timeout and a frame cut after
     each of its bytes by chip-select, over UART a frame cut after each of its bytes and left
@@ -184,6 +241,10 @@ def directed_items(cfg: ChipConfig) -> list[dict]:
         frames.append(("bad_len", protocol.encode_request(cmd, *bad_len[cmd])))
         if cmd in bad_addr:
             frames.append(("bad_addr", protocol.encode_request(cmd, *bad_addr[cmd])))
+    # Addresses at the top of the 16-bit range: address + length and address + index carry
+    # into bit 16 of the range checks' sums.
+    frames += [("bad_addr", protocol.encode_request(cmd, 0xFFFF, payload)) for cmd, payload in
+               ((Cmd.WRITE_BUF, b"\x01\x02"), (Cmd.READ_BUF, b"\x02"), (Cmd.WRITE_TARGETS, b"\x00\x01"))]
     unknown = protocol.encode_request(0x7E, 0)
     frames += [("bad_cmd", unknown), ("bad_crc", unknown[:-1] + bytes([unknown[-1] ^ 0x5A]))]
     items = [{"kind": kind, "ops": [["tx", (frame + reg_id).hex()]], "frames": 2, "probe": True}
@@ -256,6 +317,122 @@ def counter_items(cfg: ChipConfig, events: int = COUNTED_EVENTS, per_item: int =
     return items
 
 
+#: What the summary says under its runs table when a preload run is among them.
+PRELOAD_NOTE = (
+    "The preload runs (`*-preload-*`) write each lifetime counter's register by backdoor (cocotb "
+    "deposit into the Verilator model, built with --public-flat-rw) and then count through the pins. "
+    "Verilator's toggle counts include the changes the deposit itself makes, so the values are chosen "
+    "such that the chip's own logic makes every change too: after 2^k - 1 is deposited one event's "
+    "increment sets bit k (0->1) and clears bits 0 .. k-1 (1->0); from 2^32 - 2 two events reach "
+    "all ones (the saturation test and the adders' carry out rise), and then the wrap (FRAMES_OK, "
+    "INFERENCES) or CTRL's clear (ERR_*) brings every bit back to 0. Every value read back is checked "
+    "against the one worked out from first principles (2^k; 2^32 - 1 and still 2^32 - 1 after one more "
+    "event; 0 after the wrap or the clear), beside the bench's model. A preloaded bit counts as "
+    "toggled only because the real logic then moves it (increment, saturation, clear).",)
+
+#: The preload run counts INFERENCES only on chips whose inference is at most this many clocks
+#: (SLP 39, MLPs ~1,000): its 34 steps are 34 inferences, ~35 s of simulation each on the CNN
+#: (40,175 clocks and 706 analog events per inference).
+PRELOAD_MAX_INFERENCE_CYCLES = 2000
+
+
+def preloaded_counters(cfg: ChipConfig) -> list[LifetimeCounter]:
+    """The lifetime counters the preload run steps through on this chip (`LIFETIME_COUNTERS` of
+    its host interface; INFERENCES only up to `PRELOAD_MAX_INFERENCE_CYCLES` per inference)."""
+    short = sum(phase_cycles(cfg).values()) <= PRELOAD_MAX_INFERENCE_CYCLES
+    return [c for c in LIFETIME_COUNTERS if cfg.host.interface in c.hosts
+            and (c.reg != Reg.INFERENCES or short)]
+
+
+def preload_items(cfg: ChipConfig) -> list[dict]:
+    """Fuzz-bench items that step each lifetime counter (`preloaded_counters`) through every
+    carry: a backdoor deposit (op ``["deposit", path, reg, value]``: the RTL register and the
+    model's counter) of 2^k - 1, for k = 0..31, then one event through the pins (a frame with a
+    bad CRC, an unknown command, a bad length, a frame cut off by chip-select or, over UART, left
+    to the frame timeout, a character with a low stop bit, a valid frame, a START), then a
+    READ_REG of the counter, which must read 2^k: the increment itself sets bit k and clears bits
+    0..k-1. Then 2^32 - 2 and two events: 2^32 - 1 for a saturating counter (one event more
+    leaves it there; CTRL's clear then reads 0), 0 for a wrapping one; over UART, last, the
+    counters run's back-pressure burst. Each item's "expect"
+    lists [response index, value] pairs computed here, from first principles; the bench checks
+    them against what the chip sends, beside the model."""
+    spi = cfg.host.interface == "spi"
+    start = protocol.encode_request(Cmd.START)
+    cut = protocol.encode_request(Cmd.READ_REG, Reg.ID)[:3]
+    events = {Reg.ERR_CRC: [["tx", (start[:-1] + bytes([start[-1] ^ 0x5A])).hex()]],
+              Reg.ERR_CMD: [["tx", protocol.encode_request(0x7E, 0).hex()]],
+              Reg.ERR_LEN: [["tx", protocol.encode_request(Cmd.READ_REG, Reg.ID, b"\x00").hex()]],
+              Reg.ERR_TIMEOUT: [["tx", cut.hex()]] + ([] if spi else [["stall"]]),
+              Reg.ERR_FRAMING: [["ferr", 0x55]],
+              Reg.FRAMES_OK: [["tx", protocol.encode_request(Cmd.READ_REG, Reg.ID).hex()]],
+              Reg.INFERENCES: [["tx", start.hex()], ["idle", sum(phase_cycles(cfg).values()) + 64]]}
+    answered = {Reg.ERR_CRC: 1, Reg.ERR_CMD: 1, Reg.ERR_LEN: 1, Reg.FRAMES_OK: 1, Reg.INFERENCES: 1}
+    top = (1 << 32) - 1
+    items = []
+    for c in preloaded_counters(cfg):
+        read = ["tx", protocol.encode_request(Cmd.READ_REG, c.reg).hex()]
+
+        def step(value: int | None, n: int, want: int) -> list[dict]:
+            """Deposit `value` (None: keep the count), `n` events, read `want` back."""
+            ops = [] if value is None else [["deposit", c.path, int(c.reg), value]]
+            if c.reg == Reg.ERR_TIMEOUT and spi:   # the cut counts when chip-select rises: item end
+                out = [{"kind": "preload", "ops": ops + events[c.reg], "frames": 0, "probe": False}]
+                out += [{"kind": "preload", "ops": events[c.reg], "frames": 0, "probe": False}] * (n - 1)
+                return out + [{"kind": "preload", "ops": [read], "frames": 1, "probe": False,
+                               "expect": [[0, want]]}]
+            ops = ops + events[c.reg] * n + [read]
+            frames = n * answered.get(c.reg, 0)
+            return [{"kind": "preload", "ops": ops, "frames": frames + 1, "probe": False,
+                     "expect": [[frames, want]]}]
+
+        for k in range(32):
+            items += step((1 << k) - 1, 1, 1 << k)
+        items += step(top - 1, 2, top if c.saturating else 0)
+        if c.saturating:
+            items += step(None, 1, top)
+            clear = protocol.encode_request(Cmd.WRITE_REG, Reg.CTRL, protocol.CTRL_CLEAR_ERRORS.to_bytes(4, "big"))
+            items.append({"kind": "preload", "ops": [["tx", clear.hex()], read], "frames": 2,
+                          "probe": False, "expect": [[1, 0]]})
+    if not spi:   # back-pressure over UART too (the counters run's burst, `counter_items`)
+        items.append(counter_items(cfg, events=0)[-2])
+    return items
+
+
+#: The data-path runs' hidden-layer multipliers (REQUANT_MULT, byte l for hidden layer l): the
+#: largest (every ReLU clips), a mid-range one and a random one per layer (`datapath_items`).
+DATAPATH_MULTS = (0xFF, 0x10, None)
+
+
+def datapath_items(cfg: ChipConfig) -> list[dict]:
+    """Fuzz-bench items that drive the data paths with inputs and multipliers no trained
+    network sees (the bench maps seeded random weights to the tiles, and its golden model
+    follows REQUANT_MULT): for each multiplier of `DATAPATH_MULTS` (None: a random byte per
+    hidden layer), REQUANT_MULT is written, then each of a full-scale input (every code at its
+    maximum) and a fresh uniformly random one is written, inferred (START, the chip left to finish)
+    and its outputs and RESULT read back, which the bench's model predicts from the golden
+    model, with every DAC code the chip drives. Draws from the config's noise seed."""
+    rng = np.random.default_rng([cfg.seeds.noise, 0xDA7A])
+    hidden = len(cfg.network.activations) - 1
+    top = (1 << cfg.quant.dac_bits) - 1
+    idle = ["idle", sum(phase_cycles(cfg).values()) + 64]
+    start, result = protocol.encode_request(Cmd.START), protocol.encode_request(Cmd.READ_RESULT)
+    read_all = protocol.encode_request(Cmd.READ_BUF, 0, bytes([2 * cfg.outputs]))
+    items = []
+    for mult in DATAPATH_MULTS:
+        lanes = [int(m) for m in rng.integers(0, 256, hidden)] if mult is None else [mult] * hidden
+        value = sum(m << (8 * l) for l, m in enumerate(lanes))
+        items.append({"kind": "datapath", "ops": [["tx", protocol.encode_request(
+            Cmd.WRITE_REG, Reg.REQUANT_MULT, value.to_bytes(4, "big")).hex()]], "frames": 1, "probe": False})
+        for codes in (np.full(cfg.rows, top), rng.integers(0, top + 1, cfg.rows)):
+            packed = pack_codes(codes, cfg.quant.dac_bits)
+            writes = [protocol.encode_request(Cmd.WRITE_BUF, a, packed[a:a + protocol.MAX_PAYLOAD])
+                      for a in range(0, len(packed), protocol.MAX_PAYLOAD)]
+            items.append({"kind": "datapath", "ops": [["tx", b"".join(writes + [start]).hex()], idle,
+                                                      ["tx", (read_all + result).hex()]],
+                          "frames": len(writes) + 3, "probe": False})
+    return items
+
+
 def _indices(dataset: Dataset, images: int) -> np.ndarray:
     return np.linspace(0, len(dataset.y_test) - 1, images).astype(np.int64)
 
@@ -280,12 +457,13 @@ def _one(spec: RunSpec, dataset: Dataset, out: Path, images: int, frames: int,
     cfg = config_mod.load(config_mod.CONFIG_DIR / f"{spec.config}.toml")
     if spec.overrides:
         cfg = cfg.replace(**spec.overrides)
-    if spec.kind in ("fuzz", "directed", "counters"):
+    if spec.kind in ("fuzz", "directed", "counters", "preload", "datapath"):
         # The directed and counters runs replace the bench's random plan with their items.
         # Options go into the bench's job ("end_checks": False skips the whole-chip end checks,
         # which program every tile: too long on the MLPs).
-        extra = ({"items": directed_items(cfg), **spec.options} if spec.kind == "directed" else
-                 {"items": counter_items(cfg), **spec.options} if spec.kind == "counters" else None)
+        items = {"directed": directed_items, "counters": counter_items, "preload": preload_items,
+                 "datapath": datapath_items}
+        extra = {"items": items[spec.kind](cfg), **spec.options} if spec.kind in items else None
         fuzz.run_fuzz(cfg, cfg.host.interface, frames, out, seed=cfg.seeds.noise,
                       timeout_s=timeout_s, coverage=True, extra_job=extra)
         return cfg, build(cfg, "verilator", coverage=True), None, 0
@@ -383,7 +561,8 @@ def analyse_campaign(records: list[RunRecord], out_dir: str | Path,
                 _sample_bins(bins, name, r, doc)
         runs_table = [{"name": r.spec.name, "design": names[r.design], "what": r.spec.what,
                        "seconds": r.seconds} for r in records]
-        text = coverage.summary_markdown(designs, fsms, bins, waivers, runs_table)
+        text = coverage.summary_markdown(designs, fsms, bins, waivers, runs_table,
+                                         PRELOAD_NOTE if any(r.spec.kind == "preload" for r in records) else ())
         open_items = coverage.open_items(designs, fsms, bins, waivers)
         unmet = [c.name for c in coverage.done_means(designs, fsms, bins, waivers) if not c.met]
         (out_dir / "open_items.txt").write_text("".join(f"{i.ident}\t{i.where}\n" for i in open_items))

@@ -265,6 +265,7 @@ class ChipProtocolModel:
         self.done = False
         self.result = 0
         self.scratch = 0
+        self.requant_mult = 0      # REQUANT_MULT: the hidden ReLUs' multipliers, byte l for layer l
         self.starts = 0            # START commands and CTRL start writes accepted
         self.cycles = {Reg.CYCLES_TOTAL: 0, Reg.CYCLES_DRIVE: 0, Reg.CYCLES_CONVERT: 0,
                        Reg.CYCLES_ARGMAX: 0}
@@ -384,6 +385,7 @@ class ChipProtocolModel:
             Reg.FRAMES_OK: self.frames_ok, Reg.ERR_CRC: self.err_crc, Reg.ERR_CMD: self.err_cmd,
             Reg.ERR_LEN: self.err_len, Reg.ERR_TIMEOUT: self.err_timeout,
             Reg.SCRATCH: self.scratch, Reg.GEOMETRY: self.geometry, **self.cycles,
+            Reg.REQUANT_MULT: self.requant_mult,
             Reg.PROG_PULSES: self.prog_pulses, Reg.PROG_FAILURES: self.prog_failures,
             Reg.PROG_CYCLES: self.prog_cycles, Reg.PROG_STEPS: self.prog_steps,
             Reg.ERR_FRAMING: self.err_framing, Reg.PROG_TILE: self.prog_tile,
@@ -396,6 +398,8 @@ class ChipProtocolModel:
     def write_reg(self, reg: int, value: int) -> None:
         if reg == Reg.SCRATCH:
             self.scratch = value
+        elif reg == Reg.REQUANT_MULT:
+            self.requant_mult = value
         elif reg == Reg.PROG_TILE:
             if value < self.tiles:    # an index past the chip's tiles is ignored
                 self.prog_tile = value

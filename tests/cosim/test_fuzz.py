@@ -45,3 +45,27 @@ def test_fuzz_bench_catches_a_corrupted_byte(cfg, tmp_path):
     with pytest.raises(fuzz.FuzzError, match="item 3"):
         fuzz.run_fuzz(cfg, "spi", 20, tmp_path, seed=1, extra_job={"sabotage_item": 3,
                                                                      "end_checks": False})
+
+
+def test_lifetime_counters_saturate_or_wrap_on_the_chip(cfg, tmp_path):
+    """The coverage campaign's preload (backdoor deposit, events through the pins, read back):
+    ERR_CRC deposited at 2^32 - 2 reads 2^32 - 1 after two bad frames and after a third, and 0
+    after CTRL's clear; FRAMES_OK wraps to 0; ERR_CRC deposited at 2^k - 1 reads 2^k after one
+    bad frame. A wrong expected value is reported."""
+    from xbarflow.flow.analysis import coverage_runs
+    from xbarflow.hdl.protocol import Reg
+
+    items = coverage_runs.preload_items(cfg)
+
+    def of(reg):
+        return [it for it in items if any(op[0] == "tx" and bytes.fromhex(op[1])[1:4] ==
+                                          bytes([protocol.Cmd.READ_REG, 0, reg]) for op in it["ops"])]
+    crc, ok = of(Reg.ERR_CRC), of(Reg.FRAMES_OK)
+    chosen = crc[15:17] + crc[-3:] + ok[-1:]
+    assert [w for it in chosen for _, w in it["expect"]] == [1 << 15, 1 << 16, (1 << 32) - 1, (1 << 32) - 1, 0, 0]
+    s = fuzz.run_fuzz(cfg, "spi", 1, tmp_path / "good", seed=1,
+                      extra_job={"items": chosen, "end_checks": False})
+    assert s["problems"] == [] and s["responses"]["NACK BAD_CRC"] == 5
+    wrong = [dict(chosen[3], expect=[[chosen[3]["expect"][0][0], (1 << 32) - 2]])]
+    with pytest.raises(fuzz.FuzzError, match="expected 0xfffffffe"):
+        fuzz.run_fuzz(cfg, "spi", 1, tmp_path / "wrong", seed=1, extra_job={"items": wrong, "end_checks": False})

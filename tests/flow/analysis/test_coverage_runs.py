@@ -161,3 +161,137 @@ def test_counter_items_count_each_event_past_bit_10_then_clear(cfg):
     ack, read = protocol.FrameSplitter("response").feed(model.feed(bytes.fromhex(data)))
     assert ack[1] == read[1] == protocol.Status.ACK and read[3:7] == bytes(4)
     assert (model.err_crc, model.err_cmd, model.err_len, model.err_timeout) == (0, 0, 0, 0)
+
+
+def _reads(model, items) -> list[tuple[int, int]]:
+    """(expected, model's) value of every response an item "expect"s, the items fed to the
+    reference protocol model as the SPI bench does (a deposit sets the model's counter, a
+    partial frame drops at the item's end)."""
+    from xbarflow.cocotb_tests.test_fuzz import COUNTER_ATTRS
+    from xbarflow.hdl import protocol
+
+    out = []
+    for item in items:
+        responses = b""
+        for op in item["ops"]:
+            if op[0] == "deposit":
+                setattr(model, COUNTER_ATTRS[op[2]], op[3])
+            elif op[0] == "tx":
+                responses += model.feed(bytes.fromhex(op[1]))
+            elif op[0] == "stall":
+                model.drop_partial()
+            elif op[0] == "ferr":
+                model.framing_error()
+        model.drop_partial()
+        frames = protocol.FrameSplitter("response").feed(responses)
+        out += [(want, int.from_bytes(frames[n][3:7], "big")) for n, want in item.get("expect", ())]
+    return out
+
+
+def test_preload_items_step_every_counter_through_every_carry(cfg):
+    """Each lifetime counter is deposited at 2^k - 1 for every k and read back after one event
+    as 2^k (bit k set by the increment, bits below it cleared), then past 2^32 - 1: saturating
+    counters stay at all ones until CTRL's clear reads 0, FRAMES_OK and INFERENCES wrap to 0;
+    the values the items expect are the reference model's."""
+    from xbarflow.flow.host.driver import ChipProtocolModel
+
+    for host in ("spi", "uart"):
+        c = cfg.replace(**{"host.interface": host})
+        counters = runs.preloaded_counters(c)
+        assert {k.reg.name for k in counters} == (
+            {"ERR_CRC", "ERR_CMD", "ERR_LEN", "ERR_TIMEOUT", "FRAMES_OK", "INFERENCES"} | ({"ERR_FRAMING"} if host == "uart" else set()))
+        items = runs.preload_items(c)
+        reads = _reads(ChipProtocolModel.from_config(c), items)
+        assert [m for w, m in reads] == [w for w, m in reads]
+        deposits = [op for it in items for op in it["ops"] if op[0] == "deposit"]
+        top = (1 << 32) - 1
+        for k in counters:
+            values = [op[3] for op in deposits if op[2] == k.reg]
+            assert values == [(1 << b) - 1 for b in range(32)] + [top - 1], k.reg.name
+        wanted = [w for w, _ in reads]
+        assert wanted.count(top) == 2 * sum(k.saturating for k in counters)
+        assert wanted.count(0) == sum(1 for k in counters) and wanted.count(1 << 31) == len(counters)
+
+
+def test_the_preload_counters_name_32_bit_registers_of_the_generated_verilog(cfg, tmp_path):
+    """Every preloaded counter's path is a 32-bit register declared in the module of that
+    instance, in the Verilog of the SLP (SPI and UART) and the CNN (the layered controller)."""
+    import re
+
+    from xbarflow.flow.sim.verilog import generate
+
+    for name, host in (("slp", "spi"), ("slp", "uart"), ("cnn", "spi")):
+        c = cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml").replace(**{"host.interface": host})
+        text = generate(c, tmp_path / f"{name}-{host}").verilog.read_text()
+        for k in runs.preloaded_counters(c):
+            scope, reg = k.path.rsplit(".", 1)
+            module = re.search(rf"^module \\xbarflow_top\.{re.escape(scope)} \(.*?^endmodule", text,
+                               re.M | re.S)
+            assert module is not None, k.path
+            assert re.search(rf"^\s*reg \[31:0\] {re.escape(reg)} = 32'd0;", module.group(0), re.M), k.path
+
+
+def test_datapath_items_infer_full_scale_and_random_inputs_at_each_multiplier():
+    """Through the reference protocol model: REQUANT_MULT takes 255 and 16 in every hidden
+    layer's byte, then a random byte each; after each, START runs on an input buffer of every
+    code at its maximum, then on random codes drawn from the config's noise seed (the same seed,
+    the same codes; another seed, others)."""
+    from xbarflow.flow.data import unpack_codes
+    from xbarflow.flow.host.driver import ChipProtocolModel
+
+    cfg = cfgmod.load(cfgmod.CONFIG_DIR / "cnn.toml")
+    seen = []
+
+    def infer(buffer):
+        seen.append((model.requant_mult, unpack_codes(buffer, cfg.rows, cfg.quant.dac_bits)))
+        return 0, [0] * cfg.outputs
+
+    model = ChipProtocolModel.from_config(cfg, infer=infer)
+    items = runs.datapath_items(cfg)
+    for item in items:
+        for op in item["ops"]:
+            if op[0] == "tx":
+                model.feed(bytes.fromhex(op[1]))
+    assert len(seen) == 2 * len(runs.DATAPATH_MULTS)
+    mults = [m for m, _ in seen[::2]]
+    assert mults[:2] == [0xFFFF, 0x1010] and mults[2] > 0xFF
+    top = (1 << cfg.quant.dac_bits) - 1
+    for n, (_, codes) in enumerate(seen):
+        if n % 2 == 0:
+            assert (codes == top).all()
+        else:
+            assert codes.min() == 0 and codes.max() == top and len(set(codes.tolist())) == top + 1
+    assert not (seen[1][1] == seen[3][1]).all(), "a fresh random input for each multiplier"
+    assert runs.datapath_items(cfg) == items
+    assert runs.datapath_items(cfg.replace(**{"seeds.noise": cfg.seeds.noise + 1})) != items
+
+
+def test_the_waivers_premises_hold_in_the_configs():
+    """What coverage/waivers.toml argues from the configs: one ADC group per tile on the SLP,
+    the binary MLP and the CNN (several on the ReLU MLP); no padding in any CNN layer; the CNN's
+    phase counters' bit lengths (the CYCLES_* waiver's thresholds) from the cost model."""
+    from xbarflow.flow.analysis.cost import phase_cycles
+
+    def load(name):
+        return cfgmod.load(cfgmod.CONFIG_DIR / f"{name}.toml")
+
+    for name in ("slp", "mlp_binary", "cnn"):
+        assert set(load(name).tile_adc_groups) == {1}, name
+    assert max(load("mlp").tile_adc_groups) > 1
+    cnn = load("cnn")
+    assert all(getattr(layer, "padding", 0) == 0 for layer in cnn.network.layers)
+    bits = {k: v.bit_length() for k, v in phase_cycles(cnn).items()}
+    assert sum(phase_cycles(cnn).values()).bit_length() == 16
+    assert (bits["drive"], bits["convert"], bits["argmax"], bits["load_window"], bits["accumulate"],
+            bits["activate"], bits["pool"]) == (12, 13, 4, 14, 13, 13, 13)
+
+
+def test_the_summary_says_how_preloaded_bits_count_when_a_preload_run_is_in(cfg, tmp_path):
+    from dataclasses import replace
+
+    record = fabricated_run(tmp_path, cfg)
+    text, _, _ = runs.analyse_campaign([record], tmp_path / "out", [])
+    assert runs.PRELOAD_NOTE[0] not in text
+    preload = next(s for s in runs.CAMPAIGN if s.kind == "preload" and s.config == "slp")
+    text, _, _ = runs.analyse_campaign([replace(record, spec=preload)], tmp_path / "out", [])
+    assert "\n\n" + runs.PRELOAD_NOTE[0] + "\n" in text and "only because the real logic then moves it" in text
