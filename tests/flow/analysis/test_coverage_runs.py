@@ -284,6 +284,15 @@ def test_the_waivers_premises_hold_in_the_configs():
     assert sum(phase_cycles(cnn).values()).bit_length() == 16
     assert (bits["drive"], bits["convert"], bits["argmax"], bits["load_window"], bits["accumulate"],
             bits["activate"], bits["pool"]) == (12, 13, 4, 14, 13, 13, 13)
+    # The programmer's counters and masks: 5-clock pulses, a 150-pulse timeout, a 3-clock
+    # write-ack latency; 16 rows in every MLP and CNN partition, 25 or 24 on the SLP.
+    from xbarflow.hdl.write_ack import WriteAck
+
+    assert WriteAck.LATENCY == 3
+    for name in ("slp", "mlp", "mlp_binary", "cnn"):
+        c = load(name)
+        assert (c.pulse_cycles, c.programming.timeout_pulses) == (5, 150), name
+        assert set(c.partition_rows) == ({25, 24} if name == "slp" else {16}), name
 
 
 def test_the_summary_says_how_preloaded_bits_count_when_a_preload_run_is_in(cfg, tmp_path):
