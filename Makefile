@@ -91,7 +91,8 @@ program-mlp: setup-sim
 	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=0 -m program_mlp tests/cosim/test_programming_mlp.py
 
 # The long co-simulations (marker cosim_slow): cnn.toml and mlp28 on 20 Icarus images each, and
-# `xbarflow sim --config configs/cnn.toml --images 200 --jobs 2` on Verilator at parity 1.000.
+# `xbarflow sim --config configs/cnn.toml --images 200 --jobs 2` on Verilator at parity 1.000, and
+# the SLP of 1S1R QMM cells programmed over SPI on Icarus.
 # `make test` runs cnn.toml on 20 Verilator and 2 Icarus images, mlp28 on 20 Verilator images.
 cosim-slow: setup-sim
 	$(ONE_BLAS_THREAD) $(PY) -m pytest -q --durations=5 -m cosim_slow tests/cosim

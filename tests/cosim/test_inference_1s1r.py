@@ -80,6 +80,10 @@ def test_1s1r_tile_programs_on_icarus(dataset, sim_root, tmp_path):
                               golden[PROGRAM_TILE].pulses_per_cell)
 
 
+# ~3 min quiet, 10 under load (the golden replay of 5,556 pulses through 1S1R QMM cells, twice):
+# make cosim-slow; make test keeps the replay itself (tests/flow/model/test_programming.py).
+@pytest.mark.slow
+@pytest.mark.cosim_slow
 def test_1s1r_qmm_slp_programs_on_icarus(cfg, weights, dataset, sim_root, tmp_path):
     """The SLP of 1S1R QMM cells (exponential selector) under V/2 programmed over SPI on Icarus
     to its trained targets: the bench's scoreboard finds every cell's pulses, final state and
