@@ -224,14 +224,7 @@ class WritePath:
         (active, cols), NaN = floating; memory states lam (R, C); 1T1R word lines gate (active,
         depth). full=False leaves v and v_mem unmasked (padding rows not zeroed: the verify reads
         use the column currents only)."""
-        parts = np.asarray(parts, dtype=np.int64)
-        real = self.real[parts][:, :, None]
-        # the states of the solved partitions only (every law is elementwise: the same bits as
-        # the whole tile's parameters gathered)
-        params = self.cell_params(lam[self._take[parts]])
-        key = "g" if "g" in params else "i0"
-        params[key] = np.where(real, params[key], 0.0)
-        gate = gate[:, :, None]
+        parts, real, params, gate = self._loads(lam, parts, gate)
         floating = bool(np.isnan(row_v).any() or np.isnan(col_v).any())
         if floating or self.iterations < 0:
             return self._newton(params, parts, row_v, col_v, gate)
@@ -406,17 +399,23 @@ class WritePath:
             return self.solve(lam, parts, row_v, col_v, gate, full=False).column_current[:, col]
         return self._column_current(lam, parts, row_v, col_v, gate, col)
 
-    def _column_current(self, lam, parts, row_v, col_v, gate, col: int) -> np.ndarray:
-        """`solve(...).column_current[:, col]` of a fixed-point solve, the same bits: every
-        iteration but the last on the whole partitions, the last only where column `col`
-        needs it (`column_drops`; the laws are elementwise), then the same sequential sum
-        down the column as `i.sum(axis=1)` (numpy reduces a middle axis row by row)."""
+    def _loads(self, lam, parts, gate) -> tuple:
+        """(parts, real-cell mask, cell parameters, word-line gate) of partitions `parts`, the
+        padding rows' cells open: the states of the solved partitions only (every law is
+        elementwise: the same bits as the whole tile's parameters gathered)."""
         parts = np.asarray(parts, dtype=np.int64)
         real = self.real[parts][:, :, None]
         params = self.cell_params(lam[self._take[parts]])
         key = "g" if "g" in params else "i0"
         params[key] = np.where(real, params[key], 0.0)
-        gate = gate[:, :, None]
+        return parts, real, params, gate[:, :, None]
+
+    def _column_current(self, lam, parts, row_v, col_v, gate, col: int) -> np.ndarray:
+        """`solve(...).column_current[:, col]` of a fixed-point solve, the same bits: every
+        iteration but the last on the whole partitions, the last only where column `col`
+        needs it (`column_drops`; the laws are elementwise), then the same sequential sum
+        down the column as `i.sum(axis=1)` (numpy reduces a middle axis row by row)."""
+        parts, _, params, gate = self._loads(lam, parts, gate)
         vr, vc = row_v[:, :, None], col_v[:, None, :]
         v = vr - vc
         v += 0.0                                            # (-0.0 -> 0.0, as `solve`)

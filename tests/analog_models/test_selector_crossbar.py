@@ -12,6 +12,8 @@ from scipy.optimize import root
 from xbarflow.analog_models.selector_crossbar import SelectorCrossbar
 from xbarflow.flow.core.config import ChipConfig
 
+from tests.support.cell_types import selector_current
+
 LEVELS = np.linspace(0.0, 0.2, 16)
 SELECTORS = {"threshold": {"selector": "threshold", "selector_v_th": 0.1, "selector_g_on": 1e-4,
                            "selector_g_leak": 1e-9},
@@ -20,16 +22,6 @@ SELECTORS = {"threshold": {"selector": "threshold", "selector_v_th": 0.1, "selec
 
 def crossbar(kind, **kw):
     return dataclasses.replace(ChipConfig().crossbar, **{**SELECTORS[kind], **kw})
-
-
-def selector_current(x, vs):
-    """The selector's own I-V, written out (odd in its voltage)."""
-    if x.selector == "threshold":
-        a = np.abs(vs)
-        i = np.where(a <= x.selector_v_th, x.selector_g_leak * a,
-                     x.selector_g_leak * x.selector_v_th + x.selector_g_on * (a - x.selector_v_th))
-        return np.sign(vs) * i
-    return x.selector_i_s * np.sinh(vs / x.selector_v0)
 
 
 def nodal_column_currents(g, x, v_rows):

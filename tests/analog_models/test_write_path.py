@@ -15,6 +15,8 @@ from xbarflow.analog_models.write_path import GMIN, WritePath
 from xbarflow.flow.core.config import ChipConfig
 from xbarflow.flow.model.programming import program_array, program_array_stepwise
 
+from tests.support.cell_types import selector_current
+
 # 8 rows in 2 partitions of 4, 6 columns; uS cells against 2-ohm wires make the drops visible
 SMALL = {"network.input_size": 2, "network.layers": [2], "crossbar.tile_rows": 8,
          "crossbar.tile_cols": 6, "crossbar.partitions": 2}
@@ -317,16 +319,6 @@ def test_verify_current_of_the_selected_column_is_the_whole_solves_to_the_bit(ca
 
 
 # -- 1S1R cells with QMM memdiodes (selector_memdiode.py) as the loads of the write network ----
-def selector_law_np(x, vs):
-    """The selector's own I-V with numpy's exp / sinh (not the module's kernels)."""
-    if x.selector == "threshold":
-        a = np.abs(vs)
-        i = np.where(a <= x.selector_v_th, x.selector_g_leak * a,
-                     x.selector_g_leak * x.selector_v_th + x.selector_g_on * (a - x.selector_v_th))
-        return np.sign(vs) * i
-    return x.selector_i_s * np.sinh(vs / x.selector_v0)
-
-
 def dense_partition_1s1r_qmm(cfg, prm, beta, row_v, col_v):
     """Cell terminal and memdiode voltages of one partition of 1S1R QMM cells (per-cell I0, alpha,
     Rs in prm, (n, cols) each) by dense nodal analysis with scipy's root: every cell spelt out as
@@ -364,7 +356,7 @@ def dense_partition_1s1r_qmm(cfg, prm, beta, row_v, col_v):
         i_rs = (r - m) / rs
         vd = m - s
         i_d = i0 * (np.exp(beta * alpha * vd) - np.exp(-(1 - beta) * alpha * vd))
-        i_sel = selector_law_np(x, s - cn)
+        i_sel = selector_current(x, s - cn)
         f_r = wires(r, 1, row_v, driven_r, True) + i_rs
         f_c = wires(cn, 0, col_v, driven_c, False) - i_sel
         scale = cfg.device.g_on          # the internal nodes carry cell currents only
@@ -388,10 +380,10 @@ def dense_partition_1s1r_qmm(cfg, prm, beta, row_v, col_v):
                 vd = brentq(lambda t: t + rs[k, j] * diode(t) - vm, min(0, vm), max(0, vm), xtol=1e-300)
                 return diode(vd)
 
-            vs = brentq(lambda t: float(selector_law_np(x, np.array(t))) - branch(v - t),
+            vs = brentq(lambda t: float(selector_current(x, np.array(t))) - branch(v - t),
                         min(0, v), max(0, v), xtol=1e-300)
             s0[k, j] = c0[k, j] + vs
-            m0[k, j] = r0[k, j] - rs[k, j] * float(selector_law_np(x, np.array(vs)))
+            m0[k, j] = r0[k, j] - rs[k, j] * float(selector_current(x, np.array(vs)))
     u0 = np.concatenate([r0.ravel(), m0.ravel(), s0.ravel(), c0.ravel()])
     sol = root(residual, u0, method="hybr", options={"xtol": 1e-15, "maxfev": 200000})
     r, m, s, cn = split(sol.x)

@@ -12,7 +12,7 @@ from xbarflow.flow.model.context import RunContext
 from xbarflow.flow.sim import parity
 
 __all__ = ["QMM", "SELECTOR_KINDS", "assert_golden_equals_bridge", "assert_inference_parity",
-           "image_indices", "one_s_one_r", "slp_context"]
+           "image_indices", "one_s_one_r", "selector_current", "slp_context"]
 
 SELECTOR_KINDS = ("exponential", "threshold")
 QMM = {"device.read_model": "qmm"}
@@ -24,6 +24,17 @@ def one_s_one_r(kind: str, qmm: bool = False, base: ChipConfig | None = None, **
     extra = {k.replace("__", "."): v for k, v in overrides.items()}
     return (base or ChipConfig()).replace(**{"crossbar.cell": "1S1R", "crossbar.selector": kind,
                                              **(QMM if qmm else {}), **extra})
+
+
+def selector_current(x, vs):
+    """The selector's own I-V of crossbar section `x`, written out with numpy's sinh (not the
+    module's kernels; odd in its voltage): the reference of the 1S1R solver tests."""
+    if x.selector == "threshold":
+        a = np.abs(vs)
+        i = np.where(a <= x.selector_v_th, x.selector_g_leak * a,
+                     x.selector_g_leak * x.selector_v_th + x.selector_g_on * (a - x.selector_v_th))
+        return np.sign(vs) * i
+    return x.selector_i_s * np.sinh(vs / x.selector_v0)
 
 
 def image_indices(dataset, n: int) -> np.ndarray:
