@@ -383,15 +383,7 @@ class FuzzBench:
         if self.cfg.network.layered:
             await self._check_layered_inferences(what)
             return
-        want = len(self.snapshots) * len(tiles)
-        # An inference may still run after its START's response (the MLP's 1,177 clocks).
-        for _ in range(50 + sum(phase_cycles(self.cfg).values()) // 10):
-            if len(events) >= want:
-                break
-            await ClockCycles(self.dut.clk, 10, rising=False)
-        if len(events) != want:
-            raise Mismatch(f"{what}: {len(events)} tile events on the chip, the model started "
-                           f"{len(self.snapshots)} inferences of {len(tiles)} tile(s)")
+        await self._await_events(len(tiles), f"{len(tiles)} tile(s)", what)
         for e in range(self.events_checked, len(events)):
             k, tile = divmod(e, len(tiles))
             if tiles[tile].layer != 0:
@@ -403,16 +395,23 @@ class FuzzBench:
                                f"differ from the model's input buffer (rows {list(bad[:8])})")
         self.events_checked = len(events)
 
-    async def _check_layered_inferences(self, what: str) -> None:
-        events, per_image = self.bridge.events, self.cfg.events_per_image
-        want = len(self.snapshots) * per_image
+    async def _await_events(self, per_inference: int, unit: str, what: str) -> None:
+        """Wait until the bridge has seen `per_inference` tile events for every START the model
+        saw; Mismatch if the chip drove another number. An inference may still run after its
+        START's response (the MLP's 1,177 clocks), hence the wait bounded by the cost model."""
+        events = self.bridge.events
+        want = len(self.snapshots) * per_inference
         for _ in range(50 + sum(phase_cycles(self.cfg).values()) // 10):
             if len(events) >= want:
                 break
             await ClockCycles(self.dut.clk, 10, rising=False)
         if len(events) != want:
             raise Mismatch(f"{what}: {len(events)} tile events on the chip, the model started "
-                           f"{len(self.snapshots)} inferences of {per_image} events")
+                           f"{len(self.snapshots)} inferences of {unit}")
+
+    async def _check_layered_inferences(self, what: str) -> None:
+        events, per_image = self.bridge.events, self.cfg.events_per_image
+        await self._await_events(per_image, f"{per_image} events", what)
         for e in range(self.events_checked, len(events)):
             k, j = divmod(e, per_image)
             trace = self.traces[k]
